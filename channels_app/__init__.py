@@ -1,0 +1,1 @@
+"""Message templates, the outbox, providers, tracking and bounce handling."""

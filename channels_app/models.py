@@ -1,0 +1,1 @@
+"""Models of the channels_app app; see DESIGN.md for what lands here."""

@@ -1,0 +1,1 @@
+"""Consent, the preference centre, data-subject requests, retention and the audit log."""

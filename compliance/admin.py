@@ -1,0 +1,1 @@
+"""Console pages of the compliance app (registered on the console admin site)."""

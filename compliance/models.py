@@ -1,0 +1,1 @@
+"""Models of the compliance app; see DESIGN.md for what lands here."""

@@ -1,0 +1,39 @@
+"""The operations console's admin site: who may enter, and the org switcher.
+
+Access is membership of an organisation (or superuser), not Django's ``is_staff`` flag; what a
+member may do there follows their role in the org they act in (``marketing.roles``).
+"""
+
+from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+from django.urls import path
+
+from marketing.tenancy import org_switch, orgs_for_user
+
+
+class ConsoleLoginForm(AdminAuthenticationForm):
+    """Members of an organisation may log in; ``is_staff`` is not how access is granted here."""
+
+    def confirm_login_allowed(self, user):
+        if not user.is_active or not (user.is_superuser or orgs_for_user(user).exists()):
+            raise ValidationError(
+                self.error_messages["invalid_login"],
+                code="invalid_login",
+                params={"username": self.username_field.verbose_name},
+            )
+
+
+class ConsoleAdminSite(admin.AdminSite):
+    site_header = "Marketing console"
+    site_title = "Marketing console"
+    index_title = "Operations"
+    login_form = ConsoleLoginForm
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        user = request.user
+        return user.is_active and (user.is_superuser or getattr(request, "membership", None) is not None)
+
+    def get_urls(self):
+        return [path("switch-org/", self.admin_view(org_switch), name="org_switch"), *super().get_urls()]

@@ -1,0 +1,301 @@
+"""The ground floor: tenants, people who use the console, and the contacts they market to."""
+
+import zoneinfo
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django_scopes import ScopedManager
+
+from marketing.email_addresses import normalise_email
+from marketing.phone_numbers import normalise_phone
+
+
+def validate_time_zone(value: str) -> None:
+    if value and value not in zoneinfo.available_timezones():
+        raise ValidationError(f"“{value}” is not an IANA time zone, e.g. Europe/Berlin.")
+
+
+def validate_country(value: str) -> None:
+    if value and not (len(value) == 2 and value.isalpha() and value.isupper()):
+        raise ValidationError("Use a two-letter ISO 3166 country code in capitals, e.g. DE.")
+
+
+def _taken(model, instance, **values) -> bool:
+    """Whether another row of the instance's org already has these values (per-field errors
+    for the unique (org, …) constraints, which Django would report as form-wide errors)."""
+    others = model.objects.with_scopes_disabled().filter(org_id=instance.org_id, **values)
+    return others.exclude(pk=instance.pk).exists() if instance.pk else others.exists()
+
+
+class User(AbstractUser):
+    """A person who uses the console or the API. Joins organisations through Membership."""
+
+    class Meta:
+        db_table = "marketing_user"
+
+
+class Organization(models.Model):
+    """The tenant. Every tenant-owned row points here through ``org``."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    postal_address = models.TextField(
+        blank=True, help_text="Printed in every marketing email, as anti-spam laws require."
+    )
+    default_time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    default_country = models.CharField(
+        max_length=2,
+        default="US",
+        validators=[validate_country],
+        help_text="Used to read phone numbers written without a country code.",
+    )
+    from_name = models.CharField(max_length=200, blank=True)
+    from_email = models.EmailField(blank=True)
+    frequency_caps = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Per channel, e.g. {"email": {"day": 2, "week": 5}, "sms": {"day": 1}}.',
+    )
+    quiet_hours_start = models.TimeField(null=True, blank=True, help_text="In the contact's time zone.")
+    quiet_hours_end = models.TimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    MARKETER = "marketer", "Marketer"
+    SALES = "sales", "Sales"
+    ANALYST = "analyst", "Analyst"
+    COMPLIANCE = "compliance", "Compliance"
+
+
+class TenantModel(models.Model):
+    """Base for every tenant-owned model: an indexed ``org`` and a manager scoped to it."""
+
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+
+    # Queries see only the active org's rows (marketing.tenancy.org_context); outside any
+    # org context they raise instead of leaking every tenant's rows.
+    objects = ScopedManager(org="org")
+
+    class Meta:
+        abstract = True
+
+
+class Membership(TenantModel):
+    """A user's role in one organisation."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MARKETER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "user"], name="membership_unique_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.get_role_display()}"
+
+
+class ApiKey(TenantModel):
+    """An API key: ``mk_<prefix>_<secret>``; only the prefix and SHA-256 of the secret are kept."""
+
+    class Scope(models.TextChoices):
+        SERVER = "server", "Server (full API)"
+        WRITE = "write", "Write (tracking and forms only; safe to embed in a web page)"
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=8, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.SERVER)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} (mk_{self.prefix}_…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Company(TenantModel):
+    """An account: the organisation a contact works for."""
+
+    name = models.CharField(max_length=200)
+    # NULL, not "", for "no domain": unique (org, domain) must allow many companies without one.
+    domain = models.CharField(max_length=253, null=True, blank=True, help_text="e.g. acme.io")  # noqa: DJ001
+    industry = models.CharField(max_length=100, blank=True)
+    size = models.PositiveIntegerField(null=True, blank=True, help_text="Number of employees.")
+    revenue = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True, help_text="Annual revenue.")
+    properties = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "companies"
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["org", "domain"], name="company_unique_domain")]
+        indexes = [
+            models.Index(fields=["org", "name"]),
+            models.Index(fields=["org", "industry"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.domain:
+            self.domain = self.domain.strip().lower().removeprefix("https://").removeprefix("http://")
+            self.domain = self.domain.removeprefix("www.").split("/")[0] or None
+        else:
+            self.domain = None
+        if self.domain and self.org_id and _taken(Company, self, domain=self.domain):
+            raise ValidationError({"domain": "A company with this domain already exists."})
+
+
+class Tag(TenantModel):
+    """A free label on contacts ("vip", "webinar-2026")."""
+
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["org", "name"], name="tag_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ContactList(TenantModel):
+    """A static list that contacts are added to and removed from by hand, import or workflow."""
+
+    slug = models.SlugField(max_length=100)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "list"
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["org", "slug"], name="contactlist_unique_slug")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LifecycleStage(models.TextChoices):
+    SUBSCRIBER = "subscriber", "Subscriber"
+    LEAD = "lead", "Lead"
+    MQL = "mql", "Marketing qualified lead"
+    SQL = "sql", "Sales qualified lead"
+    OPPORTUNITY = "opportunity", "Opportunity"
+    CUSTOMER = "customer", "Customer"
+    EVANGELIST = "evangelist", "Evangelist"
+    OTHER = "other", "Other"
+
+
+class LeadStatus(models.TextChoices):
+    NEW = "new", "New"
+    OPEN = "open", "Open"
+    IN_PROGRESS = "in_progress", "In progress"
+    CONNECTED = "connected", "Connected"
+    QUALIFIED = "qualified", "Qualified"
+    UNQUALIFIED = "unqualified", "Unqualified"
+    BAD_TIMING = "bad_timing", "Bad timing"
+
+
+class Contact(TenantModel):
+    """A person the organisation markets to. Email is stored normalised and is unique per org."""
+
+    # A CharField: clean() validates with email-validator, whose messages say what is wrong.
+    # NULL for "no email" (anonymous visitors), so unique (org, email) allows many of them.
+    email = models.CharField(max_length=254, null=True, blank=True)  # noqa: DJ001
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164, e.g. +4915112345678.")
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts")
+    job_title = models.CharField(max_length=200, blank=True)
+    country = models.CharField(max_length=2, blank=True, validators=[validate_country])
+    time_zone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone])
+    locale = models.CharField(max_length=16, blank=True, help_text="e.g. de or pt-BR.")
+    lifecycle_stage = models.CharField(max_length=20, choices=LifecycleStage.choices, default=LifecycleStage.LEAD)
+    lead_status = models.CharField(max_length=20, choices=LeadStatus.choices, default=LeadStatus.NEW)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_contacts"
+    )
+    score = models.IntegerField(default=0, help_text="The default scoring model's score; written by scoring only.")
+    properties = models.JSONField(default=dict, blank=True)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="contacts")
+    lists = models.ManyToManyField(ContactList, blank=True, through="ListMembership", related_name="contacts")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["org", "email"], name="contact_unique_email")]
+        indexes = [
+            models.Index(fields=["org", "-created_at", "-id"], name="contact_org_created"),
+            models.Index(fields=["org", "lifecycle_stage"], name="contact_org_stage"),
+            models.Index(fields=["org", "lead_status"], name="contact_org_status"),
+            models.Index(fields=["org", "country"], name="contact_org_country"),
+            models.Index(fields=["org", "score"], name="contact_org_score"),
+            models.Index(fields=["org", "last_activity_at"], name="contact_org_activity"),
+        ]
+
+    def __str__(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        if name and self.email:
+            return f"{name} <{self.email}>"
+        return name or self.email or f"Contact #{self.pk}"
+
+    def clean(self) -> None:
+        """Normalises email and phone; errors are per field."""
+        errors = {}
+        if self.email:
+            try:
+                self.email = normalise_email(self.email)
+            except ValidationError as exc:
+                errors["email"] = exc.messages
+        else:
+            self.email = None
+        if self.phone:
+            default_country = self.org.default_country if self.org_id else None
+            try:
+                self.phone = normalise_phone(self.phone, default_country=default_country)
+            except ValidationError as exc:
+                errors["phone"] = exc.messages
+        if self.email and "email" not in errors and self.org_id and _taken(Contact, self, email=self.email):
+            errors["email"] = ["A contact with this email already exists."]
+        if self.company_id and self.org_id and self.company.org_id != self.org_id:
+            errors["company"] = ["Select a company of this organisation."]
+        if errors:
+            raise ValidationError(errors)
+
+
+class ListMembership(models.Model):
+    """A contact's place on a static list, with when it was added."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE)
+    contact_list = models.ForeignKey(ContactList, on_delete=models.CASCADE)
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["contact_list", "contact"], name="listmembership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.contact} on {self.contact_list}"

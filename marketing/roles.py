@@ -1,0 +1,86 @@
+"""What each membership role may do, as Django model permissions in the current org.
+
+A user's permissions depend on the org they act in (admin in one, analyst in another), so they
+come from the role of the current membership (``marketing.tenancy``), not from global groups.
+Superusers keep every permission through Django's own backend. Finer, per-object grants (who
+may publish a given workflow) come from django-guardian.
+"""
+
+from marketing.models import Role
+from marketing.tenancy import current_membership
+
+# Per role: "app_label.model" (or "app_label.*") -> the actions allowed, as letters:
+# v(iew), a(dd), c(hange), d(elete). The most specific entry wins.
+OUR_APPS = ("marketing", "workflows", "scoring", "channels_app", "compliance")
+GRANTS: dict[str, dict[str, str]] = {
+    Role.ADMIN: {
+        **{f"{app}.*": "vacd" for app in OUR_APPS},
+        "marketing.organization": "vc",
+        "marketing.user": "",
+        "django_celery_beat.*": "vacd",
+    },
+    Role.MARKETER: {
+        **{f"{app}.*": "vacd" for app in ("marketing", "workflows", "channels_app")},
+        "marketing.organization": "v",
+        "marketing.membership": "v",
+        "marketing.apikey": "",
+        "marketing.user": "",
+        "scoring.*": "vac",
+        "compliance.*": "v",
+    },
+    Role.SALES: {
+        "marketing.contact": "vc",
+        "marketing.company": "vc",
+        "marketing.tag": "v",
+        "marketing.contactlist": "v",
+        "scoring.*": "vc",
+    },
+    Role.ANALYST: {
+        **{f"{app}.*": "v" for app in OUR_APPS},
+        "marketing.apikey": "",
+        "marketing.user": "",
+    },
+    Role.COMPLIANCE: {
+        "marketing.contact": "vcd",
+        "marketing.company": "vcd",
+        "marketing.membership": "v",
+        "compliance.*": "vacd",
+        "channels_app.*": "v",
+    },
+}
+ACTION_LETTERS = {"view": "v", "add": "a", "change": "c", "delete": "d"}
+
+
+def role_allows(role: str, perm: str) -> bool:
+    """Whether ``role`` grants ``perm`` ("app_label.action_model", e.g. "marketing.view_contact")."""
+    app_label, _, codename = perm.partition(".")
+    action, _, model = codename.partition("_")
+    letter = ACTION_LETTERS.get(action)
+    if letter is None:
+        return False
+    grants = GRANTS.get(role, {})
+    allowed = grants.get(f"{app_label}.{model}", grants.get(f"{app_label}.*", ""))
+    return letter in allowed
+
+
+class RoleBackend:
+    """Authentication backend that only answers permission questions, from the current role."""
+
+    def authenticate(self, request, **credentials):
+        return None
+
+    def has_perm(self, user_obj, perm: str, obj=None) -> bool:
+        if obj is not None or not user_obj.is_active:
+            return False
+        membership = current_membership()
+        if membership is None or membership.user_id != user_obj.pk:
+            return False
+        return role_allows(membership.role, perm)
+
+    def has_module_perms(self, user_obj, app_label: str) -> bool:
+        if not user_obj.is_active:
+            return False
+        membership = current_membership()
+        if membership is None or membership.user_id != user_obj.pk:
+            return False
+        return any(letter for key, letter in GRANTS.get(membership.role, {}).items() if key.split(".")[0] == app_label)

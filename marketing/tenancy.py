@@ -1,0 +1,154 @@
+"""Which organisation a request, task or command acts for, and the scoping that follows from it.
+
+Tenant models use django-scopes' manager: inside ``org_context(org)`` their querysets are
+filtered to that org; outside any context they raise ``ScopeError`` rather than return every
+tenant's rows. The request's org comes from its API key, or for the console from the session
+(the org switcher), defaulting to the user's first membership.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+from django_scopes import scope
+
+SESSION_KEY = "org_id"
+
+
+@dataclass(frozen=True)
+class OrgContext:
+    org: "Organization | None"  # noqa: F821
+    membership: "Membership | None"  # noqa: F821
+
+
+_current: ContextVar[OrgContext | None] = ContextVar("org_context", default=None)
+_NONE = OrgContext(None, None)
+
+
+@contextmanager
+def org_context(org, *, membership=None) -> Iterator[None]:
+    """Runs the block as ``org``: tenant querysets see only its rows."""
+    token = _current.set(OrgContext(org, membership))
+    try:
+        with scope(org=org.pk):
+            yield
+    finally:
+        _current.reset(token)
+
+
+@contextmanager
+def no_org() -> Iterator[None]:
+    """Runs the block with no org: tenant querysets are empty (not unscoped)."""
+    token = _current.set(_NONE)
+    try:
+        with scope(org=[]):
+            yield
+    finally:
+        _current.reset(token)
+
+
+def current_org():
+    """The organisation the current request, task or command acts for, or None."""
+    return (_current.get() or _NONE).org
+
+
+def current_membership():
+    """The current user's membership in the current org (None for API keys and superusers)."""
+    return (_current.get() or _NONE).membership
+
+
+def orgs_for_user(user):
+    """The organisations a user may switch to: all for superusers, else their memberships'."""
+    from marketing.models import Membership, Organization
+
+    if not user.is_authenticated:
+        return Organization.objects.none()
+    if user.is_superuser:
+        return Organization.objects.all()
+    member_of = Membership.objects.with_scopes_disabled().filter(user=user).values("org_id")
+    return Organization.objects.filter(pk__in=member_of)
+
+
+def _resolve(request: HttpRequest):
+    """Returns (org, membership) for the request: by API key, else by session and membership."""
+    from marketing.api_keys import api_key_from_header
+    from marketing.models import Membership
+
+    request.api_key = None
+    request.api_key_error = None
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        request.api_key, request.api_key_error = api_key_from_header(header)
+        return (request.api_key.org, None) if request.api_key else (None, None)
+
+    user = request.user
+    if not user.is_authenticated:
+        return None, None
+    memberships = {
+        m.org_id: m
+        for m in Membership.objects.with_scopes_disabled().filter(user=user).select_related("org").order_by("org__name")
+    }
+    wanted = request.session.get(SESSION_KEY)
+    if wanted in memberships:
+        return memberships[wanted].org, memberships[wanted]
+    if user.is_superuser:
+        org = orgs_for_user(user).filter(pk=wanted).first() if wanted else None
+        if org:
+            return org, None
+    if memberships:
+        membership = next(iter(memberships.values()))
+        return membership.org, membership
+    if user.is_superuser:
+        return orgs_for_user(user).first(), None
+    return None, None
+
+
+class CurrentOrgMiddleware:
+    """Resolves ``request.org`` and runs the rest of the request inside its org context."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        org, membership = _resolve(request)
+        request.org, request.membership = org, membership
+        context = org_context(org, membership=membership) if org else no_org()
+        with context:
+            return self.get_response(request)
+
+
+def current_org_context(request: HttpRequest) -> dict:
+    """Template context: the current org and, for the switcher, the orgs the user may pick."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {
+        "current_org": getattr(request, "org", None),
+        "switchable_orgs": lambda: list(orgs_for_user(user).only("pk", "name")),
+    }
+
+
+@require_POST
+@login_required
+def org_switch(request: HttpRequest) -> HttpResponse:
+    """The console's org switcher: remembers the chosen org in the session."""
+    try:
+        org_id = int(request.POST.get("org", ""))
+    except ValueError:
+        return HttpResponseBadRequest("Choose an organisation.")
+    if not orgs_for_user(request.user).filter(pk=org_id).exists():
+        return HttpResponseBadRequest("You are not a member of that organisation.")
+    request.session[SESSION_KEY] = org_id
+    target = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    if not safe:
+        target = reverse("admin:index")
+    return HttpResponseRedirect(target)

@@ -1,0 +1,29 @@
+"""URLs: the console (admin), the REST API under /api/v1/, its schema and docs, health probes."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+from rest_framework.routers import DefaultRouter
+
+from marketing.api import CompanyViewSet, ContactViewSet
+from marketing.health import healthz, readyz
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("contacts", ContactViewSet, basename="contact")
+router.register("companies", CompanyViewSet, basename="company")
+
+public = {"authentication_classes": [], "permission_classes": [AllowAny]}
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(**public), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema", **public), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema", **public), name="api-redoc"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+]

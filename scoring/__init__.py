@@ -1,0 +1,1 @@
+"""Scoring models and rules, the score ledger, decay, predictive scoring and the handoff queue."""

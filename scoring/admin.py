@@ -1,0 +1,1 @@
+"""Console pages of the scoring app (registered on the console admin site)."""

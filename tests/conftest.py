@@ -1,0 +1,62 @@
+"""Fixtures shared by every test: two orgs, members with roles, console and API clients.
+
+Tests run inside ``org_context(org)`` (the ``org`` fixture), as requests and tasks do, so a
+query that forgets the org behaves here as it would in production.
+"""
+
+import pytest
+from django.test import Client
+from django_scopes import scopes_disabled
+
+from marketing.models import Role
+from marketing.services import api_key_create
+from marketing.tenancy import org_context
+from tests.factories import MembershipFactory, OrganizationFactory
+
+
+@pytest.fixture
+def org(db):
+    organization = OrganizationFactory(slug="org-a", name="Org A")
+    with org_context(organization):
+        yield organization
+
+
+@pytest.fixture
+def other_org(db):
+    return OrganizationFactory(slug="org-b", name="Org B")
+
+
+@pytest.fixture
+def member_factory(db):
+    """Makes a user with ``role`` in ``org`` (and returns the user)."""
+
+    def make(org, role=Role.MARKETER, **user_fields):
+        with scopes_disabled():
+            return MembershipFactory(org=org, role=role, **({"user__" + k: v for k, v in user_fields.items()})).user
+
+    return make
+
+
+@pytest.fixture
+def marketer(org, member_factory):
+    return member_factory(org, Role.MARKETER, username="mara")
+
+
+@pytest.fixture
+def console(marketer):
+    """A browser session of a marketer of ``org`` in the console."""
+    client = Client()
+    client.force_login(marketer)
+    return client
+
+
+@pytest.fixture
+def api_key(org):
+    """A raw server key of ``org``."""
+    return api_key_create(org=org, name="tests")[1]
+
+
+@pytest.fixture
+def api(api_key):
+    """An API client authenticated with a server key of ``org``."""
+    return Client(headers={"Authorization": f"Bearer {api_key}"})

@@ -1,0 +1,107 @@
+"""Management commands: seed_demo, create_api_key, bench, and the deploy check."""
+
+import json
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django_scopes import scopes_disabled
+
+from marketing.models import Company, Contact, Membership, Organization, User
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_seed_demo_is_idempotent(db, settings):
+    settings.DEBUG = True  # pytest-django turns it off; seed_demo refuses to run without it
+    out = StringIO()
+    call_command("seed_demo", "--contacts", "60", "--companies", "8", stdout=out)
+    with scopes_disabled():
+        acme = Organization.objects.get(slug="acme")
+        counts = (
+            Contact.objects.filter(org=acme).count(),
+            Company.objects.filter(org=acme).count(),
+            Membership.objects.filter(org=acme).count(),
+            User.objects.count(),
+        )
+
+        call_command("seed_demo", "--contacts", "60", "--companies", "8", stdout=StringIO())
+
+        assert counts == (60, 8, 4, 4)
+        assert (
+            Contact.objects.filter(org=acme).count(),
+            Company.objects.filter(org=acme).count(),
+            Membership.objects.filter(org=acme).count(),
+            User.objects.count(),
+        ) == counts
+    assert "password: demo" in out.getvalue()
+    assert Client().login(username="admin", password="demo")
+
+
+def test_seed_demo_refuses_production_without_force(db, settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="--force"):
+        call_command("seed_demo", stdout=StringIO())
+
+
+def test_create_api_key_prints_a_working_key_last(org):
+    out = StringIO()
+    call_command("create_api_key", "--org", org.slug, "--name", "CRM sync", stdout=out, stderr=StringIO())
+    key = out.getvalue().strip().splitlines()[-1].split()[-1]
+
+    assert key.startswith("mk_")
+    assert Client().get("/api/v1/contacts/", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+
+def test_create_api_key_for_an_unknown_org_fails_readably(db):
+    with pytest.raises(CommandError, match="No organisation with slug 'nope'"):
+        call_command("create_api_key", "--org", "nope", "--name", "x")
+
+
+def test_bench_contacts_prints_one_json_line_of_figures(db):
+    out = StringIO()
+    call_command("bench", "contacts", "--contacts", "300", "--repeat", "2", stdout=out, stderr=StringIO())
+
+    lines = out.getvalue().strip().splitlines()
+    assert len(lines) == 1
+    figures = json.loads(lines[0])
+    assert figures["scenario"] == "contacts" and figures["contacts"] == 300
+    assert figures["db"] in {"postgresql", "sqlite"} and figures["cores"] >= 1
+    assert figures["contacts_per_s"] > 0 and figures["admin_list_p95_ms"] > 0
+    with scopes_disabled():
+        assert not Contact.objects.filter(org__slug="bench-contacts").exists()  # cleaned up
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": "x" * 30 + "-production-secret-key-for-the-check",
+        "ALLOWED_HOSTS": "console.example.com",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    env = {**os.environ, "DEBUG": "false", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    env.pop("SECRET_KEY", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr

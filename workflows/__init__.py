@@ -1,0 +1,1 @@
+"""Workflow definitions, versions, instances, automation rules and the execution engine."""

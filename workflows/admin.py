@@ -1,0 +1,1 @@
+"""Console pages of the workflows app (registered on the console admin site)."""

@@ -1,0 +1,1 @@
+"""Models of the workflows app; see DESIGN.md for what lands here."""
