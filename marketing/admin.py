@@ -8,6 +8,7 @@ members. Permissions come from the member's role in that org (``marketing.roles`
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import HttpResponseRedirect
@@ -385,6 +386,10 @@ class OrganizationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+# Roles come from memberships (marketing.roles), not Django's global groups.
+admin.site.unregister(Group)
 
 
 @admin.register(User)

@@ -30,6 +30,7 @@ class ConsoleAdminSite(admin.AdminSite):
     site_title = "Marketing console"
     index_title = "Operations"
     login_form = ConsoleLoginForm
+    site_url = None  # the console is the site; no "view site" link
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user

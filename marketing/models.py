@@ -64,6 +64,7 @@ class Organization(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "organisation"
         ordering = ["name"]
 
     def __str__(self) -> str:

@@ -3,7 +3,18 @@
 import factory
 from factory.django import DjangoModelFactory
 
-from marketing.models import ApiKey, Company, Contact, ContactList, Membership, Organization, Role, Tag, User
+from marketing.models import (
+    ApiKey,
+    Company,
+    Contact,
+    ContactList,
+    ListMembership,
+    Membership,
+    Organization,
+    Role,
+    Tag,
+    User,
+)
 
 
 class OrganizationFactory(DjangoModelFactory):
@@ -77,6 +88,14 @@ class ContactListFactory(DjangoModelFactory):
     org = factory.SubFactory(OrganizationFactory)
     slug = factory.Sequence(lambda n: f"list-{n}")
     name = factory.Sequence(lambda n: f"List {n}")
+
+
+class ListMembershipFactory(DjangoModelFactory):
+    class Meta:
+        model = ListMembership
+
+    contact_list = factory.SubFactory(ContactListFactory)
+    contact = factory.SubFactory(ContactFactory, org=factory.SelfAttribute("..contact_list.org"))
 
 
 class ApiKeyFactory(DjangoModelFactory):

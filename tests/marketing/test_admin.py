@@ -8,7 +8,14 @@ from django.urls import reverse
 from django_scopes import scopes_disabled
 
 from marketing.models import Contact, Role, Tag
-from tests.factories import CompanyFactory, ContactFactory, ContactListFactory
+from tests.factories import (
+    CompanyFactory,
+    ContactFactory,
+    ContactListFactory,
+    MembershipFactory,
+    TagFactory,
+    UserFactory,
+)
 
 CHANGELIST = "/admin/marketing/contact/"
 
@@ -25,13 +32,20 @@ def theirs(other_org):
         return ContactFactory(org=other_org, email="secret@globex.example", company=company)
 
 
-def test_contact_list_shows_only_the_current_orgs_contacts(org, console, theirs):
-    ContactFactory(org=org, email="mine@acme.example")
+def test_contact_list_shows_only_the_current_orgs_contacts(org, other_org, console, theirs, member_factory):
+    ContactFactory(org=org, email="mine@acme.example").tags.add(TagFactory(org=org, name="acme-tag"))
+    with scopes_disabled():
+        theirs.tags.add(TagFactory(org=other_org, name="globex-tag"))
+        ContactListFactory(org=other_org, name="Globex list")
+    member_factory(other_org, username="globex-rep")
 
     page = console.get(CHANGELIST).content.decode()
 
     assert "mine@acme.example" in page
     assert "secret@globex.example" not in page
+    assert "acme-tag" in page  # the filter sidebar lists this org's tags…
+    for foreign in ("globex-tag", "Globex list", "globex-rep"):  # …and nothing of the other org
+        assert foreign not in page
     search = console.get(CHANGELIST, {"q": "secret"}).content.decode()
     assert "secret@globex.example" not in search
     assert "0 contacts" in search
@@ -173,8 +187,6 @@ def test_role_is_per_org(org, other_org, member_factory):
     """Admin in org A and analyst in org B: in B the user may only look."""
     user = member_factory(org, Role.ADMIN)
     with scopes_disabled():
-        from tests.factories import MembershipFactory
-
         MembershipFactory(org=other_org, user=user, role=Role.ANALYST)
         foreign = ContactFactory(org=other_org)
     client = Client()
@@ -190,8 +202,6 @@ def test_org_switcher(org, other_org, console, marketer, theirs):
     assert "secret@globex.example" not in console.get(CHANGELIST).content.decode()
 
     with scopes_disabled():
-        from tests.factories import MembershipFactory
-
         MembershipFactory(org=other_org, user=marketer)
     switched = console.post(reverse("admin:org_switch"), {"org": other_org.pk, "next": "https://evil.example/"})
     assert switched.status_code == 302 and switched.url == reverse("admin:index")
@@ -201,8 +211,6 @@ def test_org_switcher(org, other_org, console, marketer, theirs):
 
 
 def test_only_members_may_enter_the_console(org, db):
-    from tests.factories import UserFactory
-
     UserFactory(username="drifter")
     response = Client().post(reverse("admin:login"), {"username": "drifter", "password": "pw-for-tests"})
     assert response.status_code == 200  # the login form again, with an error

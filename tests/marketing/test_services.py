@@ -6,7 +6,7 @@ from django_scopes import scopes_disabled
 
 from marketing import services
 from marketing.models import Contact, Tag
-from tests.factories import CompanyFactory, ContactFactory, ContactListFactory
+from tests.factories import CompanyFactory, ContactFactory, ContactListFactory, ListMembershipFactory
 
 
 def test_contact_create_normalises_email_and_phone(org):
@@ -97,3 +97,8 @@ def test_bulk_tagging_and_lists_are_set_based_and_idempotent(org, django_assert_
     services.contacts_untag(org=org, contacts=first_ten, tags=Tag.objects.filter(name="vip"))
     assert Contact.objects.filter(tags__name="vip").count() == 20
     assert services.contacts_remove_from_list(org=org, contacts=selection, contact_list=newsletter) == 30
+
+
+def test_list_membership_factory_keeps_one_org(org):
+    membership = ListMembershipFactory(contact_list__org=org)
+    assert membership.contact.org == membership.contact_list.org == org
