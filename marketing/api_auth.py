@@ -49,6 +49,15 @@ class HasServerKey(permissions.BasePermission):
         return key.scope == ApiKey.Scope.SERVER
 
 
+class HasTrackingKey(permissions.BasePermission):
+    """Any key of the org: write keys exist for exactly these endpoints (tracking, forms)."""
+
+    def has_permission(self, request, view) -> bool:
+        if not isinstance(request.auth, ApiKey):
+            raise exceptions.NotAuthenticated("Send an API key: Authorization: Bearer mk_<id>_<secret>.")
+        return True
+
+
 class Pagination(pagination.PageNumberPagination):
     """``{"count", "next", "previous", "results"}``; ``?page=`` and ``?page_size=`` (max 500)."""
 

@@ -6,6 +6,13 @@ class MarketingConfig(AppConfig):
     name = "marketing"
     verbose_name = "Contacts and organisations"
 
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from marketing.schedules import schedules_install
+
+        post_migrate.connect(schedules_install, sender=self)
+
 
 class ConsoleAdminConfig(AdminConfig):
     """Installs the operations console (``marketing.console.ConsoleAdminSite``) as the admin site."""

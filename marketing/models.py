@@ -61,6 +61,12 @@ class Organization(models.Model):
     )
     quiet_hours_start = models.TimeField(null=True, blank=True, help_text="In the contact's time zone.")
     quiet_hours_end = models.TimeField(null=True, blank=True)
+    allowed_origins = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Web origins allowed to call the tracking and form endpoints from a browser, "
+        'e.g. ["https://www.acme.io"].',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -225,6 +231,9 @@ class Contact(TenantModel):
     # A CharField: clean() validates with email-validator, whose messages say what is wrong.
     # NULL for "no email" (anonymous visitors), so unique (org, email) allows many of them.
     email = models.CharField(max_length=254, null=True, blank=True)  # noqa: DJ001
+    external_id = models.CharField(  # noqa: DJ001
+        max_length=200, null=True, blank=True, help_text="Your system's id for this person (Segment's userId)."
+    )
     phone = models.CharField(max_length=20, blank=True, help_text="E.164, e.g. +4915112345678.")
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
@@ -248,7 +257,10 @@ class Contact(TenantModel):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["org", "email"], name="contact_unique_email")]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "email"], name="contact_unique_email"),
+            models.UniqueConstraint(fields=["org", "external_id"], name="contact_unique_external_id"),
+        ]
         indexes = [
             models.Index(fields=["org", "-created_at", "-id"], name="contact_org_created"),
             models.Index(fields=["org", "lifecycle_stage"], name="contact_org_stage"),
@@ -300,3 +312,179 @@ class ListMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact} on {self.contact_list}"
+
+
+class AnonymousId(TenantModel):
+    """A browser's or device's anonymous id, tied to the contact it has been resolved to."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="anonymous_ids")
+    value = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "anonymous id"
+        constraints = [models.UniqueConstraint(fields=["org", "value"], name="anonymousid_unique_value")]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class PropertyDefinition(TenantModel):
+    """The type of a custom property of contacts, companies or events; values are checked against it."""
+
+    class Subject(models.TextChoices):
+        CONTACT = "contact", "Contact"
+        COMPANY = "company", "Company"
+        EVENT = "event", "Event"
+
+    class Type(models.TextChoices):
+        STRING = "string", "Text"
+        NUMBER = "number", "Number"
+        BOOLEAN = "boolean", "Yes/no"
+        DATETIME = "datetime", "Date and time"
+        ENUM = "enum", "One of a set"
+        LIST = "list", "List"
+
+    class Source(models.TextChoices):
+        USER = "user", "Defined by a user"
+        AUTO = "auto", "Inferred from data"
+
+    subject = models.CharField(max_length=10, choices=Subject.choices)
+    key = models.CharField(max_length=100)
+    label = models.CharField(max_length=200, blank=True)
+    type = models.CharField(max_length=10, choices=Type.choices)
+    options = models.JSONField(default=list, blank=True, help_text="The allowed values of an enum.")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.USER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["subject", "key"]
+        constraints = [models.UniqueConstraint(fields=["org", "subject", "key"], name="propertydefinition_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.subject}.properties.{self.key} ({self.type})"
+
+
+class Event(TenantModel):
+    """Something a contact did or that happened to them; stored once per (org, message_id)."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=100)
+    properties = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=20, default="api")
+    message_id = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["org", "message_id"], name="event_unique_message_id")]
+        indexes = [
+            models.Index(fields=["org", "type", "-occurred_at"], name="event_org_type_time"),
+            models.Index(fields=["org", "contact", "type", "occurred_at"], name="event_org_contact_type_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class ContactMerge(TenantModel):
+    """One contact folded into another (identity resolution), with what each side had."""
+
+    kept = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="merges")
+    merged_contact_id = models.BigIntegerField(help_text="The id the merged contact had.")
+    merged_snapshot = models.JSONField(help_text="The merged contact's fields, as they were.")
+    conflicts = models.JSONField(
+        default=dict, blank=True, help_text='Per field: {"kept": …, "merged": …, "chosen": …}.'
+    )
+    moved = models.JSONField(default=dict, blank=True, help_text="How many rows of each kind moved.")
+    reason = models.CharField(max_length=40)
+    merged_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-merged_at"]
+        indexes = [models.Index(fields=["org", "kept"], name="contactmerge_org_kept")]
+
+    def __str__(self) -> str:
+        return f"#{self.merged_contact_id} → {self.kept}"
+
+
+class DispatchBatch(TenantModel):
+    """Stored events waiting to be (or that were) handed to the event consumers, one row per batch.
+
+    It commits with the events, so a lost Celery message only delays them: the sweeper sends
+    any batch still pending after a while again.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    event_ids = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "dispatch batches"
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="dispatchbatch_due")]
+
+    def __str__(self) -> str:
+        return f"Batch #{self.pk} ({len(self.event_ids)} events, {self.status})"
+
+
+class ImportJob(TenantModel):
+    """A CSV import of contacts or events; resumable from ``rows_done``."""
+
+    class Kind(models.TextChoices):
+        CONTACTS = "contacts", "Contacts"
+        EVENTS = "events", "Events"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    file = models.FileField(upload_to="imports/", max_length=300)
+    file_sha256 = models.CharField(max_length=64)
+    mapping = models.JSONField(help_text='CSV column → field, e.g. {"E-mail": "email", "Plan": "properties.plan"}.')
+    dry_run = models.BooleanField(default=False)
+    dispatch = models.BooleanField(default=False, help_text="Hand imported events to workflows, scoring, segments.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    rows_created = models.PositiveIntegerField(default=0)
+    rows_updated = models.PositiveIntegerField(default=0)
+    rows_failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} import #{self.pk} ({self.status})"
+
+
+class ImportRowError(models.Model):
+    """One rejected row of an import: which row, which column, why."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    row = models.PositiveIntegerField(help_text="1-based data row (the header is row 0).")
+    column = models.CharField(max_length=200)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["row", "id"]
+
+    def __str__(self) -> str:
+        return f"row {self.row}, {self.column}: {self.reason}"

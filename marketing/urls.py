@@ -8,6 +8,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
 from marketing.api import CompanyViewSet, ContactViewSet
+from marketing.events_api import EventsView
 from marketing.health import healthz, readyz
 
 router = DefaultRouter(trailing_slash=True)
@@ -20,6 +21,7 @@ public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api/v1/events/", EventsView.as_view(), name="api-events"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema", **public), name="api-docs"),

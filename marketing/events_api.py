@@ -1,0 +1,82 @@
+"""``POST /api/v1/events/``: a batch of up to 1,000 events, with a result per event.
+
+Write keys may call it (it is how sites and apps send behaviour), as may server keys. A bad
+event is reported with its field and reason; the valid ones in the same batch are stored.
+"""
+
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marketing.api_auth import HasTrackingKey
+from marketing.ingestion import MAX_BATCH, events_ingest, events_validate
+
+
+class EventResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["stored", "duplicate", "error"])
+    event_id = serializers.IntegerField(required=False)
+    contact_id = serializers.IntegerField(required=False)
+    message_id = serializers.CharField(required=False)
+    errors = serializers.DictField(child=serializers.CharField(), required=False)
+
+
+class EventsView(APIView):
+    """Stores a batch of events; each names its contact by contact_id, email, external_id or anonymous_id."""
+
+    permission_classes = [HasTrackingKey]
+
+    @extend_schema(
+        request=inline_serializer("EventBatch", {"events": serializers.ListField(child=serializers.DictField())}),
+        responses={
+            200: inline_serializer(
+                "EventBatchResult",
+                {
+                    "stored": serializers.IntegerField(),
+                    "duplicates": serializers.IntegerField(),
+                    "errors": serializers.IntegerField(),
+                    "results": EventResultSerializer(many=True),
+                },
+            )
+        },
+        examples=[
+            OpenApiExample(
+                "Two events",
+                request_only=True,
+                value={
+                    "events": [
+                        {
+                            "type": "page_view",
+                            "email": "ana@example.com",
+                            "properties": {"path": "/pricing"},
+                            "occurred_at": "2026-11-29T10:00:00Z",
+                            "message_id": "b1c9…",
+                        },
+                        {"type": "demo_requested", "anonymous_id": "a-5f2e", "properties": {}},
+                    ]
+                },
+            )
+        ],
+    )
+    def post(self, request):
+        raw = request.data.get("events") if isinstance(request.data, dict) else None
+        if not isinstance(raw, list):
+            raise ValidationError({"events": ["Send a JSON object with a list under “events”."]})
+        if len(raw) > MAX_BATCH:
+            raise ValidationError({"events": [f"At most {MAX_BATCH} events per batch; this one has {len(raw)}."]})
+        items, errors = events_validate(raw)
+        results = events_ingest(org=request.auth.org, items=items, errors=errors, source="api")
+        counts = {"stored": 0, "duplicate": 0, "error": 0}
+        for result in results:
+            counts[result.status] += 1
+        return Response(
+            {
+                "stored": counts["stored"],
+                "duplicates": counts["duplicate"],
+                "errors": counts["error"],
+                "results": [r.as_dict() for r in results],
+            },
+            status=status.HTTP_200_OK,
+        )

@@ -1,0 +1,231 @@
+"""Events in: validate a batch, resolve its contacts, store it once, hand it to dispatch.
+
+Every source (the events API, the Segment-compatible API, forms, the pixel, imports) ends in
+``events_ingest``. A bad item is reported with its field and reason while the rest of the batch
+is stored; a retried item (same ``message_id``) is reported as a duplicate and stored nothing.
+The batch is written with one ``INSERT … ON CONFLICT DO NOTHING RETURNING``, so stored and
+duplicate items are told apart without a query per event.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from marketing.dispatch import dispatch_enqueue
+from marketing.identity import ContactRef, contacts_resolve, ref_from
+from marketing.models import Organization, PropertyDefinition
+from marketing.properties import properties_check
+
+MAX_BATCH = 1000
+MAX_FUTURE = timedelta(days=1)
+
+
+class EventIn(BaseModel):
+    """One event as the API takes it. Exactly one way to name the contact is required."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    type: str = Field(min_length=1, max_length=100)
+    contact_id: StrictInt | None = None
+    email: str | None = Field(default=None, max_length=254)
+    external_id: str | None = Field(default=None, max_length=200)
+    anonymous_id: str | None = Field(default=None, max_length=200)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: AwareDatetime | None = None
+    message_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def names_a_contact(self):
+        if not (self.contact_id or self.email or self.external_id or self.anonymous_id):
+            raise ValueError("name the contact by contact_id, email, external_id or anonymous_id")
+        return self
+
+
+@dataclass
+class ItemResult:
+    """What happened to one item of a batch."""
+
+    index: int
+    status: str  # "stored" | "duplicate" | "error"
+    event_id: int | None = None
+    contact_id: int | None = None
+    message_id: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        result = {"index": self.index, "status": self.status}
+        if self.status == "error":
+            result["errors"] = self.errors
+        else:
+            result.update(event_id=self.event_id, contact_id=self.contact_id, message_id=self.message_id)
+        return result
+
+
+def pydantic_errors(exc: PydanticValidationError) -> dict[str, str]:
+    """Pydantic's errors as {"field.path": "reason"}."""
+    errors = {}
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "event"
+        errors[path] = error["msg"].removeprefix("Value error, ")
+    return errors
+
+
+def events_validate(raw_items: list[Any]) -> tuple[list[EventIn | None], dict[int, dict[str, str]]]:
+    """Parses raw items; returns the parsed ones (None where invalid) and errors by index."""
+    parsed: list[EventIn | None] = []
+    errors: dict[int, dict[str, str]] = {}
+    now = timezone.now()
+    for index, raw in enumerate(raw_items):
+        if not isinstance(raw, dict):
+            parsed.append(None)
+            errors[index] = {"event": "must be a JSON object"}
+            continue
+        try:
+            item = EventIn.model_validate(raw)
+        except PydanticValidationError as exc:
+            parsed.append(None)
+            errors[index] = pydantic_errors(exc)
+            continue
+        if item.occurred_at and item.occurred_at > now + MAX_FUTURE:
+            parsed.append(None)
+            errors[index] = {"occurred_at": "is more than a day in the future"}
+            continue
+        parsed.append(item)
+    return parsed, errors
+
+
+def events_ingest(
+    *,
+    org: Organization,
+    items: list[EventIn | None],
+    source: str,
+    errors: dict[int, dict[str, str]] | None = None,
+    dispatch: bool = True,
+) -> list[ItemResult]:
+    """Stores a validated batch; ``items[i] is None`` where ``errors[i]`` says why.
+
+    One transaction: contacts are resolved (and created) in bulk, properties are type-checked,
+    new events are inserted once each, and a dispatch batch is queued to run after commit.
+    """
+    errors = dict(errors or {})
+    now = timezone.now()
+    refs: dict[int, ContactRef] = {}
+    for index, item in enumerate(items):
+        if item is None:
+            continue
+        try:
+            refs[index] = ref_from(
+                contact_id=item.contact_id,
+                external_id=item.external_id,
+                email=item.email,
+                anonymous_id=item.anonymous_id,
+            )
+        except ValidationError as exc:
+            errors[index] = {k: "; ".join(v) for k, v in exc.message_dict.items()}
+    good = [i for i in refs if i not in errors]
+    property_errors = properties_check(
+        org=org, subject=PropertyDefinition.Subject.EVENT, items=[items[i].properties for i in good]
+    )
+    for index, problems in zip(good, property_errors, strict=True):
+        if problems:
+            errors[index] = problems
+    good = [i for i in good if i not in errors]
+
+    with transaction.atomic():
+        resolution = contacts_resolve(org=org, refs=[refs[i] for i in good])
+        rows = []
+        seen_message_ids = set()
+        duplicates_in_batch = {}
+        contact_of: dict[int, int] = {}
+        for position, (index, contact_id) in enumerate(zip(good, resolution.contact_ids, strict=True)):
+            if position in resolution.errors:
+                errors[index] = resolution.errors[position]
+                continue
+            item = items[index]
+            message_id = item.message_id or str(uuid.uuid4())
+            contact_of[index] = contact_id
+            if message_id in seen_message_ids:
+                duplicates_in_batch[index] = message_id
+                continue
+            seen_message_ids.add(message_id)
+            rows.append((index, contact_id, item.type, item.properties, item.occurred_at or now, message_id))
+        stored = _insert_events(org, rows, source=source, received_at=now)
+        stored_ids = [event_id for event_id, _ in stored.values()]
+        if dispatch and stored_ids:
+            dispatch_enqueue(org=org, event_ids=stored_ids)
+
+    results = []
+    for index in range(len(items)):
+        if index in errors:
+            results.append(ItemResult(index=index, status="error", errors=errors[index]))
+        elif index in stored:
+            event_id, message_id = stored[index]
+            results.append(
+                ItemResult(
+                    index=index, status="stored", event_id=event_id, contact_id=contact_of[index], message_id=message_id
+                )
+            )
+        else:
+            message_id = duplicates_in_batch.get(index) or items[index].message_id
+            results.append(
+                ItemResult(index=index, status="duplicate", contact_id=contact_of.get(index), message_id=message_id)
+            )
+    return results
+
+
+def _insert_events(
+    org: Organization, rows: list[tuple], *, source: str, received_at: datetime
+) -> dict[int, tuple[int, str]]:
+    """INSERT … ON CONFLICT (org, message_id) DO NOTHING RETURNING; returns index → (id, message_id)."""
+    if not rows:
+        return {}
+    columns = "org_id, contact_id, type, properties, occurred_at, received_at, source, message_id"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # unnest over arrays: eight parameters for the whole batch instead of eight per row.
+            cursor.execute(
+                f"INSERT INTO marketing_event ({columns}) "  # noqa: S608  constant text; values are parameters
+                "SELECT %s, c, t, p::jsonb, o, %s, %s, m FROM unnest(%s::bigint[], %s::text[], %s::text[], "
+                "%s::timestamptz[], %s::text[]) AS u(c, t, p, o, m) "
+                "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING id, message_id",
+                [
+                    org.pk,
+                    received_at,
+                    source,
+                    [r[1] for r in rows],
+                    [r[2] for r in rows],
+                    [json.dumps(r[3]) for r in rows],
+                    [r[4] for r in rows],
+                    [r[5] for r in rows],
+                ],
+            )
+        else:
+            adapt = connection.ops.adapt_datetimefield_value
+            placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+            params = []
+            for _, contact_id, type_, properties, occurred_at, message_id in rows:
+                params += [
+                    org.pk,
+                    contact_id,
+                    type_,
+                    json.dumps(properties),
+                    adapt(occurred_at),
+                    adapt(received_at),
+                    source,
+                    message_id,
+                ]
+            cursor.execute(
+                f"INSERT INTO marketing_event ({columns}) VALUES {placeholders} "  # noqa: S608  as above
+                "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING id, message_id",
+                params,
+            )
+        returned = dict((message_id, event_id) for event_id, message_id in cursor.fetchall())
+    return {r[0]: (returned[r[5]], r[5]) for r in rows if r[5] in returned}

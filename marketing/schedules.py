@@ -1,0 +1,28 @@
+"""System jobs, upserted by name into django-celery-beat's tables at every migrate.
+
+Operators see them under Periodic tasks and may change their interval or disable them; a
+migrate restores a deleted one but leaves an edited interval alone.
+"""
+
+from django.db import transaction
+
+# name -> (task, every N seconds, description)
+SYSTEM_JOBS = {
+    "marketing: redeliver event batches": (
+        "marketing.tasks.dispatch_sweep",
+        30,
+        "Sends again event batches whose dispatch task was lost or failed.",
+    ),
+}
+
+
+def schedules_install(**kwargs) -> None:
+    """Creates the system jobs that do not exist yet (post_migrate)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    with transaction.atomic():
+        for name, (task, seconds, description) in SYSTEM_JOBS.items():
+            if PeriodicTask.objects.filter(name=name).exists():
+                continue
+            interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
+            PeriodicTask.objects.create(name=name, task=task, interval=interval, description=description)
