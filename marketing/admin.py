@@ -11,24 +11,38 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from marketing import services
+from marketing.celery import enqueue_on_commit
+from marketing.imports import import_errors_csv, import_file_check, import_job_create
 from marketing.models import (
+    AnonymousId,
     ApiKey,
     Company,
     Contact,
     ContactList,
+    ContactMerge,
+    DispatchBatch,
+    Event,
+    ImportJob,
+    ImportRowError,
     LifecycleStage,
     ListMembership,
     Membership,
     Organization,
+    PropertyDefinition,
     Tag,
     User,
 )
+from marketing.tasks import dispatch_batch, import_run
+from marketing.timeline import timeline_page
+
+TIMELINE_PAGE = 50
 
 
 def org_member_users(org):
@@ -94,6 +108,18 @@ class ListMembershipInline(admin.TabularInline):
     verbose_name_plural = "lists"
 
 
+class AnonymousIdInline(admin.TabularInline):
+    model = AnonymousId
+    extra = 0
+    fields = ("value", "created_at")
+    readonly_fields = ("value", "created_at")
+    can_delete = False
+    verbose_name_plural = "anonymous ids (browsers and devices)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 class TagForm(forms.Form):
     tags = forms.CharField(help_text="Comma-separated; new tags are created.")
 
@@ -132,7 +158,11 @@ class ContactAdmin(TenantAdmin):
     list_per_page = 50
     autocomplete_fields = ("company", "tags")
     readonly_fields = ("score", "created_at", "updated_at", "last_activity_at")
-    inlines = (ListMembershipInline,)
+    inlines = (ListMembershipInline, AnonymousIdInline)
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else (ListMembershipInline,)  # no anonymous ids before saving
+
     actions = ("add_tags", "remove_tags", "add_to_list", "remove_from_list", "set_stage")
     fieldsets = (
         (None, {"fields": ("email", "phone", ("first_name", "last_name"), "company", "job_title")}),
@@ -141,6 +171,32 @@ class ContactAdmin(TenantAdmin):
         ("Tags and properties", {"fields": ("tags", "properties")}),
         ("History", {"fields": ("created_at", "updated_at", "last_activity_at"), "classes": ("collapse",)}),
     )
+
+    def get_urls(self):
+        timeline = self.admin_site.admin_view(self.timeline_view)
+        return [path("<path:object_id>/timeline/", timeline, name="marketing_contact_timeline"), *super().get_urls()]
+
+    def timeline_view(self, request, object_id):
+        """The contact's timeline: events, merges (and later messages, scores), newest first."""
+        contact = self.get_object(request, object_id)
+        if contact is None or not self.has_view_permission(request, contact):
+            raise Http404("No such contact.")
+        try:
+            page = max(1, int(request.GET.get("page", 1)))
+        except ValueError:
+            page = 1
+        entries, total = timeline_page(contact=contact, page=page, per_page=TIMELINE_PAGE)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "contact": contact,
+            "title": f"Timeline of {contact}",
+            "entries": entries,
+            "total": total,
+            "page": page,
+            "pages": max(1, -(-total // TIMELINE_PAGE)),
+        }
+        return TemplateResponse(request, "admin/marketing/contact/timeline.html", context)
 
     def get_search_results(self, request, queryset, search_term):
         """Every word must match the email, a name or the company name (case-insensitive).
@@ -296,6 +352,89 @@ class ContactListAdmin(TenantAdmin):
         return obj.member_count
 
 
+@admin.register(Event)
+class EventAdmin(TenantAdmin):
+    """Stored events; read-only (events come in through the API, tracking and imports)."""
+
+    list_display = ("type", "contact", "occurred_at", "source", "received_at")
+    list_filter = ("type", "source", "occurred_at")
+    search_fields = ("=contact__email", "=message_id", "type")
+    search_help_text = "Exact contact email or message id, or an event type."
+    list_select_related = ("contact",)
+    show_full_result_count = False
+    readonly_fields = ("contact", "type", "properties", "occurred_at", "received_at", "source", "message_id")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ContactMerge)
+class ContactMergeAdmin(TenantAdmin):
+    """Identity merges: who was folded into whom, what conflicted and what was chosen."""
+
+    list_display = ("kept", "merged_contact_id", "reason", "conflict_count", "merged_at")
+    list_filter = ("reason", "merged_at")
+    search_fields = ("=kept__email", "=merged_contact_id")
+    list_select_related = ("kept",)
+    readonly_fields = ("kept", "merged_contact_id", "reason", "conflicts", "moved", "merged_snapshot", "merged_at")
+
+    @admin.display(description="conflicts")
+    def conflict_count(self, obj: ContactMerge) -> int:
+        return len(obj.conflicts)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PropertyDefinition)
+class PropertyDefinitionAdmin(TenantAdmin):
+    """Custom property types; ``auto`` ones were inferred from the first value seen."""
+
+    list_display = ("key", "subject", "type", "source", "label", "created_at")
+    list_filter = ("subject", "type", "source")
+    search_fields = ("key", "label")
+
+
+@admin.register(DispatchBatch)
+class DispatchBatchAdmin(TenantAdmin):
+    """Batches of stored events handed to the consumers; stuck or failing ones show here."""
+
+    list_display = ("pk", "status", "event_count", "attempts", "created_at", "done_at", "next_attempt_at")
+    list_filter = ("status", "created_at")
+    readonly_fields = (
+        "status",
+        "event_ids",
+        "attempts",
+        "lease_until",
+        "next_attempt_at",
+        "last_error",
+        "created_at",
+        "done_at",
+    )
+    actions = ("redeliver",)
+
+    @admin.display(description="events")
+    def event_count(self, obj: DispatchBatch) -> int:
+        return len(obj.event_ids)
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Deliver the selected batches again now", permissions=["change"])
+    def redeliver(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        queryset.update(status=DispatchBatch.Status.PENDING, lease_until=None)
+        for batch_id in ids:
+            enqueue_on_commit(dispatch_batch, batch_id=batch_id)
+        self.message_user(request, f"{len(ids)} batch(es) queued again.", messages.SUCCESS)
+
+
 @admin.register(Membership)
 class MembershipAdmin(TenantAdmin):
     list_display = ("user", "user_email", "role", "created_at")
@@ -401,3 +540,176 @@ class ConsoleUserAdmin(UserAdmin):
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+# --- CSV imports ---------------------------------------------------------------------------------
+
+ROW_ERRORS_SHOWN = 200
+
+
+class ImportJobAddForm(forms.ModelForm):
+    """Upload a CSV, pick what it holds and map its columns; the file and mapping are checked here."""
+
+    class Meta:
+        model = ImportJob
+        fields = ("kind", "file", "mapping", "dry_run", "dispatch")
+        help_texts = {
+            "file": "A CSV file with a header row: UTF-8, separated by commas, semicolons or tabs.",
+            "mapping": 'CSV column → field, e.g. {"E-mail": "email", "Company": "company", "Plan": "properties.plan"}. '
+            "See docs/commands.md for the fields.",
+            "dry_run": "Check every row and count, but write nothing.",
+        }
+
+    def clean(self):
+        cleaned = super().clean()
+        kind, upload, mapping = cleaned.get("kind"), cleaned.get("file"), cleaned.get("mapping")
+        if cleaned.get("dispatch") and kind != ImportJob.Kind.EVENTS:
+            self.add_error("dispatch", "Only event imports hand their rows to workflows and scoring.")
+        if kind and upload and mapping is not None and not self.errors:
+            try:
+                import_file_check(kind=kind, file=upload, mapping=mapping)
+            except ValidationError as exc:
+                self.add_error(None, exc)  # keyed kind, file or mapping: shown at that field
+        return cleaned
+
+
+class FirstRowErrorsFormSet(forms.BaseInlineFormSet):
+    """Only the first rows' errors: a file can have hundreds of thousands."""
+
+    def get_queryset(self):
+        if not hasattr(self, "_first_errors"):
+            self._first_errors = super().get_queryset()[:ROW_ERRORS_SHOWN]
+        return self._first_errors
+
+
+class ImportRowErrorInline(admin.TabularInline):
+    model = ImportRowError
+    formset = FirstRowErrorsFormSet
+    fields = ("row", "column", "reason")
+    readonly_fields = ("row", "column", "reason")
+    extra = 0
+    can_delete = False
+    verbose_name_plural = f"rejected rows (the first {ROW_ERRORS_SHOWN})"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(TenantAdmin):
+    """CSV imports: upload one (it runs in the background), follow it, download its rejected rows."""
+
+    list_display = (
+        "__str__",
+        "kind",
+        "file_name",
+        "status",
+        "progress",
+        "rows_created",
+        "rows_updated",
+        "rows_failed",
+        "created_at",
+        "created_by",
+    )
+    list_filter = ("kind", "status")
+    list_select_related = ("created_by",)
+    form = ImportJobAddForm
+    inlines = (ImportRowErrorInline,)
+    actions = ("download_errors",)
+    change_fields = (
+        "kind",
+        "file_name",
+        "status",
+        "progress",
+        ("rows_created", "rows_updated", "rows_failed"),
+        "error_count",
+        "error",
+        "mapping",
+        ("dry_run", "dispatch"),
+        "created_by",
+        ("created_at", "finished_at"),
+    )
+
+    def get_fields(self, request, obj=None):
+        return ImportJobAddForm.Meta.fields if obj is None else self.change_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return [name for entry in self.change_fields for name in (entry if isinstance(entry, tuple) else (entry,))]
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else ()
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a job is changed only by running it
+
+    def get_urls(self):
+        errors = self.admin_site.admin_view(self.errors_view)
+        return [path("<path:object_id>/errors.csv", errors, name="marketing_importjob_errors"), *super().get_urls()]
+
+    @admin.display(description="file")
+    def file_name(self, obj: ImportJob) -> str:
+        return obj.file.name.rsplit("/", 1)[-1]
+
+    @admin.display(description="rows done")
+    def progress(self, obj: ImportJob) -> str:
+        return f"{obj.rows_done:,} / {obj.rows_total:,}"
+
+    @admin.display(description="rejected rows")
+    def error_count(self, obj: ImportJob):
+        count = obj.row_errors.count()
+        if not count:
+            return "none"
+        url = reverse("admin:marketing_importjob_errors", args=[obj.pk])
+        return format_html(
+            '{} errors (the first {} below) — <a href="{}">download all (CSV)</a>',
+            count,
+            min(count, ROW_ERRORS_SHOWN),
+            url,
+        )
+
+    def save_model(self, request, obj, form, change):
+        asked_at = timezone.now()
+        job = import_job_create(
+            org=request.org,
+            kind=obj.kind,
+            path_or_file=form.cleaned_data["file"],
+            mapping=obj.mapping,
+            dry_run=obj.dry_run,
+            dispatch=obj.dispatch,
+            by=request.user,
+        )
+        enqueue_on_commit(import_run, job_id=job.pk)
+        obj.pk, obj.status, obj.rows_done = job.pk, job.status, job.rows_done
+        if job.created_at < asked_at:
+            self.message_user(request, f"Resuming import #{job.pk} at row {job.rows_done + 1}.", messages.INFO)
+        else:
+            self.message_user(request, f"Import #{job.pk} queued: {job.rows_total:,} rows.", messages.INFO)
+
+    def _errors_response(self, job: ImportJob) -> HttpResponse:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
+        import_errors_csv(job, response)
+        return response
+
+    def errors_view(self, request, object_id):
+        """Every rejected row of one import, as CSV."""
+        job = self.get_object(request, object_id)
+        if job is None or not self.has_view_permission(request, job):
+            raise Http404("No such import.")
+        return self._errors_response(job)
+
+    @admin.action(description="Download error report (CSV)", permissions=["view"])
+    def download_errors(self, request, queryset):
+        jobs = list(queryset[:2])
+        if len(jobs) != 1:
+            self.message_user(request, "Select one import to download its error report.", messages.WARNING)
+            return None
+        return self._errors_response(jobs[0])

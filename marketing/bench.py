@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from marketing.models import Contact, ListMembership, Membership, Organization, Role, User
+from marketing.models import Contact, DispatchBatch, Event, ListMembership, Membership, Organization, Role, User
 from marketing.tenancy import org_context
 
 _scenarios: dict[str, type["Scenario"]] = {}
@@ -303,3 +303,224 @@ class ContactsScenario(Scenario):
         figures["filtered_count_p50_ms"] = round(statistics.median(count_samples) * 1000, 2)
         advance(1)
         return figures
+
+
+# --- ingest -----------------------------------------------------------------------------------
+
+EVENT_MIX = [
+    ("page_view", 60),
+    ("email_opened", 15),
+    ("email_clicked", 10),
+    ("form_submitted", 5),
+    ("content_downloaded", 5),
+    ("demo_requested", 2),
+    ("purchase", 3),
+]
+PATHS = ["/", "/pricing", "/product/demo", "/blog/launch", "/case-studies/acme", "/docs"]
+
+
+@scenario
+class IngestScenario(Scenario):
+    """Events through the batch API path (parse, validate, resolve contacts, insert, queue dispatch),
+    then the dispatch drained by Celery workers."""
+
+    name = "ingest"
+    help = "Events/s through POST /api/v1/events/ and with dispatch drained; p50/p95 per batch."
+    org_slug = "bench-ingest"
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--events", type=int, default=200_000, help="How many events (default 200000).")
+        parser.add_argument("--batch", type=int, default=1000, help="Events per request (default 1000).")
+        parser.add_argument("--contacts", type=int, default=20_000, help="Distinct people (default 20000).")
+        parser.add_argument("--clients", type=int, default=2, help="Concurrent client processes (default 2).")
+        parser.add_argument("--workers", type=int, default=2, help="Celery worker processes to drain (default 2).")
+        parser.add_argument("--keep", action="store_true", help="Keep the bench org's data afterwards.")
+
+    def run(self, *, options: dict, progress) -> Iterator[dict]:
+        from django.conf import settings
+
+        from marketing.services import api_key_create
+
+        n, size = options["events"], options["batch"]
+        org = self._fresh_org()
+        with org_context(org):
+            key = api_key_create(org=org, name="bench")[1]
+        batches = [self._events(i, min(size, n - i), options["contacts"]) for i in range(0, n, size)]
+        advance = progress("posting batches", len(batches))
+        start = time.perf_counter()
+        latencies = self._post_all(batches, key, options["clients"], advance)
+        stored_s = time.perf_counter() - start
+        with org_context(org):
+            stored = Event.objects.filter(org=org).count()
+            contacts = Contact.objects.filter(org=org).count()
+        figures = {
+            "events": n,
+            "batch": size,
+            "clients": options["clients"],
+            "stored": stored,
+            "contacts_created": contacts,
+            "stored_seconds": round(stored_s, 2),
+            "events_per_s": round(stored / stored_s),
+            "batch_p50_ms": percentile_ms(latencies, 50),
+            "batch_p95_ms": percentile_ms(latencies, 95),
+            "dispatch": "inline" if settings.EMBEDDED else "celery",
+        }
+        if connection.vendor == "postgresql":
+            raw = self._raw_rate(org, batches)
+            figures.update(raw_events_per_s=round(raw), vs_raw=round(stored / stored_s / raw, 3))
+        if not settings.EMBEDDED:
+            drain_s = self._drain(org, options["workers"], progress)
+            figures.update(
+                dispatch_drain_seconds=round(drain_s, 2),
+                dispatch_events_per_s=round(stored / drain_s),
+                e2e_events_per_s=round(stored / (stored_s + drain_s)),
+            )
+        yield figures
+        if not options["keep"]:
+            self._delete(org)
+
+    def _fresh_org(self):
+        org = Organization.objects.filter(slug=self.org_slug).first()
+        if org:
+            self._delete(org)
+            return org
+        return Organization.objects.create(slug=self.org_slug, name="Bench (ingest)")
+
+    def _delete(self, org) -> None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            for table in (
+                "marketing_event",
+                "marketing_dispatchbatch",
+                "marketing_anonymousid",
+                "marketing_propertydefinition",
+                "marketing_contactmerge",
+                "marketing_apikey",
+            ):
+                cursor.execute(f"DELETE FROM {table} WHERE org_id = %s", [org.pk])  # noqa: S608  fixed names
+            cursor.execute("DELETE FROM marketing_contact WHERE org_id = %s", [org.pk])
+
+    def _events(self, first: int, count: int, people: int) -> list[dict]:
+        rng = random.Random(first)
+        now = timezone.now()
+        types, weights = [t for t, _ in EVENT_MIX], [w for _, w in EVENT_MIX]
+        events = []
+        for i in range(first, first + count):
+            person = rng.randrange(people)
+            who = {"email": f"person{person}@bench.example"} if person % 5 else {"anonymous_id": f"anon-{person}"}
+            events.append(
+                {
+                    "type": rng.choices(types, weights)[0],
+                    **who,
+                    "message_id": f"bench-{i}",
+                    "occurred_at": (now - timedelta(minutes=rng.randrange(0, 60 * 24 * 90))).isoformat(),
+                    "properties": {"path": rng.choice(PATHS), "n": rng.randrange(100)},
+                }
+            )
+        return events
+
+    def _post_all(self, batches: list[list[dict]], key: str, clients: int, advance) -> list[float]:
+        """Posts every batch through the full Django stack, from ``clients`` processes at once."""
+        import json
+        import multiprocessing
+
+        from django.db import connections
+
+        bodies = [json.dumps({"events": b}) for b in batches]
+        connections.close_all()  # children must not share the parent's connection
+        context = multiprocessing.get_context("fork")
+        with context.Pool(clients) as pool:
+            latencies = []
+            for batch_latency in pool.imap_unordered(_post_one, [(body, key) for body in bodies]):
+                latencies.append(batch_latency)
+                advance(1)
+        return latencies
+
+    def _raw_rate(self, org, batches: list[list[dict]]) -> float:
+        """The ceiling: the same INSERT … SELECT unnest … of the same rows into a copy of the table."""
+        import json
+
+        contact_id = Contact.objects.with_scopes_disabled().filter(org=org).values_list("pk", flat=True).first()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("CREATE TEMP TABLE bench_event_raw (LIKE marketing_event INCLUDING ALL) ON COMMIT DROP")
+            start = time.perf_counter()
+            for batch in batches:
+                cursor.execute(
+                    "INSERT INTO bench_event_raw (org_id, contact_id, type, properties, occurred_at, received_at, "
+                    "source, message_id) SELECT %s, %s, t, p::jsonb, o, now(), 'raw', m FROM unnest(%s::text[], "
+                    "%s::text[], %s::timestamptz[], %s::text[]) AS u(t, p, o, m) "
+                    "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING id",
+                    [
+                        org.pk,
+                        contact_id,
+                        [e["type"] for e in batch],
+                        [json.dumps(e["properties"]) for e in batch],
+                        [e["occurred_at"] for e in batch],
+                        [e["message_id"] for e in batch],
+                    ],
+                )
+                cursor.fetchall()
+            elapsed = time.perf_counter() - start
+        return sum(len(b) for b in batches) / elapsed
+
+    def _drain(self, org, workers: int, progress) -> float:
+        """Starts Celery workers and times until every dispatch batch of the org is done."""
+        import subprocess
+        import sys
+
+        from django.conf import settings
+
+        batches = DispatchBatch.objects.with_scopes_disabled().filter(org=org)
+        total = batches.count()
+        advance = progress("draining dispatch", total)
+        start = time.perf_counter()
+        worker = subprocess.Popen(  # noqa: S603  our own interpreter and fixed arguments
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "marketing",
+                "worker",
+                "--concurrency",
+                str(workers),
+                "--loglevel",
+                "warning",
+            ],
+            cwd=settings.BASE_DIR,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            done = 0
+            while done < total:
+                time.sleep(0.2)
+                now_done = batches.filter(status=DispatchBatch.Status.DONE).count()
+                advance(now_done - done)
+                done = now_done
+                if worker.poll() is not None:
+                    raise RuntimeError("the Celery worker exited early")
+            return time.perf_counter() - start
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+
+def _post_one(args: tuple[str, str]) -> float:
+    """One batch through the full Django stack (runs in a client process); returns seconds."""
+    body, key = args
+    client = _client(key)
+    start = time.perf_counter()
+    response = client.post("/api/v1/events/", body, content_type="application/json")
+    elapsed = time.perf_counter() - start
+    if response.status_code != 200:
+        raise RuntimeError(f"batch refused: {response.status_code} {response.content[:300]!r}")
+    return elapsed
+
+
+_clients: dict[str, Client] = {}
+
+
+def _client(key: str) -> Client:
+    if key not in _clients:
+        _clients[key] = Client(headers={"Authorization": f"Bearer {key}"})
+    return _clients[key]

@@ -13,7 +13,12 @@ ALLOWED_HEADERS = "Content-Type, Authorization, Content-Encoding"
 def origin_allowed(request: HttpRequest, org) -> bool:
     """True when the request has no Origin, or its Origin is on the org's allowed list."""
     origin = request.headers.get("Origin")
-    return origin is None or origin.rstrip("/") in {o.rstrip("/") for o in org.allowed_origins}
+    return origin is None or normalise_origin(origin) in {normalise_origin(o) for o in org.allowed_origins}
+
+
+def normalise_origin(value: str) -> str:
+    """Origins compare case-insensitively and without a trailing slash."""
+    return value.strip().rstrip("/").lower()
 
 
 def cors_refusal(request: HttpRequest, org) -> HttpResponse | None:

@@ -11,15 +11,14 @@ Consumers are classes registered with ``@event_consumer`` in their app's ``consu
 
 import logging
 import traceback
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from django.db import transaction
-from django.db.models import Case, DateTimeField, F, Value, When
-from django.db.models.functions import Coalesce, Greatest
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
-from marketing.models import Contact, DispatchBatch, Event, Organization
+from marketing.models import DispatchBatch, Event, Organization
 
 logger = logging.getLogger(__name__)
 
@@ -119,20 +118,26 @@ def dispatch_batches_due(*, now=None, limit: int = 500) -> list[int]:
 
 @event_consumer
 class LastActivity(EventConsumer):
-    """Keeps ``Contact.last_activity_at`` at the newest event's time (one UPDATE per batch)."""
+    """Keeps ``Contact.last_activity_at`` at the newest event's time: one UPDATE per batch."""
 
     name = "last_activity"
 
     def consume(self, events: list[Event]) -> None:
-        newest: dict[int, object] = {}
+        newest: dict[int, datetime] = {}
         for event in events:
             if event.contact_id not in newest or event.occurred_at > newest[event.contact_id]:
                 newest[event.contact_id] = event.occurred_at
         if not newest:
             return
-        at = Case(
-            *[When(pk=contact_id, then=Value(t)) for contact_id, t in newest.items()], output_field=DateTimeField()
-        )
-        Contact.objects.filter(org_id=events[0].org_id, pk__in=newest).update(
-            last_activity_at=Greatest(Coalesce(F("last_activity_at"), at), at)
-        )
+        adapt = connection.ops.adapt_datetimefield_value
+        rows = ", ".join(["(%s, %s)"] * len(newest))
+        cast = "::timestamptz" if connection.vendor == "postgresql" else ""
+        params = [value for contact_id, at in newest.items() for value in (contact_id, adapt(at))]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH v(id, at) AS (VALUES {rows}) "  # noqa: S608  placeholders only; values are parameters
+                f"UPDATE marketing_contact SET last_activity_at = v.at{cast} FROM v "
+                f"WHERE marketing_contact.id = v.id AND marketing_contact.org_id = %s AND "
+                f"(marketing_contact.last_activity_at IS NULL OR marketing_contact.last_activity_at < v.at{cast})",
+                [*params, events[0].org_id],
+            )

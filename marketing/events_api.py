@@ -13,6 +13,8 @@ from rest_framework.views import APIView
 from marketing.api_auth import HasTrackingKey
 from marketing.ingestion import MAX_BATCH, events_ingest, events_validate
 
+MAX_BODY_BYTES = 5 * 1024 * 1024  # 1,000 events of ~5 KB; settings.DATA_UPLOAD_MAX_MEMORY_SIZE is above it
+
 
 class EventResultSerializer(serializers.Serializer):
     index = serializers.IntegerField()
@@ -61,6 +63,11 @@ class EventsView(APIView):
         ],
     )
     def post(self, request):
+        if int(request.headers.get("Content-Length") or 0) > MAX_BODY_BYTES:
+            return Response(
+                {"detail": f"Request body over {MAX_BODY_BYTES // 1024 // 1024} MB; send smaller batches."},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
         raw = request.data.get("events") if isinstance(request.data, dict) else None
         if not isinstance(raw, list):
             raise ValidationError({"events": ["Send a JSON object with a list under “events”."]})

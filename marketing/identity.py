@@ -291,7 +291,7 @@ def contacts_resolve(*, org: Organization, refs: list[ContactRef]) -> Resolution
     resolved.update(_create_many(org, to_create, to_link))
     if to_link:
         AnonymousId.objects.bulk_create(
-            [AnonymousId(org=org, value=v, contact_id=c) for v, c in to_link.items()], ignore_conflicts=True
+            [AnonymousId(org=org, value=v, contact_id=c) for v, c in sorted(to_link.items())], ignore_conflicts=True
         )
     for ref in slow:
         resolved[ref.key()] = contact_identify(org=org, ref=ref, reason="event").pk
@@ -312,7 +312,9 @@ def _create_many(org: Organization, refs: list[ContactRef], to_link: dict[str, i
     if not refs:
         return {}
     now = timezone.now()
-    known = [r for r in refs if r.external_id or r.email]
+    # Sorted, so that concurrent batches take the unique-index locks in the same order and
+    # wait for each other instead of deadlocking.
+    known = sorted((r for r in refs if r.external_id or r.email), key=lambda r: (r.email or "", r.external_id or ""))
     anonymous = [r for r in refs if not (r.external_id or r.email)]
     result: dict[tuple, int] = {}
     if known:
@@ -331,7 +333,7 @@ def _create_many(org: Organization, refs: list[ContactRef], to_link: dict[str, i
             if ref.anonymous_id:
                 to_link[ref.anonymous_id] = contact_id
     if anonymous:
-        values = list({r.anonymous_id for r in anonymous})
+        values = sorted({r.anonymous_id for r in anonymous})
         created = Contact.objects.bulk_create([Contact(org=org, created_at=now) for _ in values])
         AnonymousId.objects.bulk_create(
             [AnonymousId(org=org, value=v, contact=c) for v, c in zip(values, created, strict=True)],

@@ -14,6 +14,15 @@ from marketing.tenancy import org_context
 from tests.factories import MembershipFactory, OrganizationFactory
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """No persistent connections in tests: the live server answers each request in a new thread,
+    whose kept-open connection would outlive the test and block dropping the test database."""
+    from django.conf import settings
+
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
 @pytest.fixture
 def org(db):
     organization = OrganizationFactory(slug="org-a", name="Org A")
@@ -60,3 +69,20 @@ def api_key(org):
 def api(api_key):
     """An API client authenticated with a server key of ``org``."""
     return Client(headers={"Authorization": f"Bearer {api_key}"})
+
+
+@pytest.fixture
+def eager_tasks():
+    """Celery tasks run inline (as in embedded mode), whatever REDIS_URL says."""
+    from marketing.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def write_key(org):
+    """A raw write (public) key of ``org``."""
+    return api_key_create(org=org, name="site", scope="write")[1]

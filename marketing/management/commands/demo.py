@@ -25,6 +25,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"\nConsole: http://{host}/admin/  — log in as admin / demo (also: marketer, sales1, sales2)\n"
+                f"Tracking demo: http://{host}/t/demo/  — a page with the JS snippet and a form\n"
                 f"API docs: http://{host}/api/docs/  — create a key with:"
                 " python manage.py create_api_key --org acme --name demo\n"
             )

@@ -59,6 +59,7 @@ JOB_TITLES = [
 ]
 TAGS = ["vip", "webinar-2026", "newsletter", "partner", "event-lead", "trial"]
 LISTS = [("newsletter", "Newsletter"), ("product-updates", "Product updates"), ("beta-testers", "Beta testers")]
+DEMO_SITE_ORIGINS = ["http://127.0.0.1:8000", "http://localhost:8000"]  # where runserver serves /t/demo/
 USERS = [  # username, first, last, role, superuser
     ("admin", "Ada", "Admin", Role.ADMIN, True),
     ("marketer", "Mara", "Marketer", Role.MARKETER, False),
@@ -96,6 +97,11 @@ class Command(BaseCommand):
                     "from_email": "marketing@acme.example",
                 },
             )
+            # The tracking demo page (/t/demo/) calls the tracking endpoints from the console itself.
+            missing = [o for o in DEMO_SITE_ORIGINS if o not in acme.allowed_origins]
+            if missing:
+                acme.allowed_origins = [*acme.allowed_origins, *missing]
+                acme.save(update_fields=["allowed_origins"])
             globex, _ = Organization.objects.get_or_create(
                 slug="globex",
                 defaults={
