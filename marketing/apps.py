@@ -9,6 +9,7 @@ class MarketingConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        import marketing.bulk_sql  # noqa: F401  registers the __any_of lookup
         from marketing.schedules import schedules_install
 
         post_migrate.connect(schedules_install, sender=self)

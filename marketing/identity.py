@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from marketing.bulk_sql import insert_returning
 from marketing.email_addresses import normalise_email
 from marketing.models import (
     AnonymousId,
@@ -252,16 +253,16 @@ def contacts_resolve(*, org: Organization, refs: list[ContactRef]) -> Resolution
     """
     unique = list({ref.key(): ref for ref in refs}.values())
     by_id = set(
-        Contact.objects.filter(org=org, pk__in={r.contact_id for r in unique if r.contact_id}).values_list(
+        Contact.objects.filter(org=org, pk__any_of=[r.contact_id for r in unique if r.contact_id]).values_list(
             "pk", flat=True
         )
     )
     by_external = _lookup(org, "external_id", {r.external_id for r in unique if r.external_id})
     by_email = _lookup(org, "email", {r.email for r in unique if r.email})
     by_anonymous = dict(
-        AnonymousId.objects.filter(org=org, value__in={r.anonymous_id for r in unique if r.anonymous_id}).values_list(
-            "value", "contact_id"
-        )
+        AnonymousId.objects.filter(
+            org=org, value__any_of=[r.anonymous_id for r in unique if r.anonymous_id]
+        ).values_list("value", "contact_id")
     )
     resolved: dict[tuple, int] = {}
     errors: dict[tuple, dict[str, str]] = {}
@@ -304,7 +305,7 @@ def contacts_resolve(*, org: Organization, refs: list[ContactRef]) -> Resolution
 def _lookup(org: Organization, column: str, values: set[str]) -> dict[str, int]:
     if not values:
         return {}
-    return dict(Contact.objects.filter(org=org, **{f"{column}__in": values}).values_list(column, "pk"))
+    return dict(Contact.objects.filter(org=org, **{f"{column}__any_of": list(values)}).values_list(column, "pk"))
 
 
 def _create_many(org: Organization, refs: list[ContactRef], to_link: dict[str, int]) -> dict[tuple, int]:
@@ -318,13 +319,19 @@ def _create_many(org: Organization, refs: list[ContactRef], to_link: dict[str, i
     anonymous = [r for r in refs if not (r.external_id or r.email)]
     result: dict[tuple, int] = {}
     if known:
-        # ignore_conflicts: a concurrent batch may create the same person; then we use its row.
-        Contact.objects.bulk_create(
-            [Contact(org=org, email=r.email, external_id=r.external_id, created_at=now) for r in known],
-            ignore_conflicts=True,
+        stored = insert_returning(
+            Contact,
+            columns={"email": [r.email for r in known], "external_id": [r.external_id for r in known]},
+            fixed={"org": org.pk, "created_at": now},
+            returning=["id", "email", "external_id"],
         )
-        by_external = _lookup(org, "external_id", {r.external_id for r in known if r.external_id})
-        by_email = _lookup(org, "email", {r.email for r in known if r.email})
+        by_email = {email: pk for pk, email, _ in stored if email}
+        by_external = {external_id: pk for pk, _, external_id in stored if external_id}
+        # Skipped rows: a concurrent batch created the same person first; use its row.
+        by_email |= _lookup(org, "email", {r.email for r in known if r.email and r.email not in by_email})
+        by_external |= _lookup(
+            org, "external_id", {r.external_id for r in known if r.external_id and r.external_id not in by_external}
+        )
         for ref in known:
             contact_id = by_external.get(ref.external_id) if ref.external_id else by_email.get(ref.email)
             if contact_id is None:  # two refs of this batch named the same person differently
@@ -334,17 +341,27 @@ def _create_many(org: Organization, refs: list[ContactRef], to_link: dict[str, i
                 to_link[ref.anonymous_id] = contact_id
     if anonymous:
         values = sorted({r.anonymous_id for r in anonymous})
-        created = Contact.objects.bulk_create([Contact(org=org, created_at=now) for _ in values])
-        AnonymousId.objects.bulk_create(
-            [AnonymousId(org=org, value=v, contact=c) for v, c in zip(values, created, strict=True)],
-            ignore_conflicts=True,
+        # Blank contacts are interchangeable: pair the new ids with the values in any order.
+        created = [
+            pk
+            for (pk,) in insert_returning(
+                Contact, columns={"created_at": [now] * len(values)}, fixed={"org": org.pk}, returning=["id"]
+            )
+        ]
+        linked = dict(
+            insert_returning(
+                AnonymousId,
+                columns={"value": values, "contact": created},
+                fixed={"org": org.pk, "created_at": now},
+                returning=["value", "contact_id"],
+            )
         )
-        owner = dict(AnonymousId.objects.filter(org=org, value__in=values).values_list("value", "contact_id"))
-        losers = [c.pk for v, c in zip(values, created, strict=True) if owner[v] != c.pk]
-        if losers:  # another batch linked the same anonymous id first
-            Contact.objects.filter(org=org, pk__in=losers).delete()
+        taken = [v for v in values if v not in linked]
+        if taken:  # another batch linked some of these anonymous ids first: use its contacts
+            linked |= dict(AnonymousId.objects.filter(org=org, value__any_of=taken).values_list("value", "contact_id"))
+            Contact.objects.filter(org=org, pk__any_of=sorted(set(created) - set(linked.values()))).delete()
         for ref in anonymous:
-            result[ref.key()] = owner[ref.anonymous_id]
+            result[ref.key()] = linked[ref.anonymous_id]
     return result
 
 

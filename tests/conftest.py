@@ -86,3 +86,17 @@ def eager_tasks():
 def write_key(org):
     """A raw write (public) key of ``org``."""
     return api_key_create(org=org, name="site", scope="write")[1]
+
+
+@pytest.fixture
+def shared_database_url():
+    """A DATABASE_URL with which a subprocess (a worker, a command) reaches this test's database.
+
+    PostgreSQL only: the SQLite test database lives in this process's memory.
+    """
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a subprocess cannot reach the in-memory SQLite test database")
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
@@ -119,13 +118,13 @@ def test_the_sweeper_resends_lost_and_abandoned_batches(org, api, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_drains_dispatch_through_redis(org, api, settings):
+def test_a_real_worker_drains_dispatch_through_redis(org, api, settings, shared_database_url):
     if settings.EMBEDDED:
         pytest.skip("needs REDIS_URL: the worker reads tasks from Redis")
     from marketing.celery import app
 
     app.control.purge()
-    env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL}
+    env = {**os.environ, "DATABASE_URL": shared_database_url, "REDIS_URL": settings.REDIS_URL}
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "marketing", "worker", "--pool", "solo", "--loglevel", "warning"],
         cwd=ROOT,
@@ -154,8 +153,3 @@ def test_a_real_worker_drains_dispatch_through_redis(org, api, settings):
         worker.terminate()
         output = worker.communicate(timeout=30)[0]
     assert "Traceback" not in output, output
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

@@ -14,7 +14,6 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django.test import Client
 from django_scopes import scopes_disabled
 
@@ -388,9 +387,9 @@ def test_command_refuses_an_unknown_org_and_a_mapping_of_a_missing_column(org, c
     assert not ImportJob.objects.exists()
 
 
-def test_command_exits_non_zero_with_one_line_for_an_unknown_org(db, tmp_path):
+def test_command_exits_non_zero_with_one_line_for_an_unknown_org(db, tmp_path, shared_database_url):
     path = csv_file(tmp_path / "c.csv", ["email"], [["a@example.com"]])
-    env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(tmp_path)}
+    env = {**os.environ, "DATABASE_URL": shared_database_url, "MEDIA_ROOT": str(tmp_path)}
     result = subprocess.run(  # noqa: S603  our own manage.py, arguments built here
         [sys.executable, "manage.py", "import_contacts", str(path), "--org", "nope", "--mapping", '{"email":"email"}'],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
@@ -427,20 +426,13 @@ def test_events_command_counts_reruns_as_already_stored(org, events_csv):
     assert "0 created, 3 already stored, 5 failed, 8 total" in second.getvalue()
 
 
-def database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_100k_rows_import_in_bounded_memory(tmp_path):
-    if connection.vendor != "postgresql":
-        pytest.skip("the subprocess needs a database it can share with the test")
+def test_100k_rows_import_in_bounded_memory(tmp_path, shared_database_url):
     organization = OrganizationFactory(slug="bulk")
     path = big_contacts_csv(tmp_path / "100k.csv", 100_000, bad_every=100)
     report = tmp_path / "errors.csv"
-    env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(tmp_path / "media"), "DEBUG": "true"}
+    env = {**os.environ, "DATABASE_URL": shared_database_url, "MEDIA_ROOT": str(tmp_path / "media"), "DEBUG": "true"}
     command = [sys.executable, "manage.py", "import_contacts", str(path), "--org", organization.slug,
                "--mapping", json.dumps(BIG_MAPPING), "--report", str(report)]  # fmt: skip
 

@@ -1,0 +1,117 @@
+"""Set-based SQL for batches, with one parameter per statement instead of one per value.
+
+Django writes ``IN (%s, %s, …)`` and multi-row ``VALUES`` with a placeholder per value, and its
+psycopg cursor quotes each into the SQL text: for a 1,000-event batch that is ~15 ms of Python
+per statement. On PostgreSQL these helpers send the values as one JSON document instead
+(``= ANY(ARRAY(SELECT jsonb_array_elements_text(%s)))``, ``INSERT … SELECT … FROM
+jsonb_to_recordset(%s)``), which json.dumps writes in microseconds and PostgreSQL reads as fast.
+Other databases get the plain forms.
+"""
+
+import json
+from typing import Any
+
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, models
+from django.db.models import Field, Lookup
+from django.utils import timezone
+
+
+@Field.register_lookup
+class AnyOf(Lookup):
+    """``field__any_of=[…]``: ``field = ANY(array)`` on PostgreSQL, ``IN (…)`` elsewhere."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def get_prep_lookup(self):
+        return [self.lhs.output_field.get_prep_value(v) for v in self.rhs]
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        values = list(self.rhs)
+        if not values:
+            raise EmptyResultSet  # as Django's own __in=[] does: no query at all
+        placeholders = ", ".join(["%s"] * len(values))
+        return f"{lhs} IN ({placeholders})", [*lhs_params, *values]
+
+    def as_postgresql(self, compiler, connection):
+        if not self.rhs:
+            raise EmptyResultSet
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        array_type = self.lhs.output_field.cast_db_type(connection)
+        values = json.dumps(list(self.rhs), default=str)
+        return f"{lhs} = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb))::{array_type}[])", [*lhs_params, values]
+
+
+def insert_returning(
+    model: type[models.Model], *, columns: dict[str, list[Any]], fixed: dict[str, Any], returning: list[str]
+) -> list[tuple]:
+    """Inserts one row per position of the ``columns`` lists (field name → values), with ``fixed``
+    values for every row and model defaults for the other fields. Rows that would break a unique
+    constraint are skipped (``ON CONFLICT DO NOTHING``); returns ``returning`` of the rows stored."""
+    count = len(next(iter(columns.values())))
+    if count == 0:
+        return []
+    meta, now = model._meta, timezone.now()
+    varying = {name: meta.get_field(name) for name in columns}
+    constants: dict[str, Any] = {}
+    for field in meta.concrete_fields:
+        if field.primary_key or field.name in columns or field.attname in columns:
+            continue
+        if field.name in fixed or field.attname in fixed:
+            value = fixed.get(field.name, fixed.get(field.attname))
+        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            value = now
+        else:
+            value = field.get_default()
+        constants[field.column] = field.get_db_prep_save(value, connection)
+    names = ", ".join([*(f.column for f in varying.values()), *constants])
+    returning_sql = ", ".join(meta.get_field(name).column for name in returning)
+    if connection.vendor == "postgresql":
+        keys = [f"c{i}" for i in range(len(varying))]
+        types = ", ".join(
+            f"{key} {field.cast_db_type(connection)}" for key, field in zip(keys, varying.values(), strict=True)
+        )
+        # Raw values: json.dumps writes them as PostgreSQL reads them back through the column types
+        # (aware datetimes as ISO-8601, dicts as JSON), skipping Django's per-value preparation.
+        records = [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+        sql = (
+            f"INSERT INTO {meta.db_table} ({names}) "  # noqa: S608  identifiers come from the model
+            f"SELECT {', '.join(keys + ['%s'] * len(constants))} FROM jsonb_to_recordset(%s::jsonb) AS u({types}) "
+            f"ON CONFLICT DO NOTHING RETURNING {returning_sql}"
+        )
+        params = [*constants.values(), json.dumps(records, default=_json_value)]
+    else:
+        # SQLite allows 32,766 parameters a statement: insert in chunks that stay under it.
+        prepared = {name: [f.get_db_prep_save(v, connection) for v in columns[name]] for name, f in varying.items()}
+        per_row = len(varying) + len(constants)
+        chunk = max(1, 30000 // per_row)
+        stored = []
+        for first in range(0, count, chunk):
+            rows = range(first, min(count, first + chunk))
+            row_sql = "(" + ", ".join(["%s"] * per_row) + ")"
+            sql = (
+                f"INSERT INTO {meta.db_table} ({names}) VALUES {', '.join([row_sql] * len(rows))} "  # noqa: S608
+                f"ON CONFLICT DO NOTHING RETURNING {returning_sql}"
+            )
+            params = []
+            for position in rows:
+                params += [values[position] for values in prepared.values()]
+                params += constants.values()
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                stored += cursor.fetchall()
+        return stored
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _json_value(value: Any) -> Any:
+    """JSON for what json.dumps does not know: datetimes as ISO-8601, rows as their key."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, models.Model):
+        return value.pk
+    return str(value)  # Decimal, UUID
