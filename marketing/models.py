@@ -506,3 +506,52 @@ class ImportRowError(models.Model):
 
     def __str__(self) -> str:
         return f"row {self.row}, {self.column}: {self.reason}"
+
+
+class Segment(TenantModel):
+    """A set of contacts: dynamic (everyone matching a rule, kept in step) or static (a list)."""
+
+    class Kind(models.TextChoices):
+        DYNAMIC = "dynamic", "Dynamic (a rule)"
+        STATIC = "static", "Static (added by hand)"
+
+    slug = models.SlugField(max_length=100)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DYNAMIC)
+    rule = models.JSONField(null=True, blank=True, help_text="A JsonLogic rule over contacts (dynamic only).")
+    member_count = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["org", "slug"], name="segment_unique_slug")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SegmentMembership(TenantModel):
+    """A contact's time in a segment; history is kept (a row per stay, closed by ``exited_at``)."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="segment_memberships")
+    entered_at = models.DateTimeField(default=timezone.now)
+    exited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["segment", "contact"],
+                condition=models.Q(exited_at__isnull=True),
+                name="segmentmembership_one_open_stay",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["org", "contact"], name="segmentmembership_org_contact"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact} in {self.segment}"

@@ -13,6 +13,11 @@ SYSTEM_JOBS = {
         30,
         "Sends again event batches whose dispatch task was lost or failed.",
     ),
+    "marketing: recompute dynamic segments": (
+        "marketing.tasks.segments_recompute_all",
+        900,
+        "Recomputes every dynamic segment, for rules that time changes (days_since, event windows).",
+    ),
 }
 
 

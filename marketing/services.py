@@ -21,9 +21,11 @@ from marketing.models import (
     ListMembership,
     Membership,
     Organization,
+    PropertyDefinition,
     Tag,
     User,
 )
+from marketing.properties import properties_check
 
 CONTACT_FIELDS = {
     "email",
@@ -58,8 +60,22 @@ def _assign(instance, fields: dict[str, Any], allowed: set[str]) -> None:
     unknown = set(fields) - allowed
     if unknown:
         raise ValidationError({name: "Unknown field." for name in sorted(unknown)})
+    if "properties" in fields:
+        _check_properties(instance, fields["properties"])
     for name, value in fields.items():
         setattr(instance, name, value)
+
+
+def _check_properties(instance, properties: Any) -> None:
+    """Custom property values must fit their definitions; new keys get ``auto`` definitions."""
+    if not isinstance(properties, dict):
+        raise ValidationError({"properties": "A JSON object of property values."})
+    subject = (
+        PropertyDefinition.Subject.COMPANY if isinstance(instance, Company) else PropertyDefinition.Subject.CONTACT
+    )
+    problems = properties_check(org=instance.org, subject=subject, items=[properties])[0]
+    if problems:
+        raise ValidationError({"properties": [f"{key.split('.', 1)[1]}: {reason}" for key, reason in problems.items()]})
 
 
 def _check_owner(org: Organization, owner: User | None) -> None:
@@ -78,7 +94,15 @@ def contact_create(*, org: Organization, tags: Iterable[str] = (), **fields: Any
         _save_validated(contact, unique_error={"email": "A contact with this email already exists."})
         if tags:
             contact.tags.set(tags_get_or_create(org=org, names=tags))
+        _segments_recheck(contact)
     return contact
+
+
+def _segments_recheck(contact: Contact) -> None:
+    from marketing.celery import enqueue_on_commit
+    from marketing.tasks import segments_check
+
+    enqueue_on_commit(segments_check, org_id=contact.org_id, contact_ids=[contact.pk])
 
 
 def contact_update(*, contact: Contact, tags: Iterable[str] | None = None, **fields: Any) -> Contact:
@@ -89,6 +113,7 @@ def contact_update(*, contact: Contact, tags: Iterable[str] | None = None, **fie
         _save_validated(contact, unique_error={"email": "A contact with this email already exists."})
         if tags is not None:
             contact.tags.set(tags_get_or_create(org=contact.org, names=tags))
+        _segments_recheck(contact)
     return contact
 
 

@@ -26,3 +26,31 @@ def import_run(*, job_id: int) -> None:
     from marketing.imports import import_job_run
 
     import_job_run(job_id=job_id)
+
+
+@shared_task(acks_late=True)
+def segments_check(*, org_id: int, contact_ids: list[int]) -> None:
+    """Re-checks the field-reading dynamic segments for contacts that changed."""
+    from marketing.models import Organization
+    from marketing.segments import segments_affected, segments_check_contacts
+    from marketing.tenancy import org_context
+
+    org = Organization.objects.get(pk=org_id)
+    with org_context(org):
+        segments_check_contacts(
+            org=org, contact_ids=contact_ids, segments=segments_affected(org=org, fields_changed=True)
+        )
+
+
+@shared_task(acks_late=True)
+def segments_recompute_all() -> int:
+    """Recomputes every dynamic segment (time moves rules like "days_since" and event windows)."""
+    from marketing.models import Segment
+    from marketing.segments import segment_recompute
+    from marketing.tenancy import org_context
+
+    segments = list(Segment.objects.with_scopes_disabled().filter(kind=Segment.Kind.DYNAMIC).select_related("org"))
+    for segment in segments:
+        with org_context(segment.org):
+            segment_recompute(segment=segment)
+    return len(segments)

@@ -25,6 +25,7 @@ from marketing.models import (
     ListMembership,
     Membership,
     Organization,
+    PropertyDefinition,
     Role,
     Tag,
     User,
@@ -147,6 +148,16 @@ class Command(BaseCommand):
 
     def _contacts(self, org, fake, rng, n_contacts: int, n_companies: int, owners: list[User]) -> int:
         """Adds the demo companies and contacts that are missing; returns how many contacts were new."""
+        for key, label, kind, options in (
+            ("plan", "Plan", "enum", ["free", "starter", "pro", "enterprise"]),
+            ("seats", "Seats", "number", []),
+        ):
+            PropertyDefinition.objects.get_or_create(
+                org=org,
+                subject=PropertyDefinition.Subject.CONTACT,
+                key=key,
+                defaults={"label": label, "type": kind, "options": options},
+            )
         company_rows = []
         for i in range(n_companies):
             name = fake.unique.company()

@@ -1,0 +1,28 @@
+"""One condition language for the whole product: JsonLogic, plus a few registered operators.
+
+``evaluate`` runs a rule in Python against a contact's facts (``facts.contact_facts``);
+``to_q`` compiles the same rule to a Django ``Q`` over all contacts; ``validate`` rejects a rule
+that names an unknown operator or field before it is saved. See CONTRACTS.md §1–2 and
+docs/conditions.md.
+"""
+
+from marketing.conditions.engine import ConditionError, evaluate, truthy
+from marketing.conditions.facts import contact_facts, event_facts
+from marketing.conditions.operators import ConditionOperator, condition_operator, operators
+from marketing.conditions.sql import NotCompilable, to_q
+from marketing.conditions.validation import register_namespace, validate
+
+__all__ = [
+    "ConditionError",
+    "ConditionOperator",
+    "NotCompilable",
+    "condition_operator",
+    "contact_facts",
+    "evaluate",
+    "event_facts",
+    "operators",
+    "register_namespace",
+    "to_q",
+    "truthy",
+    "validate",
+]

@@ -1,0 +1,90 @@
+"""Evaluation: datalogic-py (a Rust JsonLogic engine) behind a wrapper that owns the edges.
+
+- Rules and data go to the engine as JSON text, so a Python ``str`` rule is the string literal
+  JsonLogic says it is (the engine would parse a ``str`` as JSON).
+- Custom operators get their context by rewriting: before evaluation every custom-operator node
+  is replaced by the value its operator computes for ``contact`` at ``now``.
+- Work is metered: a rule that would run past ``OPS_BUDGET`` operations is stopped with an error.
+"""
+
+import json
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import datalogic_py
+from django.utils import timezone
+
+from marketing.conditions.operators import operators
+
+OPS_BUDGET = 100_000
+_engine = datalogic_py.Engine()
+
+
+class ConditionError(Exception):
+    """A rule could not be evaluated (a custom operator without a contact, a runaway rule, a type
+    the rule cannot compare)."""
+
+
+@lru_cache(maxsize=4096)
+def _compiled(rule_json: str) -> datalogic_py.Rule:
+    return _engine.compile(rule_json)
+
+
+def evaluate(rule: Any, data: Any, *, contact=None, now: datetime | None = None) -> Any:
+    """Evaluates ``rule`` against ``data`` with JsonLogic semantics; returns plain JSON values.
+
+    Rules that use registered operators (``event_count``, ``in_segment``, …) need ``contact``.
+    """
+    rule = _rewrite(rule, contact=contact, now=now)
+    try:
+        result, _ops = _compiled(json.dumps(rule)).evaluate_metered(json.dumps(data), OPS_BUDGET)
+    except datalogic_py.DataLogicError as exc:
+        if exc.error_type == "BudgetExceeded":
+            raise ConditionError(f"The rule does more than {OPS_BUDGET} operations; simplify it.") from exc
+        if exc.operator in ("filter", "map", "reduce", "all", "some", "none") and exc.error_type == "InvalidArguments":
+            # JsonLogic answers these over a non-list as over an empty list; the engine raises.
+            return _over_empty_list(rule, data, contact=contact, now=now)
+        raise ConditionError(f"{exc.error_type} in {exc.operator or 'the rule'}: {exc}") from exc
+    return json.loads(result)
+
+
+def truthy(value: Any) -> bool:
+    """JsonLogic truthiness: false, null, 0, "" and [] are false; everything else is true."""
+    return _engine.truthy(json.dumps(value))
+
+
+def _rewrite(node: Any, *, contact, now) -> Any:
+    """Replaces every registered-operator node by its value for ``contact`` at ``now``."""
+    if isinstance(node, list):
+        return [_rewrite(item, contact=contact, now=now) for item in node]
+    if not isinstance(node, dict) or len(node) != 1:
+        return node
+    ((name, args),) = node.items()
+    operator = operators().get(name)
+    if operator is None:
+        return {name: _rewrite(args, contact=contact, now=now)}
+    if contact is None:
+        raise ConditionError(f"The rule uses {name}, which needs a contact to evaluate against.")
+    return operator.value(args if isinstance(args, list) else [args], contact=contact, now=now or timezone.now())
+
+
+def _over_empty_list(rule: Any, data: Any, *, contact, now) -> Any:
+    """Evaluates again with every iterating operator's source that is not a list taken as []."""
+    guarded = _guard_iterators(rule)
+    result, _ops = _compiled(json.dumps(guarded)).evaluate_metered(json.dumps(data), OPS_BUDGET)
+    return json.loads(result)
+
+
+def _guard_iterators(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_guard_iterators(item) for item in node]
+    if not isinstance(node, dict) or len(node) != 1:
+        return node
+    ((name, args),) = node.items()
+    if name in ("filter", "map", "reduce", "all", "some", "none") and isinstance(args, list) and args:
+        source = _guard_iterators(args[0])
+        # {"if": [{"===": [{"type": source}, "array"]}, source, []]}: the engine's own type test.
+        guarded = {"if": [{"===": [{"type": source}, "array"]}, source, []]}
+        return {name: [guarded, *(_guard_iterators(a) for a in args[1:])]}
+    return {name: _guard_iterators(args)}

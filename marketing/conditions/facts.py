@@ -1,0 +1,57 @@
+"""The JSON document a condition sees (CONTRACTS.md §1), built from a contact and its context."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+
+def iso(value: datetime | None) -> str | None:
+    """UTC, to the second, with a Z: the one datetime form rules compare (as text) against."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def contact_facts(contact, *, event=None, workflow: dict | None = None) -> dict[str, Any]:
+    """The facts of one contact (with its company, tags and lists), and of the event and the
+    workflow run when the rule is evaluated for them."""
+    company = contact.company if contact.company_id else None
+    facts = {
+        "id": contact.pk,
+        "email": contact.email,
+        "external_id": contact.external_id,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "phone": contact.phone,
+        "job_title": contact.job_title,
+        "country": contact.country,
+        "time_zone": contact.time_zone,
+        "locale": contact.locale,
+        "lifecycle_stage": contact.lifecycle_stage,
+        "lead_status": contact.lead_status,
+        "owner": contact.owner_id,
+        "created_at": iso(contact.created_at),
+        "last_activity_at": iso(contact.last_activity_at),
+        "score": contact.score,
+        "tags": sorted(t.name for t in contact.tags.all()),
+        "lists": sorted(cl.slug for cl in contact.lists.all()),
+        "properties": contact.properties,
+        "company": company_facts(company) if company else None,
+    }
+    if event is not None:
+        facts["event"] = event_facts(event)
+    if workflow is not None:
+        facts["workflow"] = workflow
+    return facts
+
+
+def company_facts(company) -> dict[str, Any]:
+    return {
+        "name": company.name,
+        "domain": company.domain,
+        "industry": company.industry,
+        "size": company.size,
+        "revenue": float(company.revenue) if company.revenue is not None else None,
+        "properties": company.properties,
+    }
+
+
+def event_facts(event) -> dict[str, Any]:
+    return {"type": event.type, "occurred_at": iso(event.occurred_at), "properties": event.properties}
