@@ -530,3 +530,163 @@ def _client(key: str) -> Client:
     if key not in _clients:
         _clients[key] = Client(headers={"Authorization": f"Bearer {key}"})
     return _clients[key]
+
+
+# --- segments -----------------------------------------------------------------------------------
+
+SEGMENT_RULES = {
+    "property": {"==": [{"var": "properties.plan"}, "pro"]},
+    "property_company": {
+        "and": [{"==": [{"var": "properties.plan"}, "pro"]}, {"==": [{"var": "company.industry"}, "software"]}]
+    },
+    "property_events": {
+        "and": [
+            {"==": [{"var": "properties.plan"}, "pro"]},
+            {">=": [{"event_count": ["page_view", {"==": [{"var": "properties.path"}, "/pricing"]}, 30]}, 3]},
+        ]
+    },
+}
+
+
+@scenario
+class SegmentsScenario(Scenario):
+    """Full recompute of three segments of increasing complexity over N contacts and 5N events,
+    and the incremental check per event. PostgreSQL only (data is generated in SQL)."""
+
+    name = "segments"
+    help = "Full segment recompute over N contacts / 5N events, and the per-event incremental check."
+    org_slug = "bench-segments"
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--contacts", type=int, default=1_000_000, help="How many contacts (default 1000000).")
+        parser.add_argument("--events-per-contact", type=int, default=5, help="Events per contact (default 5).")
+        parser.add_argument("--checks", type=int, default=200, help="Incremental checks to time (default 200).")
+        parser.add_argument("--fresh", action="store_true", help="Regenerate the data even if it is there.")
+
+    def run(self, *, options: dict, progress) -> Iterator[dict]:
+        from marketing.models import Segment
+        from marketing.segments import segment_recompute, segment_save, segments_check_contacts
+
+        if connection.vendor != "postgresql":
+            raise RuntimeError("bench segments generates its data in PostgreSQL; set DATABASE_URL")
+        n, per = options["contacts"], options["events_per_contact"]
+        org, generated_s = self._data(n, n * per, fresh=options["fresh"], progress=progress)
+        figures = {"contacts": n, "events": n * per, "generate_seconds": generated_s}
+        with org_context(org):
+            advance = progress("recomputing segments", len(SEGMENT_RULES))
+            for name, rule in SEGMENT_RULES.items():
+                Segment.objects.filter(org=org, slug=name).delete()
+                start = time.perf_counter()
+                segment = segment_save(org=org, name=name, slug=name, rule=rule)  # the first, full computation
+                figures[f"{name}_recompute_seconds"] = round(time.perf_counter() - start, 2)
+                start = time.perf_counter()
+                segment_recompute(segment=segment)  # again: nothing changes, every row is checked
+                figures[f"{name}_steady_seconds"] = round(time.perf_counter() - start, 2)
+                segment.refresh_from_db()
+                figures[f"{name}_members"] = segment.member_count
+                advance(1)
+            figures.update(self._raw(org))
+            figures["vs_raw"] = round(
+                figures["raw_event_segment_seconds"] / figures["property_events_recompute_seconds"], 3
+            )
+            segments = list(Segment.objects.filter(org=org))
+            rng = random.Random(7)
+            contact_ids = list(Contact.objects.filter(org=org).values_list("pk", flat=True)[:200_000:97])
+            samples = []
+            advance = progress("incremental checks", options["checks"])
+            for _ in range(options["checks"]):
+                contact_id = rng.choice(contact_ids)
+                start = time.perf_counter()
+                segments_check_contacts(org=org, contact_ids=[contact_id], segments=segments)
+                samples.append(time.perf_counter() - start)
+                advance(1)
+            figures["incremental_check_p50_ms"] = percentile_ms(samples, 50)
+            figures["incremental_check_p95_ms"] = percentile_ms(samples, 95)
+        yield figures
+
+    def _raw(self, org) -> dict:
+        """The ceiling: the event-count segment's matching set as one hand-written SQL count."""
+        from marketing.models import Segment
+
+        segment = Segment.objects.get(org=org, slug="property_events")
+        with connection.cursor() as cursor:
+            start = time.perf_counter()
+            cursor.execute(
+                "SELECT count(*) FROM marketing_contact c WHERE c.org_id = %s AND c.properties ->> 'plan' = 'pro' "
+                "AND c.id IN (SELECT e.contact_id FROM marketing_event e WHERE e.org_id = %s AND e.type = "
+                "'page_view' AND e.occurred_at >= now() - interval '30 days' AND e.properties ->> 'path' = "
+                "'/pricing' GROUP BY e.contact_id HAVING count(*) >= 3)",
+                [org.pk, org.pk],
+            )
+            raw_count = cursor.fetchone()[0]
+            elapsed = time.perf_counter() - start
+        return {
+            "raw_event_segment_seconds": round(elapsed, 2),
+            "raw_matches_members": raw_count == segment.member_count,
+        }
+
+    def _data(self, n: int, events: int, *, fresh: bool, progress) -> tuple[Organization, float]:
+        """Contacts, companies and events generated in SQL from a fixed seed (md5 of the row number)."""
+        from marketing.models import PropertyDefinition
+
+        org = Organization.objects.filter(slug=self.org_slug).first()
+        if org and not fresh:
+            with org_context(org):
+                have = (Contact.objects.filter(org=org).count(), Event.objects.filter(org=org).count())
+            if have == (n, events):
+                return org, 0.0
+        if org is None:
+            org = Organization.objects.create(slug=self.org_slug, name="Bench (segments)")
+        advance = progress("generating contacts and events", 3)
+        start = time.perf_counter()
+        with connection.cursor() as cursor:
+            for table in (
+                "marketing_segmentmembership",
+                "marketing_segment",
+                "marketing_dispatchbatch",
+                "marketing_event",
+                "marketing_contact",
+                "marketing_company",
+            ):
+                cursor.execute(f"DELETE FROM {table} WHERE org_id = %s", [org.pk])  # noqa: S608  fixed names
+            cursor.execute(
+                "INSERT INTO marketing_company (org_id, name, domain, industry, size, revenue, properties, created_at, "
+                "updated_at) SELECT %s, 'Company ' || g, 'c' || g || '.seg.bench', (ARRAY['software', 'retail', "
+                "'finance', 'health'])[1 + g %% 4], 10 + g %% 900, NULL, '{}', now(), now() "
+                "FROM generate_series(1, 10000) g",
+                [org.pk],
+            )
+            advance(1)
+            cursor.execute(
+                "INSERT INTO marketing_contact (org_id, email, external_id, phone, first_name, last_name, job_title, "
+                "country, time_zone, locale, lifecycle_stage, lead_status, score, properties, company_id, created_at, "
+                "updated_at, last_activity_at) "
+                "SELECT %s, 'p' || g || '@seg.bench', NULL, '', 'First', 'Last ' || g, '', "
+                "(ARRAY['DE', 'FR', 'US', 'GB', 'BR'])[1 + g %% 5], '', '', 'lead', 'new', g %% 1000, "
+                "jsonb_build_object('plan', (ARRAY['free', 'pro', 'enterprise'])[1 + (g * 7) %% 3], "
+                "'seats', g %% 500), (SELECT min(id) FROM marketing_company WHERE org_id = %s) + g %% 10000, "
+                "now() - (g %% 700) * interval '1 day', now(), now() - (g %% 60) * interval '1 day' "
+                "FROM generate_series(1, %s) g",
+                [org.pk, org.pk, n],
+            )
+            advance(1)
+            cursor.execute(
+                "INSERT INTO marketing_event (org_id, contact_id, type, properties, occurred_at, received_at, source, "
+                "message_id) SELECT %s, first.id + (h %% %s), "
+                "(ARRAY['page_view', 'page_view', 'page_view', 'email_opened', 'email_clicked'])[1 + (h / 7) %% 5], "
+                "jsonb_build_object('path', (ARRAY['/', '/pricing', '/blog', '/docs'])[1 + (h / 11) %% 4]), "
+                "now() - ((h / 13) %% 90) * interval '1 day' - (h %% 86400) * interval '1 second', now(), 'bench', "
+                "'seg-' || g FROM (SELECT min(id) AS id FROM marketing_contact WHERE org_id = %s) first, "
+                "LATERAL (SELECT g, ('x' || substr(md5(g::text), 1, 8))::bit(32)::int & 2147483647 AS h "
+                "FROM generate_series(1, %s) g) r",
+                [org.pk, n, org.pk, events],
+            )
+            cursor.execute("ANALYZE marketing_contact")
+            cursor.execute("ANALYZE marketing_event")
+            cursor.execute("ANALYZE marketing_company")
+            advance(1)
+        with org_context(org):
+            for key, kind in (("plan", "enum"), ("seats", "number")):
+                PropertyDefinition.objects.get_or_create(org=org, subject="contact", key=key, defaults={"type": kind})
+            PropertyDefinition.objects.get_or_create(org=org, subject="event", key="path", defaults={"type": "string"})
+        return org, round(time.perf_counter() - start, 1)

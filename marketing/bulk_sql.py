@@ -13,11 +13,12 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
-from django.db.models import Field, Lookup
+from django.db.models import Field, ForeignObject, Lookup
 from django.utils import timezone
 
+INLINE_MAX = 100
 
-@Field.register_lookup
+
 class AnyOf(Lookup):
     """``field__any_of=[…]``: ``field = ANY(array)`` on PostgreSQL, ``IN (…)`` elsewhere."""
 
@@ -38,10 +39,16 @@ class AnyOf(Lookup):
     def as_postgresql(self, compiler, connection):
         if not self.rhs:
             raise EmptyResultSet
+        if len(self.rhs) <= INLINE_MAX:  # the planner sees short lists' values (and picks the index)
+            return self.as_sql(compiler, connection)
         lhs, lhs_params = self.process_lhs(compiler, connection)
         array_type = self.lhs.output_field.cast_db_type(connection)
         values = json.dumps(list(self.rhs), default=str)
         return f"{lhs} = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb))::{array_type}[])", [*lhs_params, values]
+
+
+Field.register_lookup(AnyOf)
+ForeignObject.register_lookup(AnyOf)  # foreign keys keep their own lookup table
 
 
 def insert_returning(

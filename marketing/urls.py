@@ -10,11 +10,13 @@ from rest_framework.routers import DefaultRouter
 from marketing.api import CompanyViewSet, ContactViewSet
 from marketing.events_api import EventsView
 from marketing.health import healthz, readyz
+from marketing.segments_api import ConditionsValidateView, SegmentViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("contacts", ContactViewSet, basename="contact")
 router.register("companies", CompanyViewSet, basename="company")
+router.register("segments", SegmentViewSet, basename="segment")
 
 public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
@@ -22,6 +24,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/events/", EventsView.as_view(), name="api-events"),
+    path("api/v1/conditions/validate/", ConditionsValidateView.as_view(), name="api-conditions-validate"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema", **public), name="api-docs"),

@@ -12,6 +12,7 @@ from marketing.models import (
     Membership,
     Organization,
     Role,
+    Segment,
     Tag,
     User,
 )
@@ -108,3 +109,16 @@ class ApiKeyFactory(DjangoModelFactory):
     name = "factory key"
     prefix = factory.Sequence(lambda n: f"{n:08d}")
     secret_hash = "0" * 64
+
+
+class SegmentFactory(DjangoModelFactory):
+    """A static segment row. A dynamic one goes through ``segments.segment_save``, which validates
+    its rule and computes its members."""
+
+    class Meta:
+        model = Segment
+
+    org = factory.SubFactory(OrganizationFactory)
+    slug = factory.Sequence(lambda n: f"segment-{n}")
+    name = factory.Sequence(lambda n: f"Segment {n}")
+    kind = Segment.Kind.STATIC

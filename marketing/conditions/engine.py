@@ -40,17 +40,22 @@ def evaluate(rule: Any, data: Any, *, contact=None, now: datetime | None = None)
     try:
         result, _ops = _compiled(json.dumps(rule)).evaluate_metered(json.dumps(data), OPS_BUDGET)
     except datalogic_py.DataLogicError as exc:
-        if exc.error_type == "BudgetExceeded":
-            raise ConditionError(f"The rule does more than {OPS_BUDGET} operations; simplify it.") from exc
         if exc.operator in ("filter", "map", "reduce", "all", "some", "none") and exc.error_type == "InvalidArguments":
             # JsonLogic answers these over a non-list as over an empty list; the engine raises.
             return _over_empty_list(rule, data, contact=contact, now=now)
-        raise ConditionError(f"{exc.error_type} in {exc.operator or 'the rule'}: {exc}") from exc
+        raise _condition_error(exc) from exc
     return json.loads(result)
 
 
+def _condition_error(exc: datalogic_py.DataLogicError) -> ConditionError:
+    if exc.error_type == "BudgetExceeded":
+        return ConditionError(f"The rule does more than {OPS_BUDGET} operations; simplify it.")
+    return ConditionError(f"{exc.error_type} in {exc.operator or 'the rule'}: {exc}")
+
+
 def truthy(value: Any) -> bool:
-    """JsonLogic truthiness: false, null, 0, "" and [] are false; everything else is true."""
+    """JsonLogic truthiness (jsonlogic.com/truthy): false, null, 0, "", [] and {} are false;
+    everything else is true."""
     return _engine.truthy(json.dumps(value))
 
 
@@ -72,7 +77,10 @@ def _rewrite(node: Any, *, contact, now) -> Any:
 def _over_empty_list(rule: Any, data: Any, *, contact, now) -> Any:
     """Evaluates again with every iterating operator's source that is not a list taken as []."""
     guarded = _guard_iterators(rule)
-    result, _ops = _compiled(json.dumps(guarded)).evaluate_metered(json.dumps(data), OPS_BUDGET)
+    try:
+        result, _ops = _compiled(json.dumps(guarded)).evaluate_metered(json.dumps(data), OPS_BUDGET)
+    except datalogic_py.DataLogicError as exc:  # malformed still (e.g. no logic), or over budget
+        raise _condition_error(exc) from exc
     return json.loads(result)
 
 

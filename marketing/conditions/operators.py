@@ -43,13 +43,15 @@ class ConditionOperator:
     def value(self, args: list, *, contact, now: datetime) -> Any:
         raise NotImplementedError
 
-    def q(self, args: list, *, org, now: datetime) -> Q:
-        """The contacts for which the operator's value is truthy."""
+    def q(self, args: list, *, org, now: datetime, within: list[int] | None = None) -> Q:
+        """The contacts for which the operator's value is truthy (``within``: only these matter)."""
         if self.returns == "number":
-            return ~self.q_compare("==", 0, args, org=org, now=now)
+            return ~self.q_compare("==", 0, args, org=org, now=now, within=within)
         raise NotImplementedError
 
-    def q_compare(self, op: str, literal: float, args: list, *, org, now: datetime) -> Q:
+    def q_compare(
+        self, op: str, literal: float, args: list, *, org, now: datetime, within: list[int] | None = None
+    ) -> Q:
         """The contacts for which ``value <op> literal`` holds (number-valued operators)."""
         raise NotImplementedError(self.name)
 
@@ -144,10 +146,12 @@ class EventCount(ConditionOperator):
             return events.count()
         return sum(1 for event in events if truthy(evaluate(event_filter, event_facts(event))))
 
-    def q_compare(self, op, literal, args, *, org, now):
+    def q_compare(self, op, literal, args, *, org, now, within=None):
         from marketing.conditions.sql import to_q
 
         events = self._events(args, org_id=org.pk, now=now)
+        if within is not None:
+            events = events.filter(contact_id__any_of=within)
         if args[1] is not None:
             events = events.filter(to_q(args[1], "event", org=org, now=now))
         counted = events.order_by().values("contact_id").annotate(n=Count("pk"))
@@ -176,7 +180,7 @@ class DaysSince(ConditionOperator):
         moment = getattr(contact, args[0])
         return None if moment is None else math.floor((now - moment).total_seconds() / 86400)
 
-    def q_compare(self, op, literal, args, *, org, now):
+    def q_compare(self, op, literal, args, *, org, now, within=None):
         # days = floor((now - t) / 1 day); an empty field counts as 0, as null does in a comparison.
         field = args[0]
 
@@ -203,7 +207,7 @@ class InSegment(ConditionOperator):
             org_id=contact.org_id, contact=contact, segment__slug=args[0], exited_at__isnull=True
         ).exists()
 
-    def q(self, args, *, org, now):
+    def q(self, args, *, org, now, within=None):
         from marketing.models import SegmentMembership
 
         members = SegmentMembership.objects.filter(org=org, segment__slug=args[0], exited_at__isnull=True)
@@ -222,7 +226,7 @@ class HasTag(ConditionOperator):
     def value(self, args, *, contact, now):
         return contact.tags.filter(name=args[0]).exists()
 
-    def q(self, args, *, org, now):
+    def q(self, args, *, org, now, within=None):
         from marketing.models import Contact
 
         through = Contact.tags.through.objects.filter(tag__org=org, tag__name=args[0])
@@ -241,7 +245,7 @@ class InList(ConditionOperator):
     def value(self, args, *, contact, now):
         return contact.lists.filter(slug=args[0]).exists()
 
-    def q(self, args, *, org, now):
+    def q(self, args, *, org, now, within=None):
         from marketing.models import ListMembership
 
         on_list = ListMembership.objects.filter(contact_list__org=org, contact_list__slug=args[0])

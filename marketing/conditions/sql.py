@@ -13,16 +13,18 @@ What SQL cannot express the same way (``if``, arithmetic, ``map``/``filter``, co
 fields, comparing across types) raises ``NotCompilable`` naming the part.
 """
 
+import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import BooleanField, CharField, F, FloatField, Func, Q, Value
 from django.db.models.functions import Coalesce, Collate
-from django.db.models.lookups import Contains, Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
+from django.db.models.lookups import Contains, Exact, GreaterThan, GreaterThanOrEqual, IsNull, LessThan, LessThanOrEqual
 from django.utils import timezone
 
 from marketing.conditions.fields import BOOLEAN, DATETIME, JSON_LIST, NAMES, NUMBER, STRING, FieldInfo, field_info
-from marketing.conditions.operators import ALL, NONE, operators
+from marketing.conditions.operators import ALL, NONE, compare_numbers, operators
 
 COMPARISONS = {"==", "!=", "===", "!==", "<", "<=", ">", ">="}
 MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!=", "===": "===", "!==": "!=="}
@@ -34,9 +36,13 @@ class NotCompilable(Exception):  # noqa: N818  the name CONTRACTS.md gives it
     """The rule (or the named part of it) has no SQL equivalent here."""
 
 
-def to_q(rule: Any, subject: str, *, org, now: datetime | None = None) -> Q:
-    """A Q selecting the ``subject`` rows (contacts, events, companies) for which ``rule`` is truthy."""
-    return _Compiler(subject, org, now or timezone.now()).truthy(rule)
+def to_q(rule: Any, subject: str, *, org, now: datetime | None = None, within: list[int] | None = None) -> Q:
+    """A Q selecting the ``subject`` rows (contacts, events, companies) for which ``rule`` is truthy.
+
+    ``within`` (contact ids) is a hint for a query over only those contacts: operators that read
+    other tables (event counts) then restrict their subqueries to them.
+    """
+    return _Compiler(subject, org, now or timezone.now(), within).truthy(rule)
 
 
 class JsonValue(Func):
@@ -75,8 +81,9 @@ class JsonValue(Func):
 
 
 class _Compiler:
-    def __init__(self, subject: str, org, now: datetime):
-        self.subject, self.org, self.now = subject, org, now
+    def __init__(self, subject: str, org, now: datetime, within: list[int] | None = None):
+        self.subject, self.org, self.now, self.within = subject, org, now, within
+        self._fields: dict[str, FieldInfo | None] = {}
 
     # -- truthiness ---------------------------------------------------------------------------
 
@@ -91,10 +98,10 @@ class _Compiler:
             return self._combine(args_list, lambda a, b: a & b, op)
         if op == "or":
             return self._combine(args_list, lambda a, b: a | b, op)
-        if op == "!":
-            return ~self.truthy(args_list[0])
-        if op == "!!":
-            return self.truthy(args_list[0])
+        if op in ("!", "!!"):
+            if not args_list:
+                raise NotCompilable(f"“{op}” with no argument")
+            return ~self.truthy(args_list[0]) if op == "!" else self.truthy(args_list[0])
         if op in COMPARISONS:
             return self._comparison(op, args_list)
         if op == "in":
@@ -103,7 +110,7 @@ class _Compiler:
             return self._field_truthy(self._field(node))
         custom = operators().get(op)
         if custom is not None:
-            return custom.q(args_list, org=self.org, now=self.now)
+            return custom.q(args_list, org=self.org, now=self.now, within=self.within)
         raise NotCompilable(f"“{op}” has no SQL form; use it only where rules run in Python")
 
     def _combine(self, args: list, join, op: str) -> Q:
@@ -124,7 +131,9 @@ class _Compiler:
             path = path[0] if path else ""
         if not isinstance(path, str) or not path:
             raise NotCompilable("a var whose path is not a field name")
-        info = field_info(self.subject, path, org=self.org)
+        if path not in self._fields:  # a definition lookup per path, not per use
+            self._fields[path] = field_info(self.subject, path, org=self.org)
+        info = self._fields[path]
         if info is None:
             raise NotCompilable(f"the path “{path}” is not a field of a {self.subject}")
         return info
@@ -139,8 +148,8 @@ class _Compiler:
         return F(info.lookup)
 
     def _field_truthy(self, info: FieldInfo) -> Q:
-        if info.type == NAMES:
-            return Q(**{f"{info.lookup.split('__')[0]}__isnull": False}) & Q(pk__in=self._with_any(info))
+        if info.type == NAMES:  # a non-empty list: at least one (a subquery, so no duplicate rows)
+            return Q(pk__in=self._with_any(info))
         if info.type == JSON_LIST:
             raise NotCompilable(f"the truthiness of the list property “{info.path}”")
         if info.type == DATETIME and info.json_key is None:
@@ -176,7 +185,9 @@ class _Compiler:
                 if op in ("===", "!==") or isinstance(right, bool) or not isinstance(right, int | float):
                     raise NotCompilable(f"{name} {op} {right!r}: compare its count with a number")
                 custom_args = custom_args if isinstance(custom_args, list) else [custom_args]
-                q = custom.q_compare("==" if op == "!=" else op, right, custom_args, org=self.org, now=self.now)
+                q = custom.q_compare(
+                    "==" if op == "!=" else op, right, custom_args, org=self.org, now=self.now, within=self.within
+                )
                 return ~q if op == "!=" else q
             if name == "var":
                 return self._field_comparison(op, self._field(left), right)
@@ -194,32 +205,36 @@ class _Compiler:
             if isinstance(literal, bool) or not isinstance(literal, int | float):
                 raise NotCompilable(f"the number “{info.path}” compared with {literal!r}")
             if op == "===":
-                return Q(Exact(expression, literal))
+                return Q(_never_null(Exact(expression, literal)))
             lookup = Exact if op == "==" else ORDER[op]
             return Q(lookup(Coalesce(expression, Value(0.0), output_field=FloatField()), literal))
         if info.type == BOOLEAN:
             if not isinstance(literal, bool) or op not in ("==", "==="):
                 raise NotCompilable(f"the yes/no “{info.path}” {op} {literal!r}")
-            return Q(
-                Exact(
-                    expression if op == "===" else Coalesce(expression, Value(False), output_field=BooleanField()),
-                    literal,
-                )
-            )
+            if op == "===":
+                return Q(_never_null(Exact(expression, literal)))
+            return Q(Exact(Coalesce(expression, Value(False), output_field=BooleanField()), literal))
         if not isinstance(literal, str):
             raise NotCompilable(f"the text “{info.path}” compared with {literal!r}")
         if info.type == DATETIME and info.json_key is None:
             return self._datetime_comparison(op, info, literal)
         if op == "===":
-            return Q(Exact(expression, literal))
+            return Q(_never_null(Exact(expression, literal)))
         if op == "==":
             return Q(Exact(Coalesce(expression, Value(""), output_field=CharField()), literal))
-        # A null never orders against a string (the comparison is false, never unknown).
-        return Q(_never_null(ORDER[op](Collate(expression, "C"), literal)))
+        # Text orders by code point. A null orders against text only when the text reads as a
+        # number (null as 0, "5" as 5); otherwise the comparison is false, never unknown.
+        ordered = Q(_never_null(ORDER[op](Collate(expression, "C"), literal)))
+        number = _numeric_text(literal)
+        if number is not None and compare_numbers(op, 0, number):
+            ordered |= Q(IsNull(expression, True))
+        return ordered
 
     def _null_comparison(self, op: str, info: FieldInfo, expression) -> Q:
         if op == "===":
             return Q(**{f"{info.lookup}__isnull": True}) if info.json_key is None else _null_json(info)
+        if op == "==" and info.type == DATETIME and info.json_key is None:
+            return Q(**{f"{info.lookup}__isnull": True})  # a set datetime is never the empty text
         if op == "==":  # null == the empty value of the field's type
             empty = {NUMBER: 0.0, BOOLEAN: False}.get(info.type, "")
             return Q(Exact(Coalesce(expression, Value(empty), output_field=_EMPTY_OUTPUT[info.type]()), empty))
@@ -288,13 +303,25 @@ class JsonIn(Func):
     def __init__(self, expression, values: list):
         super().__init__(expression, output_field=BooleanField())
         self.values = values
-        self.conditional = True
 
     def as_sql(self, compiler, connection, **extra):
         inner, params = compiler.compile(self.source_expressions[0])
         if not self.values:
             return "1 = 0", []
         return f"{inner} IN ({', '.join(['%s'] * len(self.values))})", [*params, *self.values]
+
+
+NUMERIC_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _numeric_text(text: str) -> float | None:
+    """The number a text reads as in a comparison with null ("" as 0), or None."""
+    if text == "":
+        return 0.0
+    if not NUMERIC_TEXT.match(text):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
 
 
 def _never_null(condition) -> Coalesce:

@@ -127,6 +127,8 @@ class _Walker:
                     self._path(path, where)
             return
         items = args if isinstance(args, list) else [args]
+        if op in ("!", "!!") and not items:
+            self.errors.append(f"At {where}: “{op}” needs an argument.")
         for index, item in enumerate(items):
             scoped = in_iterator or (op in ITERATORS and index > 0)
             self.walk(item, f"{where}/{index}", depth=depth + 1, in_iterator=scoped)
