@@ -7,6 +7,7 @@ those contacts. Entering and leaving are recorded as ``segment_entered`` / ``seg
 events and dispatched like any other, so workflows and scoring can react to them.
 """
 
+import json
 import logging
 from collections.abc import Iterable
 from datetime import datetime
@@ -170,12 +171,11 @@ PYTHON_CHECK_MAX = 20
 
 
 def _matching_in_python(org, contact_ids, segments, now) -> dict[int, set[int]]:
-    contacts = list(
-        Contact.objects.filter(org=org, pk__any_of=contact_ids)
-        .select_related("company")
-        .prefetch_related("tags", "lists")
-    )
-    facts = {contact.pk: contact_facts(contact) for contact in contacts}
+    # Tags and lists are two more queries: fetch them only when a rule reads them as a list.
+    names = any('"tags"' in json.dumps(s.rule) or '"lists"' in json.dumps(s.rule) for s in segments)
+    contacts = Contact.objects.filter(org=org, pk__any_of=contact_ids).select_related("company")
+    contacts = list(contacts.prefetch_related("tags", "lists") if names else contacts)
+    facts = {contact.pk: contact_facts(contact, names=names) for contact in contacts}
     return {
         segment.pk: {c.pk for c in contacts if truthy(evaluate(segment.rule, facts[c.pk], contact=c, now=now))}
         for segment in segments

@@ -30,7 +30,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema", **public), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema", **public), name="api-redoc"),
     path("t/", include("marketing.web_tracking")),
-    path("v1/", include("marketing.segment_api")),
+    path("v1/", include("marketing.tracking_api")),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
 ]

@@ -67,6 +67,11 @@ def _rewrite(node: Any, *, contact, now) -> Any:
         return node
     ((name, args),) = node.items()
     operator = operators().get(name)
+    if name == "map" and isinstance(args, list) and args:
+        # The engine maps a non-list as [x] (without raising); JsonLogic maps it as [].
+        source = _rewrite(args[0], contact=contact, now=now)
+        guarded = {"if": [{"===": [{"type": [source]}, "array"]}, source, []]}
+        return {"map": [guarded, *(_rewrite(a, contact=contact, now=now) for a in args[1:])]}
     if operator is None:
         return {name: _rewrite(args, contact=contact, now=now)}
     if contact is None:
@@ -92,7 +97,7 @@ def _guard_iterators(node: Any) -> Any:
     ((name, args),) = node.items()
     if name in ("filter", "map", "reduce", "all", "some", "none") and isinstance(args, list) and args:
         source = _guard_iterators(args[0])
-        # {"if": [{"===": [{"type": source}, "array"]}, source, []]}: the engine's own type test.
-        guarded = {"if": [{"===": [{"type": source}, "array"]}, source, []]}
+        # {"if": [{"===": [{"type": [source]}, "array"]}, source, []]}: the engine's own type test.
+        guarded = {"if": [{"===": [{"type": [source]}, "array"]}, source, []]}
         return {name: [guarded, *(_guard_iterators(a) for a in args[1:])]}
     return {name: _guard_iterators(args)}

@@ -9,9 +9,10 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
-def contact_facts(contact, *, event=None, workflow: dict | None = None) -> dict[str, Any]:
+def contact_facts(contact, *, event=None, workflow: dict | None = None, names: bool = True) -> dict[str, Any]:
     """The facts of one contact (with its company, tags and lists), and of the event and the
-    workflow run when the rule is evaluated for them."""
+    workflow run when the rule is evaluated for them. ``names=False`` leaves out ``tags`` and
+    ``lists`` (two queries) for rules known not to read them."""
     company = contact.company if contact.company_id else None
     facts = {
         "id": contact.pk,
@@ -30,11 +31,12 @@ def contact_facts(contact, *, event=None, workflow: dict | None = None) -> dict[
         "created_at": iso(contact.created_at),
         "last_activity_at": iso(contact.last_activity_at),
         "score": contact.score,
-        "tags": sorted(t.name for t in contact.tags.all()),
-        "lists": sorted(cl.slug for cl in contact.lists.all()),
         "properties": contact.properties,
         "company": company_facts(company) if company else None,
     }
+    if names:
+        facts["tags"] = sorted(t.name for t in contact.tags.all())
+        facts["lists"] = sorted(cl.slug for cl in contact.lists.all())
     if event is not None:
         facts["event"] = event_facts(event)
     if workflow is not None:

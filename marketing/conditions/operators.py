@@ -14,6 +14,8 @@ from typing import Any
 
 from django.db.models import Count, Q
 
+from marketing.models import Event
+
 _operators: dict[str, "ConditionOperator"] = {}
 # Explicit always/never: Django drops an empty Q(), and ~Q() would not mean "nothing".
 ALL = Q(pk__isnull=False)
@@ -128,8 +130,6 @@ class EventCount(ConditionOperator):
         return errors
 
     def _events(self, args, *, org_id, now):
-        from marketing.models import Event
-
         event_type, _event_filter, days = args
         events = Event.objects.filter(org_id=org_id, type=event_type, occurred_at__lte=now)
         if days is not None:
@@ -140,11 +140,16 @@ class EventCount(ConditionOperator):
         from marketing.conditions.engine import evaluate, truthy
         from marketing.conditions.facts import event_facts
 
-        events = self._events(args, org_id=contact.org_id, now=now).filter(contact=contact)
+        events = self._events(args, org_id=contact.org_id, now=now).filter(contact=contact).order_by()
         event_filter = args[1]
         if event_filter is None:
             return events.count()
-        return sum(1 for event in events if truthy(evaluate(event_filter, event_facts(event))))
+        rows = events.values_list("type", "occurred_at", "properties")
+        return sum(
+            1
+            for row in rows
+            if truthy(evaluate(event_filter, event_facts(Event(type=row[0], occurred_at=row[1], properties=row[2]))))
+        )
 
     def q_compare(self, op, literal, args, *, org, now, within=None):
         from marketing.conditions.sql import to_q
