@@ -138,9 +138,7 @@ def segments_check_contacts(
         org, contact_ids, segments, now
     )
     current: dict[int, set[int]] = {s.pk: set() for s in segments}
-    for segment_id, contact_id in SegmentMembership.objects.filter(
-        org=org, segment_id__any_of=[s.pk for s in segments], contact_id__any_of=contact_ids, exited_at__isnull=True
-    ).values_list("segment_id", "contact_id"):
+    for segment_id, contact_id in _open_stays(org, [s.pk for s in segments], contact_ids):
         current[segment_id].add(contact_id)
     for segment in segments:
         entering = sorted(matching[segment.pk] - current[segment.pk])
@@ -170,9 +168,22 @@ def segments_check_contacts(
 PYTHON_CHECK_MAX = 20
 
 
+def _open_stays(org: Organization, segment_ids: list[int], contact_ids: list[int]) -> list[tuple[int, int]]:
+    """(segment, contact) of the open stays: plain SQL, as this runs for every event."""
+    table = SegmentMembership._meta.db_table
+    segments_sql, contacts_sql = ", ".join(["%s"] * len(segment_ids)), ", ".join(["%s"] * len(contact_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT segment_id, contact_id FROM {table} WHERE org_id = %s AND segment_id IN ({segments_sql}) "  # noqa: S608
+            f"AND contact_id IN ({contacts_sql}) AND exited_at IS NULL",
+            [org.pk, *segment_ids, *contact_ids],
+        )
+        return cursor.fetchall()
+
+
 def _matching_in_python(org, contact_ids, segments, now) -> dict[int, set[int]]:
     # Tags and lists are two more queries: fetch them only when a rule reads them as a list.
-    names = any('"tags"' in json.dumps(s.rule) or '"lists"' in json.dumps(s.rule) for s in segments)
+    names = any(_reads_names(s.rule) for s in segments)
     contacts = Contact.objects.filter(org=org, pk__any_of=contact_ids).select_related("company")
     contacts = list(contacts.prefetch_related("tags", "lists") if names else contacts)
     facts = {contact.pk: contact_facts(contact, names=names) for contact in contacts}
@@ -180,6 +191,11 @@ def _matching_in_python(org, contact_ids, segments, now) -> dict[int, set[int]]:
         segment.pk: {c.pk for c in contacts if truthy(evaluate(segment.rule, facts[c.pk], contact=c, now=now))}
         for segment in segments
     }
+
+
+def _reads_names(rule) -> bool:
+    text = json.dumps(rule)
+    return '"tags"' in text or '"lists"' in text
 
 
 def _matching_in_sql(org, contact_ids, segments, now) -> dict[int, set[int]]:

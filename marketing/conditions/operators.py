@@ -8,11 +8,14 @@ events rather than a count per contact. Apps above marketing register more with
 ``@condition_operator``.
 """
 
+import json
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Q
+from django.utils.dateparse import parse_datetime
 
 from marketing.models import Event
 
@@ -140,11 +143,11 @@ class EventCount(ConditionOperator):
         from marketing.conditions.engine import evaluate, truthy
         from marketing.conditions.facts import event_facts
 
-        events = self._events(args, org_id=contact.org_id, now=now).filter(contact=contact).order_by()
-        event_filter = args[1]
+        event_type, event_filter, days = args
+        since = now - timedelta(days=days) if days is not None else None
+        rows = _contact_events(contact, event_type, since=since, until=now)
         if event_filter is None:
-            return events.count()
-        rows = events.values_list("type", "occurred_at", "properties")
+            return len(rows)
         return sum(
             1
             for row in rows
@@ -165,6 +168,33 @@ class EventCount(ConditionOperator):
             return ALL if m <= 0 else Q(pk__in=counted.filter(n__gte=m).values("contact_id"))
 
         return threshold_q(*integer_threshold(op, literal), at_least)
+
+
+def _contact_events(contact, event_type: str, *, since, until) -> list[tuple]:
+    """(type, occurred_at, properties) of one contact's events of a type in a window: plain SQL,
+    as the Python side of event_count runs for every incremental segment check."""
+    sql = (
+        f"SELECT type, occurred_at, properties FROM {Event._meta.db_table} WHERE org_id = %s "  # noqa: S608
+        "AND contact_id = %s AND type = %s AND occurred_at <= %s"
+    )
+    adapt = connection.ops.adapt_datetimefield_value  # the column's stored form (text on SQLite)
+    params = [contact.org_id, contact.pk, event_type, adapt(until)]
+    if since is not None:
+        sql += " AND occurred_at >= %s"
+        params.append(adapt(since))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if connection.vendor == "sqlite":  # text columns there: read them as the ORM would (UTC, JSON)
+        rows = [
+            (
+                t,
+                (parse_datetime(o) if isinstance(o, str) else o).replace(tzinfo=UTC),
+                json.loads(p) if isinstance(p, str) else p,
+            )
+            for t, o, p in rows
+        ]
+    return rows
 
 
 @condition_operator
