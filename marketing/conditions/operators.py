@@ -185,16 +185,16 @@ def _contact_events(contact, event_type: str, *, since, until) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    if connection.vendor == "sqlite":  # text columns there: read them as the ORM would (UTC, JSON)
-        rows = [
-            (
-                t,
-                (parse_datetime(o) if isinstance(o, str) else o).replace(tzinfo=UTC),
-                json.loads(p) if isinstance(p, str) else p,
-            )
-            for t, o, p in rows
-        ]
-    return rows
+    # Read as the ORM would: Django has psycopg hand JSON over as text, and SQLite keeps
+    # datetimes as naive UTC.
+    return [
+        (t, _aware(parse_datetime(o) if isinstance(o, str) else o), json.loads(p) if isinstance(p, str) else p)
+        for t, o, p in rows
+    ]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @condition_operator

@@ -142,3 +142,24 @@ def test_static_segments_take_contacts_by_hand(org):
     dynamic = segment_save(org=org, name="Germans", slug="germans", rule=GERMANS)
     with pytest.raises(ValidationError):
         segment_add_contacts(segment=dynamic, contacts=[ana])
+
+
+def test_event_count_filters_read_event_properties_in_python_as_in_sql(org):
+    """Regression: the Python side read properties as JSON text and counted 0 where SQL counted 1."""
+    from marketing.conditions import contact_facts, evaluate, to_q
+    from marketing.models import Contact
+
+    PropertyDefinition.objects.create(org=org, subject="event", key="path", type="string")
+    ana = ContactFactory(org=org)
+    Event.objects.create(
+        org=org,
+        contact=ana,
+        type="email_opened",
+        occurred_at=timezone.now() - timedelta(hours=1),
+        properties={"path": "/pricing"},
+        message_id="m1",
+    )
+    rule = {"<": [{"event_count": ["email_opened", {"==": [{"var": "properties.path"}, "/pricing"]}, None]}, 1]}
+
+    assert evaluate(rule, contact_facts(ana), contact=ana) is False
+    assert not Contact.objects.filter(to_q(rule, "contact", org=org)).exists()
