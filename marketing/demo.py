@@ -69,3 +69,22 @@ def demo_events(*, org, users, stdout) -> None:
         results = events_ingest(org=org, items=items, errors=errors, source="demo")
         stored += sum(1 for r in results if r.status == "stored")
     stdout.write(f"Demo events: {stored} stored.")
+
+
+@demo_seeder
+def demo_segments(*, org, users, stdout) -> None:
+    """Two dynamic segments to open in the console's rule builder (kept if they exist)."""
+    from marketing.models import Segment
+    from marketing.segments import segment_save
+
+    examples = {
+        "pro-in-germany": (
+            "Pro plan in Germany",
+            {"and": [{"==": [{"var": "country"}, "DE"]}, {"==": [{"var": "properties.plan"}, "pro"]}]},
+        ),
+        "engaged-readers": ("Engaged readers", {">=": [{"event_count": ["page_view", None, 30]}, 2]}),
+    }
+    for slug, (name, rule) in examples.items():
+        if not Segment.objects.filter(org=org, slug=slug).exists():
+            segment_save(org=org, name=name, slug=slug, rule=rule)
+    stdout.write(f"Demo segments: {', '.join(examples)}.")
