@@ -365,10 +365,17 @@ def _create_many(org: Organization, refs: list[ContactRef], to_link: dict[str, i
     return result
 
 
-def ref_from(*, contact_id=None, external_id=None, email=None, anonymous_id=None) -> ContactRef:
-    """A ContactRef from raw values; raises ValidationError (per field) for a bad email."""
+def ref_from(
+    *, contact_id=None, external_id=None, email=None, anonymous_id=None, email_is_normal: bool = False
+) -> ContactRef:
+    """A ContactRef from raw values; raises ValidationError (per field) for a bad email.
+
+    ``email_is_normal``: the caller found the address stored already, so it is valid as given.
+    """
     clean_email = None
-    if email:
+    if email and email_is_normal:
+        clean_email = email
+    elif email:
         try:
             clean_email = normalise_email(email)
         except ValidationError as exc:

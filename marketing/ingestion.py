@@ -126,22 +126,15 @@ def events_ingest(
     for index, item in enumerate(items):
         if item is None:
             continue
-        if item.email and item.email.lower() in stored_emails:
-            # An address already stored was validated when it was: skip email-validator (~0.1 ms).
-            item.email = item.email.lower()
-            refs[index] = ContactRef(
-                contact_id=item.contact_id,
-                external_id=item.external_id,
-                email=item.email,
-                anonymous_id=item.anonymous_id,
-            )
-            continue
+        # An address already stored was validated when it was: skip email-validator (~0.1 ms).
+        known = bool(item.email) and item.email.lower() in stored_emails
         try:
             refs[index] = ref_from(
                 contact_id=item.contact_id,
                 external_id=item.external_id,
-                email=item.email,
+                email=item.email.lower() if known else item.email,
                 anonymous_id=item.anonymous_id,
+                email_is_normal=known,
             )
         except ValidationError as exc:
             errors[index] = {k: "; ".join(v) for k, v in exc.message_dict.items()}
