@@ -104,8 +104,7 @@ def segment_recompute(*, segment: Segment, now: datetime | None = None, emit: bo
         entered = [row[0] for row in cursor.fetchall()]
         if connection.vendor == "postgresql":
             cursor.execute("RESET enable_nestloop")
-        members = SegmentMembership.objects.filter(segment=segment, exited_at__isnull=True).count()
-        Segment.objects.filter(pk=segment.pk).update(member_count=members, computed_at=now)
+        members = _refresh_count(segment, now)
         if emit:
             _emit(segment, entered=entered, exited=exited, now=now)
     logger.info(
@@ -280,9 +279,11 @@ def segment_remove_contacts(*, segment: Segment, contacts: Iterable[Contact], no
     return len(left)
 
 
-def _refresh_count(segment: Segment, now: datetime) -> None:
+def _refresh_count(segment: Segment, now: datetime) -> int:
+    """Stores (and returns) the number of open stays."""
     count = SegmentMembership.objects.filter(segment=segment, exited_at__isnull=True).count()
     Segment.objects.filter(pk=segment.pk).update(member_count=count, computed_at=now)
+    return count
 
 
 def _emit(segment: Segment, *, entered: list[int], exited: list[int], now: datetime) -> None:
