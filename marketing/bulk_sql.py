@@ -137,3 +137,29 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, models.Model):
         return value.pk
     return str(value)  # Decimal, UUID
+
+
+def update_rows(objs: list[models.Model], fields: list[str]) -> None:
+    """Writes ``fields`` of many loaded rows in one statement (PostgreSQL: ``UPDATE … FROM
+    jsonb_to_recordset``); Django's ``bulk_update`` builds a CASE per field and row instead."""
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        model._base_manager.bulk_update(objs, fields, batch_size=500)
+        return
+    meta = model._meta
+    targets = [meta.get_field(name) for name in fields]
+    keys = [f"c{i}" for i in range(len(targets))]
+    types = ", ".join(f"{k} {f.cast_db_type(connection)}" for k, f in zip(keys, targets, strict=True))
+    sets = ", ".join(f"{f.column} = u.{k}" for k, f in zip(keys, targets, strict=True))
+    records = [
+        {"pk": obj.pk, **{k: getattr(obj, f.attname) for k, f in zip(keys, targets, strict=True)}} for obj in objs
+    ]
+    pk = meta.pk
+    sql = (
+        f"UPDATE {meta.db_table} SET {sets} FROM jsonb_to_recordset(%s::jsonb) "  # noqa: S608  identifiers from the model
+        f"AS u(pk {pk.cast_db_type(connection)}, {types}) WHERE {meta.db_table}.{pk.column} = u.pk"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [json.dumps(records, default=_json_value)])

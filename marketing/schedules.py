@@ -6,8 +6,9 @@ migrate restores a deleted one but leaves an edited interval alone.
 
 from django.db import transaction
 
-# name -> (task, every N seconds, description)
-SYSTEM_JOBS = {
+# name -> (task, every N seconds, description[, expire after N seconds]); other apps add theirs
+# with ``system_jobs_register`` from their AppConfig.ready().
+SYSTEM_JOBS: dict[str, tuple] = {
     "marketing: redeliver event batches": (
         "marketing.tasks.dispatch_sweep",
         30,
@@ -21,13 +22,24 @@ SYSTEM_JOBS = {
 }
 
 
+def system_jobs_register(jobs: dict[str, tuple]) -> None:
+    """Adds an app's system jobs (same shape as SYSTEM_JOBS) before migrate installs them."""
+    SYSTEM_JOBS.update(jobs)
+
+
 def schedules_install(**kwargs) -> None:
     """Creates the system jobs that do not exist yet (post_migrate)."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     with transaction.atomic():
-        for name, (task, seconds, description) in SYSTEM_JOBS.items():
+        for name, (task, seconds, description, *expire) in SYSTEM_JOBS.items():
             if PeriodicTask.objects.filter(name=name).exists():
                 continue
             interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
-            PeriodicTask.objects.create(name=name, task=task, interval=interval, description=description)
+            PeriodicTask.objects.create(
+                name=name,
+                task=task,
+                interval=interval,
+                description=description,
+                expire_seconds=expire[0] if expire else None,
+            )

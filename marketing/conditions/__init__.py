@@ -10,7 +10,7 @@ from marketing.conditions.engine import ConditionError, evaluate, truthy
 from marketing.conditions.facts import contact_facts, event_facts
 from marketing.conditions.operators import ConditionOperator, condition_operator, operators
 from marketing.conditions.sql import NotCompilable, to_q
-from marketing.conditions.validation import register_namespace, validate
+from marketing.conditions.validation import register_namespace, rule_errors, validate
 
 __all__ = [
     "ConditionError",
@@ -22,6 +22,7 @@ __all__ = [
     "event_facts",
     "operators",
     "register_namespace",
+    "rule_errors",
     "to_q",
     "truthy",
     "validate",

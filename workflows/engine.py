@@ -1,0 +1,533 @@
+"""The execution engine: claims due instances in batches and runs their steps.
+
+One transaction per batch (CONTRACTS.md §5, DESIGN.md "Throughput"): due rows are locked with
+``SELECT … FOR UPDATE SKIP LOCKED`` (ordered by ``wake_at``, a few hundred at a time), each
+instance's tokens advance until they wait or end (at most ``MAX_STEPS`` steps a claim), and the
+step runs, instance rows and finished-run records are written in bulk before the one commit.
+
+Why the claim and the work share a transaction: a killed worker's connection drops, PostgreSQL
+rolls the batch back, and its rows are due again at once, with nothing half-done — every write
+an internal action makes (a tag, a field, an enrolment) commits with the step run that records
+it or not at all, which is what makes it exactly-once in effect. The row locks are the lease; a
+worker that hangs instead of dying is cut off by the connection's
+``idle_in_transaction_session_timeout``. Side effects that leave the system go through
+``Delivery`` rows (``workflows.deliveries``), sent after commit, outside any transaction.
+
+Each instance runs inside a savepoint only around action code, so one action's database error
+rolls back that action alone; the step then retries or fails as its policy says.
+"""
+
+import logging
+import time
+import traceback
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+from django.db import transaction
+from django.utils import timezone
+
+from marketing.bulk_sql import update_rows
+from marketing.conditions import contact_facts, evaluate, truthy
+from marketing.models import Contact, Organization
+from marketing.tenancy import org_context
+from workflows import steps as step_kinds
+from workflows.actions import ActionContext, Deferred, PermanentError, RetryableError, actions
+from workflows.definitions import settings_of
+from workflows.models import (
+    Approval,
+    AutomationExecution,
+    Delivery,
+    InstanceStatus,
+    Workflow,
+    WorkflowInstance,
+    WorkflowStepRun,
+    WorkflowVersion,
+)
+from workflows.steps import Finish, Fork, Go, StepError, Wait
+from workflows.triggers.builtin import reads_names
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+MAX_STEPS = 100  # per instance per claim: a long chain of instant steps yields to the others
+DELIVERY_WAIT = timedelta(hours=6)  # a safety wake; the sender wakes the run when it is done
+INSTANCE_FIELDS = [
+    "status",
+    "current_step",
+    "wake_at",
+    "waits_for_event",
+    "tokens",
+    "context",
+    "visits",
+    "started_at",
+    "finished_at",
+    "result",
+    "error",
+    "updated_at",
+]
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+@lru_cache(maxsize=1024)
+def _version(version_id: int) -> tuple[dict, dict, dict]:
+    """(definition, steps by id, settings) of a version; versions never change, so cache them."""
+    definition = WorkflowVersion.objects.with_scopes_disabled().values_list("definition", flat=True).get(pk=version_id)
+    return definition, {s["id"]: s for s in definition["steps"]}, settings_of(definition)
+
+
+class Batch:
+    """What one claimed batch writes at its end, and publishes after commit."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+        self.step_runs: list[WorkflowStepRun] = []
+        self.executions: list[AutomationExecution] = []
+        self.transitions: dict[int, list[dict]] = defaultdict(list)  # workflow id -> transitions
+        self.deliveries: list[int] = []
+        self.enrolled = False
+
+    def write(self, instances: list[WorkflowInstance]) -> None:
+        WorkflowStepRun.objects.bulk_create(self.step_runs, batch_size=1000)
+        AutomationExecution.objects.bulk_create(self.executions, batch_size=1000)
+        for instance in instances:
+            instance.updated_at = self.now
+        update_rows(instances, INSTANCE_FIELDS)
+
+    def after_commit(self) -> None:
+        from marketing.celery import enqueue_on_commit
+        from workflows.live_status import transitions_publish
+        from workflows.tasks import deliveries_send, instances_run_due
+
+        if self.transitions:
+            transaction.on_commit(lambda: transitions_publish(dict(self.transitions)))
+        if self.deliveries:
+            enqueue_on_commit(deliveries_send, delivery_ids=list(self.deliveries))
+        if self.enrolled:
+            enqueue_on_commit(instances_run_due)
+
+
+class Run:
+    """One instance's advance within a batch (or a dry run's, with ``dry_run=True``)."""
+
+    def __init__(
+        self,
+        instance: WorkflowInstance,
+        *,
+        contact: Contact,
+        now: datetime,
+        batch: Batch,
+        dry_run: bool = False,
+        definition: dict | None = None,
+    ):
+        self.instance, self.contact, self.now, self.batch, self.dry_run = instance, contact, now, batch, dry_run
+        if definition is None:
+            self.definition, self.steps, self.settings = _version(instance.version_id)
+        else:
+            self.definition, self.steps, self.settings = (
+                definition,
+                {s["id"]: s for s in definition["steps"]},
+                settings_of(definition),
+            )
+        self.token: dict = {}
+        self.budget = MAX_STEPS
+        self._facts: dict | None = None
+        self.trace: list[dict] = []  # a dry run's path
+
+    # -- what steps use ----------------------------------------------------------------------
+
+    @property
+    def time_zone(self) -> str:
+        return self.contact.time_zone or self.instance.org.default_time_zone
+
+    @staticmethod
+    def iso(moment: datetime) -> str:
+        return iso(moment)
+
+    def facts(self, *, names: bool = False) -> dict:
+        """The contact's facts (CONTRACTS.md §1) with the run's ``workflow`` namespace; tags and
+        lists (two queries) only when a rule reads them."""
+        if self._facts is None:
+            self._facts = contact_facts(self.contact, names=False)
+        if names and "tags" not in self._facts:
+            named = contact_facts(self.contact, names=True)
+            self._facts.update(tags=named["tags"], lists=named["lists"])
+        context = self.instance.context
+        self._facts["workflow"] = {
+            "trigger": context.get("trigger", {}),
+            "vars": context.get("vars", {}),
+            "steps": context.get("steps", {}),
+        }
+        return self._facts
+
+    def holds(self, rule) -> bool:
+        return truthy(evaluate(rule, self.facts(names=reads_names(rule)), contact=self.contact, now=self.now))
+
+    def key(self) -> str:
+        return f"{self.instance.pk}:{self.token['step']}:{self.token['visit']}"
+
+    # -- advancing ---------------------------------------------------------------------------
+
+    def advance(self) -> None:
+        """Moves every due token as far as it goes now."""
+        instance = self.instance
+        starting = instance.status == InstanceStatus.PENDING
+        if starting:
+            instance.started_at = self.now
+        instance.status = InstanceStatus.WAITING
+        try:
+            if not starting:
+                self._check_exit_rules()
+            progressed = True
+            while progressed and instance.tokens and instance.finished_at is None:
+                progressed = False
+                for token in list(instance.tokens):
+                    if instance.finished_at is not None or token not in instance.tokens:
+                        break
+                    if self._due(token):
+                        self._drive(token)
+                        progressed = progressed or self._due_any()
+                if self.budget <= 0:
+                    break
+        except StepError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # a bug or a rule that cannot evaluate: fail this run, not the batch
+            logger.exception("workflow step crashed instance=%s step=%s", instance.pk, self.token.get("step"))
+            self._fail(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
+        self._settle()
+
+    def _due(self, token: dict) -> bool:
+        if token.get("wait", {}) and token["wait"].get("kind") == "merge":
+            return False
+        wake = token.get("wake_at")
+        return (
+            wake is None or datetime.fromisoformat(wake) <= self.now or bool((token.get("wait") or {}).get("arrived"))
+        )
+
+    def _due_any(self) -> bool:
+        return any(self._due(t) for t in self.instance.tokens) and self.budget > 0
+
+    def _check_exit_rules(self) -> None:
+        # Goal and exit rules are checked on every event (workflows.consumers); a woken run
+        # checks them too, so a delay that ends after the goal was met does not go on.
+        for name, result in (("goal", "goal_reached"), ("exit", "exited")):
+            if self.settings.get(name) is not None and self.holds(self.settings[name]):
+                self._finish(result, f"the {name} rule holds")
+                return
+
+    def _drive(self, token: dict) -> None:
+        self.token = token
+        while self.budget > 0 and self.instance.finished_at is None:
+            step = self.steps[token["step"]]
+            if token.get("visit") is None:
+                visits = self.instance.visits
+                visits[step["id"]] = visits.get(step["id"], 0) + 1
+                token.update(visit=visits[step["id"]], entered_at=iso(self.now), attempt=1, wait=None, wake_at=None)
+            self.budget -= 1
+            outcome = step_kinds.step_types()[step["type"]].run(self, step)
+            if isinstance(outcome, Wait):
+                token["wait"], token["wake_at"] = outcome.wait, iso(outcome.until) if outcome.until else None
+                self._trace(step, "wait", outcome.wait)
+                return
+            if isinstance(outcome, Finish):
+                self._record(step, outcome=outcome.reason or outcome.result, next_step="")
+                self._finish(outcome.result, outcome.reason)
+                return
+            if isinstance(outcome, Fork):
+                self._record(step, output={"branches": outcome.targets}, next_step=",".join(outcome.targets))
+                groups = [*token.get("groups", []), f"{step['id']}:{token['visit']}"]
+                for index, target in enumerate(outcome.targets[1:], start=2):
+                    self.instance.tokens.append({"id": f"{token['id']}.{index}", "step": target, "groups": groups})
+                token.update(step=outcome.targets[0], visit=None, groups=groups)
+                continue
+            self._record(step, output=outcome.output, next_step=outcome.target or "", edge=outcome.edge)
+            if outcome.target is None:
+                self.instance.tokens.remove(token)
+                if not self.instance.tokens:
+                    self._finish("completed")
+                return
+            token.update(step=outcome.target, visit=None)
+        if self.budget <= 0 and token in self.instance.tokens:
+            token["wake_at"] = iso(self.now)  # go on at the next claim
+
+    def merge(self, step: dict) -> Go | Wait:
+        token, tokens = self.token, self.instance.tokens
+        group = (token.get("groups") or [None])[-1]
+        siblings = [t for t in tokens if t is not token and group is not None and group in t.get("groups", [])]
+        arrived = [t for t in siblings if t.get("step") == step["id"] and (t.get("wait") or {}).get("kind") == "merge"]
+        if step["mode"] == "any" or len(arrived) == len(siblings):
+            for sibling in siblings:
+                tokens.remove(sibling)
+            token["groups"] = token.get("groups", [])[:-1]
+            return Go(step.get("next"), {"merged": len(siblings) + 1, "mode": step["mode"]})
+        return Wait(None, {"kind": "merge"})
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def run_action(self, step: dict):
+        token = self.token
+        wait = token.get("wait") or {}
+        if wait.get("kind") == "delivery":
+            return self._delivery_outcome(step, wait)
+        action = actions()[step["action"]]
+        ctx = ActionContext(
+            org=self.instance.org,
+            contact=self.contact,
+            instance=self.instance,
+            step_id=step["id"],
+            idempotency_key=self.key(),
+            config=step.get("config", {}),
+            now=self.now,
+            dry_run=self.dry_run,
+            facts=self.facts(),
+        )
+        if self.dry_run:
+            return Go(step.get("next"), {"dry_run": action.preview(ctx)})
+        try:
+            with transaction.atomic():
+                result = action.run(ctx)
+                if isinstance(result, Deferred):
+                    delivery, _ = Delivery.objects.get_or_create(
+                        idempotency_key=ctx.idempotency_key,
+                        defaults={
+                            "org": self.instance.org,
+                            "instance": self.instance,
+                            "step_id": step["id"],
+                            "action": action.name,
+                            "request": result.request,
+                            "max_attempts": result.max_attempts,
+                        },
+                    )
+                    self.batch.deliveries.append(delivery.pk)
+                    return Wait(self.now + DELIVERY_WAIT, {"kind": "delivery", "key": ctx.idempotency_key})
+        except RetryableError as exc:
+            return self._retry_or_fail(step, str(exc))
+        except (PermanentError, StepError) as exc:
+            return self._error_edge(step, str(exc))
+        except Exception as exc:  # an action's bug: its savepoint is rolled back; retry per policy
+            logger.exception("action crashed instance=%s step=%s", self.instance.pk, step["id"])
+            return self._retry_or_fail(step, f"{type(exc).__name__}: {exc}")
+        return Go(step.get("next"), result if isinstance(result, dict) else {"result": result})
+
+    def _delivery_outcome(self, step: dict, wait: dict):
+        delivery = Delivery.objects.filter(idempotency_key=wait["key"]).only("status", "response", "error").first()
+        if delivery is None or delivery.status == Delivery.Status.FAILED:
+            return self._error_edge(step, delivery.error if delivery else "the delivery record is gone")
+        if delivery.status == Delivery.Status.SENT:
+            return Go(step.get("next"), delivery.response)
+        return Wait(self.now + DELIVERY_WAIT, wait)
+
+    def _retry_or_fail(self, step: dict, error: str):
+        attempt = self.token.get("attempt", 1)
+        if attempt >= step_kinds.max_attempts(step):
+            return self._error_edge(step, f"{error} (after {attempt} attempts)")
+        self._record(step, status=WorkflowStepRun.Status.RETRYING, error=error)
+        self.token["attempt"] = attempt + 1
+        return Wait(self.now + step_kinds.backoff(step, attempt), {"kind": "retry", "error": error[:500]})
+
+    def _error_edge(self, step: dict, error: str):
+        if "on_error" in step:
+            return Go(step["on_error"], {"error": error[:2000]}, "on_error")
+        raise StepError(error)
+
+    # -- approvals ---------------------------------------------------------------------------
+
+    def approval_request(self, step: dict, due: datetime) -> int | None:
+        if self.dry_run:
+            return None
+        approval, _ = Approval.objects.get_or_create(
+            idempotency_key=self.key(),
+            defaults={
+                "org": self.instance.org,
+                "instance": self.instance,
+                "step_id": step["id"],
+                "approvers": step["approvers"],
+                "due_at": due,
+            },
+        )
+        return approval.pk
+
+    def approval_decision(self, approval_id: int | None) -> str | None:
+        if self.dry_run or approval_id is None:
+            return (self.dry_run and "approved") or None
+        status = Approval.objects.filter(pk=approval_id).values_list("status", flat=True).first()
+        return status if status in ("approved", "rejected") else None
+
+    def approval_expire(self, approval_id: int | None) -> None:
+        if approval_id and not self.dry_run:
+            Approval.objects.filter(pk=approval_id, status=Approval.Status.PENDING).update(
+                status=Approval.Status.EXPIRED
+            )
+
+    # -- records -----------------------------------------------------------------------------
+
+    def _record(
+        self,
+        step: dict,
+        *,
+        output: dict | None = None,
+        next_step: str = "",
+        edge: str = "",
+        status: str = WorkflowStepRun.Status.COMPLETED,
+        error: str = "",
+        outcome: str = "",
+    ) -> None:
+        token, instance = self.token, self.instance
+        entered = datetime.fromisoformat(token.get("entered_at") or iso(self.now))
+        if status == WorkflowStepRun.Status.COMPLETED:
+            instance.context.setdefault("steps", {})[step["id"]] = {"result": output or {}}
+        self._trace(step, edge or status, output or {"error": error} if error else output or {}, next_step=next_step)
+        if self.dry_run:
+            return
+        self.batch.step_runs.append(
+            WorkflowStepRun(
+                org_id=instance.org_id,
+                instance_id=instance.pk,
+                workflow_id=instance.workflow_id,
+                step_id=step["id"],
+                step_type=step["type"],
+                visit=token.get("visit") or 1,
+                attempt=token.get("attempt", 1),
+                idempotency_key=self.key(),
+                status=status,
+                started_at=entered,
+                completed_at=self.now,
+                duration_ms=max(0, int((self.now - entered).total_seconds() * 1000)),
+                output=output or {},
+                error=error[:5000],
+                next_step=next_step[:100] or outcome[:100],
+            )
+        )
+        self.batch.transitions[instance.workflow_id].append(
+            {
+                "instance": instance.pk,
+                "contact": instance.contact_id,
+                "step": step["id"],
+                "to": next_step,
+                "status": status,
+                "at": iso(self.now),
+            }
+        )
+
+    def _trace(self, step: dict, decision: str, detail: dict, *, next_step: str | None = None) -> None:
+        if self.dry_run:
+            self.trace.append(
+                {
+                    "at": iso(self.now),
+                    "step": step["id"],
+                    "type": step["type"],
+                    "decision": decision,
+                    "detail": detail,
+                    "next": next_step,
+                }
+            )
+
+    def _finish(self, result: str, reason: str = "") -> None:
+        instance = self.instance
+        instance.tokens = []
+        instance.finished_at = self.now
+        instance.result = result
+        failed = result == WorkflowInstance.Result.FAILED
+        instance.status = InstanceStatus.FAILED if failed else InstanceStatus.COMPLETED
+        if reason and failed:
+            instance.error = reason[:10000]
+        if self.dry_run:
+            self.trace.append(
+                {"at": iso(self.now), "step": None, "type": "end", "decision": result, "detail": {"reason": reason}}
+            )
+            return
+        started = instance.started_at or self.now
+        self.batch.executions.append(
+            AutomationExecution(
+                org_id=instance.org_id,
+                workflow_id=instance.workflow_id,
+                instance_id=instance.pk,
+                contact_id=instance.contact_id,
+                status="failure" if failed else "success",
+                result=result,
+                started_at=started,
+                finished_at=self.now,
+                error=instance.error[:5000],
+                duration_ms=max(0, int((self.now - started).total_seconds() * 1000)),
+            )
+        )
+        self.batch.transitions[instance.workflow_id].append(
+            {
+                "instance": instance.pk,
+                "contact": instance.contact_id,
+                "step": instance.current_step,
+                "to": "",
+                "status": instance.status,
+                "result": result,
+                "at": iso(self.now),
+            }
+        )
+
+    def _fail(self, error: str) -> None:
+        step = self.steps.get(self.token.get("step", ""))
+        if step is not None:
+            self._record(step, status=WorkflowStepRun.Status.FAILED, error=error)
+        failed_step = self.token.get("step", "")
+        self.instance.error = error[:10000]
+        self._finish(WorkflowInstance.Result.FAILED, error)
+        # Kept so "retry from the failed step" knows where to start again.
+        self.instance.current_step = failed_step
+
+    def _settle(self) -> None:
+        instance = self.instance
+        if instance.finished_at is not None:
+            instance.wake_at = None
+            instance.waits_for_event = False
+            return
+        tokens = instance.tokens
+        instance.current_step = tokens[0]["step"] if tokens else ""
+        wakes = [datetime.fromisoformat(t["wake_at"]) for t in tokens if t.get("wake_at")]
+        instance.wake_at = min(wakes) if wakes else None
+        instance.waits_for_event = any((t.get("wait") or {}).get("kind") == "event" for t in tokens) or bool(
+            self.settings.get("goal") or self.settings.get("exit")
+        )
+
+
+def instances_advance_due(*, limit: int = BATCH, budget_s: float = 20.0, now: datetime | None = None) -> int:
+    """Claims and runs batches of due instances until none are left (or ``budget_s`` passes);
+    returns how many instances were advanced."""
+    total, started = 0, time.monotonic()
+    while True:
+        advanced = advance_batch(limit=limit, now=now)
+        total += advanced
+        if advanced < limit or time.monotonic() - started > budget_s:
+            return total
+
+
+def advance_batch(*, limit: int = BATCH, now: datetime | None = None) -> int:
+    """One claim: locks up to ``limit`` due instances, advances them, writes and commits."""
+    with transaction.atomic():
+        now = now or timezone.now()
+        instances = list(
+            WorkflowInstance.objects.with_scopes_disabled()
+            .filter(status__in=[InstanceStatus.PENDING, InstanceStatus.WAITING], wake_at__lte=now)
+            .order_by("wake_at")
+            .select_for_update(skip_locked=True, of=("self",))[:limit]
+        )
+        if not instances:
+            return 0
+        batch = Batch(now)
+        contacts = (
+            Contact.objects.with_scopes_disabled().select_related("company").in_bulk({i.contact_id for i in instances})
+        )
+        orgs = Organization.objects.in_bulk({i.org_id for i in instances})
+        workflows = Workflow.objects.with_scopes_disabled().in_bulk({i.workflow_id for i in instances})
+        by_org: dict[int, list[WorkflowInstance]] = defaultdict(list)
+        for instance in instances:
+            instance.org, instance.workflow = orgs[instance.org_id], workflows[instance.workflow_id]
+            by_org[instance.org_id].append(instance)
+        for org_id, group in by_org.items():
+            with org_context(orgs[org_id]):
+                for instance in group:
+                    Run(instance, contact=contacts[instance.contact_id], now=now, batch=batch).advance()
+                batch.write(group)
+        batch.after_commit()
+    return len(instances)

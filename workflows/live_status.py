@@ -1,0 +1,128 @@
+"""Live status: step transitions published to Channels groups, and the websocket that relays them.
+
+The engine publishes after each batch commits, once per workflow per batch (CONTRACTS.md §5):
+``{"type": "transitions", "workflow": id, "transitions": [...], "counts": {...}}`` to the
+group ``workflow-<id>`` and a copy to ``org-<id>``. ``counts`` (per step: waiting, running,
+done, failed) costs a grouped query, so it is sent at most once a second per workflow; the
+page keeps the last counts it got.
+
+The websocket (``/ws/workflows/<id>/`` or ``/ws/workflows/`` for the whole org) accepts only
+a logged-in console user who is a member of the workflow's org (or a superuser) and may view
+workflows; anyone else is closed with code 4403 and joins no group.
+"""
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+
+MAX_TRANSITIONS = 50  # per message; the counts carry the totals
+COUNTS_EVERY_S = 1
+
+
+def workflow_group(workflow_id: int) -> str:
+    return f"workflow-{workflow_id}"
+
+
+def org_group(org_id: int) -> str:
+    return f"org-{org_id}"
+
+
+def _send(groups: list[str], message: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        for group in groups:
+            async_to_sync(layer.group_send)(group, message)
+    except Exception:  # live status is best effort: a Redis hiccup must not fail the run
+        logger.warning("live status publish failed groups=%s", groups, exc_info=True)
+
+
+def transitions_publish(transitions: dict[int, list[dict]]) -> None:
+    """Sends each workflow's transitions of a committed batch (called after commit)."""
+    from workflows.models import Workflow
+    from workflows.selectors import step_counts
+
+    org_of = dict(Workflow.objects.with_scopes_disabled().filter(pk__in=list(transitions)).values_list("pk", "org_id"))
+    for workflow_id, items in transitions.items():
+        message = {
+            "type": "workflow.status",
+            "workflow": workflow_id,
+            "transitions": items[-MAX_TRANSITIONS:],
+            "total": len(items),
+        }
+        if cache.add(f"live-status-counts:{workflow_id}", 1, timeout=COUNTS_EVERY_S):
+            message["counts"] = step_counts(workflow_id=workflow_id)
+        _send([workflow_group(workflow_id), org_group(org_of.get(workflow_id, 0))], message)
+
+
+def notification_publish(*, instance, step_id: str, message: str) -> None:
+    """A ``notify`` action's message, for the workflow's live feed (after commit)."""
+    from django.db import transaction
+
+    payload = {
+        "type": "workflow.status",
+        "workflow": instance.workflow_id,
+        "transitions": [],
+        "notification": {"instance": instance.pk, "step": step_id, "message": message},
+    }
+    groups = [workflow_group(instance.workflow_id), org_group(instance.org_id)]
+    transaction.on_commit(lambda: _send(groups, payload))
+
+
+class WorkflowStatusConsumer(AsyncJsonWebsocketConsumer):
+    """Streams a workflow's (or the whole org's) transitions to an authorised console user."""
+
+    async def connect(self):
+        workflow_id = self.scope["url_route"]["kwargs"].get("workflow_id")
+        group = await self._authorised_group(workflow_id)
+        if group is None:
+            await self.close(code=4403)
+            return
+        self.group = group
+        await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if getattr(self, "group", None):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def workflow_status(self, event):
+        await self.send_json({k: v for k, v in event.items() if k != "type"})
+
+    @database_sync_to_async
+    def _authorised_group(self, workflow_id) -> str | None:
+        from marketing.models import Membership
+        from marketing.roles import role_allows
+        from marketing.tenancy import SESSION_KEY
+        from workflows.models import Workflow
+
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated or not user.is_active:
+            return None
+        session = self.scope.get("session")
+        org_id = session.get(SESSION_KEY) if session is not None else None
+        if workflow_id is not None:
+            org_id = (
+                Workflow.objects.with_scopes_disabled().filter(pk=workflow_id).values_list("org_id", flat=True).first()
+            )
+            if org_id is None:
+                return None
+        if org_id is None:
+            return None
+        if not user.is_superuser:
+            role = (
+                Membership.objects.with_scopes_disabled()
+                .filter(user=user, org_id=org_id)
+                .values_list("role", flat=True)
+                .first()
+            )
+            if role is None or not role_allows(role, "workflows.view_workflow"):
+                return None
+        return workflow_group(int(workflow_id)) if workflow_id is not None else org_group(int(org_id))

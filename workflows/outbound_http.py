@@ -1,0 +1,116 @@
+"""Outbound HTTP for user-configured URLs (webhook and HTTP request actions), with an SSRF guard.
+
+A workflow author picks the URL, so the request must not reach our own network: the host is
+resolved once, every address it resolves to must be public (not loopback, private, link-local —
+which covers cloud metadata at 169.254.169.254 — multicast or reserved), and the connection goes
+to that checked address (the Host header and TLS SNI keep the name), so a DNS answer that
+changes between the check and the call (rebinding) cannot redirect it. Redirects are not
+followed. ``OUTBOUND_HTTP_ALLOWED_HOSTS`` lists hosts exempt from the address check (a
+loopback test server, an internal service an operator trusts).
+
+Bodies are signed with HMAC-SHA256 (``X-Signature: t=<unix time>,v1=<hex>`` over
+``"<t>.<body>"``) so the receiver can verify them, and carry the step's idempotency key as
+``Idempotency-Key`` so a receiver can drop a repeat (CONTRACTS.md §6).
+"""
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import socket
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from django.conf import settings
+
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+MAX_RESPONSE_BYTES = 64 * 1024
+
+
+class BlockedURLError(ValueError):
+    """The URL is not allowed (scheme, or an address inside our network)."""
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be called, without resolving it (for validation at save), or None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return "Use an http:// or https:// URL."
+    if not parts.hostname:
+        return "The URL has no host."
+    if parts.username or parts.password:
+        return "Put credentials in headers, not in the URL."
+    return None
+
+
+def _allowed_host(host: str, port: int) -> bool:
+    allowed = getattr(settings, "OUTBOUND_HTTP_ALLOWED_HOSTS", [])
+    return host in allowed or f"{host}:{port}" in allowed
+
+
+def resolve_public(url: str) -> tuple[str, str, int]:
+    """(host, checked address, port) for ``url``; raises BlockedURLError when it points inside."""
+    problem = url_problem(url)
+    if problem:
+        raise BlockedURLError(problem)
+    parts = urlsplit(url)
+    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise BlockedURLError(f"{host} does not resolve: {exc}") from exc
+    addresses = [info[4][0] for info in infos]
+    if not _allowed_host(host, port):
+        for address in addresses:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+            if not ip.is_global or ip.is_multicast:
+                raise BlockedURLError(f"{host} resolves to {ip}, an address inside a private network.")
+    return host, addresses[0], port
+
+
+def signature(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
+    """The ``X-Signature`` header value for ``body``: ``t=<unix>,v1=<hmac-sha256 hex>``."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def signature_valid(secret: str, body: bytes, header: str, *, window_s: int = 300, now: float | None = None) -> bool:
+    """Whether ``header`` signs ``body`` with ``secret`` and is within the replay window."""
+    try:
+        fields = dict(part.split("=", 1) for part in header.split(","))
+        timestamp = int(fields["t"])
+    except (KeyError, ValueError):
+        return False
+    now = time.time() if now is None else now
+    if abs(now - timestamp) > window_s:
+        return False
+    expected = signature(secret, body, timestamp=timestamp).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, fields.get("v1", ""))
+
+
+def request(
+    method: str, url: str, *, body: dict | None, headers: dict[str, str], idempotency_key: str, secret: str = ""
+) -> httpx.Response:
+    """Makes one request to a checked public address; raises BlockedURLError or httpx errors."""
+    host, address, port = resolve_public(url)
+    parts = urlsplit(url)
+    literal = f"[{address}]" if ":" in address else address
+    pinned = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
+    content = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
+    headers = {
+        **headers,
+        "Host": parts.netloc.rsplit("@", 1)[-1],
+        "Idempotency-Key": idempotency_key,
+        "User-Agent": "marketing-automation/1",
+    }
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    if secret:
+        headers["X-Signature"] = signature(secret, content)
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
+        extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+        response = client.request(method, pinned, content=content, headers=headers, extensions=extensions)
+        response.read()
+    return response

@@ -1,0 +1,394 @@
+"""Writes and business rules of workflows: saving and publishing definitions, enrolling
+contacts, pausing, resuming, cancelling and retrying runs, deciding approvals, templates."""
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from marketing.celery import enqueue_on_commit
+from marketing.models import Organization, User
+from workflows.definitions import definition_errors, settings_of
+from workflows.models import (
+    ACTIVE_STATUSES,
+    Approval,
+    InstanceStatus,
+    ScheduledJob,
+    Workflow,
+    WorkflowInstance,
+    WorkflowTemplate,
+    WorkflowVersion,
+)
+from workflows.triggers import triggers
+
+ENROL_CHUNK = 5000
+
+
+def _run_soon() -> None:
+    from workflows.tasks import instances_run_due
+
+    enqueue_on_commit(instances_run_due)
+
+
+def _check_definition(definition, org: Organization) -> None:
+    errors = definition_errors(definition, org=org)
+    if errors:
+        raise ValidationError({"definition": errors})
+
+
+def workflow_create(
+    *,
+    org: Organization,
+    name: str,
+    slug: str,
+    definition: dict,
+    description: str = "",
+    by: User | None = None,
+    template: WorkflowTemplate | None = None,
+) -> Workflow:
+    """Creates a draft workflow; the definition must validate (errors name the step and field)."""
+    _check_definition(definition, org)
+    if Workflow.objects.filter(org=org, slug=slug).exists():
+        raise ValidationError({"slug": "A workflow with this slug already exists."})
+    workflow = Workflow(
+        org=org,
+        name=name,
+        slug=slug,
+        description=description,
+        draft_definition=definition,
+        created_by=by,
+        template=template,
+    )
+    workflow.full_clean(exclude=["live_version", "template", "created_by"])
+    workflow.save()
+    return workflow
+
+
+def workflow_update(*, workflow: Workflow, **fields) -> Workflow:
+    """Changes the draft (name, description, definition); runs keep their published version."""
+    allowed = {"name", "slug", "description", "draft_definition"}
+    if unknown := set(fields) - allowed:
+        raise ValidationError({name: "Unknown field." for name in sorted(unknown)})
+    if "draft_definition" in fields:
+        _check_definition(fields["draft_definition"], workflow.org)
+    for name, value in fields.items():
+        setattr(workflow, name, value)
+    workflow.save()
+    return workflow
+
+
+def workflow_publish(*, workflow: Workflow, by: User | None = None) -> WorkflowVersion:
+    """Freezes the draft as a new version and makes it live (new runs start on it; running
+    ones finish on theirs). A schedule trigger gets its ScheduledJob kept in step."""
+    with transaction.atomic():
+        workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
+        _check_definition(workflow.draft_definition, workflow.org)
+        definition = workflow.draft_definition
+        number = (workflow.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+        version = WorkflowVersion.objects.create(
+            org=workflow.org, workflow=workflow, number=number, definition=definition, published_by=by
+        )
+        trigger_config = definition["trigger"]
+        workflow.live_version = version
+        workflow.trigger_type = trigger_config["type"]
+        workflow.trigger_event = triggers()[trigger_config["type"]].event_type(trigger_config)
+        if workflow.status in (Workflow.Status.DRAFT, Workflow.Status.ARCHIVED):
+            workflow.status = Workflow.Status.ACTIVE
+        workflow.save(update_fields=["live_version", "trigger_type", "trigger_event", "status", "updated_at"])
+        _schedule_sync(workflow, trigger_config)
+    return version
+
+
+def _schedule_sync(workflow: Workflow, trigger_config: dict) -> None:
+    from workflows.scheduled_jobs import scheduled_job_save
+
+    job = ScheduledJob.objects.filter(workflow=workflow, name=f"Trigger of {workflow.slug}").first()
+    if trigger_config["type"] != "schedule":
+        if job is not None:
+            scheduled_job_save(job=job, enabled=False)
+        return
+    from marketing.models import Segment
+
+    job = job or ScheduledJob(org=workflow.org, workflow=workflow, name=f"Trigger of {workflow.slug}")
+    kind = "cron" if "cron" in trigger_config else "recurring" if "every" in trigger_config else "once"
+    from workflows import durations
+
+    scheduled_job_save(
+        job=job,
+        kind=kind,
+        cron=trigger_config.get("cron", ""),
+        every_seconds=int(durations.seconds(trigger_config["every"])) if "every" in trigger_config else None,
+        run_at=datetime.fromisoformat(trigger_config["at"]) if "at" in trigger_config else None,
+        time_zone=trigger_config.get("time_zone", workflow.org.default_time_zone),
+        segment=Segment.objects.filter(org=workflow.org, slug=trigger_config["segment"]).first(),
+        enabled=workflow.status == Workflow.Status.ACTIVE,
+    )
+
+
+def workflow_pause(*, workflow: Workflow) -> int:
+    """Pauses the workflow: no new runs start, and its runs stop where they are."""
+    with transaction.atomic():
+        Workflow.objects.filter(pk=workflow.pk).update(status=Workflow.Status.PAUSED, updated_at=timezone.now())
+        workflow.status = Workflow.Status.PAUSED
+        return instances_pause(instances=WorkflowInstance.objects.filter(workflow=workflow))
+
+
+def workflow_resume(*, workflow: Workflow) -> int:
+    """Resumes a paused workflow and its paused runs (a delay that expired meanwhile runs now)."""
+    with transaction.atomic():
+        Workflow.objects.filter(pk=workflow.pk).update(status=Workflow.Status.ACTIVE, updated_at=timezone.now())
+        workflow.status = Workflow.Status.ACTIVE
+        return instances_resume(instances=WorkflowInstance.objects.filter(workflow=workflow))
+
+
+def workflow_archive(*, workflow: Workflow) -> int:
+    """Archives the workflow and cancels its active runs."""
+    with transaction.atomic():
+        Workflow.objects.filter(pk=workflow.pk).update(status=Workflow.Status.ARCHIVED, updated_at=timezone.now())
+        workflow.status = Workflow.Status.ARCHIVED
+        return instances_cancel(instances=WorkflowInstance.objects.filter(workflow=workflow))
+
+
+def _eligible(workflow: Workflow, contact_ids: list[int], settings: dict, trigger_key: str) -> list[int]:
+    """The contacts the re-enrolment policy and the concurrency cap let in with this key."""
+    rows = (
+        WorkflowInstance.objects.filter(workflow=workflow, contact_id__any_of=contact_ids)
+        .values("contact_id")
+        .annotate(
+            total=Count("id"),
+            active=Count("id", filter=Q(status__in=ACTIVE_STATUSES)),
+            same_key=Count("id", filter=Q(trigger_key=trigger_key)),
+        )
+    )
+    policy, cap = settings["reenrollment"], settings["max_active_per_contact"]
+    blocked = set()
+    for row in rows:
+        if (
+            row["same_key"]
+            or (policy == "never" and row["total"])
+            or (policy == "after_exit" and row["active"])
+            or (cap is not None and row["active"] >= cap)
+        ):
+            blocked.add(row["contact_id"])
+    return [cid for cid in contact_ids if cid not in blocked]
+
+
+def workflow_enrol(
+    *,
+    workflow: Workflow,
+    contact_ids: Iterable[int],
+    trigger_type: str,
+    trigger_key: str,
+    trigger_data: dict | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Starts runs of the live version for these contacts, as the re-enrolment policy and the
+    per-contact cap allow; returns how many started. The same ``trigger_key`` never enrols a
+    contact twice (a unique constraint), so a redelivered trigger is harmless."""
+    if workflow.live_version_id is None:
+        raise ValidationError({"workflow": f"“{workflow.name}” has no published version."})
+    now = now or timezone.now()
+    contact_ids = sorted(set(contact_ids))
+    started = 0
+    with transaction.atomic():
+        # Serialises enrolments of one workflow, so two workers cannot both pass the policy check.
+        locked = (
+            Workflow.objects.select_for_update(no_key=True)
+            .filter(pk=workflow.pk)
+            .values("status", "live_version_id")
+            .first()
+        )
+        if locked is None or locked["status"] != Workflow.Status.ACTIVE:
+            return 0
+        version = WorkflowVersion.objects.get(pk=locked["live_version_id"])
+        settings = settings_of(version.definition)
+        first_step = version.definition["steps"][0]["id"]
+        data = trigger_data or {}
+        for first in range(0, len(contact_ids), ENROL_CHUNK):
+            eligible = _eligible(workflow, contact_ids[first : first + ENROL_CHUNK], settings, trigger_key)
+            WorkflowInstance.objects.bulk_create(
+                [
+                    WorkflowInstance(
+                        org_id=workflow.org_id,
+                        workflow_id=workflow.pk,
+                        version=version,
+                        contact_id=contact_id,
+                        status=InstanceStatus.PENDING,
+                        wake_at=now,
+                        current_step=first_step,
+                        tokens=[{"id": "t1", "step": first_step}],
+                        context={"trigger": data, "vars": {}, "steps": {}},
+                        trigger_type=trigger_type,
+                        trigger_key=trigger_key,
+                        trigger_data=data,
+                        triggered_at=now,
+                    )
+                    for contact_id in eligible
+                ],
+                ignore_conflicts=True,  # a concurrent enrolment with the same key: the first wins
+                batch_size=1000,
+            )
+            started += len(eligible)
+        if started:
+            _run_soon()
+    return started
+
+
+def workflow_enrol_manually(*, workflow: Workflow, contact_ids: Iterable[int], by: User | None = None) -> int:
+    """An operator's enrolment of a contact selection or a segment (one key per request)."""
+    return workflow_enrol(
+        workflow=workflow,
+        contact_ids=contact_ids,
+        trigger_type="manual",
+        trigger_key=f"manual:{uuid.uuid4().hex}",
+        trigger_data={"by": by.get_username() if by else None},
+    )
+
+
+def instances_pause(*, instances) -> int:
+    """Pauses active runs where they are; returns how many."""
+    now = timezone.now()
+    return instances.filter(status__in=[InstanceStatus.PENDING, InstanceStatus.WAITING]).update(
+        paused_status=F("status"), status=InstanceStatus.PAUSED, updated_at=now
+    )
+
+
+def instances_resume(*, instances) -> int:
+    """Resumes paused runs; a wait that ended meanwhile goes on at once."""
+    now = timezone.now()
+    with transaction.atomic():
+        resumed = instances.filter(status=InstanceStatus.PAUSED).update(
+            status=F("paused_status"), paused_status="", updated_at=now
+        )
+        if resumed:
+            _run_soon()
+    return resumed
+
+
+def instances_cancel(*, instances) -> int:
+    """Cancels active runs (they stop and are recorded as cancelled)."""
+    from workflows.models import AutomationExecution
+
+    now = timezone.now()
+    with transaction.atomic():
+        active = list(
+            instances.filter(status__in=ACTIVE_STATUSES)
+            .select_for_update()
+            .values_list("pk", "workflow_id", "contact_id", "started_at", "org_id")
+        )
+        WorkflowInstance.objects.filter(pk__in=[row[0] for row in active]).update(
+            status=InstanceStatus.CANCELLED,
+            result=WorkflowInstance.Result.CANCELLED,
+            finished_at=now,
+            wake_at=None,
+            waits_for_event=False,
+            tokens=[],
+            updated_at=now,
+        )
+        AutomationExecution.objects.bulk_create(
+            [
+                AutomationExecution(
+                    org_id=org_id,
+                    workflow_id=wf,
+                    instance_id=pk,
+                    contact_id=contact,
+                    status="cancelled",
+                    result="cancelled",
+                    started_at=started or now,
+                    finished_at=now,
+                    duration_ms=int(((now - (started or now)).total_seconds()) * 1000),
+                )
+                for pk, wf, contact, started, org_id in active
+            ],
+            ignore_conflicts=True,
+        )
+    return len(active)
+
+
+def instances_retry(*, instances) -> int:
+    """Starts failed runs again from the step that failed (a new visit: a new idempotency key)."""
+    from workflows.models import AutomationExecution
+
+    now = timezone.now()
+    with transaction.atomic():
+        failed = list(instances.filter(status=InstanceStatus.FAILED).select_for_update())
+        for instance in failed:
+            instance.status, instance.result, instance.error = InstanceStatus.WAITING, "", ""
+            instance.finished_at, instance.wake_at = None, now
+            instance.tokens = [{"id": "t1", "step": instance.current_step}]
+            instance.save(update_fields=["status", "result", "error", "finished_at", "wake_at", "tokens", "updated_at"])
+        AutomationExecution.objects.filter(instance__in=failed).update(instance=None)
+        if failed:
+            _run_soon()
+    return len(failed)
+
+
+def approval_decide(*, approval: Approval, approved: bool, by: User, note: str = "") -> Approval:
+    """Records a person's decision and wakes the run waiting for it."""
+    with transaction.atomic():
+        approval = Approval.objects.select_for_update().get(pk=approval.pk)
+        if approval.status != Approval.Status.PENDING:
+            raise ValidationError({"status": f"This approval was already {approval.get_status_display().lower()}."})
+        allowed_users = approval.approvers.get("users")
+        if allowed_users and by.pk not in allowed_users and not by.is_superuser:
+            raise ValidationError({"approvers": "You are not one of this step's approvers."})
+        approval.status = Approval.Status.APPROVED if approved else Approval.Status.REJECTED
+        approval.decided_by, approval.decided_at, approval.note = by, timezone.now(), note
+        approval.save(update_fields=["status", "decided_by", "decided_at", "note"])
+        WorkflowInstance.objects.filter(pk=approval.instance_id, status=InstanceStatus.WAITING).update(
+            wake_at=timezone.now()
+        )
+        _run_soon()
+    return approval
+
+
+def workflow_from_template(
+    *, template: WorkflowTemplate, by: User | None = None, name: str = "", slug: str = ""
+) -> Workflow:
+    """A draft workflow from a library template (its usage count goes up)."""
+    slug = slug or template.slug
+    taken = set(Workflow.objects.filter(org=template.org, slug__startswith=slug).values_list("slug", flat=True))
+    candidate, n = slug, 2
+    while candidate in taken:
+        candidate, n = f"{slug}-{n}", n + 1
+    with transaction.atomic():
+        workflow = Workflow.objects.create(
+            org=template.org,
+            name=name or template.name,
+            slug=candidate,
+            description=template.description,
+            draft_definition=template.definition,
+            template=template,
+            created_by=by,
+        )
+        WorkflowTemplate.objects.filter(pk=template.pk).update(usage_count=F("usage_count") + 1)
+    return workflow
+
+
+def date_triggers_enrol(*, now: datetime | None = None) -> int:
+    """Enrols, in every active date-relative workflow of every org, the contacts whose moment
+    has come; each contact once per value of its date field."""
+    from marketing.tenancy import org_context
+
+    now = now or timezone.now()
+    started = 0
+    workflows = Workflow.objects.with_scopes_disabled().filter(
+        status=Workflow.Status.ACTIVE, trigger_type="date_relative"
+    )
+    for workflow in workflows.select_related("org", "live_version"):
+        config = workflow.live_version.definition["trigger"]
+        with org_context(workflow.org):
+            for contact_ids, key in triggers()["date_relative"].due(workflow, config, now):
+                started += workflow_enrol(
+                    workflow=workflow,
+                    contact_ids=contact_ids,
+                    trigger_type="date_relative",
+                    trigger_key=key,
+                    trigger_data={"field": config["field"]},
+                    now=now,
+                )
+    return started

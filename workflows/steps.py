@@ -1,0 +1,506 @@
+"""Step types (CONTRACTS.md §4): what each step's JSON holds, which edges leave it, and what it
+does when a run reaches it.
+
+A step type's ``run(run, step)`` returns an outcome: ``Go`` along an edge, ``Wait`` until a time
+or for something (an event, a person, a delivery), ``Fork`` into parallel branches, or
+``Finish`` the run. The engine (``workflows.engine``) calls it with the run's position (a
+token); a waiting step is called again when its time comes or what it waits for arrives, and
+finds what it waited for in ``run.token["wait"]``.
+"""
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from marketing.conditions import evaluate, rule_errors
+from workflows import durations
+
+ID = {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,100}$"}
+EDGE = {"anyOf": [ID, {"type": "null"}]}
+COMMON = {
+    "id": ID,
+    "type": {"type": "string"},
+    "name": {"type": "string", "maxLength": 200},
+    "position": {"type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number"}}},
+}
+DEFAULT_WAIT_TIMEOUT = "P30D"
+MAX_LOOP = 1000
+
+
+@dataclass
+class Go:
+    target: str | None
+    output: dict = field(default_factory=dict)
+    edge: str = "next"
+
+
+@dataclass
+class Wait:
+    until: datetime | None
+    wait: dict
+    output: dict = field(default_factory=dict)
+
+
+@dataclass
+class Fork:
+    targets: list[str]
+
+
+@dataclass
+class Finish:
+    result: str
+    reason: str = ""
+
+
+class StepError(Exception):
+    """A step failed in a way its ``on_error`` edge (or a failed run) handles."""
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class StepType:
+    name: ClassVar[str] = ""
+    schema: ClassVar[dict] = {}
+    required: ClassVar[list[str]] = []
+    pauses: ClassVar[bool] = False  # a cycle through this step does not spin (it waits or is bounded)
+
+    def edges(self, step: dict) -> list[tuple[str, str | None]]:
+        """(field, target) pairs; a target None ends the run there."""
+        return [("next", step.get("next"))]
+
+    def check(self, step: dict, *, org, definition: dict) -> list[str]:
+        return []
+
+    def run(self, run, step: dict):
+        raise NotImplementedError
+
+    def json_schema(self) -> dict:
+        return {
+            "type": "object",
+            "required": ["id", "type", *self.required],
+            "properties": {**COMMON, **self.schema},
+            "additionalProperties": False,
+        }
+
+
+_step_types: dict[str, StepType] = {}
+
+
+def step_type(cls):
+    _step_types[cls.name] = cls()
+    return cls
+
+
+def step_types() -> dict[str, StepType]:
+    return dict(_step_types)
+
+
+def _rule_check(rule, where: str, org) -> list[str]:
+    return [f"{where}: {e}" for e in rule_errors(rule, "contact", org=org)]
+
+
+def _timeout_check(value, where: str) -> list[str]:
+    problem = durations.duration_problem(value) if value is not None else None
+    return [f"{where}: {problem}"] if problem else []
+
+
+@step_type
+class ActionStep(StepType):
+    name = "action"
+    schema = {
+        "action": {"type": "string"},
+        "config": {"type": "object"},
+        "next": EDGE,
+        "on_error": EDGE,
+        "retry": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "max_attempts": {"type": "integer", "minimum": 1, "maximum": 20},
+                "backoff": {"type": "string"},
+            },
+        },
+    }
+    required = ["action"]
+
+    def edges(self, step):
+        edges = [("next", step.get("next"))]
+        if "on_error" in step:
+            edges.append(("on_error", step["on_error"]))
+        return edges
+
+    def check(self, step, *, org, definition):
+        import jsonschema
+
+        from workflows.actions import actions
+
+        action = actions().get(step.get("action"))
+        if action is None:
+            return [f"action: unknown action “{step.get('action')}”; known: {', '.join(sorted(actions()))}."]
+        config = step.get("config", {})
+        errors = [
+            f"config{''.join(f'.{p}' for p in error.absolute_path)}: {error.message}"
+            for error in jsonschema.Draft202012Validator(action.config_schema).iter_errors(config)
+        ]
+        if not errors:
+            errors += [f"config.{e}" for e in action.check(config, org=org)]
+        backoff = step.get("retry", {}).get("backoff")
+        if backoff is not None:
+            errors += _timeout_check(backoff, "retry.backoff")
+        return errors
+
+    def run(self, run, step):
+        return run.run_action(step)
+
+
+@step_type
+class ConditionStep(StepType):
+    name = "condition"
+    schema = {"condition": {}, "true_next": EDGE, "false_next": EDGE}
+    required = ["condition", "true_next", "false_next"]
+
+    def edges(self, step):
+        return [("true_next", step.get("true_next")), ("false_next", step.get("false_next"))]
+
+    def check(self, step, *, org, definition):
+        return _rule_check(step.get("condition"), "condition", org)
+
+    def run(self, run, step):
+        holds = run.holds(step["condition"])
+        return Go(
+            step["true_next" if holds else "false_next"], {"result": holds}, "true_next" if holds else "false_next"
+        )
+
+
+@step_type
+class SwitchStep(StepType):
+    name = "switch"
+    schema = {
+        "cases": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 50,
+            "items": {
+                "type": "object",
+                "required": ["when", "next"],
+                "additionalProperties": False,
+                "properties": {"when": {}, "next": EDGE, "name": {"type": "string"}},
+            },
+        },
+        "default_next": EDGE,
+    }
+    required = ["cases", "default_next"]
+
+    def edges(self, step):
+        return [
+            *((f"cases[{i}].next", c.get("next")) for i, c in enumerate(step.get("cases", []))),
+            ("default_next", step.get("default_next")),
+        ]
+
+    def check(self, step, *, org, definition):
+        return [
+            e
+            for i, case in enumerate(step.get("cases", []))
+            for e in _rule_check(case.get("when"), f"cases[{i}].when", org)
+        ]
+
+    def run(self, run, step):
+        for index, case in enumerate(step["cases"]):
+            if run.holds(case["when"]):
+                return Go(case["next"], {"case": case.get("name", index)}, f"cases[{index}]")
+        return Go(step["default_next"], {"case": "default"}, "default_next")
+
+
+@step_type
+class SplitStep(StepType):
+    name = "split"
+    schema = {
+        "branches": {
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 20,
+            "items": {
+                "type": "object",
+                "required": ["name", "weight", "next"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 50},
+                    "weight": {"type": "number", "exclusiveMinimum": 0},
+                    "next": EDGE,
+                },
+            },
+        }
+    }
+    required = ["branches"]
+
+    def edges(self, step):
+        return [(f"branches[{i}].next", b.get("next")) for i, b in enumerate(step.get("branches", []))]
+
+    def check(self, step, *, org, definition):
+        names = [b.get("name") for b in step.get("branches", [])]
+        return ["branches: names must differ."] if len(set(names)) != len(names) else []
+
+    def run(self, run, step):
+        # Deterministic per (workflow, step, contact): a contact re-enrolled lands in the same arm.
+        digest = hashlib.sha256(f"{run.instance.workflow_id}:{step['id']}:{run.contact.pk}".encode()).digest()
+        point = int.from_bytes(digest[:8], "big") / 2**64 * sum(b["weight"] for b in step["branches"])
+        for branch in step["branches"]:
+            point -= branch["weight"]
+            if point < 0:
+                break
+        return Go(branch["next"], {"branch": branch["name"]}, f"branch {branch['name']}")
+
+
+@step_type
+class DelayStep(StepType):
+    name = "delay"
+    pauses = True
+    schema = {
+        "config": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "duration": {"type": "string"},
+                "until": {"type": "string", "format": "date-time"},
+                "until_local_time": {"type": "string"},
+                "weekdays": {"type": "array", "items": {"enum": list(durations.WEEKDAYS)}},
+            },
+            "oneOf": [{"required": ["duration"]}, {"required": ["until"]}, {"required": ["until_local_time"]}],
+        },
+        "next": EDGE,
+    }
+    required = ["config"]
+
+    def check(self, step, *, org, definition):
+        config = step.get("config", {})
+        if "duration" in config:
+            return _timeout_check(config["duration"], "config.duration")
+        if "until" in config:
+            try:
+                datetime.fromisoformat(config["until"])
+            except (TypeError, ValueError):
+                return [f"config.until: “{config['until']}” is not an ISO-8601 datetime."]
+        if "until_local_time" in config:
+            problem = durations.local_time_problem(config["until_local_time"], config.get("weekdays"))
+            return [f"config.until_local_time: {problem}"] if problem else []
+        return []
+
+    def run(self, run, step):
+        wait = run.token.get("wait")
+        if wait is None:
+            until = self._until(run, step["config"])
+            if until <= run.now:
+                return Go(step.get("next"), {"until": run.iso(until)})
+            return Wait(until, {"kind": "delay", "until": run.iso(until)})
+        if run.now >= datetime.fromisoformat(wait["until"]):
+            return Go(step.get("next"), {"until": wait["until"], "woke": run.iso(run.now)})
+        return Wait(datetime.fromisoformat(wait["until"]), wait)
+
+    def _until(self, run, config) -> datetime:
+        if "duration" in config:
+            return durations.after(run.now, config["duration"])
+        if "until" in config:
+            until = datetime.fromisoformat(config["until"])
+            return until if until.tzinfo else until.replace(tzinfo=run.now.tzinfo)
+        return durations.next_local_time(
+            run.now, config["until_local_time"], weekdays=config.get("weekdays"), time_zone=run.time_zone
+        )
+
+
+@step_type
+class WaitForEventStep(StepType):
+    name = "wait_for_event"
+    pauses = True
+    schema = {
+        "event": {"type": "string", "minLength": 1, "maxLength": 100},
+        "filter": {},
+        "timeout": {"type": "string"},
+        "next": EDGE,
+        "timeout_next": EDGE,
+    }
+    required = ["event", "timeout_next"]
+
+    def edges(self, step):
+        return [("next", step.get("next")), ("timeout_next", step.get("timeout_next"))]
+
+    def check(self, step, *, org, definition):
+        errors = _timeout_check(step.get("timeout"), "timeout")
+        if step.get("filter") not in (None, {}):
+            errors += _rule_check(step["filter"], "filter", org)
+        return errors
+
+    def run(self, run, step):
+        wait = run.token.get("wait")
+        if wait is None:
+            deadline = durations.after(run.now, step.get("timeout", DEFAULT_WAIT_TIMEOUT))
+            return Wait(
+                deadline,
+                {"kind": "event", "event": step["event"], "filter": step.get("filter"), "deadline": run.iso(deadline)},
+            )
+        if wait.get("arrived"):
+            return Go(step.get("next"), {"event": wait["arrived"]}, "next")
+        deadline = datetime.fromisoformat(wait["deadline"])
+        if run.now >= deadline:
+            return Go(step.get("timeout_next"), {"timed_out": True}, "timeout_next")
+        return Wait(deadline, wait)
+
+
+@step_type
+class ApprovalStep(StepType):
+    name = "approval"
+    pauses = True
+    schema = {
+        "approvers": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "role": {"enum": ["admin", "marketer", "sales", "analyst", "compliance"]},
+                "users": {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+            },
+            "minProperties": 1,
+        },
+        "timeout": {"type": "string"},
+        "approved_next": EDGE,
+        "rejected_next": EDGE,
+        "timeout_next": EDGE,
+    }
+    required = ["approvers", "approved_next", "rejected_next", "timeout_next"]
+
+    def edges(self, step):
+        return [(name, step.get(name)) for name in ("approved_next", "rejected_next", "timeout_next")]
+
+    def check(self, step, *, org, definition):
+        return _timeout_check(step.get("timeout"), "timeout")
+
+    def run(self, run, step):
+        wait = run.token.get("wait")
+        if wait is None:
+            due = durations.after(run.now, step.get("timeout", "P7D"))
+            approval_id = run.approval_request(step, due)
+            return Wait(due, {"kind": "approval", "approval": approval_id, "deadline": run.iso(due)})
+        decision = wait.get("decision") or run.approval_decision(wait.get("approval"))
+        if decision in ("approved", "rejected"):
+            return Go(step[f"{decision}_next"], {"decision": decision, **wait.get("by", {})}, f"{decision}_next")
+        deadline = datetime.fromisoformat(wait["deadline"])
+        if run.now >= deadline:
+            run.approval_expire(wait.get("approval"))
+            return Go(step.get("timeout_next"), {"decision": "timeout"}, "timeout_next")
+        return Wait(deadline, wait)
+
+
+@step_type
+class ParallelStep(StepType):
+    name = "parallel"
+    schema = {"branches": {"type": "array", "minItems": 2, "maxItems": 10, "items": ID}}
+    required = ["branches"]
+
+    def edges(self, step):
+        return [(f"branches[{i}]", target) for i, target in enumerate(step.get("branches", []))]
+
+    def check(self, step, *, org, definition):
+        from workflows.definitions import merge_of
+
+        merges = {merge_of(definition, target) for target in step.get("branches", [])}
+        if len(merges) != 1 or None in merges:
+            return ["branches: every branch must end at the same merge step."]
+        return []
+
+    def run(self, run, step):
+        return Fork(list(step["branches"]))
+
+
+@step_type
+class MergeStep(StepType):
+    name = "merge"
+    schema = {"mode": {"enum": ["all", "any"]}, "next": EDGE}
+    required = ["mode"]
+
+    def run(self, run, step):
+        return run.merge(step)
+
+
+@step_type
+class LoopStep(StepType):
+    name = "loop"
+    pauses = True  # bounded by ``max``
+    schema = {
+        "over": {"type": "string", "minLength": 1},
+        "as": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+        "max": {"type": "integer", "minimum": 1, "maximum": MAX_LOOP},
+        "body_next": ID,
+        "next": EDGE,
+    }
+    required = ["over", "as", "body_next"]
+
+    def edges(self, step):
+        return [("body_next", step.get("body_next")), ("next", step.get("next"))]
+
+    def check(self, step, *, org, definition):
+        return _rule_check({"var": step.get("over")}, "over", org)
+
+    def run(self, run, step):
+        loops = run.instance.context.setdefault("loops", {})
+        state = loops.get(step["id"])
+        if state is None:
+            items = evaluate({"var": step["over"]}, run.facts())
+            items = items if isinstance(items, list) else []
+            state = loops[step["id"]] = {"items": items[: step.get("max", MAX_LOOP)], "index": 0}
+        if state["index"] >= len(state["items"]):
+            del loops[step["id"]]
+            run.instance.context.setdefault("vars", {}).pop(step["as"], None)
+            return Go(step.get("next"), {"iterations": state["index"]}, "next")
+        item = state["items"][state["index"]]
+        state["index"] += 1
+        run.instance.context.setdefault("vars", {})[step["as"]] = item
+        return Go(step["body_next"], {"index": state["index"] - 1}, "body_next")
+
+
+@step_type
+class GoalStep(StepType):
+    name = "goal"
+    schema = {"condition": {}, "next": EDGE}
+
+    def check(self, step, *, org, definition):
+        rule = step.get("condition", definition.get("settings", {}).get("goal"))
+        if rule is None:
+            return ["condition: give one, or set the workflow's settings.goal."]
+        return _rule_check(rule, "condition", org)
+
+    def run(self, run, step):
+        rule = step.get("condition", run.definition.get("settings", {}).get("goal"))
+        if run.holds(rule):
+            return Finish("goal_reached")
+        return Go(step.get("next"), {"goal": False})
+
+
+@step_type
+class StopStep(StepType):
+    name = "stop"
+    schema = {"reason": {"type": "string", "maxLength": 200}}
+
+    def edges(self, step):
+        return []
+
+    def run(self, run, step):
+        return Finish("stopped", step.get("reason", ""))
+
+
+def backoff(step: dict, attempt: int) -> timedelta:
+    """Exponential backoff with full jitter: base × 2^(attempt−1), times a random 0.5–1.5."""
+    base = durations.seconds(step.get("retry", {}).get("backoff", "PT30S"))
+    return timedelta(seconds=base * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))  # noqa: S311  jitter, not crypto
+
+
+def max_attempts(step: dict) -> int:
+    return step.get("retry", {}).get("max_attempts", 3)
+
+
+def step_of(definition: dict, step_id: str) -> dict[str, Any] | None:
+    for step in definition.get("steps", []):
+        if step.get("id") == step_id:
+            return step
+    return None

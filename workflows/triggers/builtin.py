@@ -1,0 +1,217 @@
+"""The shipped triggers: an event (with a filter), entering or leaving a segment, manual, a
+schedule (cron, interval or once, enrolling a segment's members), a date relative to a contact
+field, and an inbound webhook."""
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from celery.schedules import crontab
+
+from marketing.conditions import contact_facts, evaluate, rule_errors, to_q, truthy
+from marketing.conditions.fields import DATETIME, field_info
+from marketing.models import Contact, Segment, SegmentMembership
+from workflows.durations import duration_problem
+from workflows.triggers import Trigger, trigger
+
+ENROL_BATCH = 5000
+EVENT_TYPE = {"type": "string", "minLength": 1, "maxLength": 100}
+
+
+def reads_names(rule) -> bool:
+    """Whether a rule may read the contact's tags or lists (two more queries to build)."""
+    import json
+
+    text = json.dumps(rule)
+    return '"tags' in text or '"lists' in text
+
+
+def filter_matches(rule, *, event, contact) -> bool:
+    """Whether an event (and its contact) passes a trigger's or a wait's filter rule."""
+    if rule in (None, {}, True):
+        return True
+    facts = contact_facts(contact, event=event, names=reads_names(rule))
+    return truthy(evaluate(rule, facts, contact=contact))
+
+
+@trigger
+class EventTrigger(Trigger):
+    """Starts a run for each stored event of a type that passes the filter."""
+
+    name = "event"
+    label = "An event happens"
+    config_schema = {
+        "type": "object",
+        "required": ["type", "event"],
+        "properties": {"type": {}, "event": EVENT_TYPE, "filter": {}},
+        "additionalProperties": False,
+    }
+
+    def check(self, config, *, org):
+        rule = config.get("filter")
+        return [f"filter: {e}" for e in rule_errors(rule, "contact", org=org)] if rule not in (None, {}) else []
+
+    def event_type(self, config):
+        return config["event"]
+
+    def matches(self, event, config, contact):
+        return filter_matches(config.get("filter"), event=event, contact=contact)
+
+
+class _SegmentTrigger(Trigger):
+    config_schema = {
+        "type": "object",
+        "required": ["type", "segment"],
+        "properties": {"type": {}, "segment": {"type": "string", "minLength": 1, "maxLength": 100}},
+        "additionalProperties": False,
+    }
+
+    def check(self, config, *, org):
+        if org is not None and not Segment.objects.filter(org=org, slug=config.get("segment")).exists():
+            return [f"segment: no segment with slug “{config.get('segment')}”."]
+        return []
+
+    def event_type(self, config):
+        return self.name
+
+    def matches(self, event, config, contact):
+        return event.properties.get("segment") == config["segment"]
+
+
+@trigger
+class SegmentEntered(_SegmentTrigger):
+    """Starts a run when a contact enters a segment."""
+
+    name = "segment_entered"
+    label = "A contact enters a segment"
+
+
+@trigger
+class SegmentExited(_SegmentTrigger):
+    """Starts a run when a contact leaves a segment."""
+
+    name = "segment_exited"
+    label = "A contact leaves a segment"
+
+
+@trigger
+class Manual(Trigger):
+    """Runs start from the console (a contact selection or a segment) or the API."""
+
+    name = "manual"
+    label = "Started by hand"
+    config_schema = {"type": "object", "required": ["type"], "properties": {"type": {}}, "additionalProperties": False}
+
+
+def segment_member_batches(segment: Segment, key: str):
+    ids = SegmentMembership.objects.filter(segment=segment, exited_at__isnull=True).values_list("contact_id", flat=True)
+    batch: list[int] = []
+    for contact_id in ids.order_by("contact_id").iterator(chunk_size=ENROL_BATCH):
+        batch.append(contact_id)
+        if len(batch) == ENROL_BATCH:
+            yield batch, key
+            batch = []
+    if batch:
+        yield batch, key
+
+
+def cron_problem(expression: str) -> str | None:
+    fields = expression.split()
+    if len(fields) != 5:
+        return "A cron expression has five fields: minute hour day-of-month month day-of-week."
+    try:
+        crontab(*fields)
+    except ValueError as exc:
+        return f"Invalid cron expression: {exc}"
+    return None
+
+
+@trigger
+class Schedule(Trigger):
+    """Enrols a segment's members on a schedule: ``cron`` ("0 9 * * 1"), ``every`` (an ISO-8601
+    duration) or once ``at`` a datetime. A run per member per firing."""
+
+    name = "schedule"
+    label = "On a schedule"
+    config_schema = {
+        "type": "object",
+        "required": ["type", "segment"],
+        "properties": {
+            "type": {},
+            "segment": {"type": "string", "minLength": 1},
+            "cron": {"type": "string"},
+            "every": {"type": "string"},
+            "at": {"type": "string", "format": "date-time"},
+            "time_zone": {"type": "string"},
+        },
+        "oneOf": [{"required": ["cron"]}, {"required": ["every"]}, {"required": ["at"]}],
+        "additionalProperties": False,
+    }
+
+    def check(self, config, *, org):
+        errors = _SegmentTrigger.check(self, config, org=org)
+        if "cron" in config and (problem := cron_problem(config["cron"])):
+            errors.append(f"cron: {problem}")
+        if "every" in config and (problem := duration_problem(config["every"], minimum=timedelta(minutes=1))):
+            errors.append(f"every: {problem}")
+        return errors
+
+    def due(self, workflow, config, now):
+        segment = Segment.objects.filter(org=workflow.org, slug=config["segment"]).first()
+        if segment is None:
+            return
+        yield from segment_member_batches(segment, f"schedule:{now:%Y-%m-%dT%H:%M}")
+
+
+@trigger
+class DateRelative(Trigger):
+    """Starts a run N days before (negative) or after a contact's date field, e.g.
+    {"field": "properties.trial_ends_at", "offset_days": -3}; beat checks it every hour, and a
+    contact is enrolled once per value of the field."""
+
+    name = "date_relative"
+    label = "Relative to a contact date"
+    config_schema = {
+        "type": "object",
+        "required": ["type", "field", "offset_days"],
+        "properties": {
+            "type": {},
+            "field": {"type": "string", "minLength": 1},
+            "offset_days": {"type": "integer", "minimum": -3650, "maximum": 3650},
+        },
+        "additionalProperties": False,
+    }
+
+    def check(self, config, *, org):
+        info = field_info("contact", config.get("field", ""), org=org)
+        if info is None or info.type != DATETIME:
+            return [f"field: “{config.get('field')}” is not a date field of contacts."]
+        return []
+
+    def due(self, workflow, config, now: datetime):
+        from marketing.conditions.facts import iso
+
+        # The moment fires when field + offset has passed, within the last day (beat may be late).
+        upper = now - timedelta(days=config["offset_days"])
+        rule = {
+            "and": [
+                {">": [{"var": config["field"]}, iso(upper - timedelta(days=1))]},
+                {"<=": [{"var": config["field"]}, iso(upper)]},
+            ]
+        }
+        matching = Contact.objects.filter(to_q(rule, "contact", org=workflow.org, now=now))
+        by_day: dict[str, list[int]] = defaultdict(list)
+        for contact in matching.select_related("company").iterator(chunk_size=ENROL_BATCH):
+            value = evaluate({"var": config["field"]}, contact_facts(contact, names=False))
+            by_day[f"date:{config['field']}:{str(value)[:10]}"].append(contact.pk)
+        for key, ids in by_day.items():
+            for first in range(0, len(ids), ENROL_BATCH):
+                yield ids[first : first + ENROL_BATCH], key
+
+
+@trigger
+class InboundWebhook(Trigger):
+    """Starts a run when a signed POST reaches the workflow's webhook URL (see docs/workflows.md)."""
+
+    name = "webhook"
+    label = "An inbound webhook"
+    config_schema = {"type": "object", "required": ["type"], "properties": {"type": {}}, "additionalProperties": False}
