@@ -116,6 +116,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A worker that hangs inside a transaction would hold its claimed rows' locks (the engine's
+    # lease) for ever; PostgreSQL ends such a session, and the rows are due again.
+    idle_timeout_ms = env.int("DB_IDLE_IN_TRANSACTION_TIMEOUT_S", default=120) * 1000
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c idle_in_transaction_session_timeout={idle_timeout_ms}"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "marketing.User"
@@ -185,6 +191,11 @@ CELERY_TIMEZONE = TIME_ZONE
 
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
+
+# Outbound HTTP (webhook actions) ----------------------------------------------------------------
+# Hosts exempt from the private-address guard of workflows/outbound_http.py, e.g. a loopback
+# test server or an internal service you trust: "127.0.0.1,hooks.internal:8443".
+OUTBOUND_HTTP_ALLOWED_HOSTS = env.list("OUTBOUND_HTTP_ALLOWED_HOSTS", default=[])
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # REST API ---------------------------------------------------------------------------------------

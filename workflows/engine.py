@@ -136,6 +136,7 @@ class Run:
         self.budget = MAX_STEPS
         self._facts: dict | None = None
         self.trace: list[dict] = []  # a dry run's path
+        self.parked: set[str] = set()  # tokens that began to wait during this advance
 
     # -- what steps use ----------------------------------------------------------------------
 
@@ -187,7 +188,7 @@ class Run:
                 for token in list(instance.tokens):
                     if instance.finished_at is not None or token not in instance.tokens:
                         break
-                    if self._due(token):
+                    if token["id"] not in self.parked and self._due(token):
                         self._drive(token)
                         progressed = progressed or self._due_any()
                 if self.budget <= 0:
@@ -200,15 +201,16 @@ class Run:
         self._settle()
 
     def _due(self, token: dict) -> bool:
-        if token.get("wait", {}) and token["wait"].get("kind") == "merge":
-            return False
+        wait = token.get("wait") or {}
+        if wait.get("kind") == "merge":
+            return False  # the last branch to arrive moves it
+        if wait.get("kind") in ("approval", "delivery"):
+            return True  # the run was woken: the step looks up its record (a decision, a result)
         wake = token.get("wake_at")
-        return (
-            wake is None or datetime.fromisoformat(wake) <= self.now or bool((token.get("wait") or {}).get("arrived"))
-        )
+        return wake is None or datetime.fromisoformat(wake) <= self.now or bool(wait.get("arrived"))
 
     def _due_any(self) -> bool:
-        return any(self._due(t) for t in self.instance.tokens) and self.budget > 0
+        return self.budget > 0 and any(t["id"] not in self.parked and self._due(t) for t in self.instance.tokens)
 
     def _check_exit_rules(self) -> None:
         # Goal and exit rules are checked on every event (workflows.consumers); a woken run
@@ -230,6 +232,7 @@ class Run:
             outcome = step_kinds.step_types()[step["type"]].run(self, step)
             if isinstance(outcome, Wait):
                 token["wait"], token["wake_at"] = outcome.wait, iso(outcome.until) if outcome.until else None
+                self.parked.add(token["id"])
                 self._trace(step, "wait", outcome.wait)
                 return
             if isinstance(outcome, Finish):
@@ -528,6 +531,6 @@ def advance_batch(*, limit: int = BATCH, now: datetime | None = None) -> int:
             with org_context(orgs[org_id]):
                 for instance in group:
                     Run(instance, contact=contacts[instance.contact_id], now=now, batch=batch).advance()
-                batch.write(group)
+        batch.write(instances)
         batch.after_commit()
     return len(instances)

@@ -300,7 +300,7 @@ def instances_cancel(*, instances) -> int:
                     result="cancelled",
                     started_at=started or now,
                     finished_at=now,
-                    duration_ms=int(((now - (started or now)).total_seconds()) * 1000),
+                    duration_ms=max(0, int(((now - (started or now)).total_seconds()) * 1000)),
                 )
                 for pk, wf, contact, started, org_id in active
             ],
