@@ -95,8 +95,13 @@ def deliveries_due(*, now=None, limit: int = 500) -> list[int]:
     was lost or whose backoff is over."""
     now = now or timezone.now()
     deliveries = Delivery.objects.with_scopes_disabled()
-    deliveries.filter(status=Delivery.Status.SENDING, lease_until__lt=now).update(
+    expired = list(
+        deliveries.filter(status=Delivery.Status.SENDING, lease_until__lt=now).values_list("pk", flat=True)[:limit]
+    )
+    deliveries.filter(pk__in=expired, status=Delivery.Status.SENDING).update(
         status=Delivery.Status.QUEUED, lease_until=None, next_attempt_at=now
     )
-    due = deliveries.filter(status=Delivery.Status.QUEUED, next_attempt_at__lte=now - LOST_AFTER)
-    return list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    lost = deliveries.filter(status=Delivery.Status.QUEUED, next_attempt_at__lte=now - LOST_AFTER).exclude(
+        pk__in=expired
+    )
+    return expired + list(lost.order_by("next_attempt_at").values_list("pk", flat=True)[: limit - len(expired)])
