@@ -7,8 +7,11 @@ class WorkflowsConfig(AppConfig):
 
     def ready(self) -> None:
         from marketing.conditions import register_namespace
+        from marketing.embedded import embedded_service
         from marketing.schedules import system_jobs_register
+        from workflows import embedded_runner
 
+        embedded_service(embedded_runner.start)
         register_namespace("workflow")  # a run's trigger, variables and step results (CONTRACTS.md §1)
         system_jobs_register(
             {

@@ -22,7 +22,6 @@ import time
 import traceback
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 
 from django.db import transaction
 from django.utils import timezone
@@ -72,9 +71,8 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-@lru_cache(maxsize=1024)
 def _version(version_id: int) -> tuple[dict, dict, dict]:
-    """(definition, steps by id, settings) of a version; versions never change, so cache them."""
+    """(definition, steps by id, settings) of a version."""
     definition = WorkflowVersion.objects.with_scopes_disabled().values_list("definition", flat=True).get(pk=version_id)
     return definition, {s["id"]: s for s in definition["steps"]}, settings_of(definition)
 
@@ -88,6 +86,7 @@ class Batch:
         self.executions: list[AutomationExecution] = []
         self.transitions: dict[int, list[dict]] = defaultdict(list)  # workflow id -> transitions
         self.deliveries: list[int] = []
+        self.versions: dict[int, tuple[dict, dict, dict]] = {}  # read once per batch
         self.enrolled = False
 
     def write(self, instances: list[WorkflowInstance]) -> None:
@@ -125,7 +124,9 @@ class Run:
     ):
         self.instance, self.contact, self.now, self.batch, self.dry_run = instance, contact, now, batch, dry_run
         if definition is None:
-            self.definition, self.steps, self.settings = _version(instance.version_id)
+            if instance.version_id not in batch.versions:
+                batch.versions[instance.version_id] = _version(instance.version_id)
+            self.definition, self.steps, self.settings = batch.versions[instance.version_id]
         else:
             self.definition, self.steps, self.settings = (
                 definition,

@@ -18,6 +18,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import BooleanField, CharField, F, FloatField, Func, Q, Value
 from django.db.models.functions import Coalesce, Collate
 from django.db.models.lookups import Contains, Exact, GreaterThan, GreaterThanOrEqual, IsNull, LessThan, LessThanOrEqual
@@ -224,7 +225,9 @@ class _Compiler:
             return Q(Exact(Coalesce(expression, Value(""), output_field=CharField()), literal))
         # Text orders by code point. A null orders against text only when the text reads as a
         # number (null as 0, "5" as 5); otherwise the comparison is false, never unknown.
-        ordered = Q(_never_null(ORDER[op](Collate(expression, "C"), literal)))
+        # SQLite's BINARY collation is byte order, which for UTF-8 is code point order too.
+        collation = "C" if connection.vendor == "postgresql" else "BINARY"
+        ordered = Q(_never_null(ORDER[op](Collate(expression, collation), literal)))
         number = _numeric_text(literal)
         if number is not None and compare_numbers(op, 0, number):
             ordered |= Q(IsNull(expression, True))

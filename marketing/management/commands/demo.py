@@ -31,4 +31,11 @@ class Command(BaseCommand):
             )
         )
         if not no_serve:
+            from django.conf import settings
+
+            from marketing.embedded import embedded_services_start
+
+            if settings.EMBEDDED:
+                # No beat or workers here: threads do their work (advancing workflow runs).
+                embedded_services_start()
             call_command("runserver", addrport, use_reloader=False)
