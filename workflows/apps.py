@@ -9,7 +9,7 @@ class WorkflowsConfig(AppConfig):
         from marketing.conditions import register_namespace
         from marketing.embedded import embedded_service
         from marketing.schedules import system_jobs_register
-        from workflows import embedded_runner
+        from workflows import embedded_runner, services  # noqa: F401  services registers its merge handler
 
         embedded_service(embedded_runner.start)
         register_namespace("workflow")  # a run's trigger, variables and step results (CONTRACTS.md §1)

@@ -7,15 +7,18 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from marketing.celery import enqueue_on_commit
+from marketing.identity import merge_handler
 from marketing.models import Organization, User
 from workflows.definitions import definition_errors, settings_of
 from workflows.models import (
     ACTIVE_STATUSES,
     Approval,
+    AutomationExecution,
     InstanceStatus,
     ScheduledJob,
     Workflow,
@@ -271,8 +274,6 @@ def instances_resume(*, instances) -> int:
 
 def instances_cancel(*, instances) -> int:
     """Cancels active runs (they stop and are recorded as cancelled)."""
-    from workflows.models import AutomationExecution
-
     now = timezone.now()
     with transaction.atomic():
         active = list(
@@ -311,8 +312,6 @@ def instances_cancel(*, instances) -> int:
 
 def instances_retry(*, instances) -> int:
     """Starts failed runs again from the step that failed (a new visit: a new idempotency key)."""
-    from workflows.models import AutomationExecution
-
     now = timezone.now()
     with transaction.atomic():
         failed = list(instances.filter(status=InstanceStatus.FAILED).select_for_update())
@@ -392,3 +391,18 @@ def date_triggers_enrol(*, now: datetime | None = None) -> int:
                     now=now,
                 )
     return started
+
+
+@merge_handler
+def instances_merge(org: Organization, kept, gone) -> int:
+    """Two contacts merged: the merged one's runs go on as the kept one's. A run both had for
+    the same trigger (the same event reached both) is kept once: the merged one's copy is
+    cancelled and renamed, so the unique (workflow, contact, trigger) still holds."""
+    mine = WorkflowInstance.objects.filter(org=org, contact=kept)
+    clashing = WorkflowInstance.objects.filter(org=org, contact=gone).filter(
+        Exists(mine.filter(workflow=OuterRef("workflow"), trigger_key=OuterRef("trigger_key")))
+    )
+    instances_cancel(instances=clashing)
+    clashing.update(trigger_key=Concat(F("trigger_key"), Value(f":merged-{gone.pk}")))
+    AutomationExecution.objects.filter(org=org, contact=gone).update(contact=kept)
+    return WorkflowInstance.objects.filter(org=org, contact=gone).update(contact=kept)

@@ -482,3 +482,20 @@ def test_instances_of_several_orgs_run_in_one_batch_each_in_its_own_scope(org, o
     with scopes_disabled():
         tags = {t.org_id: t for t in Tag.objects.filter(name="x")}
         assert set(tags) == {org.pk, other_org.pk}  # each tag made in its own org
+
+
+def test_a_merge_moves_the_merged_contacts_runs_to_the_kept_contact(org, publish):
+    from marketing.identity import contact_merge
+
+    workflow = publish(
+        [{"id": "wait", "type": "delay", "config": {"duration": "P1D"}, "next": None}],
+        settings={"reenrollment": "always"},
+    )
+    kept, gone = ContactFactory(org=org), ContactFactory(org=org)
+    enrol(workflow, kept, key="shared")
+    enrol(workflow, gone, key="shared")
+    enrol(workflow, gone, key="own")
+    contact_merge(org=org, kept=kept, gone=gone, reason="test")
+    runs = {i.trigger_key: i.status for i in WorkflowInstance.objects.filter(workflow=workflow)}
+    assert runs == {"shared": "pending", f"shared:merged-{gone.pk}": "cancelled", "own": "pending"}
+    assert set(WorkflowInstance.objects.values_list("contact_id", flat=True)) == {kept.pk}
