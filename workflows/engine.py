@@ -20,13 +20,14 @@ rolls back that action alone; the step then retries or fails as its policy says.
 import logging
 import time
 import traceback
-from collections import defaultdict
+from collections import defaultdict, deque
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from marketing.bulk_sql import update_rows
+from marketing.bulk_sql import insert_rows, update_rows
 from marketing.conditions import contact_facts, evaluate, truthy
 from marketing.models import Contact, Organization
 from marketing.tenancy import org_context
@@ -49,6 +50,7 @@ from workflows.triggers.builtin import reads_names
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+MAX_FEED = 50  # transitions per workflow per batch sent to the live feed (the counts carry the rest)
 MAX_STEPS = 100  # per instance per claim: a long chain of instant steps yields to the others
 DELIVERY_WAIT = timedelta(hours=6)  # a safety wake; the sender wakes the run when it is done
 INSTANCE_FIELDS = [
@@ -82,16 +84,18 @@ class Batch:
 
     def __init__(self, now: datetime):
         self.now = now
-        self.step_runs: list[WorkflowStepRun] = []
-        self.executions: list[AutomationExecution] = []
-        self.transitions: dict[int, list[dict]] = defaultdict(list)  # workflow id -> transitions
+        self.step_runs: list[dict] = []  # rows for insert_rows: no model instances, thousands a batch
+        self.executions: list[dict] = []
+        # Per workflow: the last few transitions (what the live feed shows) and how many in all.
+        self.transitions: dict[int, deque] = defaultdict(lambda: deque(maxlen=MAX_FEED))
+        self.transition_totals: dict[int, int] = defaultdict(int)
         self.deliveries: list[int] = []
         self.versions: dict[int, tuple[dict, dict, dict]] = {}  # read once per batch
         self.enrolled = False
 
     def write(self, instances: list[WorkflowInstance]) -> None:
-        WorkflowStepRun.objects.bulk_create(self.step_runs, batch_size=1000)
-        AutomationExecution.objects.bulk_create(self.executions, batch_size=1000)
+        insert_rows(WorkflowStepRun, self.step_runs)
+        insert_rows(AutomationExecution, self.executions)
         for instance in instances:
             instance.updated_at = self.now
         update_rows(instances, INSTANCE_FIELDS)
@@ -102,7 +106,9 @@ class Batch:
         from workflows.tasks import deliveries_send, instances_run_due
 
         if self.transitions:
-            transaction.on_commit(lambda: transitions_publish(dict(self.transitions)))
+            feed = {workflow_id: list(items) for workflow_id, items in self.transitions.items()}
+            totals = dict(self.transition_totals)
+            transaction.on_commit(lambda: transitions_publish(feed, totals))
         if self.deliveries:
             enqueue_on_commit(deliveries_send, delivery_ids=list(self.deliveries))
         if self.enrolled:
@@ -133,6 +139,7 @@ class Run:
                 {s["id"]: s for s in definition["steps"]},
                 settings_of(definition),
             )
+        self.now_iso = iso(now)
         self.token: dict = {}
         self.budget = MAX_STEPS
         self._facts: dict | None = None
@@ -228,7 +235,7 @@ class Run:
             if token.get("visit") is None:
                 visits = self.instance.visits
                 visits[step["id"]] = visits.get(step["id"], 0) + 1
-                token.update(visit=visits[step["id"]], entered_at=iso(self.now), attempt=1, wait=None, wake_at=None)
+                token.update(visit=visits[step["id"]], entered_at=self.now_iso, attempt=1, wait=None, wake_at=None)
             self.budget -= 1
             outcome = step_kinds.step_types()[step["type"]].run(self, step)
             if isinstance(outcome, Wait):
@@ -291,7 +298,9 @@ class Run:
         if self.dry_run:
             return Go(step.get("next"), {"dry_run": action.preview(ctx)})
         try:
-            with transaction.atomic():
+            # A savepoint only where the action writes: a failed write then rolls back alone
+            # (a round trip each way, which actions that only compute do not pay).
+            with transaction.atomic() if action.writes_database else nullcontext():
                 result = action.run(ctx)
                 if isinstance(result, Deferred):
                     delivery, _ = Delivery.objects.get_or_create(
@@ -380,39 +389,47 @@ class Run:
         outcome: str = "",
     ) -> None:
         token, instance = self.token, self.instance
-        entered = datetime.fromisoformat(token.get("entered_at") or iso(self.now))
+        entered_at = token.get("entered_at")
+        entered = self.now if entered_at in (None, self.now_iso) else datetime.fromisoformat(entered_at)
         if status == WorkflowStepRun.Status.COMPLETED:
             instance.context.setdefault("steps", {})[step["id"]] = {"result": output or {}}
         self._trace(step, edge or status, output or {"error": error} if error else output or {}, next_step=next_step)
         if self.dry_run:
             return
         self.batch.step_runs.append(
-            WorkflowStepRun(
-                org_id=instance.org_id,
-                instance_id=instance.pk,
-                workflow_id=instance.workflow_id,
-                step_id=step["id"],
-                step_type=step["type"],
-                visit=token.get("visit") or 1,
-                attempt=token.get("attempt", 1),
-                idempotency_key=self.key(),
-                status=status,
-                started_at=entered,
-                completed_at=self.now,
-                duration_ms=max(0, int((self.now - entered).total_seconds() * 1000)),
-                output=output or {},
-                error=error[:5000],
-                next_step=next_step[:100] or outcome[:100],
-            )
+            {
+                "org_id": instance.org_id,
+                "instance_id": instance.pk,
+                "workflow_id": instance.workflow_id,
+                "step_id": step["id"],
+                "step_type": step["type"],
+                "visit": token.get("visit") or 1,
+                "attempt": token.get("attempt", 1),
+                "idempotency_key": self.key(),
+                "status": status,
+                "started_at": entered,
+                "completed_at": self.now,
+                "duration_ms": max(0, int((self.now - entered).total_seconds() * 1000)),
+                "input": {},
+                "output": output or {},
+                "error": error[:5000],
+                "next_step": next_step[:100] or outcome[:100],
+            }
         )
+        self._transition(step["id"], next_step, status)
+
+    def _transition(self, step_id: str, to: str, status: str, result: str = "") -> None:
+        instance = self.instance
+        self.batch.transition_totals[instance.workflow_id] += 1
         self.batch.transitions[instance.workflow_id].append(
             {
                 "instance": instance.pk,
                 "contact": instance.contact_id,
-                "step": step["id"],
-                "to": next_step,
+                "step": step_id,
+                "to": to,
                 "status": status,
-                "at": iso(self.now),
+                "result": result,
+                "at": self.now_iso,
             }
         )
 
@@ -445,30 +462,20 @@ class Run:
             return
         started = instance.started_at or self.now
         self.batch.executions.append(
-            AutomationExecution(
-                org_id=instance.org_id,
-                workflow_id=instance.workflow_id,
-                instance_id=instance.pk,
-                contact_id=instance.contact_id,
-                status="failure" if failed else "success",
-                result=result,
-                started_at=started,
-                finished_at=self.now,
-                error=instance.error[:5000],
-                duration_ms=max(0, int((self.now - started).total_seconds() * 1000)),
-            )
-        )
-        self.batch.transitions[instance.workflow_id].append(
             {
-                "instance": instance.pk,
-                "contact": instance.contact_id,
-                "step": instance.current_step,
-                "to": "",
-                "status": instance.status,
+                "org_id": instance.org_id,
+                "workflow_id": instance.workflow_id,
+                "instance_id": instance.pk,
+                "contact_id": instance.contact_id,
+                "status": "failure" if failed else "success",
                 "result": result,
-                "at": iso(self.now),
+                "started_at": started,
+                "finished_at": self.now,
+                "error": instance.error[:5000],
+                "duration_ms": max(0, int((self.now - started).total_seconds() * 1000)),
             }
         )
+        self._transition(instance.current_step, "", instance.status, result)
 
     def _fail(self, error: str) -> None:
         step = self.steps.get(self.token.get("step", ""))
@@ -510,6 +517,12 @@ def advance_batch(*, limit: int = BATCH, now: datetime | None = None) -> int:
     """One claim: locks up to ``limit`` due instances, advances them, writes and commits."""
     with transaction.atomic():
         now = now or timezone.now()
+        if connection.vendor == "postgresql":
+            # Walk the due index in wake_at order and stop at the limit. A bitmap scan (the
+            # planner's pick on young statistics) would visit every stale entry that finished
+            # runs left behind, on every claim; an index scan marks them dead as it passes.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_bitmapscan = off")
         instances = list(
             WorkflowInstance.objects.with_scopes_disabled()
             .filter(status__in=[InstanceStatus.PENDING, InstanceStatus.WAITING], wake_at__lte=now)

@@ -44,8 +44,9 @@ def _send(groups: list[str], message: dict) -> None:
         logger.warning("live status publish failed groups=%s", groups, exc_info=True)
 
 
-def transitions_publish(transitions: dict[int, list[dict]]) -> None:
-    """Sends each workflow's transitions of a committed batch (called after commit)."""
+def transitions_publish(transitions: dict[int, list[dict]], totals: dict[int, int] | None = None) -> None:
+    """Sends each workflow's transitions of a committed batch (called after commit); ``totals``
+    counts them all where ``transitions`` keeps only the last few."""
     from workflows.models import Workflow
     from workflows.selectors import step_counts
 
@@ -55,7 +56,7 @@ def transitions_publish(transitions: dict[int, list[dict]]) -> None:
             "type": "workflow.status",
             "workflow": workflow_id,
             "transitions": items[-MAX_TRANSITIONS:],
-            "total": len(items),
+            "total": (totals or {}).get(workflow_id, len(items)),
         }
         if cache.add(f"live-status-counts:{workflow_id}", 1, timeout=COUNTS_EVERY_S):
             message["counts"] = step_counts(workflow_id=workflow_id)
@@ -83,6 +84,10 @@ class WorkflowStatusConsumer(AsyncJsonWebsocketConsumer):
         workflow_id = self.scope["url_route"]["kwargs"].get("workflow_id")
         group = await self._authorised_group(workflow_id)
         if group is None:
+            # Accepted first so the close carries 4403: a close before accepting is an HTTP 403
+            # to the handshake, which a browser reports only as 1006 (a dropped connection), so
+            # the page could not tell "not allowed" from "try again".
+            await self.accept()
             await self.close(code=4403)
             return
         self.group = group

@@ -61,6 +61,7 @@ class Action:
     label: ClassVar[str] = ""
     config_schema: ClassVar[dict] = {"type": "object"}
     external: ClassVar[bool] = False
+    writes_database: ClassVar[bool] = True  # False: run() only computes (no savepoint needed)
 
     def check(self, config: dict, *, org) -> list[str]:
         """Errors beyond the JSON schema (a template or workflow that does not exist), named."""

@@ -174,6 +174,7 @@ class SetVariable(Action):
 
     name = "set_variable"
     label = "Set a variable"
+    writes_database = False
     config_schema = {
         "type": "object",
         "required": ["name"],
@@ -234,6 +235,7 @@ class Log(Action):
 
     name = "log"
     label = "Log a line"
+    writes_database = False
     config_schema = {
         "type": "object",
         "required": ["message"],
@@ -259,6 +261,7 @@ class Notify(Action):
 
     name = "notify"
     label = "Notify the console"
+    writes_database = False
     config_schema = {
         "type": "object",
         "required": ["message"],
