@@ -11,12 +11,16 @@ from marketing.api import CompanyViewSet, ContactViewSet
 from marketing.events_api import EventsView
 from marketing.health import healthz, readyz
 from marketing.segments_api import ConditionsValidateView, SegmentViewSet
+from workflows.api import WorkflowInstanceViewSet, WorkflowViewSet
+from workflows.webhooks import workflow_webhook
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("contacts", ContactViewSet, basename="contact")
 router.register("companies", CompanyViewSet, basename="company")
 router.register("segments", SegmentViewSet, basename="segment")
+router.register("workflows", WorkflowViewSet, basename="workflow")
+router.register("workflow-instances", WorkflowInstanceViewSet, basename="workflow-instance")
 
 public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
@@ -31,6 +35,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema", **public), name="api-redoc"),
     path("t/", include("marketing.web_tracking")),
     path("v1/", include("marketing.tracking_api")),
+    path("hooks/workflows/<int:workflow_id>/", workflow_webhook, name="workflow-webhook"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
 ]

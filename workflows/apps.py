@@ -6,6 +6,9 @@ class WorkflowsConfig(AppConfig):
     verbose_name = "Workflows"
 
     def ready(self) -> None:
+        from django.db.models.signals import pre_migrate
+
+        pre_migrate.connect(_sqlite_legacy_alter_table, dispatch_uid="workflows-sqlite-legacy-alter-table")
         from marketing.conditions import register_namespace
         from marketing.embedded import embedded_service
         from marketing.schedules import system_jobs_register
@@ -34,3 +37,14 @@ class WorkflowsConfig(AppConfig):
                 ),
             }
         )
+
+
+def _sqlite_legacy_alter_table(sender, using="default", **kwargs) -> None:
+    """SQLite re-checks every view when Django renames the copy of a table it rebuilds; the
+    analytics views (migration 0002) read such tables, and the legacy rename skips the check."""
+    from django.db import connections
+
+    connection = connections[using]
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA legacy_alter_table = ON")

@@ -78,6 +78,11 @@ def workflow_update(*, workflow: Workflow, **fields) -> Workflow:
         raise ValidationError({name: "Unknown field." for name in sorted(unknown)})
     if "draft_definition" in fields:
         _check_definition(fields["draft_definition"], workflow.org)
+    if (
+        "slug" in fields
+        and Workflow.objects.filter(org=workflow.org, slug=fields["slug"]).exclude(pk=workflow.pk).exists()
+    ):
+        raise ValidationError({"slug": "A workflow with this slug already exists."})
     for name, value in fields.items():
         setattr(workflow, name, value)
     workflow.save()
@@ -132,20 +137,39 @@ def _schedule_sync(workflow: Workflow, trigger_config: dict) -> None:
     )
 
 
+def _status_move(workflow: Workflow, *, allowed: tuple[str, ...], to: str, verb: str) -> Workflow:
+    locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+    if locked.status not in allowed:
+        raise ValidationError(
+            {"status": f"Only {' or '.join(allowed)} workflows can be {verb}; this one is {locked.status}."}
+        )
+    Workflow.objects.filter(pk=workflow.pk).update(status=to, updated_at=timezone.now())
+    workflow.status = to
+    return locked
+
+
 def workflow_pause(*, workflow: Workflow) -> int:
-    """Pauses the workflow: no new runs start, and its runs stop where they are."""
+    """Pauses an active workflow: no new runs start, and its runs stop where they are."""
     with transaction.atomic():
-        Workflow.objects.filter(pk=workflow.pk).update(status=Workflow.Status.PAUSED, updated_at=timezone.now())
-        workflow.status = Workflow.Status.PAUSED
+        _status_move(workflow, allowed=(Workflow.Status.ACTIVE,), to=Workflow.Status.PAUSED, verb="paused")
         return instances_pause(instances=WorkflowInstance.objects.filter(workflow=workflow))
 
 
 def workflow_resume(*, workflow: Workflow) -> int:
     """Resumes a paused workflow and its paused runs (a delay that expired meanwhile runs now)."""
     with transaction.atomic():
-        Workflow.objects.filter(pk=workflow.pk).update(status=Workflow.Status.ACTIVE, updated_at=timezone.now())
-        workflow.status = Workflow.Status.ACTIVE
+        _status_move(workflow, allowed=(Workflow.Status.PAUSED,), to=Workflow.Status.ACTIVE, verb="resumed")
         return instances_resume(instances=WorkflowInstance.objects.filter(workflow=workflow))
+
+
+def workflow_delete(*, workflow: Workflow) -> None:
+    """Deletes a workflow that was never published; one with versions keeps its runs' history
+    and is archived instead."""
+    with transaction.atomic():
+        locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+        if locked.versions.exists():
+            raise ValidationError({"status": "A published workflow keeps its runs' history: archive it instead."})
+        locked.delete()
 
 
 def workflow_archive(*, workflow: Workflow) -> int:
