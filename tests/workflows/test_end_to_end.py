@@ -1,6 +1,7 @@
 """Every step type and every trigger, end to end: PostgreSQL, Redis and a real Celery worker
 process. The test plays beat (``instances_run_due`` every half second) while it waits."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,13 +10,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
-from marketing.models import PropertyDefinition
+from marketing.models import Contact, PropertyDefinition
 from marketing.segments import segment_add_contacts
 from tests.factories import ContactFactory, SegmentFactory
 from workflows.models import Approval, ScheduledJob, Workflow, WorkflowInstance, WorkflowStepRun
+from workflows.outbound_http import signature
 from workflows.services import workflow_create, workflow_enrol_manually, workflow_publish
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,6 +184,7 @@ def test_every_trigger_starts_runs_on_a_worker(org, worker, settings):
         "date": make(
             org, "renewal", LOG, {"type": "date_relative", "field": "properties.renews_at", "offset_days": -2}
         ),
+        "webhook": make(org, "from-crm", LOG, {"type": "webhook"}),
     }
     soon = (timezone.now() + timedelta(days=2) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     vip, member, renewing, anyone = (
@@ -194,7 +198,21 @@ def test_every_trigger_starts_runs_on_a_worker(org, worker, settings):
     workflow_enrol_manually(workflow=workflows["manual"], contact_ids=[anyone.pk])
     scheduled_job_run.delay(job_id=ScheduledJob.objects.get(workflow=workflows["schedule"]).pk)
     date_triggers_run.delay()
-    expected = {"segment": vip, "manual": anyone, "schedule": member, "date": renewing}
+    body = json.dumps({"id": "crm-1", "contact": {"email": "crm@example.com"}, "data": {"deal": 7}}).encode()
+    response = Client().post(
+        f"/hooks/workflows/{workflows['webhook'].pk}/",
+        body,
+        content_type="application/json",
+        headers={"X-Signature": signature(workflows["webhook"].webhook_secret, body)},
+    )
+    assert response.status_code == 202, response.content
+    expected = {
+        "segment": vip,
+        "manual": anyone,
+        "schedule": member,
+        "date": renewing,
+        "webhook": Contact.objects.get(email="crm@example.com"),
+    }
 
     def all_done():
         done = WorkflowInstance.objects.filter(status="completed")
@@ -202,5 +220,5 @@ def test_every_trigger_starts_runs_on_a_worker(org, worker, settings):
 
     assert wait_until(all_done)
     with scopes_disabled():
-        assert WorkflowInstance.objects.count() == 4
+        assert WorkflowInstance.objects.count() == 5
         assert set(Workflow.objects.values_list("status", flat=True)) == {"active"}
