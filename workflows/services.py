@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from marketing.celery import enqueue_on_commit
 from marketing.identity import merge_handler
-from marketing.models import Organization, User
+from marketing.models import Membership, Organization, Role, User
 from workflows.definitions import definition_errors, settings_of
 from workflows.models import (
     ACTIVE_STATUSES,
@@ -85,7 +85,7 @@ def workflow_update(*, workflow: Workflow, **fields) -> Workflow:
         raise ValidationError({"slug": "A workflow with this slug already exists."})
     for name, value in fields.items():
         setattr(workflow, name, value)
-    workflow.save()
+    workflow.save(update_fields=[*fields, "updated_at"])  # never write back a concurrent publish
     return workflow
 
 
@@ -356,9 +356,13 @@ def approval_decide(*, approval: Approval, approved: bool, by: User, note: str =
         approval = Approval.objects.select_for_update().get(pk=approval.pk)
         if approval.status != Approval.Status.PENDING:
             raise ValidationError({"status": f"This approval was already {approval.get_status_display().lower()}."})
-        allowed_users = approval.approvers.get("users")
+        allowed_users, role = approval.approvers.get("users"), approval.approvers.get("role")
         if allowed_users and by.pk not in allowed_users and not by.is_superuser:
             raise ValidationError({"approvers": "You are not one of this step's approvers."})
+        if role and not by.is_superuser:
+            member = Membership.objects.filter(org_id=approval.org_id, user=by, role__in=[role, Role.ADMIN])
+            if not member.exists():
+                raise ValidationError({"approvers": f"This step is decided by the {role} role (or an admin)."})
         approval.status = Approval.Status.APPROVED if approved else Approval.Status.REJECTED
         approval.decided_by, approval.decided_at, approval.note = by, timezone.now(), note
         approval.save(update_fields=["status", "decided_by", "decided_at", "note"])

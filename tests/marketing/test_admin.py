@@ -145,6 +145,20 @@ def test_bulk_add_tags_action(org, console):
     assert sorted(Tag.objects.values_list("name", flat=True)) == ["vip", "webinar"]
 
 
+def test_bulk_action_over_every_matching_contact_posts_back_what_it_confirms(org, console):
+    contacts = ContactFactory.create_batch(3, org=org)
+    form = console.post(CHANGELIST, {"action": "add_tags", "_selected_action": [contacts[0].pk], "select_across": "1"})
+    page = form.content.decode()
+    assert 'name="select_across" value="1"' in page
+    assert f'name="_selected_action" value="{contacts[0].pk}"' in page  # without a row Django runs no action
+    done = console.post(
+        CHANGELIST,
+        {"action": "add_tags", "_selected_action": [contacts[0].pk], "select_across": "1", "apply": "1", "tags": "all"},
+    )
+    assert done.status_code == 302
+    assert Contact.objects.filter(tags__name="all").count() == 3
+
+
 def test_bulk_add_to_list_offers_only_own_lists(org, other_org, console):
     contact = ContactFactory(org=org)
     mine = ContactListFactory(org=org, name="Mine")

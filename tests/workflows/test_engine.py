@@ -499,3 +499,29 @@ def test_a_merge_moves_the_merged_contacts_runs_to_the_kept_contact(org, publish
     runs = {i.trigger_key: i.status for i in WorkflowInstance.objects.filter(workflow=workflow)}
     assert runs == {"shared": "pending", f"shared:merged-{gone.pk}": "cancelled", "own": "pending"}
     assert set(WorkflowInstance.objects.values_list("contact_id", flat=True)) == {kept.pk}
+
+
+def test_only_the_approvers_role_or_an_admin_may_decide(org, publish, drain, member_factory):
+    from django.core.exceptions import ValidationError
+
+    from marketing.models import Role
+
+    workflow = publish(
+        [
+            {
+                "id": "ok",
+                "type": "approval",
+                "approvers": {"role": "marketer"},
+                "approved_next": None,
+                "rejected_next": None,
+                "timeout_next": None,
+            }
+        ]
+    )
+    enrol(workflow, ContactFactory(org=org), now=datetime.now(UTC))
+    drain()
+    approval = Approval.objects.get()
+    with pytest.raises(ValidationError, match="marketer role"):
+        approval_decide(approval=approval, approved=True, by=member_factory(org, Role.ANALYST, username="ann"))
+    approval_decide(approval=approval, approved=True, by=member_factory(org, Role.ADMIN, username="ada"))
+    assert Approval.objects.get().status == "approved"
