@@ -260,5 +260,7 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         # daphne's runserver logs each request itself; one line per request is enough.
         "django.channels.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Embedded, every task runs inline in the web process: a "succeeded" line each is noise.
+        "celery.app.trace": {"level": "WARNING" if EMBEDDED else "INFO"},
     },
 }
