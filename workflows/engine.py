@@ -24,7 +24,7 @@ from collections import defaultdict, deque
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import connection, reset_queries, transaction
 from django.utils import timezone
 
 from marketing.bulk_sql import insert_rows, update_rows
@@ -108,7 +108,7 @@ class Batch:
         if self.transitions:
             feed = {workflow_id: list(items) for workflow_id, items in self.transitions.items()}
             totals = dict(self.transition_totals)
-            transaction.on_commit(lambda: transitions_publish(feed, totals))
+            transaction.on_commit(lambda: transitions_publish(feed, totals), robust=True)
         if self.deliveries:
             enqueue_on_commit(deliveries_send, delivery_ids=list(self.deliveries))
         if self.enrolled:
@@ -515,6 +515,7 @@ def instances_advance_due(*, limit: int = BATCH, budget_s: float = 20.0, now: da
 
 def advance_batch(*, limit: int = BATCH, now: datetime | None = None) -> int:
     """One claim: locks up to ``limit`` due instances, advances them, writes and commits."""
+    reset_queries()  # DEBUG keeps every statement of a connection; a worker is not a request
     with transaction.atomic():
         now = now or timezone.now()
         if connection.vendor == "postgresql":

@@ -58,8 +58,11 @@ def transitions_publish(transitions: dict[int, list[dict]], totals: dict[int, in
             "transitions": items[-MAX_TRANSITIONS:],
             "total": (totals or {}).get(workflow_id, len(items)),
         }
-        if cache.add(f"live-status-counts:{workflow_id}", 1, timeout=COUNTS_EVERY_S):
-            message["counts"] = step_counts(workflow_id=workflow_id)
+        try:
+            if cache.add(f"live-status-counts:{workflow_id}", 1, timeout=COUNTS_EVERY_S):
+                message["counts"] = step_counts(workflow_id=workflow_id)
+        except Exception:  # best effort, like the send: Redis down must not fail the worker
+            logger.warning("live status counts failed workflow=%s", workflow_id, exc_info=True)
         _send([workflow_group(workflow_id), org_group(org_of.get(workflow_id, 0))], message)
 
 
