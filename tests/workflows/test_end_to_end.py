@@ -1,13 +1,8 @@
 """Every step type and every trigger, end to end: PostgreSQL, Redis and a real Celery worker
-process. The test plays beat (``instances_run_due`` every half second) while it waits."""
+process. The test plays beat (``instances_run_due`` every second) while it waits."""
 
 import json
-import os
-import subprocess
-import sys
-import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -17,11 +12,12 @@ from django_scopes import scopes_disabled
 from marketing.models import Contact, PropertyDefinition
 from marketing.segments import segment_add_contacts
 from tests.factories import ContactFactory, SegmentFactory
+from tests.workflows import processes
+from tests.workflows.processes import beat_tick, celery_worker
 from workflows.models import Approval, ScheduledJob, Workflow, WorkflowInstance, WorkflowStepRun
 from workflows.outbound_http import signature
 from workflows.services import workflow_create, workflow_enrol_manually, workflow_publish
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 EVERY_STEP = [
@@ -87,39 +83,26 @@ LOG = [{"id": "log", "type": "action", "action": "log", "config": {"message": "h
 
 
 @pytest.fixture
-def worker(settings, shared_database_url):
+def worker(settings, shared_database_url, tmp_path):
     if settings.EMBEDDED:
         pytest.skip("needs REDIS_URL: the worker reads tasks from Redis")
     from marketing.celery import app
 
     app.control.purge()
-    env = {**os.environ, "DATABASE_URL": shared_database_url, "REDIS_URL": settings.REDIS_URL}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "marketing", "worker", "--pool", "solo", "--loglevel", "warning"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = celery_worker(tmp_path, database_url=shared_database_url, redis_url=settings.REDIS_URL)
     yield process
-    process.terminate()
-    output = process.communicate(timeout=30)[0]
-    assert "Traceback" not in output, output
+    process.stop()
+    assert "Traceback" not in process.output(), process.output()
 
 
-def wait_until(predicate, *, timeout=60.0):
-    """Polls ``predicate`` while playing beat (a tick of the due-runs task every half second)."""
-    from workflows.tasks import instances_run_due
+def wait_until(predicate, *, what: str, timeout: float = 60.0):
+    """Polls ``predicate`` (unscoped, as a system job sees the rows) while playing beat."""
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def check():
         with scopes_disabled():
-            if predicate():
-                return True
-        instances_run_due.delay()
-        time.sleep(0.5)
-    return False
+            return predicate()
+
+    return processes.wait_until(check, timeout=timeout, what=what, tick=beat_tick)
 
 
 def make(org, slug, steps, trigger, **settings):
@@ -147,12 +130,14 @@ def test_every_step_type_runs_on_a_worker(org, api, marketer, worker):
         content_type="application/json",
     )
     assert response.status_code in (200, 201, 207), response.content
-    assert wait_until(lambda: Approval.objects.filter(status="pending").exists())
+    wait_until(lambda: Approval.objects.filter(status="pending").exists(), what="the approval step")
     from workflows.services import approval_decide
 
     with scopes_disabled():
         approval_decide(approval=Approval.objects.get(), approved=True, by=marketer)
-    assert wait_until(lambda: WorkflowInstance.objects.filter(workflow=workflow, finished_at__isnull=False).exists())
+    wait_until(
+        lambda: WorkflowInstance.objects.filter(workflow=workflow, finished_at__isnull=False).exists(), what="the end"
+    )
     with scopes_disabled():
         instance = WorkflowInstance.objects.get(workflow=workflow)
         assert (instance.status, instance.result, instance.error) == ("completed", "stopped", "")
@@ -218,7 +203,7 @@ def test_every_trigger_starts_runs_on_a_worker(org, worker, settings):
         done = WorkflowInstance.objects.filter(status="completed")
         return all(done.filter(workflow=workflows[k], contact=c).exists() for k, c in expected.items())
 
-    assert wait_until(all_done)
+    wait_until(all_done, what="a run per trigger")
     with scopes_disabled():
         assert WorkflowInstance.objects.count() == 5
         assert set(Workflow.objects.values_list("status", flat=True)) == {"active"}
