@@ -1,1 +1,177 @@
-"""Models of the channels_app app; see DESIGN.md for what lands here."""
+"""Channels: message templates (versioned, with A/B variants), the outbox (one ``Message`` row
+per send, with its status history) and the suppression list."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from marketing.models import Contact, TenantModel
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    PUSH = "push", "Web push"
+    SLACK = "slack", "Slack"
+    WEBHOOK = "webhook", "Webhook"
+    SOCIAL = "social", "Social post"
+
+
+class Purpose(models.TextChoices):
+    MARKETING = "marketing", "Marketing (needs consent; unsubscribe and postal address added)"
+    TRANSACTIONAL = "transactional", "Transactional (receipts, notifications)"
+
+
+class MessageTemplate(TenantModel):
+    """What a message says, per channel, as a draft; publishing freezes a ``TemplateVersion``.
+
+    ``variants`` is a list of ``{"name": "A", "weight": 50, …fields}``; the fields by channel:
+    email ``subject``, ``preheader``, ``html``, ``text``; SMS ``text``; push ``title``,
+    ``body``, ``url``; Slack, webhook and social ``text`` and/or ``payload``. They are Liquid
+    templates rendered in a sandbox (``channels_app.rendering``).
+    """
+
+    slug = models.SlugField(max_length=100)
+    name = models.CharField(max_length=200)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    purpose = models.CharField(max_length=15, choices=Purpose.choices, default=Purpose.MARKETING)
+    variants = models.JSONField(default=list)
+    live_version = models.ForeignKey(
+        "TemplateVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["org", "slug"], name="messagetemplate_unique_slug")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TemplateVersion(TenantModel):
+    """A published template, frozen: a message records the version (and variant) it was made from."""
+
+    template = models.ForeignKey(MessageTemplate, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    variants = models.JSONField()
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    published_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["template", "-number"]
+        constraints = [models.UniqueConstraint(fields=["template", "number"], name="templateversion_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.template} v{self.number}"
+
+
+class MessageStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    HELD = "held", "Held (quiet hours or frequency cap; rescheduled)"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    OPENED = "opened", "Opened"
+    CLICKED = "clicked", "Clicked"
+    BOUNCED = "bounced", "Bounced"
+    COMPLAINED = "complained", "Complained"
+    BLOCKED = "blocked", "Blocked by a guard"
+    FAILED = "failed", "Failed"
+
+
+class Message(TenantModel):
+    """One send to one contact on one channel: the outbox row of the delivery protocol
+    (CONTRACTS.md §6). Unique on ``idempotency_key``: a step, a test send or a command run
+    can create it once; ``status_history`` lists every change with its time and reason."""
+
+    Status = MessageStatus
+
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    purpose = models.CharField(max_length=15, choices=Purpose.choices, default=Purpose.MARKETING)
+    template_version = models.ForeignKey(
+        TemplateVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    variant = models.CharField(max_length=50, blank=True)
+    instance = models.ForeignKey(
+        "workflows.WorkflowInstance", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    workflow = models.ForeignKey(
+        "workflows.Workflow", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    step_id = models.CharField(max_length=100, blank=True)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    to = models.CharField(max_length=500, help_text="Address, phone number, subscription or URL.")
+    content = models.JSONField(default=dict, help_text="The rendered fields (subject, html, text, …).")
+    status = models.CharField(max_length=12, choices=MessageStatus.choices, default=MessageStatus.QUEUED)
+    status_history = models.JSONField(default=list, help_text='[{"status", "at", "reason"}]')
+    provider = models.CharField(max_length=40, blank=True)
+    provider_message_id = models.CharField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], name="message_due", condition=Q(status__in=["queued", "held", "sending"])
+            ),
+            models.Index(fields=["org", "contact", "channel", "-created_at"], name="message_contact_history"),
+            models.Index(fields=["org", "status", "-created_at"], name="message_status"),
+            models.Index(fields=["provider", "provider_message_id"], name="message_provider_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} to {self.to} ({self.status})"
+
+
+class Suppression(TenantModel):
+    """An address nothing is sent to on a channel (hard bounce, complaint, STOP, erasure, by hand).
+    Unsubscribing is a consent withdrawal (``compliance``), not a suppression: it can be undone."""
+
+    class Reason(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        COMPLAINT = "complaint", "Spam complaint"
+        SMS_STOP = "sms_stop", "Replied STOP"
+        ERASED = "erased", "Erased (data-subject request)"
+        MANUAL = "manual", "Added by hand"
+
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    address = models.CharField(max_length=320, help_text="Lower-cased email, E.164 phone, or a SHA-256 hash.")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["org", "channel", "address"], name="suppression_unique_address")]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.get_reason_display()})"
+
+
+class PushSubscription(TenantModel):
+    """A browser's web-push subscription (from the service worker), one per endpoint."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="push_subscriptions")
+    endpoint = models.URLField(max_length=1000)
+    p256dh = models.CharField(max_length=200)
+    auth = models.CharField(max_length=100)
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "endpoint"], name="pushsubscription_unique_endpoint")]
+
+    def __str__(self) -> str:
+        return f"push to contact #{self.contact_id}"
