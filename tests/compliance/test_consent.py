@@ -49,3 +49,16 @@ def test_a_form_submission_records_its_consent_once_even_when_dispatched_twice(o
     assert records["email_marketing"].granted and not records["sms"].granted
     assert records["email_marketing"].proof == {"text": "Yes please", "ip": "127.0.0.1", "form": "newsletter"}
     assert records["email_marketing"].source == "form"
+
+
+def test_the_demo_gives_most_demo_contacts_email_consent_once(org):
+    from io import StringIO
+
+    from compliance.demo import demo_consent
+
+    contacts = [ContactFactory(org=org, email=f"d{n}@example.com") for n in range(20)]
+    demo_consent(org=org, users={}, stdout=StringIO())
+    demo_consent(org=org, users={}, stdout=StringIO())
+    states = consent_states(org=org, contact_ids=[c.pk for c in contacts], purpose="email_marketing")
+    assert len(states) == 18 and all(states.values())
+    assert ConsentRecord.objects.count() == 18

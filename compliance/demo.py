@@ -1,0 +1,32 @@
+"""Demo data of compliance (part of ``seed_demo``): email consent for the demo contacts.
+
+Nine in ten demo contacts with an email have granted email marketing (as an import would
+record it); the rest never said, so the console shows sends blocked for want of consent.
+Idempotent: contacts that already have an email-marketing record are left alone.
+"""
+
+from compliance.models import ConsentRecord, LawfulBasis, Purpose
+from marketing.demo import demo_seeder
+from marketing.models import Contact
+
+
+@demo_seeder
+def demo_consent(*, org, users, stdout) -> None:
+    recorded = ConsentRecord.objects.filter(org=org, purpose=Purpose.EMAIL_MARKETING).values("contact_id")
+    contacts = Contact.objects.filter(org=org, email__isnull=False).exclude(pk__in=recorded).order_by("pk")
+    rows = [
+        ConsentRecord(
+            org=org,
+            contact_id=contact_id,
+            purpose=Purpose.EMAIL_MARKETING,
+            granted=True,
+            source="import",
+            lawful_basis=LawfulBasis.CONSENT,
+            proof={"list": "demo newsletter sign-ups"},
+        )
+        for index, contact_id in enumerate(contacts.values_list("pk", flat=True))
+        if index % 10 != 9
+    ]
+    ConsentRecord.objects.bulk_create(rows, batch_size=1000)
+    if rows:
+        stdout.write(f"Email consent recorded for {len(rows)} demo contacts.")
