@@ -1,10 +1,130 @@
-"""Console pages of the channels app: the outbox, the suppression list (templates: see below)."""
+"""Console pages of the channels app: message templates (validated at save, published as
+versions, previewed against a real contact), the outbox and the suppression list."""
 
-from django.contrib import admin
-from django.utils.html import format_html_join
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
-from channels_app.models import Message, Suppression
+from channels_app.models import Message, MessageTemplate, Suppression
+from channels_app.rendering import template_errors, template_warnings
+from channels_app.template_versions import template_preview, template_publish
 from marketing.admin import TenantAdmin
+from marketing.models import Contact
+
+
+class MessageTemplateForm(forms.ModelForm):
+    class Meta:
+        model = MessageTemplate
+        fields = ("slug", "name", "channel", "purpose", "variants")
+        help_texts = {
+            "variants": 'A list of variants: [{"name": "A", "weight": 50, "subject": "Hi {{ first_name | default: '
+            '\'there\' }}", "html": "…", "text": "…"}]. Fields by channel: email subject, preheader, html, text; '
+            "SMS text; push title, body, url; Slack, webhook and social text or payload.",
+        }
+
+    def clean(self):
+        cleaned = super().clean()
+        if "channel" in cleaned and "variants" in cleaned:
+            errors = template_errors(cleaned["channel"], cleaned["variants"])
+            if errors:
+                self.add_error("variants", errors)
+        return cleaned
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(TenantAdmin):
+    """Templates: the draft is checked at save (every field parsed in the sandbox), "Publish"
+    freezes it as a version that new messages use, "Preview" renders it for a real contact."""
+
+    form = MessageTemplateForm
+    list_display = ("name", "slug", "channel", "purpose", "live", "updated_at")
+    list_filter = ("channel", "purpose")
+    search_fields = ("name", "slug")
+    list_select_related = ("live_version",)
+    readonly_fields = ("live_version", "preview_link")
+    actions = ("publish",)
+
+    @admin.display(description="live version")
+    def live(self, obj: MessageTemplate) -> str:
+        return f"v{obj.live_version.number}" if obj.live_version else "—"
+
+    @admin.display(description="preview")
+    def preview_link(self, obj: MessageTemplate) -> str:
+        if obj.pk is None:
+            return "Save first."
+        return format_html(
+            '<a href="{}">Preview for a contact</a>',
+            reverse("admin:channels_app_messagetemplate_preview", args=[obj.pk]),
+        )
+
+    def get_fields(self, request, obj=None):
+        return ["slug", "name", "channel", "purpose", "variants", "live_version", "preview_link"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        for warning in template_warnings(obj.channel, obj.variants):
+            self.message_user(request, warning, messages.WARNING)
+
+    @admin.action(description="Publish the selected templates", permissions=["change"])
+    def publish(self, request, queryset):
+        for template in queryset:
+            try:
+                version = template_publish(template=template, by=request.user)
+            except ValidationError as exc:
+                self.message_user(request, f"{template}: {'; '.join(exc.messages)}", messages.ERROR)
+            else:
+                self.message_user(request, f"{template}: version {version.number} is live.", messages.SUCCESS)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.preview_view)
+        return [
+            path("<path:object_id>/preview/", view, name="channels_app_messagetemplate_preview"),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request, object_id):
+        """The draft rendered for the contact named by ``?contact=`` (an id or an email)."""
+        template = self.get_object(request, unquote(object_id))
+        if template is None or not self.has_view_permission(request, template):
+            raise Http404
+        wanted = request.GET.get("contact", "").strip()
+        contacts = Contact.objects.filter(org=request.org)
+        contact = (
+            (
+                contacts.filter(pk=int(wanted)).first()
+                if wanted.isdigit()
+                else contacts.filter(email=wanted.lower()).first()
+            )
+            if wanted
+            else contacts.order_by("pk").first()
+        )
+        content, error = {}, ""
+        if contact is None:
+            error = f"No contact “{wanted}” in this organisation." if wanted else "This organisation has no contacts."
+        else:
+            try:
+                content = template_preview(
+                    template=template, contact=contact, variant_name=request.GET.get("variant") or None
+                )
+            except ValidationError as exc:
+                error = "; ".join(exc.messages)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": template,
+            "title": f"Preview of {template}",
+            "contact": contact,
+            "wanted": wanted,
+            "variants": [v.get("name") for v in template.variants if isinstance(v, dict)],
+            "content": content,
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/channels_app/messagetemplate/preview.html", context)
 
 
 @admin.register(Message)

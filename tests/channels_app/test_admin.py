@@ -1,0 +1,93 @@
+"""Console pages of the channels app: templates (checked, published, previewed), the outbox,
+suppressions."""
+
+import json
+
+from django.test import Client
+from django.urls import reverse
+
+from channels_app.models import Message, MessageTemplate, Suppression
+from marketing.models import Role
+from tests.factories import ContactFactory
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+ADD = "admin:channels_app_messagetemplate_add"
+VARIANTS = [
+    {
+        "name": "A",
+        "weight": 1,
+        "subject": "Hi {{ first_name | default: 'there' }}",
+        "html": "<p>Hello {{ first_name }} <a href='https://acme.io/?utm_source=mail'>see</a></p>",
+    }
+]
+
+
+def add(console, variants, slug="welcome"):
+    return console.post(
+        reverse(ADD),
+        {"slug": slug, "name": slug, "channel": "email", "purpose": "marketing", "variants": json.dumps(variants)},
+    )
+
+
+def test_a_broken_template_is_refused_naming_the_variant_and_field(org, console):
+    page = add(console, [{"name": "A", "weight": 1, "subject": "{% if %}", "html": "x"}]).content.decode()
+    assert "variants[A].subject" in page
+    assert not MessageTemplate.objects.exists()
+
+
+def test_publish_then_preview_for_a_real_contact(org, other_org, console):
+    assert add(console, VARIANTS).status_code == 302
+    template = MessageTemplate.objects.get()
+    changelist = reverse("admin:channels_app_messagetemplate_changelist")
+    console.post(changelist, {"action": "publish", "_selected_action": [template.pk]})
+    template.refresh_from_db()
+    assert template.live_version.number == 1
+    ContactFactory(org=org, email="ana@example.com", first_name="Ana")
+    url = reverse("admin:channels_app_messagetemplate_preview", args=[template.pk])
+    page = console.get(url + "?contact=ana@example.com").content.decode()
+    assert "Hi Ana" in page
+    assert 'sandbox=""' in page and "Hello Ana" in page  # the HTML, escaped into the sandboxed frame
+    assert "/m/c/" in page  # links tracked as when sent
+    assert "No contact" in console.get(url + "?contact=nobody@example.com").content.decode()
+    theirs = MessageTemplate.objects.create(org=other_org, slug="x", name="x", channel="email", variants=VARIANTS)
+    assert console.get(reverse("admin:channels_app_messagetemplate_preview", args=[theirs.pk])).status_code == 404
+
+
+def test_the_outbox_lists_messages_read_only_with_filters(org, console, django_assert_max_num_queries):
+    contact = ContactFactory(org=org)
+    for n in range(5):
+        Message.objects.create(
+            org=org,
+            contact=contact,
+            channel="email",
+            idempotency_key=f"k{n}",
+            to="a@example.com",
+            content={"subject": f"Hello {n}"},
+            status="sent",
+        )
+    url = reverse("admin:channels_app_message_changelist")
+    with django_assert_max_num_queries(12):
+        page = console.get(url + "?status__exact=sent&channel__exact=email").content.decode()
+    assert "Hello 4" in page
+    message = Message.objects.first()
+    assert console.post(reverse("admin:channels_app_message_change", args=[message.pk]), {}).status_code == 403
+
+
+def test_a_suppression_added_by_hand_is_stored_as_the_guards_compare_it(org, console):
+    response = console.post(
+        reverse("admin:channels_app_suppression_add"),
+        {"channel": "email", "address": "  Ana@Example.COM ", "reason": "manual", "detail": "asked by phone"},
+    )
+    assert response.status_code == 302
+    assert Suppression.objects.get().address == "ana@example.com"
+
+
+def test_sales_see_no_outbox(org, member_factory):
+    rep = client_for(member_factory(org, Role.SALES, username="sam"))
+    assert rep.get(reverse("admin:channels_app_message_changelist")).status_code == 403
