@@ -35,10 +35,20 @@ DESIGN_LIST = {
 
 @pytest.fixture
 def prerequisites(org):
-    """What templates name in ``requires`` (segments), made in ``org``."""
+    """What templates name in ``requires`` (segments), and the email templates their
+    ``send_email`` steps use, made in ``org``."""
+    from channels_app.models import MessageTemplate
+
     for template in library_templates():
         for slug in template.requires.get("segments", []):
             SegmentFactory(org=org, slug=slug)
+        for step in template.definition["steps"]:
+            if step.get("action") == "send_email":
+                MessageTemplate.objects.get_or_create(
+                    org=org,
+                    slug=step["config"]["template"],
+                    defaults={"name": step["config"]["template"], "channel": "email"},
+                )
 
 
 def unregistered(name: str) -> bool:
@@ -103,7 +113,8 @@ def test_a_workflow_from_a_template_publishes_only_once_its_actions_exist(org):
         workflow_publish(workflow=workflow)
 
     messages = error.value.message_dict["definition"]
-    assert messages and all("unknown action “send_email”" in m for m in messages)
+    # Until channels registers send_email its steps are unknown; then their email templates are missing.
+    assert messages and all("unknown action “send_email”" in m or "there is no template" in m for m in messages)
 
 
 def test_install_command(org):
