@@ -4,3 +4,22 @@ from django.apps import AppConfig
 class ChannelsAppConfig(AppConfig):
     name = "channels_app"
     verbose_name = "Channels"
+
+    def ready(self) -> None:
+        from channels_app import embedded_runner
+        from marketing.embedded import embedded_service
+        from marketing.schedules import system_jobs_register
+
+        embedded_service(embedded_runner.start)
+        system_jobs_register(
+            {
+                # Expiring after 10 s keeps sweeps from piling up while workers are busy.
+                "channels: resend due messages": (
+                    "channels_app.tasks.messages_sweep",
+                    15,
+                    "Sends messages whose sender died, whose task was lost, whose retry is due or "
+                    "whose quiet hours or frequency cap have ended.",
+                    10,
+                ),
+            }
+        )

@@ -194,6 +194,12 @@ CELERY_TIMEZONE = TIME_ZONE
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 
+# Provider rate limits (messages a second per channel; a token bucket in Redis shared by workers).
+EMAIL_RATE_PER_S = env.float("EMAIL_RATE_PER_S", default=50)
+SMS_RATE_PER_S = env.float("SMS_RATE_PER_S", default=10)
+# A hung SMTP server must not outlast a sender's 60 s lease.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+
 # Outbound HTTP (webhook actions) ----------------------------------------------------------------
 # Hosts exempt from the private-address guard of workflows/outbound_http.py, e.g. a loopback
 # test server or an internal service you trust: "127.0.0.1,hooks.internal:8443".
