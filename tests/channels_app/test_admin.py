@@ -91,3 +91,14 @@ def test_a_suppression_added_by_hand_is_stored_as_the_guards_compare_it(org, con
 def test_sales_see_no_outbox(org, member_factory):
     rep = client_for(member_factory(org, Role.SALES, username="sam"))
     assert rep.get(reverse("admin:channels_app_message_changelist")).status_code == 403
+
+
+def test_the_demo_publishes_a_welcome_email_once(org):
+    from io import StringIO
+
+    from channels_app.demo import demo_templates
+
+    demo_templates(org=org, users={}, stdout=StringIO())
+    demo_templates(org=org, users={}, stdout=StringIO())
+    template = MessageTemplate.objects.get(slug="welcome")
+    assert (template.channel, template.live_version.number) == ("email", 1)
