@@ -117,3 +117,23 @@ def test_a_server_that_is_down_is_a_transient_failure(org, contact, template, se
     assert message_send(message_id=message.pk) == "queued"
     message.refresh_from_db()
     assert "will retry" in message.error
+
+
+def test_the_one_click_unsubscribe_in_a_received_email_blocks_the_next_send(org, contact, template, smtp):
+    from django.test import Client
+
+    first = message_enqueue(org=org, contact=contact, template=template, idempotency_key="first")
+    assert message_send(message_id=first.pk) == "sent"
+    url = smtp.received[0].message["List-Unsubscribe"].strip()[1:-1]
+    # What Gmail and Yahoo do with the header (RFC 8058): a POST without cookies.
+    response = Client(enforce_csrf_checks=True).post(
+        url.removeprefix(signed_links.absolute("")),
+        "List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 200
+    second = message_enqueue(org=org, contact=contact, template=template, idempotency_key="second")
+    assert message_send(message_id=second.pk) == "blocked"
+    second.refresh_from_db()
+    assert "email_marketing" in second.status_history[-1]["reason"]
+    assert len(smtp.received) == 1
