@@ -1,10 +1,14 @@
 """Console pages of the channels app: message templates (validated at save, published as
 versions, previewed against a real contact), the outbox and the suppression list."""
 
+import smtplib
+from email.utils import formataddr
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import EmailMultiAlternatives
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -124,7 +128,36 @@ class MessageTemplateAdmin(TenantAdmin):
             "content": content,
             "error": error,
         }
+        if request.method == "POST":
+            if not self.has_change_permission(request, template):
+                raise PermissionDenied
+            if content and not error:
+                self._send_test(request, template, content)
         return TemplateResponse(request, "admin/channels_app/messagetemplate/preview.html", context)
+
+    def _send_test(self, request, template: MessageTemplate, content: dict) -> None:
+        """ "Send test to me": the preview, as rendered, to the console user's own address. Not an
+        outbox message (no contact is written to); the subject says it is a test."""
+        if template.channel != "email":
+            self.message_user(request, "Test sends are for email templates.", messages.ERROR)
+            return
+        if not request.user.email:
+            self.message_user(request, "Your user has no email address to send the test to.", messages.ERROR)
+            return
+        mail = EmailMultiAlternatives(
+            subject=f"[Test] {content.get('subject', '')}",
+            body=content.get("text", ""),
+            from_email=formataddr((request.org.from_name, request.org.from_email)) if request.org.from_email else None,
+            to=[request.user.email],
+        )
+        if content.get("html"):
+            mail.attach_alternative(content["html"], "text/html")
+        try:
+            mail.send()
+        except (OSError, smtplib.SMTPException) as exc:
+            self.message_user(request, f"The test could not be sent: {exc}", messages.ERROR)
+        else:
+            self.message_user(request, f"Test sent to {request.user.email}.", messages.SUCCESS)
 
 
 @admin.register(Message)

@@ -102,3 +102,20 @@ def test_the_demo_publishes_a_welcome_email_once(org):
     demo_templates(org=org, users={}, stdout=StringIO())
     template = MessageTemplate.objects.get(slug="welcome")
     assert (template.channel, template.live_version.number) == ("email", 1)
+
+
+def test_send_test_to_me_mails_the_preview_to_the_console_user(org, console, marketer, smtp, member_factory):
+    marketer.email = "mara@acme.io"
+    marketer.save()
+    assert add(console, VARIANTS).status_code == 302
+    template = MessageTemplate.objects.get()
+    ContactFactory(org=org, email="ana@example.com", first_name="Ana")
+    url = reverse("admin:channels_app_messagetemplate_preview", args=[template.pk]) + "?contact=ana@example.com"
+    page = console.post(url).content.decode()
+    assert "Test sent to mara@acme.io" in page
+    (received,) = smtp.received
+    assert received.rcpt_tos == ["mara@acme.io"]
+    assert received.message["Subject"] == "[Test] Hi Ana"
+    assert Message.objects.count() == 0  # a test is not an outbox send
+    analyst = client_for(member_factory(org, Role.ANALYST, username="ann"))
+    assert analyst.post(url).status_code == 403
