@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from channels_app.models import Message, MessageTemplate, Suppression
 from channels_app.rendering import template_errors, template_warnings
 from channels_app.template_versions import template_preview, template_publish
-from marketing.admin import TenantAdmin
+from marketing.admin import ReadOnlyAdmin, TenantAdmin
 from marketing.models import Contact
 
 
@@ -161,7 +161,7 @@ class MessageTemplateAdmin(TenantAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(TenantAdmin):
+class MessageAdmin(ReadOnlyAdmin):
     """The outbox: every message, with its status history; read-only (sending is the outbox's job)."""
 
     list_display = ("created_at", "channel", "to", "subject", "status", "purpose", "workflow", "step_id", "attempts")
@@ -204,15 +204,6 @@ class MessageAdmin(TenantAdmin):
             "<div>{} — {} {}</div>",
             ((h.get("at"), h.get("status"), h.get("reason", "")) for h in obj.status_history),
         )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Suppression)

@@ -105,6 +105,20 @@ class TenantAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+class ReadOnlyAdmin(TenantAdmin):
+    """Rows the system writes (runs, messages, deliveries): listed and shown, never added,
+    edited or deleted in the console."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class OwnerFilter(admin.SimpleListFilter):
     """Owner, limited to the org's members (the built-in filter would list every user)."""
 

@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from marketing import admin as marketing_admin
 from marketing.admin import TenantAdmin
 from marketing.models import Contact, Segment, SegmentMembership
 from workflows import services
@@ -67,20 +68,11 @@ def add_errors(form: forms.Form, exc: ValidationError, renamed: dict[str, str] |
         form.add_error(field if field in form.fields else None, field_errors)
 
 
-class ReadOnlyAdmin(TenantAdmin):
+class ReadOnlyAdmin(marketing_admin.ReadOnlyAdmin):
     """Rows the engine writes: listed and shown, never added, edited or deleted here."""
 
     class Media:
         css = {"all": ["workflows/console.css"]}  # the JSON blocks
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- workflows -----------------------------------------------------------------------------------
