@@ -23,6 +23,7 @@ over.
 import hashlib
 import logging
 import random
+import re
 import threading
 from datetime import datetime, time, timedelta
 from typing import NamedTuple
@@ -61,6 +62,9 @@ DEFAULT_QUIET_HOURS = {Channel.SMS: (time(21, 0), time(8, 0))}
 SEND, BLOCK, HOLD = "send", "block", "hold"
 
 
+NAMES_WORD = re.compile(r"\b(tags|lists)\b")
+
+
 class GuardVerdict(NamedTuple):
     """What the guards say of a message now: ``send``, ``block`` (with the reason) or ``hold``
     (with the reason and ``until``, when the window opens)."""
@@ -89,6 +93,11 @@ def _history(status: str, at: datetime, reason: str = "") -> dict:
     return {"status": status, "at": at.isoformat(), "reason": reason}
 
 
+def _names_read(variant: dict) -> bool:
+    """Whether a variant may read the contact's tags or lists (a word match: when in doubt, yes)."""
+    return any(NAMES_WORD.search(value) for value in variant.values() if isinstance(value, str))
+
+
 def message_enqueue(
     *,
     org: Organization,
@@ -109,9 +118,6 @@ def message_enqueue(
     from marketing.conditions import contact_facts
 
     messages = Message.objects.with_scopes_disabled()
-    existing = messages.filter(idempotency_key=idempotency_key).first()
-    if existing is not None:
-        return existing
     version = template.live_version
     if version is None:
         raise UnpublishedTemplateError(f"template: “{template.slug}” has no published version.")
@@ -140,7 +146,8 @@ def message_enqueue(
         if not created:
             return message
         data = rendering.template_data(
-            facts=contact_facts(contact),
+            # Tags and lists cost two queries a contact; only a template that names them gets them.
+            facts=contact_facts(contact, names=_names_read(variant)),
             org=org,
             message={"id": message.pk, "channel": message.channel, "purpose": message.purpose},
         )

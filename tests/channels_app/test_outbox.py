@@ -358,3 +358,20 @@ def test_send_email_dry_run_previews_subject_and_recipient_without_writing(org, 
     assert not Message.objects.exists()
     preview = str(result)
     assert "Welcome, Ana" in preview and "ana@example.com" in preview
+
+
+def test_a_template_that_names_tags_gets_them_and_one_that_does_not_costs_no_tag_query(org, contact, template_factory):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from marketing.services import contacts_tag
+
+    contacts_tag(org=org, contacts=type(contact).objects.filter(pk=contact.pk), names=["vip"])
+    tagged = template_factory(
+        "tagged", variants=[{"name": "A", "weight": 1, "subject": "Hi", "text": "{{ tags | join: ',' }}"}]
+    )
+    plain = template_factory("plain")
+    assert enqueue(org, contact, tagged, key="t").content["text"].startswith("vip")
+    with CaptureQueriesContext(connection) as queries:
+        enqueue(org, contact, plain, key="p")
+    assert not [q for q in queries if "marketing_contact_tags" in q["sql"] or "listmembership" in q["sql"]]
