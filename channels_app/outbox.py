@@ -22,7 +22,6 @@ over.
 
 import hashlib
 import logging
-import random
 import re
 import threading
 from datetime import datetime, time, timedelta
@@ -37,6 +36,7 @@ from channels_app.models import Channel, Message, MessageStatus, MessageTemplate
 from channels_app.providers import PermanentError, TransientError, provider_for
 from channels_app.rate_limits import rate_limit_wait
 from marketing.models import Contact, Organization
+from marketing.retries import backoff
 from marketing.tenancy import org_context
 
 logger = logging.getLogger(__name__)
@@ -390,8 +390,7 @@ def _send_claimed(message: Message, now: datetime) -> str:
         provider_message_id = sender.send(message)
     except TransientError as exc:
         if message.attempts < MAX_ATTEMPTS:
-            backoff = BACKOFF_BASE_S * 2 ** (message.attempts - 1) * random.uniform(0.5, 1.5)  # noqa: S311
-            _retry_later(message, now, timedelta(seconds=backoff), reason=f"will retry: {exc}"[:5000])
+            _retry_later(message, now, backoff(BACKOFF_BASE_S, message.attempts), reason=f"will retry: {exc}"[:5000])
             logger.info("message will retry id=%s attempt=%s error=%s", message.pk, message.attempts, exc)
             return MessageStatus.QUEUED
         reason = f"{exc} (after {message.attempts} attempts)"[:5000]

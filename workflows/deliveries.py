@@ -13,13 +13,13 @@
 """
 
 import logging
-import random
 from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from marketing.retries import backoff
 from workflows.actions import PermanentError, RetryableError, actions
 from workflows.models import Delivery, InstanceStatus, WorkflowInstance
 
@@ -46,11 +46,11 @@ def delivery_send(*, delivery_id: int) -> str | None:
         response = action.deliver(delivery.request, delivery.idempotency_key)
     except RetryableError as exc:
         if delivery.attempts < delivery.max_attempts:
-            backoff = timedelta(seconds=10 * 2 ** (delivery.attempts - 1) * random.uniform(0.5, 1.5))  # noqa: S311
+            delay = backoff(10, delivery.attempts)
             deliveries.filter(pk=delivery_id, status=Delivery.Status.SENDING).update(
                 status=Delivery.Status.QUEUED,
                 lease_until=None,
-                next_attempt_at=timezone.now() + backoff,
+                next_attempt_at=timezone.now() + delay,
                 error=str(exc)[:5000],
             )
             logger.info("delivery will retry id=%s attempt=%s error=%s", delivery_id, delivery.attempts, exc)

@@ -91,7 +91,6 @@ class Batch:
         self.transition_totals: dict[int, int] = defaultdict(int)
         self.deliveries: list[int] = []
         self.versions: dict[int, tuple[dict, dict, dict]] = {}  # read once per batch
-        self.enrolled = False
 
     def write(self, instances: list[WorkflowInstance]) -> None:
         insert_rows(WorkflowStepRun, self.step_runs)
@@ -103,7 +102,7 @@ class Batch:
     def after_commit(self) -> None:
         from marketing.celery import enqueue_on_commit
         from workflows.live_status import transitions_publish
-        from workflows.tasks import deliveries_send, instances_run_due
+        from workflows.tasks import deliveries_send
 
         if self.transitions:
             feed = {workflow_id: list(items) for workflow_id, items in self.transitions.items()}
@@ -111,8 +110,6 @@ class Batch:
             transaction.on_commit(lambda: transitions_publish(feed, totals), robust=True)
         if self.deliveries:
             enqueue_on_commit(deliveries_send, delivery_ids=list(self.deliveries))
-        if self.enrolled:
-            enqueue_on_commit(instances_run_due)
 
 
 class Run:

@@ -9,11 +9,11 @@ finds what it waited for in ``run.token["wait"]``.
 """
 
 import hashlib
-import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+from marketing import retries
 from marketing.conditions import evaluate, rule_errors
 from workflows import durations
 
@@ -490,9 +490,9 @@ class StopStep(StepType):
 
 
 def backoff(step: dict, attempt: int) -> timedelta:
-    """Exponential backoff with full jitter: base × 2^(attempt−1), times a random 0.5–1.5."""
-    base = durations.seconds(step.get("retry", {}).get("backoff", "PT30S"))
-    return timedelta(seconds=base * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))  # noqa: S311  jitter, not crypto
+    """The wait before the step's next attempt: its retry policy's base (default 30 s), doubled
+    each attempt, with jitter."""
+    return retries.backoff(durations.seconds(step.get("retry", {}).get("backoff", "PT30S")), attempt)
 
 
 def max_attempts(step: dict) -> int:
