@@ -1,9 +1,12 @@
-"""The channel actions of workflows (registered in ``workflows.actions``): ``send_email``.
+"""The channel actions of workflows (registered in ``workflows.actions``): ``send_email``,
+``send_sms`` and ``send_push`` send a template to the run's contact.
 
 ``run`` writes the outbox row in the engine's transaction, under the step's idempotency key:
 that is step 1 of the delivery protocol (CONTRACTS.md §6), the step claim and the ``Message``
 committing together. The outbox sends it after commit, outside any transaction.
 """
+
+from typing import ClassVar
 
 from channels_app.models import Channel, MessageTemplate
 from workflows.actions import Action, ActionContext, PermanentError, action
@@ -15,36 +18,48 @@ def _template(org, slug: str, channel: str) -> MessageTemplate | None:
     return MessageTemplate.objects.filter(org=org, slug=slug, channel=channel).select_related("live_version").first()
 
 
-@action
-class SendEmail(Action):
-    """Sends one email from a template through the outbox, e.g. {"template": "welcome"}."""
+class SendTemplate(Action):
+    """Base of the send actions: one message from a template of ``channel`` through the outbox.
 
-    name = "send_email"
-    label = "Send an email"
-    config_schema = {
-        "type": "object",
-        "required": ["template"],
-        "properties": {"template": TEMPLATE},
-        "additionalProperties": False,
-    }
+    Subclasses set ``name``, ``label`` and ``channel``; ``to`` (None: the provider's address for
+    the contact) and ``extra_properties`` let a destination-based channel name its target.
+    """
+
+    channel: ClassVar[str] = ""
+    extra_properties: ClassVar[dict] = {}
     external = True  # leaves the system through the outbox's own delivery protocol
+
+    @property
+    def config_schema(self) -> dict:
+        return {
+            "type": "object",
+            "required": ["template", *self.extra_properties],
+            "properties": {"template": TEMPLATE, **self.extra_properties},
+            "additionalProperties": False,
+        }
 
     def check(self, config, *, org):
         slug = config.get("template", "")
         template = MessageTemplate.objects.filter(org=org, slug=slug).first()
         if template is None:
             return [f"template: there is no template “{slug}”."]
-        if template.channel != Channel.EMAIL:
-            return [f"template: “{slug}” is for {template.get_channel_display()}, not email."]
+        if template.channel != self.channel:
+            wanted = Channel(self.channel).label
+            return [f"template: “{slug}” is for {template.get_channel_display()}, not {wanted}."]
         return []
+
+    def to(self, ctx: ActionContext) -> str | None:
+        """The message's address; None: the channel provider's address for the contact."""
+        return None
 
     def run(self, ctx: ActionContext) -> dict:
         from channels_app.outbox import UnpublishedTemplateError, message_enqueue
         from channels_app.rendering import RenderError
 
-        template = _template(ctx.org, ctx.config["template"], Channel.EMAIL)
+        template = _template(ctx.org, ctx.config["template"], self.channel)
         if template is None:
-            raise PermanentError(f"template: there is no email template “{ctx.config['template']}”.")
+            label = Channel(self.channel).label
+            raise PermanentError(f"template: there is no {label} template “{ctx.config['template']}”.")
         try:
             message = message_enqueue(
                 org=ctx.org,
@@ -54,32 +69,62 @@ class SendEmail(Action):
                 instance=ctx.instance,
                 step_id=ctx.step_id,
                 now=ctx.now,
+                to=self.to(ctx),
             )
         except (UnpublishedTemplateError, RenderError) as exc:
             raise PermanentError(str(exc)) from exc
         return {"message": message.pk}
 
     def preview(self, ctx: ActionContext) -> dict:
-        """The subject and recipient this step would send, rendered for the contact; no writes."""
+        """What this step would send, rendered for the contact; no writes."""
         from channels_app import rendering
+        from channels_app.outbox import _address
 
-        template = _template(ctx.org, ctx.config.get("template", ""), Channel.EMAIL)
+        template = _template(ctx.org, ctx.config.get("template", ""), self.channel)
         if template is None or template.live_version is None:
             return {"would": self.name, "template": ctx.config.get("template"), "error": "no published template"}
         variant = rendering.choose_variant(
             template.live_version.variants, contact_id=ctx.contact.pk, template_id=template.pk
         )
         data = rendering.template_data(
-            facts=ctx.facts, org=ctx.org, message={"channel": Channel.EMAIL, "purpose": template.purpose}
+            facts=ctx.facts, org=ctx.org, message={"channel": self.channel, "purpose": template.purpose}
         )
         try:
-            content = rendering.render(variant, data, channel=Channel.EMAIL)
+            content = rendering.render(variant, data, channel=self.channel)
         except rendering.RenderError as exc:
             return {"would": self.name, "template": template.slug, "error": str(exc)}
+        to = self.to(ctx)
         return {
             "would": self.name,
             "template": template.slug,
             "variant": variant.get("name", ""),
-            "to": ctx.contact.email,
-            "subject": content.get("subject", ""),
+            "to": _address(ctx.contact, self.channel) if to is None else to,
+            **{field: content[field] for field in ("subject", "title", "text") if field in content},
         }
+
+
+@action
+class SendEmail(SendTemplate):
+    """Sends one email from a template through the outbox, e.g. {"template": "welcome"}."""
+
+    name = "send_email"
+    label = "Send an email"
+    channel = Channel.EMAIL
+
+
+@action
+class SendSMS(SendTemplate):
+    """Sends one text message from an SMS template through the outbox, e.g. {"template": "reminder"}."""
+
+    name = "send_sms"
+    label = "Send an SMS"
+    channel = Channel.SMS
+
+
+@action
+class SendPush(SendTemplate):
+    """Sends one web-push notification from a push template to the contact's browsers."""
+
+    name = "send_push"
+    label = "Send a web push"
+    channel = Channel.PUSH

@@ -82,11 +82,8 @@ class UnpublishedTemplateError(ValueError):
 
 
 def _address(contact: Contact, channel: str) -> str:
-    if channel == Channel.EMAIL:
-        return contact.email or ""
-    if channel == Channel.SMS:
-        return contact.phone or ""
-    return ""
+    sender = provider_for(channel)
+    return sender.address(contact) if sender is not None else ""
 
 
 def _history(status: str, at: datetime, reason: str = "") -> dict:
@@ -108,12 +105,14 @@ def message_enqueue(
     step_id: str = "",
     now: datetime | None = None,
     enqueue_send: bool = True,
+    to: str | None = None,
 ) -> Message:
     """Creates the outbox row for one send of ``template``'s live version to ``contact`` (in the
     caller's transaction), rendered with the contact's variant, and enqueues its send after
     commit. A second call with the same key returns the existing row. Guards run at send time.
     Raises ``UnpublishedTemplateError`` and ``rendering.RenderError``. ``enqueue_send=False`` leaves
-    the send to the caller (the ``send_message`` command sends at once)."""
+    the send to the caller (the ``send_message`` command sends at once). ``to`` overrides the
+    provider's address for the contact (a Slack, webhook or social destination's slug)."""
     from channels_app import rendering
     from marketing.conditions import contact_facts
 
@@ -136,7 +135,7 @@ def message_enqueue(
                 "instance": instance,
                 "workflow_id": getattr(instance, "workflow_id", None),
                 "step_id": step_id,
-                "to": _address(contact, template.channel),
+                "to": _address(contact, template.channel) if to is None else to,
                 "status": MessageStatus.QUEUED,
                 "status_history": [_history(MessageStatus.QUEUED, now)],
                 "next_attempt_at": now,

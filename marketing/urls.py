@@ -7,7 +7,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
-from channels_app.tracking import click_redirect, open_pixel, unsubscribe
 from marketing.api import CompanyViewSet, ContactViewSet
 from marketing.events_api import EventsView
 from marketing.health import healthz, readyz
@@ -36,9 +35,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema", **public), name="api-redoc"),
     path("t/", include("marketing.web_tracking")),
     path("v1/", include("marketing.tracking_api")),
-    path("m/o/<str:token>.gif", open_pixel, name="message-open"),
-    path("m/c/<str:token>", click_redirect, name="message-click"),
-    path("m/u/<str:token>", unsubscribe, name="message-unsubscribe"),
+    path("", include("channels_app.urls")),
     path("hooks/workflows/<int:workflow_id>/", workflow_webhook, name="workflow-webhook"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),

@@ -1,16 +1,24 @@
 """The channel provider registry: who carries a message out of the system, per channel.
 
-A provider is a small registered class with a ``name``, the ``channel`` it serves and one
-method, ``send(message) -> provider_message_id``. It is called by the outbox sender outside any
+A provider is a small registered class with a ``name``, the ``channel`` it serves and
+``send(message, session) -> provider_message_id``. The outbox sender calls it outside any
 transaction, with ``message.idempotency_key`` as the dedup token the provider understands
-(``Message-ID`` for email). It raises ``TransientError`` (tried again after a backoff) or
-``PermanentError`` (the message fails; ``hard_bounce`` also suppresses the address).
+(``Message-ID`` for email, ``Idempotency-Key`` for HTTP). It raises ``TransientError`` (tried
+again after a backoff) or ``PermanentError`` (the message fails; ``hard_bounce`` also suppresses
+the address). ``address(contact)`` says where a contact's message goes (``Message.to``; empty:
+the contact cannot be reached on this channel). ``open_session()`` / ``close_session(session)``
+bracket one batch of sends (one SMTP connection for a batch of email); the default is None.
+
+Every module of this package is imported once, so a new provider is one file here (or any
+module that applies ``@provider`` and is imported at startup).
 
 Which provider serves a channel: ``settings.CHANNEL_PROVIDERS`` (``{"email": "email"}``), else
 the first registered for the channel. Rates: ``settings.<CHANNEL>_RATE_PER_S`` (see
 ``channels_app.rate_limits``), else the provider's ``default_rate_per_s``.
 """
 
+import importlib
+import pkgutil
 from typing import ClassVar
 
 from django.conf import settings
@@ -35,7 +43,18 @@ class Provider:
     channel: ClassVar[str] = ""
     default_rate_per_s: ClassVar[float] = 0  # 0: no limit
 
-    def send(self, message) -> str:
+    def address(self, contact) -> str:
+        """Where ``contact``'s message goes on this channel ("" when it cannot be reached)."""
+        return ""
+
+    def open_session(self):
+        """Whatever a batch of sends shares (a connection); passed to ``send``."""
+        return None
+
+    def close_session(self, session) -> None:
+        """Releases what ``open_session`` opened; never raises."""
+
+    def send(self, message, session=None) -> str:
         raise NotImplementedError
 
     def rate_per_s(self) -> float:
@@ -59,8 +78,10 @@ def providers() -> dict[str, Provider]:
     """Every registered provider by name, after importing the shipped ones."""
     global _discovered
     if not _discovered:
-        from channels_app.providers import email  # noqa: F401  registers itself
+        import channels_app.providers as package
 
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{module.name}")  # each registers itself
         _discovered = True
     return dict(_providers)
 

@@ -64,7 +64,19 @@ class DjangoEmail(Provider):
     channel = "email"
     default_rate_per_s = 50
 
-    def send(self, message) -> str:
+    def address(self, contact) -> str:
+        return contact.email or ""
+
+    def open_session(self):
+        return get_connection(fail_silently=False, timeout=getattr(settings, "EMAIL_TIMEOUT", None) or DEFAULT_TIMEOUT_S)
+
+    def close_session(self, session) -> None:
+        try:
+            session.close()
+        except Exception:  # noqa: BLE001  a dead connection is closed already
+            pass
+
+    def send(self, message, session=None) -> str:
         from_header, from_address = sender(message.org)
         content = message.content or {}
         message_id = message_id_for(message.idempotency_key, from_address)
@@ -79,14 +91,21 @@ class DjangoEmail(Provider):
             from_email=from_header,
             to=[message.to],
             headers=headers,
-            connection=get_connection(
-                fail_silently=False, timeout=getattr(settings, "EMAIL_TIMEOUT", None) or DEFAULT_TIMEOUT_S
-            ),
+            connection=session or self.open_session(),
         )
         if content.get("html"):
             email.attach_alternative(content["html"], "text/html")
         try:
-            accepted = email.send(fail_silently=False)
+            if session is not None:
+                session.open()  # once per batch: a no-op while the connection is open
+            try:
+                accepted = email.send(fail_silently=False)
+            except smtplib.SMTPRecipientsRefused:
+                raise  # smtplib reset the exchange: the connection serves the next message
+            except Exception:
+                if session is not None:
+                    self.close_session(session)  # the next message of the batch reconnects
+                raise
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
             text = f"{code} {_reply_text(reply)}"
