@@ -18,6 +18,11 @@ def _template(org, slug: str, channel: str) -> MessageTemplate | None:
     return MessageTemplate.objects.filter(org=org, slug=slug, channel=channel).select_related("live_version").first()
 
 
+def _label(channel: str) -> str:
+    label = Channel(channel).label
+    return label if label.isupper() else label.lower()  # "email", "web push", "SMS"
+
+
 class SendTemplate(Action):
     """Base of the send actions: one message from a template of ``channel`` through the outbox.
 
@@ -44,8 +49,7 @@ class SendTemplate(Action):
         if template is None:
             return [f"template: there is no template “{slug}”."]
         if template.channel != self.channel:
-            wanted = Channel(self.channel).label
-            return [f"template: “{slug}” is for {template.get_channel_display()}, not {wanted}."]
+            return [f"template: “{slug}” is for {template.get_channel_display()}, not {_label(self.channel)}."]
         return []
 
     def to(self, ctx: ActionContext) -> str | None:
@@ -58,8 +62,7 @@ class SendTemplate(Action):
 
         template = _template(ctx.org, ctx.config["template"], self.channel)
         if template is None:
-            label = Channel(self.channel).label
-            raise PermanentError(f"template: there is no {label} template “{ctx.config['template']}”.")
+            raise PermanentError(f"template: there is no {_label(self.channel)} template “{ctx.config['template']}”.")
         try:
             message = message_enqueue(
                 org=ctx.org,
@@ -128,3 +131,38 @@ class SendPush(SendTemplate):
     name = "send_push"
     label = "Send a web push"
     channel = Channel.PUSH
+
+
+class SendToDestination(SendTemplate):
+    """Base of the destination-based actions: the message goes to the named ``destination`` of
+    the org (its slug is the message's ``to``), about the run's contact."""
+
+    extra_properties: ClassVar[dict] = {"destination": {"type": "string", "minLength": 1, "maxLength": 100}}
+
+    def check(self, config, *, org):
+        from channels_app.destinations import destination_problems
+
+        problems = super().check(config, org=org)
+        return problems + destination_problems(org=org, slug=config.get("destination", ""), channel=self.channel)
+
+    def to(self, ctx: ActionContext) -> str | None:
+        return ctx.config["destination"]
+
+
+@action
+class NotifySlack(SendToDestination):
+    """Posts a Slack template to a Slack destination, e.g. {"template": "new-mql", "destination": "sales"}."""
+
+    name = "notify_slack"
+    label = "Notify Slack"
+    channel = Channel.SLACK
+
+
+@action
+class PostSocial(SendToDestination):
+    """Posts a social template as a social destination's account, e.g. {"template": "launch",
+    "destination": "company-mastodon"}."""
+
+    name = "post_social"
+    label = "Post to social"
+    channel = Channel.SOCIAL

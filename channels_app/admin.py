@@ -14,7 +14,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from channels_app.models import Message, MessageTemplate, Suppression
+from channels_app.destinations import masked_secret, masked_url, url_problem
+from channels_app.models import Destination, Message, MessageTemplate, Suppression
 from channels_app.rendering import template_errors, template_warnings
 from channels_app.template_versions import template_preview, template_publish
 from marketing.admin import ReadOnlyAdmin, TenantAdmin
@@ -222,3 +223,68 @@ class SuppressionAdmin(TenantAdmin):
         # Stored as the guards compare them: emails lower-cased, everything stripped.
         obj.address = obj.address.strip().lower() if obj.channel == "email" else obj.address.strip()
         super().save_model(request, obj, form, change)
+
+
+class DestinationForm(forms.ModelForm):
+    """The secret, and a Slack destination's URL (a credential itself), are write-only: the page
+    never holds the stored value, and an empty field keeps it."""
+
+    url = forms.URLField(max_length=1000, assume_scheme="https", help_text=Destination._meta.get_field("url").help_text)
+    secret = forms.CharField(
+        max_length=500,
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=Destination._meta.get_field("secret").help_text,
+    )
+
+    class Meta:
+        model = Destination
+        fields = ("slug", "name", "channel", "url", "secret", "active")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = self.instance if self.instance.pk else None
+        if stored is not None and stored.secret:
+            self.fields["secret"].help_text = f"Stored ({masked_secret(stored.secret)}); leave empty to keep it."
+        if stored is not None and stored.channel == "slack":
+            self.fields["url"].required = False
+            self.fields["url"].widget = forms.PasswordInput(render_value=False)
+            self.fields["url"].help_text = f"Stored ({masked_url(stored.url)}); leave empty to keep it."
+
+    def clean_secret(self):
+        return self.cleaned_data.get("secret") or (self.instance.secret if self.instance.pk else "")
+
+    def clean_url(self):
+        url = self.cleaned_data.get("url") or (self.instance.url if self.instance.pk else "")
+        problem = url_problem(url) if url else "This field is required."
+        if problem:
+            raise ValidationError(problem)
+        return url
+
+
+@admin.register(Destination)
+class DestinationAdmin(TenantAdmin):
+    """Slack webhooks, webhook endpoints and social accounts that workflows post to by slug; URLs
+    are shown to the host only, secrets by their last four characters."""
+
+    form = DestinationForm
+    list_display = ("name", "slug", "channel", "target", "secret_masked", "active", "created_at")
+    list_filter = ("channel", "active")
+    search_fields = ("name", "slug")
+
+    @admin.display(description="URL")
+    def target(self, obj: Destination) -> str:
+        return masked_url(obj.url)
+
+    @admin.display(description="secret")
+    def secret_masked(self, obj: Destination) -> str:
+        return masked_secret(obj.secret) or "—"
+
+    def get_fields(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            # A read-only page would print the stored values in full.
+            return ("slug", "name", "channel", "target", "secret_masked", "active", "created_at")
+        return ("slug", "name", "channel", "url", "secret", "active")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("target", "secret_masked", "created_at")

@@ -6,7 +6,9 @@ class ChannelsAppConfig(AppConfig):
     verbose_name = "Channels"
 
     def ready(self) -> None:
-        from channels_app import embedded_runner
+        # esp_tracking connects anymail's tracking receiver; push_subscriptions registers the
+        # merge handler that moves a merged contact's subscriptions (in workers too).
+        from channels_app import embedded_runner, esp_tracking, push_subscriptions  # noqa: F401
         from marketing.embedded import embedded_service
         from marketing.schedules import system_jobs_register
 

@@ -1,6 +1,6 @@
 """Benchmark scenario ``channels`` for ``python manage.py bench`` (registered with ``@scenario``).
 
-Email through the outbox the way production sends it: ``message_enqueue`` (render, tracked
+Email through the outbox the way production sends it: ``messages_enqueue`` (render, tracked
 links, footer, the ``Message`` row) in the command's process, then the ``messages_send`` tasks
 drained by Celery worker processes into a loopback SMTP server (aiosmtpd) that counts what it
 receives; and the raw ceiling of plain ``smtplib`` to the same server (docs/bench.md, "channels").
@@ -184,9 +184,9 @@ class SendWorkers(Processes):
 @scenario
 class ChannelsScenario(Scenario):
     """Email through the outbox: N consenting contacts get a two-variant marketing email.
-    ``message_enqueue`` in the command's process (render + tracked links + footer + outbox row,
-    500 a transaction), then the send tasks drained by Celery workers into a loopback SMTP
-    server; and plain smtplib to the same server as the raw ceiling (vs_raw)."""
+    ``messages_enqueue`` in the command's process (render + tracked links + footer + outbox
+    rows, 500 a batch, as a broadcast does), then the send tasks drained by Celery workers into a
+    loopback SMTP server; and plain smtplib to the same server as the raw ceiling (vs_raw)."""
 
     name = "channels"
     help = "Email outbox: render+enqueue msgs/s, delivered msgs/s via Celery to SMTP, RSS, vs raw smtplib."
@@ -300,9 +300,9 @@ class ChannelsScenario(Scenario):
     # -- phases --------------------------------------------------------------------------------
 
     def _enqueue(self, org: Organization, template, n: int, profile: bool, progress) -> dict:
-        """``message_enqueue`` for every contact, 500 a transaction, without the send tasks.
-        DEBUG is off as in production (the debug cursor would format and keep every query)."""
-        from channels_app.outbox import message_enqueue
+        """``messages_enqueue`` for every contact, 500 a batch (a broadcast), without the send
+        tasks. DEBUG is off as in production (the debug cursor would format and keep every query)."""
+        from channels_app.outbox import Recipient, messages_enqueue
 
         advance = progress("render + enqueue", n)
         profiler = cProfile.Profile() if profile else None
@@ -320,14 +320,12 @@ class ChannelsScenario(Scenario):
                 if profiler:
                     profiler.enable()
                 with transaction.atomic():
-                    for contact in chunk:
-                        message_enqueue(
-                            org=org,
-                            contact=contact,
-                            template=template,
-                            idempotency_key=f"bench-channels:{contact.pk}",
-                            enqueue_send=False,
-                        )
+                    messages_enqueue(
+                        org=org,
+                        template=template,
+                        recipients=[Recipient(contact, f"bench-channels:{contact.pk}") for contact in chunk],
+                        enqueue_send=False,
+                    )
                 if profiler:
                     profiler.disable()
                 elapsed += time.perf_counter() - start

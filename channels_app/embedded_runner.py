@@ -11,13 +11,14 @@ logger = logging.getLogger(__name__)
 
 
 def _loop(stop: threading.Event, interval_s: float) -> None:
-    from channels_app.outbox import message_send, messages_due
+    from channels_app.outbox import SEND_BATCH, messages_due, messages_send
 
     while not stop.wait(interval_s):
         close_old_connections()
         try:
-            for message_id in messages_due():
-                message_send(message_id=message_id)
+            due = messages_due()
+            for first in range(0, len(due), SEND_BATCH):
+                messages_send(message_ids=due[first : first + SEND_BATCH])
         except Exception:  # keep the sweeper alive; the next tick tries again
             logger.exception("embedded outbox sweeper tick failed")
     connections.close_all()  # this thread's connections

@@ -175,3 +175,35 @@ class PushSubscription(TenantModel):
 
     def __str__(self) -> str:
         return f"push to contact #{self.contact_id}"
+
+
+class Destination(TenantModel):
+    """Where a Slack, webhook or social message goes: a named target, not a contact's address.
+
+    A message to it carries the slug as ``Message.to``; the provider looks the row up at send
+    time, so a rotated URL or secret applies to messages already queued. ``url`` is the Slack
+    incoming-webhook URL (itself a credential), the webhook endpoint, or the social server's base
+    URL (a Mastodon instance); ``secret`` is the webhook's HMAC signing secret or the social
+    account's access token. The console never shows either back in full.
+    """
+
+    CHANNELS = [(c.value, c.label) for c in (Channel.SLACK, Channel.WEBHOOK, Channel.SOCIAL)]
+
+    slug = models.SlugField(max_length=100)
+    name = models.CharField(max_length=200)
+    channel = models.CharField(max_length=10, choices=CHANNELS)
+    url = models.URLField(
+        max_length=1000, help_text="Slack incoming-webhook URL, webhook endpoint, or the social server (https://…)."
+    )
+    secret = models.CharField(
+        max_length=500, blank=True, help_text="Webhook signing secret, or the social account's access token."
+    )
+    active = models.BooleanField(default=True, help_text="Messages to an inactive destination fail.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["org", "slug"], name="destination_unique_slug")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -5,11 +5,11 @@ from celery import shared_task
 
 @shared_task(acks_late=True)
 def messages_send(*, message_ids: list[int]) -> int:
-    """Sends these messages (each at most once at a time; a redelivered task finds them taken
-    or done and does nothing)."""
-    from channels_app.outbox import message_send
+    """Sends these messages as one batch (each at most once at a time; a redelivered task finds
+    them taken or done and does nothing); returns how many it claimed."""
+    from channels_app.outbox import messages_send as send
 
-    return sum(message_send(message_id=pk) is not None for pk in message_ids)
+    return len(send(message_ids=message_ids))
 
 
 @shared_task(acks_late=True)

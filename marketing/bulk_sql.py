@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
-from django.db.models import Field, ForeignObject, Lookup
+from django.db.models import F, Field, ForeignObject, Func, Lookup, Value
 from django.utils import timezone
 
 INLINE_MAX = 100
@@ -88,8 +88,9 @@ def insert_returning(
         else:
             value = field.get_default()
         constants[field.column] = field.get_db_prep_save(value, connection)
-    names = ", ".join([*(f.column for f in varying.values()), *constants])
-    returning_sql = ", ".join(meta.get_field(name).column for name in returning)
+    quote = connection.ops.quote_name  # columns such as "to" are reserved words
+    names = ", ".join(quote(column) for column in [*(f.column for f in varying.values()), *constants])
+    returning_sql = ", ".join(quote(meta.get_field(name).column) for name in returning)
     if connection.vendor == "postgresql":
         keys = [f"c{i}" for i in range(len(varying))]
         types = ", ".join(
@@ -152,7 +153,7 @@ def update_rows(objs: list[models.Model], fields: list[str]) -> None:
     targets = [meta.get_field(name) for name in fields]
     keys = [f"c{i}" for i in range(len(targets))]
     types = ", ".join(f"{k} {f.cast_db_type(connection)}" for k, f in zip(keys, targets, strict=True))
-    sets = ", ".join(f"{f.column} = u.{k}" for k, f in zip(keys, targets, strict=True))
+    sets = ", ".join(f"{connection.ops.quote_name(f.column)} = u.{k}" for k, f in zip(keys, targets, strict=True))
     records = [
         {"pk": obj.pk, **{k: getattr(obj, f.attname) for k, f in zip(keys, targets, strict=True)}} for obj in objs
     ]
@@ -182,9 +183,34 @@ def insert_rows(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
     types = ", ".join(f"{k} {f.cast_db_type(connection)}" for k, f in zip(keys, fields, strict=True))
     names = [f.attname for f in fields]
     records = [{k: row[n] if n in row else defaults[n] for k, n in zip(keys, names, strict=True)} for row in rows]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     sql = (
-        f"INSERT INTO {meta.db_table} ({', '.join(f.column for f in fields)}) "  # noqa: S608  identifiers from the model
+        f"INSERT INTO {meta.db_table} ({columns}) "  # noqa: S608  identifiers from the model
         f"SELECT {', '.join(keys)} FROM jsonb_to_recordset(%s::jsonb) AS u({types})"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [json.dumps(records, default=_json_value)])
+
+
+class JSONAppend(Func):
+    """``field`` with ``value`` (a JSON-serialisable item) appended, computed by the database, so
+    concurrent appends to a JSON list column (a status history) never overwrite each other:
+    ``UPDATE … SET history = JSONAppend("history", entry)``."""
+
+    output_field = models.JSONField()
+
+    def __init__(self, field: str, value: Any):
+        super().__init__(F(field), Value(json.dumps(value, default=_json_value)))
+
+    def _compiled(self, compiler):
+        column, params = compiler.compile(self.source_expressions[0])
+        value, value_params = compiler.compile(self.source_expressions[1])
+        return column, value, [*params, *value_params]
+
+    def as_postgresql(self, compiler, connection, **extra):
+        column, value, params = self._compiled(compiler)
+        return f"({column} || jsonb_build_array({value}::jsonb))", params
+
+    def as_sql(self, compiler, connection, **extra):  # SQLite's JSON1: insert at the end of the array
+        column, value, params = self._compiled(compiler)
+        return f"json_insert({column}, '$[#]', json({value}))", params

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django_scopes import ScopedManager
 
@@ -286,6 +287,8 @@ class Contact(TenantModel):
             models.Index(fields=["org", "country"], name="contact_org_country"),
             models.Index(fields=["org", "score"], name="contact_org_score"),
             models.Index(fields=["org", "last_activity_at"], name="contact_org_activity"),
+            # An SMS reply (STOP, START, text) names only the phone, for every org at once.
+            models.Index(fields=["phone"], name="contact_phone", condition=~Q(phone="")),
         ]
 
     def __str__(self) -> str:

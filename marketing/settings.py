@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "scoring",
     "channels_app",
     "compliance",
+    "anymail",  # ESP backends and tracking webhooks (channels_app/esp_tracking.py)
 ]
 
 MIDDLEWARE = [
@@ -199,6 +200,23 @@ EMAIL_RATE_PER_S = env.float("EMAIL_RATE_PER_S", default=50)
 SMS_RATE_PER_S = env.float("SMS_RATE_PER_S", default=10)
 # A hung SMTP server must not outlast a sender's 60 s lease.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# SMS through Twilio (channels_app/providers/sms.py); unset: SMS messages fail with the reason.
+# TWILIO_FROM: the sending number (E.164), an alphanumeric sender ID or a Messaging Service SID (MG…).
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM = env.str("TWILIO_FROM", default="")
+TWILIO_API_URL = env.str("TWILIO_API_URL", default="https://api.twilio.com")
+# ESP tracking webhooks (/hooks/esp/<esp>/tracking/): the "user:password" of their basic auth.
+# Empty: reports without an ESP signature are ignored (channels_app/esp_tracking.py).
+ANYMAIL = {"WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default="")}
+# Where social posts go (channels_app/providers/social.py): "console" logs them, "mastodon" posts.
+SOCIAL_PROVIDER = env.str("SOCIAL_PROVIDER", default="console")
+# Web push (channels_app/providers/push.py): a VAPID key pair from `manage.py vapid_keys` (URL-safe
+# base64: the public key's uncompressed point, the private key's 32 bytes) and the sender's contact,
+# a "mailto:" or "https:" URL push services may write to. Unset: push sends retry, then fail saying so.
+VAPID_PUBLIC_KEY = env.str("VAPID_PUBLIC_KEY", default="")
+VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
+VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="")
 
 # Outbound HTTP (webhook actions) ----------------------------------------------------------------
 # Hosts exempt from the private-address guard of workflows/outbound_http.py, e.g. a loopback
@@ -270,5 +288,6 @@ LOGGING = {
         "django.channels.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # Embedded, every task runs inline in the web process: a "succeeded" line each is noise.
         "celery.app.trace": {"level": "WARNING" if EMBEDDED else "INFO"},
+        "twilio.http_client": {"level": "WARNING"},  # a dozen INFO lines a request, no value
     },
 }

@@ -134,7 +134,7 @@ LEAD_QUALIFICATION = Template(
                 "id": "slack",
                 "type": "action",
                 "action": "notify_slack",
-                "config": {"channel": "#sales", "message": "New qualified lead: {{ contact.email }}"},
+                "config": {"template": "new-qualified-lead", "destination": "sales"},
                 "next": None,
             },
             {
@@ -192,7 +192,7 @@ CUSTOMER_ONBOARDING = Template(
                 "id": "csm",
                 "type": "action",
                 "action": "notify_slack",
-                "config": {"channel": "#customer-success", "message": "{{ contact.email }} has not connected anything"},
+                "config": {"template": "onboarding-stalled", "destination": "customer-success"},
                 "next": "tips_wait",
             },
             {"id": "tips_wait", "type": "delay", "config": {"duration": "P4D"}, "next": "checkin"},
@@ -329,7 +329,7 @@ CRISIS_RESPONSE = Template(
                 "id": "slack",
                 "type": "action",
                 "action": "notify_slack",
-                "config": {"channel": "#social", "message": "Negative mention by {{ contact.email }}"},
+                "config": {"template": "negative-mention", "destination": "social-team"},
                 "next": "alerted",
             },
             {
@@ -352,7 +352,7 @@ CRISIS_RESPONSE = Template(
                 "id": "escalate",
                 "type": "action",
                 "action": "notify_slack",
-                "config": {"channel": "#leadership", "message": "A negative mention with a large reach"},
+                "config": {"template": "negative-mention-large-reach", "destination": "leadership"},
                 "next": "approve",
             },
             {
@@ -369,7 +369,7 @@ CRISIS_RESPONSE = Template(
                 "id": "reply",
                 "type": "action",
                 "action": "post_social",
-                "config": {"reply_to_from": "workflow.trigger.properties.post_id", "template": "crisis-reply"},
+                "config": {"template": "crisis-reply", "destination": "company-social"},
                 "next": "handled",
             },
             {
@@ -435,7 +435,7 @@ INFLUENCER_LIFECYCLE = Template(
                 "id": "publish",
                 "type": "action",
                 "action": "post_social",
-                "config": {"network": "instagram", "template": "influencer-post"},
+                "config": {"template": "influencer-post", "destination": "company-social"},
                 "next": "settle",
             },
             {
@@ -506,7 +506,7 @@ WEEKLY_REPORT = Template(
                 "id": "slack",
                 "type": "action",
                 "action": "notify_slack",
-                "config": {"channel": "#marketing", "message": "The weekly performance report went out."},
+                "config": {"template": "weekly-report-sent", "destination": "marketing"},
                 "next": None,
             },
         ],
@@ -554,7 +554,7 @@ CHURN_PREVENTION = Template(
                 "id": "csm",
                 "type": "action",
                 "action": "notify_slack",
-                "config": {"channel": "#customer-success", "message": "{{ contact.email }} may churn"},
+                "config": {"template": "churn-risk", "destination": "customer-success"},
                 "next": "score",
             },
             {

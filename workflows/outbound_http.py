@@ -91,25 +91,34 @@ def signature_valid(secret: str, body: bytes, header: str, *, window_s: int = 30
 
 
 def request(
-    method: str, url: str, *, body: dict | None, headers: dict[str, str], idempotency_key: str, secret: str = ""
+    method: str,
+    url: str,
+    *,
+    body: dict | None,
+    headers: dict[str, str],
+    idempotency_key: str,
+    secret: str = "",
+    content: bytes | None = None,
+    timeout: httpx.Timeout = TIMEOUT,
 ) -> httpx.Response:
-    """Makes one request to a checked public address; raises BlockedURLError or httpx errors."""
+    """Makes one request to a checked public address; raises BlockedURLError or httpx errors.
+    ``body`` is sent as JSON; ``content`` (with ``body=None``) as raw bytes, e.g. an encrypted
+    web-push payload. ``idempotency_key`` "" sends no ``Idempotency-Key`` header."""
     host, address, port = resolve_public(url)
     parts = urlsplit(url)
     literal = f"[{address}]" if ":" in address else address
     pinned = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
-    content = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
-    headers = {
-        **headers,
-        "Host": parts.netloc.rsplit("@", 1)[-1],
-        "Idempotency-Key": idempotency_key,
-        "User-Agent": "marketing-automation/1",
-    }
+    if body is not None:
+        content = json.dumps(body, separators=(",", ":")).encode()
+    headers = {**headers, "Host": parts.netloc.rsplit("@", 1)[-1], "User-Agent": "marketing-automation/1"}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    content = content or b""
     if body is not None:
         headers["Content-Type"] = "application/json"
     if secret:
         headers["X-Signature"] = signature(secret, content)
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
+    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
         extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
         response = client.request(method, pinned, content=content, headers=headers, extensions=extensions)
         response.read()

@@ -5,10 +5,12 @@ sent again after a sender died carries the same Message-ID (CONTRACTS.md §6). M
 carries RFC 8058 one-click ``List-Unsubscribe`` headers.
 """
 
+import contextlib
 import re
 import smtplib
 from email.utils import formataddr
 
+from anymail.exceptions import AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection
 from django.core.mail.utils import DNS_NAME
@@ -68,13 +70,12 @@ class DjangoEmail(Provider):
         return contact.email or ""
 
     def open_session(self):
-        return get_connection(fail_silently=False, timeout=getattr(settings, "EMAIL_TIMEOUT", None) or DEFAULT_TIMEOUT_S)
+        timeout = getattr(settings, "EMAIL_TIMEOUT", None) or DEFAULT_TIMEOUT_S
+        return get_connection(fail_silently=False, timeout=timeout)
 
     def close_session(self, session) -> None:
-        try:
+        with contextlib.suppress(smtplib.SMTPException, OSError):  # a dead connection is closed already
             session.close()
-        except Exception:  # noqa: BLE001  a dead connection is closed already
-            pass
 
     def send(self, message, session=None) -> str:
         from_header, from_address = sender(message.org)
@@ -95,6 +96,9 @@ class DjangoEmail(Provider):
         )
         if content.get("html"):
             email.attach_alternative(content["html"], "text/html")
+        # Through an anymail backend, the ESP echoes it in tracking webhooks: a report that comes
+        # before our own "sent" record still finds its message (channels_app.esp_tracking).
+        email.metadata = {"message": str(message.pk)}
         try:
             if session is not None:
                 session.open()  # once per batch: a no-op while the connection is open
@@ -119,9 +123,18 @@ class DjangoEmail(Provider):
             raise (PermanentError(text) if exc.smtp_code >= 500 else TransientError(text)) from exc
         except (smtplib.SMTPException, OSError) as exc:  # disconnected, refused, timed out
             raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+        except AnymailRecipientsRefused as exc:  # the ESP refused the only recipient
+            statuses = getattr(getattr(email, "anymail_status", None), "recipients", {}) or {}
+            reasons = {getattr(status, "status", "") for status in statuses.values()}
+            raise PermanentError(
+                f"the ESP refused the recipient: {exc}", hard_bounce=bool(reasons & {"invalid", "rejected"})
+            ) from exc
+        except AnymailError as exc:  # an ESP's API error or timeout: its own retries are done
+            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
         except (BadHeaderError, ValueError) as exc:
             raise PermanentError(f"the message cannot be sent: {exc}") from exc
         if not accepted:
             raise TransientError("the email backend did not accept the message")
         status = getattr(email, "anymail_status", None)  # an ESP's own id, when sent through anymail
-        return getattr(status, "message_id", None) or message_id
+        esp_id = getattr(status, "message_id", None)
+        return message_id if esp_id is None else esp_id

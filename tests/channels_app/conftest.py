@@ -41,7 +41,14 @@ class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_delay: float = 0.0
+    greetings: int = 0  # EHLOs: one per connection
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802  aiosmtpd hook
+        with self.lock:
+            self.greetings += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802  aiosmtpd hook
         reply = self.rcpt_replies.get(address.lower())

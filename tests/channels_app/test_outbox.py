@@ -14,13 +14,17 @@ from channels_app.outbox import (
     LEASE,
     LOST_AFTER,
     MAX_ATTEMPTS,
+    Recipient,
     UnpublishedTemplateError,
     message_enqueue,
     message_send,
     messages_due,
+    messages_enqueue,
+    messages_send,
 )
 from channels_app.providers import providers
 from channels_app.providers.email import message_id_for
+from channels_app.rendering import RenderError
 from compliance.services import consent_record
 from tests.factories import ContactFactory
 from tests.workflows.conftest import only_instance
@@ -57,6 +61,57 @@ def test_enqueue_renders_the_variant_and_a_second_call_returns_the_same_row(org,
     )
     assert first.content["subject"] == "Welcome, Ana"
     assert "/m/o/" in first.content["html"]  # the open pixel: rendering's email_finalize ran
+
+
+def test_a_batch_enqueue_writes_every_message_in_a_few_queries(org, template, django_assert_max_num_queries):
+    people = ContactFactory.create_batch(40, org=org)
+    first = message_enqueue(org=org, contact=people[0], template=template, idempotency_key="b:0", now=T0)
+    recipients = [Recipient(person, f"b:{i}") for i, person in enumerate(people)]
+    recipients.append(Recipient(people[1], "b:1"))  # the same key twice in one batch
+
+    with django_assert_max_num_queries(5):  # ids, the insert, companies, the rows already there
+        messages = messages_enqueue(org=org, template=template, recipients=recipients, now=T0)
+
+    assert len(messages) == 41 and Message.objects.count() == 40
+    assert messages[0].pk == first.pk and messages[1] is messages[40]
+    assert [m.contact_id for m in messages[:40]] == [p.pk for p in people]
+    for message, person in zip(messages[1:40], people[1:], strict=True):
+        row = Message.objects.get(pk=message.pk)
+        assert row.content == message.content and row.to == person.email
+        assert row.content["subject"] == f"Welcome, {person.first_name}"
+        assert "/m/o/" in row.content["html"] and row.status == "queued"
+
+
+def test_a_render_error_in_a_batch_writes_nothing(org, template_factory):
+    # Squaring the contact's seat count over and over passes the number size limit.
+    growing = "{% assign n = properties.seats %}{% for i in (1..30) %}{% assign n = n | times: n %}{% endfor %}"
+    looping = template_factory("looping", variants=[{"name": "A", "weight": 1, "subject": "Hi", "text": growing}])
+    people = ContactFactory.create_batch(3, org=org, properties={"seats": 99999})
+
+    with pytest.raises(RenderError):
+        messages_enqueue(org=org, template=looping, recipients=[Recipient(p, f"r:{p.pk}") for p in people])
+
+    assert not Message.objects.exists()
+
+
+def test_one_send_batch_shares_one_smtp_connection_and_checks_guards_once(
+    org, template, smtp, django_assert_max_num_queries
+):
+    people = ContactFactory.create_batch(5, org=org)
+    for person in people[:4]:
+        consent_record(org=org, contact=person, purpose="email_marketing", granted=True, source="form")
+    messages = messages_enqueue(
+        org=org, template=template, recipients=[Recipient(p, f"s:{p.pk}") for p in people], now=T0
+    )
+
+    # The claim (savepoint, select, update, release, read the rows), suppressions and consent once
+    # for the batch, then one outcome transaction a message (savepoint, SET LOCAL, update, release).
+    with django_assert_max_num_queries(5 + 2 + 5 * 4):
+        results = messages_send(message_ids=[m.pk for m in messages], now=T0)
+
+    assert list(results.values()) == ["sent"] * 4 + ["blocked"]
+    assert len(smtp.received) == 4
+    assert smtp.greetings == 1
 
 
 def test_enqueued_messages_of_one_transaction_are_sent_by_one_task_after_commit(

@@ -35,19 +35,27 @@ DESIGN_LIST = {
 
 @pytest.fixture
 def prerequisites(org):
-    """What templates name in ``requires`` (segments), and the email templates their
-    ``send_email`` steps use, made in ``org``."""
-    from channels_app.models import MessageTemplate
+    """What templates name in ``requires`` (segments), and the message templates (and Slack or
+    social destinations) their send steps use, made in ``org``."""
+    from channels_app.actions import SendTemplate
+    from channels_app.models import Destination, MessageTemplate
 
     for template in library_templates():
         for slug in template.requires.get("segments", []):
             SegmentFactory(org=org, slug=slug)
         for step in template.definition["steps"]:
-            if step.get("action") == "send_email":
-                MessageTemplate.objects.get_or_create(
+            sender = actions().get(step.get("action", ""))
+            if not isinstance(sender, SendTemplate):
+                continue
+            slug = step["config"]["template"]
+            MessageTemplate.objects.get_or_create(
+                org=org, slug=slug, defaults={"name": slug, "channel": sender.channel}
+            )
+            if "destination" in step["config"]:
+                Destination.objects.get_or_create(
                     org=org,
-                    slug=step["config"]["template"],
-                    defaults={"name": step["config"]["template"], "channel": "email"},
+                    slug=step["config"]["destination"],
+                    defaults={"name": slug, "channel": sender.channel, "url": "https://hooks.example/x"},
                 )
 
 
