@@ -421,8 +421,8 @@ class ChannelsScenario(Scenario):
     def _raw(self, org: Organization, sample: int, server: SmtpServer, progress) -> dict:
         """Plain smtplib from this process to the same server: the same From, To, headers and
         bodies as the outbox sent (the rows' rendered content), the MIME built before the clock
-        starts (its cost is ``raw_mime_build_ms``); once over one connection (the ceiling), once
-        with a connection per message (as the email provider opens one per message)."""
+        starts (its cost is ``raw_mime_build_ms``); once over one connection (the ceiling, and what the
+        outbox does for a batch), once with a connection per message."""
         with connection.cursor() as cursor:
             cursor.execute(
                 'SELECT idempotency_key, "to", content FROM channels_app_message '

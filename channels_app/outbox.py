@@ -197,6 +197,7 @@ def messages_enqueue(
             content = rendering.email_finalize(content, message_id=message_id, org=org, purpose=template.purpose)
         return content
 
+    addresses = sender.addresses(contacts) if sender is not None else [""] * len(contacts)
     columns = {
         "contact_id": [c.pk for c in contacts],
         "idempotency_key": [r.idempotency_key for r in recipients],
@@ -204,7 +205,7 @@ def messages_enqueue(
         "instance_id": [getattr(r.instance, "pk", None) for r in recipients],
         "workflow_id": [getattr(r.instance, "workflow_id", None) for r in recipients],
         "step_id": [r.step_id for r in recipients],
-        "to": [(sender.address(r.contact) if sender is not None else "") if r.to is None else r.to for r in recipients],
+        "to": [address if r.to is None else r.to for r, address in zip(recipients, addresses, strict=True)],
     }
     history = [_history(MessageStatus.QUEUED, now)]
     fixed = {
@@ -380,40 +381,54 @@ def _cap_windows(now: datetime, zone: ZoneInfo) -> dict[str, tuple[datetime, dat
     }
 
 
-def _cap_holds(messages: list[Message], now: datetime) -> dict[int, GuardVerdict]:
-    """Marketing messages over a frequency cap of their channel (``org.frequency_caps``, e.g.
-    ``{"email": {"day": 2, "week": 5}}``) in the contact's local day or week, held until the
-    window that frees them: one query per capped channel."""
-    org = messages[0].org
-    caps = {channel: cap for channel, cap in (org.frequency_caps or {}).items() if isinstance(cap, dict)}
-    capped = [m for m in messages if m.purpose == Purpose.MARKETING and caps.get(m.channel)]
-    if not capped:
-        return {}
-    windows = {m.pk: _cap_windows(now, _zone(m)) for m in capped}
-    earliest = min(start for w in windows.values() for start, _, _ in w.values())
-    sent: dict[tuple[str, int], list[tuple[int, datetime]]] = defaultdict(list)
-    for pk, contact_id, channel, sent_at in Message.objects.filter(
-        org=org,
-        channel__in={m.channel for m in capped},
-        contact_id__in={m.contact_id for m in capped},
-        purpose=Purpose.MARKETING,
-        sent_at__gte=earliest,
-    ).values_list("pk", "contact_id", "channel", "sent_at"):
-        sent[channel, contact_id].append((pk, sent_at))
-    holds = {}
-    for message in capped:
-        verdicts = []
-        for period, (start, next_start, label) in windows[message.pk].items():
-            cap = caps[message.channel].get(period)
+class _Caps:
+    """The frequency caps of one org's batch (``org.frequency_caps``, e.g. ``{"email": {"day": 2,
+    "week": 5}}``): the marketing messages already sent to its contacts in the longest window,
+    read in one query per batch, plus those this batch lets through, so two messages to one
+    contact in one batch cannot both pass a cap of one."""
+
+    def __init__(self, messages: list[Message], now: datetime):
+        org = messages[0].org
+        self.now = now
+        self.caps = {channel: cap for channel, cap in (org.frequency_caps or {}).items() if isinstance(cap, dict)}
+        capped = [m for m in messages if self.applies(m)]
+        self.windows = {m.pk: _cap_windows(now, _zone(m)) for m in capped}
+        self.sent: dict[tuple[str, int], list[tuple[int, datetime]]] = defaultdict(list)
+        if not capped:
+            return
+        earliest = min(start for w in self.windows.values() for start, _, _ in w.values())
+        for pk, contact_id, channel, sent_at in Message.objects.filter(
+            org=org,
+            channel__in={m.channel for m in capped},
+            contact_id__in={m.contact_id for m in capped},
+            purpose=Purpose.MARKETING,
+            sent_at__gte=earliest,
+        ).values_list("pk", "contact_id", "channel", "sent_at"):
+            self.sent[channel, contact_id].append((pk, sent_at))
+
+    def applies(self, message: Message) -> bool:
+        return message.purpose == Purpose.MARKETING and bool(self.caps.get(message.channel))
+
+    def hold(self, message: Message) -> GuardVerdict | None:
+        """The hold of the cap that frees ``message`` last, or None when it is under every cap."""
+        if not self.applies(message):
+            return None
+        sent = self.sent[message.channel, message.contact_id]
+        holds = []
+        for period, (start, next_start, label) in self.windows[message.pk].items():
+            cap = self.caps[message.channel].get(period)
             if isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0:
                 continue
-            count = sum(1 for pk, at in sent[message.channel, message.contact_id] if at >= start and pk != message.pk)
+            count = sum(1 for pk, at in sent if at >= start and pk != message.pk)
             if count >= cap:
                 reason = f"frequency cap: {count} {message.channel} sent {label} (at most {cap} a {period})"
-                verdicts.append(GuardVerdict(HOLD, reason, next_start))
-        if verdicts:
-            holds[message.pk] = max(verdicts, key=lambda hold: hold.until)
-    return holds
+                holds.append(GuardVerdict(HOLD, reason, next_start))
+        return max(holds, key=lambda hold: hold.until) if holds else None
+
+    def going_out(self, message: Message) -> None:
+        """Counts ``message`` as sent for the rest of the batch."""
+        if self.applies(message):
+            self.sent[message.channel, message.contact_id].append((message.pk, self.now))
 
 
 def _quiet_hold(message: Message, now: datetime, zone: ZoneInfo) -> GuardVerdict | None:
@@ -458,11 +473,13 @@ def messages_guards(messages: list[Message], now: datetime) -> dict[int, GuardVe
     blocks = {**_suppression_blocks(rest), **_consent_blocks(rest)}  # consent's reason wins, as it comes first
     verdicts.update({pk: GuardVerdict(BLOCK, reason) for pk, reason in blocks.items()})
     rest = [m for m in rest if m.pk not in verdicts]
-    holds = _cap_holds(rest, now) if rest else {}
+    caps = _Caps(rest, now) if rest else None
     for message in rest:
-        hold = holds.get(message.pk)
+        hold = caps.hold(message)
         if hold is None and message.purpose == Purpose.MARKETING:
             hold = _quiet_hold(message, now, _zone(message))
+        if hold is None:
+            caps.going_out(message)
         verdicts[message.pk] = hold or GuardVerdict(SEND)
     return verdicts
 

@@ -47,6 +47,10 @@ class Provider:
         """Where ``contact``'s message goes on this channel ("" when it cannot be reached)."""
         return ""
 
+    def addresses(self, contacts: list) -> list[str]:
+        """``address`` of each contact, for a batch; override when an address costs a query."""
+        return [self.address(contact) for contact in contacts]
+
     def open_session(self):
         """Whatever a batch of sends shares (a connection); passed to ``send``."""
         return None

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
+from django.db.models import Count
 from django.utils import timezone
 from py_vapid import Vapid, VapidException
 from pywebpush import WebPusher, WebPushException
@@ -114,6 +115,10 @@ def _post(endpoint: str, *, body: bytes, headers: dict[str, str]) -> httpx.Respo
     return request("POST", endpoint, body=None, content=body, headers=headers, idempotency_key="", timeout=TIMEOUT)
 
 
+def _marker(count: int) -> str:
+    return f"push:{count} subscription{'' if count == 1 else 's'}" if count else ""
+
+
 @provider
 class WebPush(Provider):
     """Sends a push template's ``title``, ``body`` and ``url`` to every browser the contact
@@ -124,12 +129,18 @@ class WebPush(Provider):
     default_rate_per_s = 100
 
     def address(self, contact) -> str:
-        count = (
-            PushSubscription.objects.with_scopes_disabled().filter(org_id=contact.org_id, contact_id=contact.pk).count()
+        return self.addresses([contact])[0]
+
+    def addresses(self, contacts: list) -> list[str]:
+        """``push:N subscriptions`` per contact ("" without any): one query for the batch."""
+        counts = dict(
+            PushSubscription.objects.with_scopes_disabled()
+            .filter(contact_id__in=[contact.pk for contact in contacts])
+            .values_list("contact_id")
+            .annotate(count=Count("pk"))
+            .values_list("contact_id", "count")
         )
-        if not count:
-            return ""
-        return f"push:{count} subscription{'' if count == 1 else 's'}"
+        return [_marker(counts.get(contact.pk, 0)) for contact in contacts]
 
     def payload(self, message) -> bytes:
         """The JSON the service worker reads: title, body, url, and the tag that folds copies."""

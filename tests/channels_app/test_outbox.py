@@ -226,6 +226,15 @@ def test_the_weekly_cap_holds_until_monday(org, contact, template, smtp):
     assert held.next_attempt_at == datetime(2026, 12, 6, 23, 0, tzinfo=UTC)  # Monday 00:00 in Berlin
 
 
+def test_two_messages_to_one_contact_in_one_batch_cannot_both_pass_a_cap(org, contact, template, smtp):
+    org.frequency_caps = {"email": {"day": 1}}
+    org.save()
+    first, second = (enqueue(org, contact, template, key=key) for key in ("b1", "b2"))
+
+    assert messages_send(message_ids=[first.pk, second.pk], now=T0) == {first.pk: "sent", second.pk: "held"}
+    assert len(smtp.received) == 1
+
+
 def test_sms_quiet_hours_default_to_21_to_8_in_the_contacts_time_zone(org, contact, template_factory):
     consent_record(org=org, contact=contact, purpose="sms", granted=True, source="form")
     sms = template_factory("reminder", channel="sms")
