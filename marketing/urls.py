@@ -29,6 +29,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/events/", EventsView.as_view(), name="api-events"),
     path("api/v1/conditions/validate/", ConditionsValidateView.as_view(), name="api-conditions-validate"),
+    path("api/v1/", include("scoring.urls")),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema", **public), name="api-docs"),

@@ -1,0 +1,1 @@
+"""Demo history for predictive scoring (placeholder until the predictive model lands)."""
