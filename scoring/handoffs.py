@@ -1,35 +1,566 @@
-"""The sales handoff queue (a first form: assignment strategies, SLA policy and notifications
-land with the handoff work).
+"""The sales handoff queue: who gets a contact, by when, and what the rep does with it.
 
-``handoff_create`` is what scoring rules, thresholds and workflow steps call."""
+``handoff_create`` is what scoring rules (``demo_requested``), threshold crossings, the
+``handoff_to_sales`` workflow action, the nurture sweep and the API call. It assigns a rep by the
+org's ``HandoffPolicy`` (round-robin, territory, skill or workload), sets the SLA, gives the rep
+django-guardian object permissions on the item, and tells the rep after commit (an email, and a
+Slack post to the policy's destination).
 
-from datetime import timedelta
+A rep then accepts, rejects (back to nurture, with a reason) or converts the handoff. Each of
+those is permission-checked: the assignee (through the guardian object permission the item was
+created with) or a manager (org admin, superuser, or a user granted ``scoring.view_all_handoffs``
+directly or through a group). The role backend's ``scoring.*`` wildcard is deliberately not
+what makes a manager: it grants "view" on every scoring model to sales reps too, and a rep must
+see only their own items.
 
+A server API key acts for its org as a whole, like a manager: it may act on any of the org's
+handoffs (``api_key=`` instead of ``user=``).
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.contrib.auth.backends import ModelBackend
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from guardian.core import ObjectPermissionChecker
+from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 
-from scoring.models import Handoff, HandoffPolicy
+from marketing.identity import merge_handler
+from marketing.models import ApiKey, Contact, LeadStatus, LifecycleStage, Membership, Organization, Role, User
+from marketing.tenancy import current_membership
+from scoring.models import Handoff, HandoffPolicy, ScoringModel
+
+logger = logging.getLogger(__name__)
+
+LIVE = (Handoff.Status.OPEN, Handoff.Status.ACCEPTED)
+REP_ROLES = (Role.SALES, Role.ADMIN)
+OBJECT_PERMS = ("view_handoff", "change_handoff")
+MANAGER_PERM = "scoring.view_all_handoffs"
+# An open handoff is "due soon" when less than this is left of its SLA.
+DUE_SOON = timedelta(hours=4)
+# Stages a contact is nurtured in (marketing's); the nurture sweep hands these over.
+NURTURE_STAGES = (LifecycleStage.LEAD, LifecycleStage.MQL)
+# Stages a rejection takes back to "lead"; later stages (opportunity, customer) are left alone.
+REJECT_RESETS = (LifecycleStage.SUBSCRIBER, LifecycleStage.LEAD, LifecycleStage.MQL, LifecycleStage.SQL)
+# Stages a conversion may raise to "opportunity" (a customer is never downgraded).
+CONVERT_RAISES = (*REJECT_RESETS, LifecycleStage.OTHER)
+NURTURE_BATCH = 500
+
+
+class HandoffStateError(ValidationError):
+    """The handoff is not in a state that allows this (e.g. accepting a rejected one)."""
+
+
+# Selection of reps ------------------------------------------------------------------------------
+
+
+def eligible_reps(*, org: Organization, user_ids=None):
+    """Users who may be assigned ``org``'s handoffs: its members with role sales or admin
+    (optionally only among ``user_ids``), by id."""
+    members = Membership.objects.filter(org=org, role__in=REP_ROLES)
+    users = User.objects.filter(is_active=True, pk__in=members.values("user_id"))
+    if user_ids is not None:
+        users = users.filter(pk__in=[int(u) for u in user_ids if str(u).isdigit()])
+    return users.order_by("pk")
+
+
+def _policy_reps(org: Organization, policy: HandoffPolicy):
+    """The policy's reps; a policy without reps means every sales member of the org, so a new
+    rep joins the rotation without editing the policy."""
+    chosen = list(policy.reps.values_list("pk", flat=True))
+    if chosen:
+        return eligible_reps(org=org, user_ids=chosen)
+    sales = Membership.objects.filter(org=org, role=Role.SALES).values("user_id")
+    return User.objects.filter(is_active=True, pk__in=sales).order_by("pk")
+
+
+def _round_robin(policy: HandoffPolicy, candidates: list[User]) -> User | None:
+    """The next of ``candidates`` after the policy's cursor; advances the cursor. The caller holds
+    the policy row locked, so two concurrent handoffs never get the same turn."""
+    if not candidates:
+        return None
+    chosen = candidates[policy.rr_cursor % len(candidates)]
+    policy.rr_cursor = (policy.rr_cursor + 1) % 1_000_000  # stays in the column; order is kept mod len
+    HandoffPolicy.objects.filter(pk=policy.pk).update(rr_cursor=policy.rr_cursor)
+    return chosen
+
+
+def _mapped(mapping: dict, key: str) -> list:
+    ids = mapping.get(key) if key else None
+    return ids if isinstance(ids, list) else []
+
+
+def assignee_choose(*, org: Organization, policy: HandoffPolicy, contact: Contact) -> User | None:
+    """The rep the policy's strategy picks for ``contact`` (None when the org has no eligible rep).
+
+    ``policy`` must be locked (``select_for_update``) by the caller: round-robin moves its cursor.
+    """
+    strategy = policy.strategy
+    if strategy == HandoffPolicy.Strategy.TERRITORY:
+        country = (contact.country or "").upper()
+        for key in (country, "*"):
+            reps = list(eligible_reps(org=org, user_ids=_mapped(policy.territories or {}, key)))
+            if reps:
+                return _round_robin(policy, reps)
+    elif strategy == HandoffPolicy.Strategy.SKILL:
+        value = (contact.properties or {}).get(policy.skill_property) if policy.skill_property else None
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            reps = list(eligible_reps(org=org, user_ids=_mapped(policy.skills or {}, str(item) if item else "")))
+            if reps:
+                return _round_robin(policy, reps)
+    elif strategy == HandoffPolicy.Strategy.WORKLOAD:
+        live = Count("handoffs", filter=Q(handoffs__org=org, handoffs__status__in=LIVE))
+        return _policy_reps(org, policy).annotate(load=live).order_by("load", "pk").first()
+    return _round_robin(policy, list(_policy_reps(org, policy)))
+
+
+def policy_for(*, org: Organization) -> HandoffPolicy:
+    """The org's policy, created with the defaults (round-robin over its sales members, 24 h SLA)
+    the first time it is needed."""
+    policy, _ = HandoffPolicy.objects.get_or_create(org=org)
+    return policy
+
+
+# Creating ---------------------------------------------------------------------------------------
 
 
 def handoff_create(
     *, org, contact, reason: str, model=None, score: int | None = None, source_event=None, detail: str = "", now=None
 ) -> Handoff | None:
-    """Hands ``contact`` to sales, unless an open or accepted handoff exists (then None)."""
+    """Hands ``contact`` to sales, unless an open or accepted handoff exists (then None).
+
+    Runs in the caller's transaction (a savepoint of it): the policy row is locked for the
+    round-robin turn, the handoff is written, the assignee gets guardian's view/change
+    permissions on it, and the notifications go out after commit, so a rolled-back caller
+    notifies nobody.
+    """
     now = now or timezone.now()
-    policy = HandoffPolicy.objects.filter(org=org).first()
-    sla = timedelta(hours=policy.sla_hours if policy else 24)
+    if Handoff.objects.filter(org=org, contact=contact, status__in=LIVE).exists():
+        return None
+    policy_for(org=org)
     try:
         with transaction.atomic():
-            return Handoff.objects.create(
+            policy = HandoffPolicy.objects.select_for_update().get(org=org)
+            assignee = assignee_choose(org=org, policy=policy, contact=contact)
+            handoff = Handoff.objects.create(
                 org=org,
                 contact=contact,
                 model=model,
                 reason=reason,
-                detail=detail[:300],
+                detail=(detail or "")[:300],
                 score=contact.score if score is None else score,
-                sla_due_at=now + sla,
+                assignee=assignee,
+                sla_due_at=now + timedelta(hours=policy.sla_hours),
                 source_event=source_event,
                 created_at=now,
             )
-    except IntegrityError:  # one open handoff per contact
+            if assignee is not None:
+                _grant(handoff, assignee)  # commits with the handoff: never an item its rep cannot see
+    except IntegrityError:  # one open handoff per contact: a concurrent call won
         return None
+    if assignee is None:
+        logger.warning("handoff unassigned org=%s handoff=%s: no eligible sales rep", org.slug, handoff.pk)
+    logger.info(
+        "handoff created org=%s handoff=%s contact=%s reason=%s assignee=%s",
+        org.slug,
+        handoff.pk,
+        contact.pk,
+        reason,
+        assignee.pk if assignee else None,
+    )
+    handoff_id, destination = handoff.pk, policy.notify_destination
+    transaction.on_commit(lambda: handoff_notify(handoff_id=handoff_id, org_id=org.pk, destination=destination))
+    return handoff
+
+
+def _grant(handoff: Handoff, user: User) -> None:
+    for perm in OBJECT_PERMS:
+        assign_perm(perm, user, handoff)
+
+
+def handoff_assign(*, handoff: Handoff, assignee: User, user: User) -> Handoff:
+    """Gives ``handoff`` to another rep (a manager's move): the object permissions move with it."""
+    if not handoff_is_manager(user=user, org=handoff.org):
+        raise PermissionDenied("Only a sales manager may reassign a handoff.")
+    if not eligible_reps(org=handoff.org, user_ids=[assignee.pk]).exists():
+        raise ValidationError({"assignee": f"{assignee} is not a sales rep or admin of this organisation."})
+    with transaction.atomic():
+        previous = handoff.assignee
+        Handoff.objects.filter(pk=handoff.pk).update(assignee=assignee)
+        handoff.assignee = assignee
+        if previous is not None and previous.pk != assignee.pk:
+            for perm in OBJECT_PERMS:
+                remove_perm(perm, previous, handoff)
+        _grant(handoff, assignee)
+    handoff_id, destination = handoff.pk, ""
+    transaction.on_commit(lambda: handoff_notify(handoff_id=handoff_id, org_id=handoff.org_id, destination=destination))
+    return handoff
+
+
+# Notifying --------------------------------------------------------------------------------------
+
+
+def handoff_console_url(handoff_id: int) -> str:
+    """The handoff's page in the console, as an absolute URL (for emails and Slack)."""
+    try:
+        path = reverse("admin:scoring_handoff_change", args=[handoff_id])
+    except NoReverseMatch:  # the console is not mounted (a worker without the admin)
+        path = f"/admin/scoring/handoff/{handoff_id}/change/"
+    return f"{settings.SITE_URL}{path}"
+
+
+def _contact_name(contact: Contact) -> str:
+    name = f"{contact.first_name} {contact.last_name}".strip()
+    return f"{name} <{contact.email}>" if name and contact.email else name or contact.email or f"contact {contact.pk}"
+
+
+def handoff_notify(*, handoff_id: int, org_id: int, destination: str = "") -> None:
+    """Tells the assignee of a new handoff by email and, if ``destination`` names a Slack
+    destination, posts it there. Called after commit; a failure is logged, never raised (the
+    handoff exists and is in the queue either way).
+
+    Why not the outbox: ``message_enqueue`` sends a template to a *contact*, and a rep is a user.
+    The rep's email goes through Django's mail backend (the same SMTP/ESP the outbox uses). The
+    Slack post goes through the Slack provider's guarded webhook client (the SSRF guard, no
+    retries), without an outbox row: the org need not have a template for it. A failed Slack
+    post is logged and not retried; the email and the queue remain.
+    """
+    from marketing.tenancy import org_context
+
+    org = Organization.objects.get(pk=org_id)
+    with org_context(org):
+        handoff = Handoff.objects.select_related("contact", "assignee").filter(pk=handoff_id).first()
+        if handoff is None:
+            return
+        contact, rep = handoff.contact, handoff.assignee
+        who = _contact_name(contact)
+        link = handoff_console_url(handoff.pk)
+        text = (
+            f"{who} was handed to sales ({handoff.get_reason_display().lower()}), score {handoff.score}. "
+            f"Accept by {handoff.sla_due_at:%Y-%m-%d %H:%M} UTC: {link}"
+        )
+        if rep is not None and rep.email:
+            try:
+                send_mail(
+                    subject=f"New lead for you: {who}",
+                    message=f"Hello {rep.get_full_name() or rep.username},\n\n{text}\n"
+                    + (f"\nWhy: {handoff.detail}\n" if handoff.detail else ""),
+                    from_email=None,
+                    recipient_list=[rep.email],
+                )
+            except Exception:
+                logger.exception("handoff email failed org=%s handoff=%s", org.slug, handoff.pk)
+        if destination:
+            assigned = f"{text} (assigned to {rep.username if rep else 'nobody yet'})"
+            _slack_post(org, destination, text=assigned, key=f"handoff-{handoff.pk}")
+
+
+def _slack_post(org: Organization, slug: str, *, text: str, key: str) -> bool:
+    """Posts ``text`` to the org's active Slack destination ``slug``; False (logged) on failure."""
+    from channels_app.models import Channel, Destination
+    from channels_app.providers import PermanentError, TransientError
+    from channels_app.providers.slack import GuardedWebhookClient
+
+    target = Destination.objects.filter(org=org, slug=slug, channel=Channel.SLACK, active=True).first()
+    if target is None:
+        logger.warning("handoff slack skipped org=%s destination=%s: no active Slack destination", org.slug, slug)
+        return False
+    try:
+        GuardedWebhookClient(target.url, idempotency_key=key).send(text=text)
+    except (PermanentError, TransientError) as exc:
+        logger.warning("handoff slack failed org=%s destination=%s error=%s", org.slug, slug, exc)
+        return False
+    return True
+
+
+# Acting on a handoff ----------------------------------------------------------------------------
+
+
+def handoff_is_manager(*, user: User, org: Organization) -> bool:
+    """Whether ``user`` sees and acts on every handoff of ``org``: a superuser, an admin of the
+    org, or a user granted ``scoring.view_all_handoffs`` (directly or through a group)."""
+    if user is None or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    membership = current_membership()  # the request's, loaded once by the tenancy middleware
+    if membership is not None and membership.user_id == user.pk and membership.org_id == org.pk:
+        role = membership.role
+    else:
+        role = Membership.objects.filter(org=org, user=user).values_list("role", flat=True).first()
+    if role is None:
+        return False
+    return role == Role.ADMIN or ModelBackend().has_perm(user, MANAGER_PERM)
+
+
+def handoffs_visible_to(*, user: User, org: Organization, queryset=None):
+    """The handoffs of ``org`` that ``user`` may see: all for a manager, else those the user holds
+    guardian's ``view_handoff`` on (their own)."""
+    queryset = Handoff.objects.filter(org=org) if queryset is None else queryset.filter(org=org)
+    if handoff_is_manager(user=user, org=org):
+        return queryset
+    return get_objects_for_user(user, "scoring.view_handoff", klass=queryset, accept_global_perms=False)
+
+
+def handoff_can_act(*, handoff: Handoff, user: User | None = None, api_key: ApiKey | None = None) -> bool:
+    """Whether the caller may accept, reject or convert ``handoff``."""
+    if api_key is not None:
+        return api_key.org_id == handoff.org_id and api_key.scope == ApiKey.Scope.SERVER and not api_key.revoked_at
+    if user is None:
+        return False
+    if handoff_is_manager(user=user, org=handoff.org):
+        return True
+    is_rep = Membership.objects.filter(org=handoff.org, user=user, role__in=REP_ROLES).exists()
+    return is_rep and ObjectPermissionChecker(user).has_perm("change_handoff", handoff)
+
+
+def _check(handoff: Handoff, user, api_key, verb: str) -> None:
+    if not handoff_can_act(handoff=handoff, user=user, api_key=api_key):
+        raise PermissionDenied(f"Only the assigned rep or a sales manager may {verb} this handoff.")
+
+
+def _locked(handoff: Handoff, allowed: tuple, verb: str) -> Handoff:
+    fresh = Handoff.objects.select_for_update().select_related("contact").get(pk=handoff.pk)
+    if fresh.status not in allowed:
+        raise HandoffStateError(
+            {"status": f"A handoff that is {fresh.get_status_display().lower()} cannot be {verb}ed."}
+        )
+    return fresh
+
+
+def _record(handoff: Handoff, event_type: str, properties: dict, now: datetime) -> None:
+    """Records ``event_type`` on the contact's timeline (and for workflows, through dispatch);
+    the message id makes a repeated call store it once."""
+    from marketing.ingestion import EventIn, events_ingest
+
+    item = EventIn(
+        type=event_type,
+        contact_id=handoff.contact_id,
+        properties={"handoff_id": handoff.pk, "reason": handoff.reason, **properties},
+        occurred_at=now,
+        message_id=f"{event_type}-{handoff.pk}",
+    )
+    [result] = events_ingest(org=handoff.org, items=[item], source="scoring")
+    if result.status == "error":
+        logger.warning("handoff event not stored handoff=%s type=%s errors=%s", handoff.pk, event_type, result.errors)
+
+
+def handoff_accept(*, handoff: Handoff, user: User | None = None, api_key: ApiKey | None = None, now=None) -> Handoff:
+    """The rep takes the contact: status accepted; the contact becomes a sales qualified lead
+    (``sql``, lead status in progress) owned by the assignee when it had no owner."""
+    _check(handoff, user, api_key, "accept")
+    now = now or timezone.now()
+    with transaction.atomic():
+        handoff = _locked(handoff, (Handoff.Status.OPEN,), "accept")
+        handoff.status, handoff.accepted_at = Handoff.Status.ACCEPTED, now
+        handoff.save(update_fields=["status", "accepted_at"])
+        contact = handoff.contact
+        fields = {"lead_status": LeadStatus.IN_PROGRESS}
+        if contact.lifecycle_stage in REJECT_RESETS:
+            fields["lifecycle_stage"] = LifecycleStage.SQL
+        if contact.owner_id is None and handoff.assignee_id:
+            fields["owner_id"] = handoff.assignee_id
+        Contact.objects.filter(pk=contact.pk).update(updated_at=now, **fields)
+        _record(handoff, "handoff_accepted", {"assignee_id": handoff.assignee_id}, now)
+    return handoff
+
+
+def handoff_reject(
+    *, handoff: Handoff, user: User | None = None, reason: str = "", api_key: ApiKey | None = None, now=None
+) -> Handoff:
+    """The rep sends the contact back to nurture, saying why (required). The contact returns to
+    the ``lead`` stage (not from opportunity or customer) with lead status unqualified, and a
+    ``handoff_rejected`` event (with the reason) is recorded for workflows to pick up; the nurture
+    sweep may hand it over again after another ``nurture_days``."""
+    _check(handoff, user, api_key, "reject")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the contact goes back to nurture."})
+    now = now or timezone.now()
+    with transaction.atomic():
+        handoff = _locked(handoff, LIVE, "reject")
+        handoff.status, handoff.rejection_reason, handoff.closed_at = Handoff.Status.REJECTED, reason, now
+        handoff.save(update_fields=["status", "rejection_reason", "closed_at"])
+        fields = {"lead_status": LeadStatus.UNQUALIFIED}
+        if handoff.contact.lifecycle_stage in REJECT_RESETS:
+            fields["lifecycle_stage"] = LifecycleStage.LEAD
+        Contact.objects.filter(pk=handoff.contact_id).update(updated_at=now, **fields)
+        _record(handoff, "handoff_rejected", {"rejection_reason": reason[:500]}, now)
+    return handoff
+
+
+def handoff_convert(*, handoff: Handoff, user: User | None = None, api_key: ApiKey | None = None, now=None) -> Handoff:
+    """The rep made a deal of it: status converted, the contact an ``opportunity`` (a customer
+    stays a customer; becoming a customer is the purchase's business, not the queue's), lead
+    status qualified, and a ``handoff_converted`` event recorded. An open handoff may be converted
+    directly (it counts as accepted then)."""
+    _check(handoff, user, api_key, "convert")
+    now = now or timezone.now()
+    with transaction.atomic():
+        handoff = _locked(handoff, LIVE, "convert")
+        handoff.status, handoff.closed_at = Handoff.Status.CONVERTED, now
+        handoff.accepted_at = handoff.accepted_at or now
+        handoff.save(update_fields=["status", "closed_at", "accepted_at"])
+        fields = {"lead_status": LeadStatus.QUALIFIED}
+        if handoff.contact.lifecycle_stage in CONVERT_RAISES:
+            fields["lifecycle_stage"] = LifecycleStage.OPPORTUNITY
+        if handoff.contact.owner_id is None and handoff.assignee_id:
+            fields["owner_id"] = handoff.assignee_id
+        Contact.objects.filter(pk=handoff.contact_id).update(updated_at=now, **fields)
+        _record(handoff, "handoff_converted", {"assignee_id": handoff.assignee_id}, now)
+    return handoff
+
+
+# Merges -----------------------------------------------------------------------------------------
+
+
+@merge_handler
+def handoffs_merge(org: Organization, kept: Contact, gone: Contact) -> int:
+    """Two contacts merged: the merged one's handoffs (and so sales' history) move to the kept one.
+    If both have a live handoff, the kept contact's stays and the other is closed as rejected,
+    saying so (one live handoff per contact); its rep keeps seeing it in their history."""
+    now = timezone.now()
+    if Handoff.objects.filter(org=org, contact=kept, status__in=LIVE).exists():
+        Handoff.objects.filter(org=org, contact=gone, status__in=LIVE).update(
+            status=Handoff.Status.REJECTED,
+            closed_at=now,
+            rejection_reason=f"Merged into contact {kept.pk}, which has its own open handoff.",
+        )
+    return Handoff.objects.filter(org=org, contact=gone).update(contact=kept)
+
+
+# SLA --------------------------------------------------------------------------------------------
+
+
+class SlaState:
+    ON_TIME = "on_time"
+    DUE_SOON = "due_soon"
+    OVERDUE = "overdue"
+    MET = "met"
+    MISSED = "missed"
+    CHOICES = [
+        (ON_TIME, "On time"),
+        (DUE_SOON, "Due soon"),
+        (OVERDUE, "Overdue"),
+        (MET, "Answered in time"),
+        (MISSED, "Answered late"),
+    ]
+
+
+def handoff_sla_state(handoff: Handoff, *, now: datetime | None = None) -> str:
+    """An open handoff is on time, due soon (under ``DUE_SOON`` left) or overdue; an answered one
+    met its SLA or missed it (answered = accepted, or closed without accepting)."""
+    now = now or timezone.now()
+    if handoff.status == Handoff.Status.OPEN:
+        if now > handoff.sla_due_at:
+            return SlaState.OVERDUE
+        return SlaState.DUE_SOON if handoff.sla_due_at - now <= DUE_SOON else SlaState.ON_TIME
+    answered = handoff.accepted_at or handoff.closed_at
+    return SlaState.MET if answered and answered <= handoff.sla_due_at else SlaState.MISSED
+
+
+def sla_state_q(state: str, *, now: datetime) -> Q:
+    """The handoffs in SLA ``state`` at ``now``, as a filter (for lists and the admin)."""
+    open_ = Q(status=Handoff.Status.OPEN)
+    if state == SlaState.OVERDUE:
+        return open_ & Q(sla_due_at__lt=now)
+    if state == SlaState.DUE_SOON:
+        return open_ & Q(sla_due_at__gte=now, sla_due_at__lte=now + DUE_SOON)
+    if state == SlaState.ON_TIME:
+        return open_ & Q(sla_due_at__gt=now + DUE_SOON)
+    met = Q(accepted_at__lte=F("sla_due_at")) | Q(accepted_at__isnull=True, closed_at__lte=F("sla_due_at"))
+    if state == SlaState.MET:
+        return ~open_ & met
+    if state == SlaState.MISSED:
+        return ~open_ & ~met
+    return Q()
+
+
+# Sweeps (beat) ----------------------------------------------------------------------------------
+
+
+def handoffs_nurtured(*, org: Organization, now: datetime | None = None, limit: int = NURTURE_BATCH) -> list[Handoff]:
+    """Hands over contacts nurtured for the policy's ``nurture_days``: in a lead stage, created at
+    least that long ago, and with no handoff that is live or was made or closed within that time
+    (a rejected contact gets another full nurture period). The selection is one query; each
+    chosen contact then goes through ``handoff_create`` (assignment, permissions, notice)."""
+    now = now or timezone.now()
+    policy = HandoffPolicy.objects.filter(org=org).first()
+    if policy is None or not policy.nurture_days:
+        return []
+    cutoff = now - timedelta(days=policy.nurture_days)
+    recent = Handoff.objects.filter(contact=OuterRef("pk")).filter(
+        Q(status__in=LIVE) | Q(created_at__gt=cutoff) | Q(closed_at__gt=cutoff)
+    )
+    chosen = list(
+        Contact.objects.filter(org=org, lifecycle_stage__in=NURTURE_STAGES, created_at__lte=cutoff)
+        .exclude(Exists(recent))
+        .order_by("created_at", "pk")[:limit]
+    )
+    model = ScoringModel.objects.filter(org=org, is_default=True).first()
+    made = []
+    for contact in chosen:
+        handoff = handoff_create(
+            org=org,
+            contact=contact,
+            reason=Handoff.Reason.NURTURED,
+            model=model,
+            detail=f"In a lead stage for {policy.nurture_days} days or more",
+            now=now,
+        )
+        if handoff is not None:
+            made.append(handoff)
+    return made
+
+
+def handoffs_overdue_notify(*, org: Organization, now: datetime | None = None) -> int:
+    """Reminds the assignee of each open handoff past its SLA, once per handoff (a cache key
+    remembers the reminder), by email and on the policy's Slack destination."""
+    now = now or timezone.now()
+    policy = HandoffPolicy.objects.filter(org=org).first()
+    overdue = list(
+        Handoff.objects.filter(org=org, status=Handoff.Status.OPEN, sla_due_at__lt=now).select_related(
+            "contact", "assignee"
+        )[:NURTURE_BATCH]
+    )
+    reminded = 0
+    for handoff in overdue:
+        if not cache.add(f"handoff-overdue-{handoff.pk}", 1, timeout=7 * 86400):
+            continue
+        reminded += 1
+        text = f"Overdue: {_contact_name(handoff.contact)} waits since {handoff.created_at:%Y-%m-%d %H:%M} UTC: "
+        text += handoff_console_url(handoff.pk)
+        rep = handoff.assignee
+        if rep is not None and rep.email:
+            try:
+                send_mail(f"Overdue lead: {_contact_name(handoff.contact)}", text, None, [rep.email])
+            except Exception:
+                logger.exception("handoff reminder failed org=%s handoff=%s", org.slug, handoff.pk)
+        if policy is not None and policy.notify_destination:
+            _slack_post(org, policy.notify_destination, text=text, key=f"handoff-overdue-{handoff.pk}")
+    return reminded
+
+
+@shared_task(name="scoring.handoffs.handoffs_sweep")
+def handoffs_sweep() -> dict:
+    """Beat: for every org with a handoff policy, hands over nurtured contacts and reminds reps of
+    overdue handoffs."""
+    from marketing.tenancy import org_context
+
+    policies = list(HandoffPolicy.objects.with_scopes_disabled().select_related("org"))
+    made = reminded = 0
+    now = timezone.now()
+    for policy in policies:
+        with org_context(policy.org):
+            made += len(handoffs_nurtured(org=policy.org, now=now))
+            reminded += handoffs_overdue_notify(org=policy.org, now=now)
+    return {"handed_off": made, "reminded": reminded}

@@ -35,10 +35,13 @@ DESIGN_LIST = {
 
 @pytest.fixture
 def prerequisites(org):
-    """What templates name in ``requires`` (segments), and the message templates (and Slack or
-    social destinations) their send steps use, made in ``org``."""
+    """What templates name in ``requires`` (segments), the message templates (and Slack or social
+    destinations) their send steps use, and a default scoring model, made in ``org``."""
     from channels_app.actions import SendTemplate
     from channels_app.models import Destination, MessageTemplate
+    from scoring.models import ScoringModel
+
+    ScoringModel.objects.create(org=org, slug="lead-score", name="Lead score", is_default=True)
 
     for template in library_templates():
         for slug in template.requires.get("segments", []):

@@ -1,0 +1,288 @@
+"""Benchmark scenario ``scoring`` for ``python manage.py bench`` (registered with ``@scenario``).
+
+Three figures of issue 8, on PostgreSQL, with the default "Lead score" model of ``seed_demo``
+(18 behaviour rules, 4 fit rules, thresholds 100/300/500):
+
+1. events scored per second through the dispatch path (``dispatch_batch_run`` of 500-event
+   batches, every consumer, in this process), and through ``events_score`` alone;
+2. decay of every contact's score (``scores_decay``: one statement) over ``--contacts`` contacts
+   inactive past the window, against the 10 s target;
+3. prediction latency per contact (``contacts_predict`` for one contact, p50/p95) with a model
+   trained on the bench's own history, and its held-out AUC.
+"""
+
+import json
+import random
+import time
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+from django.test import override_settings
+
+from marketing.bench import Scenario, percentile_ms, scenario
+from marketing.models import DispatchBatch, Event, Organization
+from marketing.tenancy import org_context
+
+BATCH = 500  # events per dispatch batch, as ingestion writes them
+# (event type, properties) of the generated events, drawn with these weights.
+EVENT_MIX = [
+    ("page_view", {"path": "/"}, 20),
+    ("page_view", {"path": "/pricing"}, 12),
+    ("page_view", {"path": "/blog/launch"}, 20),
+    ("page_view", {"path": "/case-studies/acme"}, 6),
+    ("page_view", {"path": "/product/demo"}, 4),
+    ("email_opened", {"machine_open": False}, 15),
+    ("email_clicked", {"url": "https://acme.example/pricing"}, 8),
+    ("form_submitted", {"form": "newsletter"}, 5),
+    ("content_downloaded", {"kind": "whitepaper"}, 5),
+    ("form_submitted", {"form": "trial"}, 2),
+    ("demo_requested", {}, 1),
+    ("unsubscribed", {}, 2),
+]
+SCORING_TABLES = [
+    "scoring_scoreledger",
+    "scoring_contactscore",
+    "scoring_handoff",
+    "scoring_predictivemodel",
+    "scoring_scoringrule",
+    "scoring_handoffpolicy",
+    "scoring_scoringmodel",
+    "marketing_dispatchbatch",
+    "marketing_event",
+    "marketing_contact",
+]
+
+
+@scenario
+class ScoringScenario(Scenario):
+    """Scoring: events scored/s through dispatch, decay of N contacts, prediction latency."""
+
+    name = "scoring"
+    help = "Scoring: events/s through the dispatch path, decay of N contacts (s), prediction p50/p95 per contact."
+    org_slug = "bench-scoring"
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--contacts", type=int, default=1_000_000, help="Contacts decayed (default 1000000).")
+        parser.add_argument("--events", type=int, default=100_000, help="Events scored (default 100000).")
+        parser.add_argument("--active", type=int, default=20_000, help="Contacts the events belong to (20000).")
+        parser.add_argument("--predictions", type=int, default=200, help="Single-contact predictions timed (200).")
+        parser.add_argument("--keep", action="store_true", help="Keep the bench org's data afterwards.")
+
+    def run(self, *, options: dict, progress) -> Iterator[dict]:
+        if connection.vendor != "postgresql":
+            raise CommandError("bench scoring needs PostgreSQL (DATABASE_URL=postgres://…): its targets are for it.")
+        n, events, active = options["contacts"], options["events"], min(options["active"], options["contacts"])
+        if n < 1 or events < 2 or active < 1:
+            raise CommandError("--contacts and --active must be at least 1 and --events at least 2.")
+        from marketing.celery import app
+        from scoring.demo import lead_score_model
+
+        org = self._fresh_org()
+        figures: dict = {"contacts": n, "events": events, "active_contacts": active}
+        # Threshold handoffs mail their rep and crossings queue dispatch tasks: neither may print
+        # to stdout or wait for a worker here.
+        with override_settings(DEBUG=False, EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"):
+            try:
+                self._contacts(org, n, active, progress)
+                with org_context(org):
+                    model = lead_score_model(org=org)
+                figures.update(self._score(org, events, active, progress))
+                figures.update(self._decay(org, model, n, active, progress))
+                figures.update(self._predict(org, active, options["predictions"], progress))
+            finally:
+                if not settings.EMBEDDED:
+                    app.control.purge()
+        yield figures
+        if not options["keep"]:
+            self._delete(org)
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def _fresh_org(self) -> Organization:
+        org = Organization.objects.filter(slug=self.org_slug).first()
+        if org:
+            self._delete(org)
+            return org
+        return Organization.objects.create(slug=self.org_slug, name="Bench (scoring)")
+
+    def _delete(self, org: Organization) -> None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            for table in SCORING_TABLES:
+                cursor.execute(f"DELETE FROM {table} WHERE org_id = %s", [org.pk])  # noqa: S608  fixed names
+
+    def _contacts(self, org: Organization, n: int, active: int, progress) -> None:
+        """N contacts in SQL from the row number; the first ``active`` are the ones with events,
+        the rest were last active 60 days ago (past the 30-day decay window)."""
+        advance = progress("generating contacts", 1)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO marketing_contact (org_id, email, external_id, phone, first_name, last_name, job_title, "
+                "country, time_zone, locale, lifecycle_stage, lead_status, score, properties, created_at, "
+                "updated_at, last_activity_at) "
+                "SELECT %s, 'c' || g || '@bench.example', NULL, '', 'First', 'Last ' || g, "
+                "(ARRAY['Engineer', 'VP Sales', 'Head of Marketing', 'Analyst', 'Director IT'])[1 + g %% 5], "
+                "(ARRAY['DE', 'FR', 'US', 'GB', 'BR', 'JP'])[1 + g %% 6], '', '', 'lead', 'new', 0, '{}', "
+                "now() - interval '200 days', now(), CASE WHEN g <= %s THEN NULL ELSE now() - interval '60 days' END "
+                "FROM generate_series(1, %s) g",
+                [org.pk, active, n],
+            )
+            cursor.execute("ANALYZE marketing_contact")
+        advance(1)
+
+    def _active_ids(self, org: Organization, active: int) -> list[int]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id FROM marketing_contact WHERE org_id = %s ORDER BY id LIMIT %s", [org.pk, active])
+            return [row[0] for row in cursor.fetchall()]
+
+    def _events(self, org: Organization, contact_ids: list[int], count: int, offset: int) -> list[int]:
+        """``count`` events for random active contacts over the last 25 days, in time order per
+        contact; returns their ids."""
+        rng = random.Random(offset)  # noqa: S311  bench data, not secrets
+        types = [(t, p) for t, p, _ in EVENT_MIX]
+        weights = [w for _, _, w in EVENT_MIX]
+        rows = []
+        for i in range(count):
+            kind, props = rng.choices(types, weights)[0]
+            rows.append(
+                (org.pk, rng.choice(contact_ids), kind, props, rng.uniform(1, 25 * 86400), f"bench-{offset + i}")
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO marketing_event (org_id, contact_id, type, properties, occurred_at, received_at, "
+                "source, message_id) SELECT r.org, r.contact, r.type, r.props, now() - make_interval(secs => r.ago), "
+                "now(), 'bench', r.mid FROM jsonb_to_recordset(%s::jsonb) AS r(org bigint, contact bigint, "
+                "type text, props jsonb, ago float8, mid text) RETURNING id",
+                [
+                    json.dumps(
+                        [
+                            {"org": o, "contact": c, "type": t, "props": p, "ago": a, "mid": m}
+                            for o, c, t, p, a, m in rows
+                        ]
+                    )
+                ],
+            )
+            ids = sorted(row[0] for row in cursor.fetchall())
+            cursor.execute("ANALYZE marketing_event")
+        return ids
+
+    # -- phases --------------------------------------------------------------------------------
+
+    def _score(self, org: Organization, events: int, active: int, progress) -> dict:
+        """Half the events through ``dispatch_batch_run`` (every consumer), half through
+        ``events_score`` alone, 500 a batch, in this process."""
+        from marketing.dispatch import dispatch_batch_run
+        from scoring.rules import events_score
+
+        contact_ids = self._active_ids(org, active)
+        half = events // 2
+        dispatched = self._events(org, contact_ids, half, 0)
+        direct = self._events(org, contact_ids, events - half, half)
+        advance = progress("scoring events", events)
+        with org_context(org):
+            batches = [
+                DispatchBatch.objects.create(org=org, event_ids=dispatched[i : i + BATCH])
+                for i in range(0, len(dispatched), BATCH)
+            ]
+        start = time.perf_counter()
+        for batch in batches:
+            dispatch_batch_run(batch_id=batch.pk)
+            advance(len(batch.event_ids))
+        dispatch_s = time.perf_counter() - start
+        with org_context(org):
+            start = time.perf_counter()
+            for first in range(0, len(direct), BATCH):
+                ids = direct[first : first + BATCH]
+                chunk = list(Event.objects.filter(pk__in=ids).order_by("contact_id", "occurred_at", "id"))
+                with transaction.atomic():
+                    events_score(org=org, events=chunk)
+                advance(len(chunk))
+            direct_s = time.perf_counter() - start
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*), count(DISTINCT contact_id) FROM scoring_scoreledger WHERE org_id = %s", [org.pk]
+            )
+            ledger_rows, scored = cursor.fetchone()
+            cursor.execute("SELECT count(*) FROM scoring_handoff WHERE org_id = %s", [org.pk])
+            handoffs = cursor.fetchone()[0]
+        return {
+            "dispatch_events_per_s": round(half / dispatch_s),
+            "scoring_events_per_s": round((events - half) / direct_s),
+            "ledger_rows": ledger_rows,
+            "contacts_scored": scored,
+            "handoffs": handoffs,
+        }
+
+    def _decay(self, org: Organization, model, n: int, active: int, progress) -> dict:
+        """Gives every inactive contact a score above base (with its ledger row, so the identity
+        holds) and times ``scores_decay`` over them."""
+        from scoring.decay import scores_decay
+
+        advance = progress("decay", 2)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO scoring_contactscore (org_id, contact_id, model_id, score, band, probability, factors, "
+                "predicted_at, updated_at) SELECT c.org_id, c.id, %s, %s + c.id %% 400, '', NULL, '[]', NULL, "
+                "now() - interval '60 days' FROM marketing_contact c WHERE c.org_id = %s AND c.last_activity_at "
+                "IS NOT NULL ON CONFLICT DO NOTHING",
+                [model.pk, model.base, org.pk],
+            )
+            cursor.execute(
+                "INSERT INTO scoring_scoreledger (org_id, contact_id, model_id, delta, score_after, reason, rule_id, "
+                "event_id, note, actor_id, at) SELECT s.org_id, s.contact_id, s.model_id, s.score - %s, s.score, "
+                "'manual', NULL, NULL, 'bench', NULL, now() - interval '60 days' FROM scoring_contactscore s "
+                "WHERE s.org_id = %s AND s.model_id = %s AND s.contact_id IN (SELECT id FROM marketing_contact "
+                "WHERE org_id = %s AND last_activity_at IS NOT NULL)",
+                [model.base, org.pk, model.pk, org.pk],
+            )
+            cursor.execute("ANALYZE scoring_contactscore")
+            cursor.execute("ANALYZE scoring_scoreledger")
+        advance(1)
+        start = time.perf_counter()
+        with org_context(org):
+            decayed = scores_decay(model=model)
+        decay_s = time.perf_counter() - start
+        advance(1)
+        return {"decayed": decayed, "decay_seconds": round(decay_s, 2), "decay_vs_target": round(decay_s / 10, 2)}
+
+    def _predict(self, org: Organization, active: int, samples: int, progress) -> dict:
+        """Marks converters among the active contacts (more pricing views and trials, plus noise;
+        a ``purchase`` event dates the conversion), trains, then times single-contact predictions."""
+        from scoring.predictive import TrainingDataError, contacts_predict, predictive_model_train
+
+        advance = progress("training and predicting", samples + 1)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "WITH intent AS (SELECT contact_id, count(*) FILTER (WHERE properties->>'path' = '/pricing' "
+                "OR properties->>'form' = 'trial' OR type = 'demo_requested') AS n FROM marketing_event "
+                "WHERE org_id = %s GROUP BY contact_id), buyers AS (SELECT contact_id FROM intent "
+                "WHERE n >= 3 AND contact_id %% 10 < 7 OR contact_id %% 37 = 0) "
+                "INSERT INTO marketing_event (org_id, contact_id, type, properties, occurred_at, received_at, "
+                "source, message_id) SELECT %s, contact_id, 'purchase', '{}', now() - interval '1 hour', now(), "
+                "'bench', 'bench-purchase-' || contact_id FROM buyers",
+                [org.pk, org.pk],
+            )
+        with org_context(org):
+            try:
+                start = time.perf_counter()
+                result = predictive_model_train(org=org)
+                train_s = time.perf_counter() - start
+            except TrainingDataError as exc:
+                return {"predict_error": str(exc)}
+            advance(1)
+            ids = self._active_ids(org, active)
+            rng = random.Random(7)  # noqa: S311
+            timings = []
+            for contact_id in rng.sample(ids, min(samples, len(ids))):
+                start = time.perf_counter()
+                contacts_predict(org=org, contact_ids=[contact_id])
+                timings.append(time.perf_counter() - start)
+                advance(1)
+        metrics = result.model.metrics
+        return {
+            "train_seconds": round(train_s, 2),
+            "auc": metrics.get("auc"),
+            "predict_p50_ms": percentile_ms(timings, 50),
+            "predict_p95_ms": percentile_ms(timings, 95),
+        }

@@ -1,0 +1,208 @@
+# ruff: noqa: S608  the SQL names only the models' own tables; every value is a parameter.
+"""Decay: a contact's score drifts back toward its model's base while the contact does nothing.
+
+Once per window without activity (``ScoringModel.decay_window_days``, 30 by default) a contact's
+distance from the base is multiplied by ``decay_factor`` (0.95): ``(score − base) × (1 − factor)``
+is taken off (CONTRACTS.md §7). It is set-based SQL: on PostgreSQL one statement per model
+updates the scores, writes one ``decay`` ledger row per decayed contact and, for the default
+model, mirrors the new score on ``Contact.score``; SQLite (development, tests) does the same in a
+few statements.
+
+The arithmetic is integer and exact: the factor is read as a fraction p/q (0.95 = 19/20) and the
+new distance is ``(score − base) × p / q`` truncated toward zero, so the score is rounded toward
+the base. Repeated decay therefore reaches the base in finitely many steps and never crosses it.
+A score *below* the base (negative rules, e.g. an unsubscribe) decays upward the same way: the
+formula is symmetric, and a contact who did nothing for months should be neither a hot nor a
+cold lead any more. A contact at the base has nothing to decay and gets no ledger row.
+
+Who decays: contacts whose ``last_activity_at`` (or, never active, ``created_at``) is older than
+the window, and who have no ``decay`` ledger row newer than the window — the newest decay row's
+``at`` is the "once per window" marker, read through the ``(contact, model, -at)`` index.
+"""
+
+import logging
+from datetime import datetime, timedelta
+from fractions import Fraction
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from marketing.models import Contact
+from scoring.models import ContactScore, ScoreLedger, ScoringModel
+
+log = logging.getLogger(__name__)
+
+_CS = ContactScore._meta.db_table
+_LEDGER = ScoreLedger._meta.db_table
+_CONTACT = Contact._meta.db_table
+DECAY = ScoreLedger.Reason.DECAY.value
+
+
+def scores_decay(*, model: ScoringModel, now: datetime | None = None) -> int:
+    """Decays the scores of ``model``'s contacts inactive past its window; returns how many decayed.
+
+    Safe to run any number of times a day: a contact decays at most once per window. A model that
+    is inactive, has a factor of 1 (or more) or a window of 0 days does not decay.
+    """
+    now = now or timezone.now()
+    if not model.active or model.decay_factor >= 1 or model.decay_window_days <= 0:
+        return 0
+    # The factor as a small exact fraction, so PostgreSQL and SQLite round the same way.
+    factor = Fraction(str(max(model.decay_factor, 0.0))).limit_denominator(1_000_000)
+    params = {
+        "model": model.pk,
+        "org": model.org_id,
+        "base": model.base,
+        "p": factor.numerator,
+        "q": factor.denominator,
+        "cutoff": now - timedelta(days=model.decay_window_days),
+        "now": now,
+        "decay": DECAY,
+    }
+    band_sql, band_params = _band_case("new_score", model.thresholds)
+    params.update(band_params)
+    if connection.vendor == "postgresql":
+        return _decay_postgresql(params, band_sql, mirror=model.is_default)
+    return _decay_portable(params, band_sql, mirror=model.is_default)
+
+
+def _band_case(column: str, thresholds: list) -> tuple[str, dict]:
+    """SQL naming the highest threshold ``column`` reaches ('' below the lowest), and its params."""
+    bands = sorted(
+        (t for t in thresholds or [] if isinstance(t, dict) and isinstance(t.get("score"), int | float)),
+        key=lambda t: t["score"],
+        reverse=True,
+    )
+    if not bands:
+        return "''", {}
+    params, whens = {}, []
+    for i, band in enumerate(bands):
+        params[f"band_score_{i}"] = band["score"]
+        params[f"band_name_{i}"] = str(band.get("name", ""))[:50]
+        whens.append(f"WHEN {column} >= %(band_score_{i})s THEN %(band_name_{i})s")
+    return f"CASE {' '.join(whens)} ELSE '' END", params
+
+
+# The contacts to decay with their current and new score. The anti-join on recent decay rows and
+# the join on contacts are written so PostgreSQL can hash both (no per-row index probes for 1M
+# contacts); the integer division truncates toward zero on both databases.
+_ELIGIBLE = f"""
+    SELECT cs.id, cs.contact_id, cs.score AS old_score,
+           %(base)s + ((cs.score - %(base)s)::bigint * %(p)s / %(q)s)::integer AS new_score
+    FROM {_CS} cs
+    JOIN {_CONTACT} c ON c.id = cs.contact_id AND c.org_id = %(org)s
+    WHERE cs.model_id = %(model)s
+      AND cs.score <> %(base)s
+      AND COALESCE(c.last_activity_at, c.created_at) < %(cutoff)s
+      AND NOT EXISTS (
+          SELECT 1 FROM {_LEDGER} l
+          WHERE l.contact_id = cs.contact_id AND l.model_id = %(model)s
+            AND l.reason = %(decay)s AND l.at > %(cutoff)s
+      )
+"""
+
+
+def _decay_postgresql(params: dict, band_sql: str, *, mirror: bool) -> int:
+    """One statement: update the scores, append the ledger rows (and mirror on the contacts).
+
+    ``cs.score = e.old_score`` makes a row that an event scored concurrently (after this
+    statement's snapshot) drop out on PostgreSQL's re-check instead of decaying from a stale
+    score, so each ledger row's delta is exactly the change made; that contact was active anyway.
+    """
+    mirror_cte = (
+        f""", mirrored AS (
+            UPDATE {_CONTACT} mc SET score = d.score FROM d WHERE mc.id = d.contact_id
+        )"""
+        if mirror
+        else ""
+    )
+    sql = f"""
+        WITH e AS MATERIALIZED ({_ELIGIBLE}),
+        d AS (
+            UPDATE {_CS} cs
+            SET score = e.new_score, band = {band_sql.replace("new_score", "e.new_score")}, updated_at = %(now)s
+            FROM e
+            WHERE cs.id = e.id AND cs.score = e.old_score
+            RETURNING cs.contact_id, cs.score, cs.score - e.old_score AS delta
+        ){mirror_cte}
+        INSERT INTO {_LEDGER} (org_id, contact_id, model_id, delta, score_after, reason, note, at)
+        SELECT %(org)s, d.contact_id, %(model)s, d.delta, d.score, %(decay)s, '', %(now)s FROM d
+        ORDER BY d.contact_id
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Hash joins with room for a million contacts' hash tables (about 50 MB each), for this
+        # statement only: the estimate of recent decay rows is often stale (a run just wrote a
+        # million of them), and a nested loop over them would be quadratic.
+        cursor.execute("SELECT current_setting('work_mem'), current_setting('enable_nestloop')")
+        saved = cursor.fetchone()
+        cursor.execute("SET LOCAL work_mem = '256MB'; SET LOCAL enable_nestloop = off")
+        cursor.execute(sql, params)
+        decayed = cursor.rowcount
+        cursor.execute("SELECT set_config('work_mem', %s, true), set_config('enable_nestloop', %s, true)", list(saved))
+    return decayed
+
+
+def _decay_portable(params: dict, band_sql: str, *, mirror: bool) -> int:
+    """SQLite (and any other database): the ledger rows first, then the scores from them.
+
+    The new ledger rows are told apart by their ``at`` (this run's ``now``); a second run with
+    the same ``now`` inserts nothing (they are newer than the cutoff) and rewrites the same
+    scores, so it is harmless.
+    """
+    eligible = _ELIGIBLE.replace("::bigint", "").replace("::integer", "")
+    # Datetimes as the backend stores them (SQLite: naive UTC text), so ``l.at = now`` matches.
+    params = {
+        k: connection.ops.adapt_datetimefield_value(v) if isinstance(v, datetime) else v for k, v in params.items()
+    }
+    from_run = f"""
+        SELECT l.score_after FROM {_LEDGER} l
+        WHERE l.contact_id = {{table}}.{{column}} AND l.model_id = %(model)s
+          AND l.reason = %(decay)s AND l.at = %(now)s
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {_LEDGER} (org_id, contact_id, model_id, delta, score_after, reason, note, at)
+            SELECT %(org)s, e.contact_id, %(model)s, e.new_score - e.old_score, e.new_score, %(decay)s, '', %(now)s
+            FROM ({eligible}) e
+            """,
+            params,
+        )
+        decayed = cursor.rowcount
+        if not decayed:
+            return 0
+        run = from_run.format(table=_CS, column="contact_id")
+        cursor.execute(
+            f"""
+            UPDATE {_CS} SET score = ({run}), updated_at = %(now)s
+            WHERE model_id = %(model)s AND EXISTS ({run})
+            """,
+            params,
+        )
+        cursor.execute(
+            f"UPDATE {_CS} SET band = {band_sql.replace('new_score', 'score')} "
+            f"WHERE model_id = %(model)s AND EXISTS ({run})",
+            params,
+        )
+        if mirror:
+            run = from_run.format(table=_CONTACT, column="id")
+            cursor.execute(
+                f"UPDATE {_CONTACT} SET score = ({run}) WHERE org_id = %(org)s AND EXISTS ({run})",
+                params,
+            )
+    return decayed
+
+
+def scores_decay_all_models(*, now: datetime | None = None) -> int:
+    """Decays every active scoring model of every organisation (the daily job); returns the
+    number of contacts decayed. Each model runs as its org, in its own transaction."""
+    from marketing.tenancy import org_context
+
+    now = now or timezone.now()
+    decayed = 0
+    for model in ScoringModel.objects.with_scopes_disabled().filter(active=True).select_related("org").order_by("pk"):
+        with org_context(model.org):
+            count = scores_decay(model=model, now=now)
+        log.info("scoring.decay org=%s model=%s decayed=%s", model.org_id, model.pk, count)
+        decayed += count
+    return decayed

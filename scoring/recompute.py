@@ -1,0 +1,184 @@
+"""Recomputation: after a rule changes, every contact's score in a model brought in step with it.
+
+What a score *should* be, per contact (its target)::
+
+    target = clamp(base + rule_part + fit_part + Σ manual + Σ decay + Σ cap, minimum, maximum)
+
+- ``rule_part``: for each of the contact's ``rule`` ledger rows, the rule's *current* points if
+  the rule still exists and is active, else 0 (a deleted rule's rows have lost their rule);
+- ``fit_part``: the points of every active fit rule the contact matches *now* (one SQL query per
+  fit rule, compiled with ``marketing.conditions.to_q``); the contact's past ``fit`` rows are
+  replaced by this;
+- manual adjustments, decay and the clamps the scoring path recorded stay as they were;
+- earlier ``recompute`` rows are left out: they are corrections, and the target is computed
+  afresh each time.
+
+It works on the contacts scored in the model (those with a ``ContactScore`` row): a contact
+never scored has no score to correct, and gets its fit points when it is first scored (as the
+scoring path does). A contact whose target differs from its current score gets one
+``recompute`` ledger row with ``delta = target − score`` (so ``score = base + Σ delta`` still
+holds) and the new score. Running it twice writes nothing the second time, and with no rule changed
+it changes nothing, because the target only reads rows it does not write. For the default model
+``Contact.score`` is re-mirrored along the way (also repairing any drift).
+
+What it does not do: it does not replay past events for a behaviour rule created after them
+(events scored before the rule existed earn nothing for it), and a behaviour rule's changed
+filter or event type is not re-applied to past events — only its points are. A clamp that the
+target itself needs is part of the ``recompute`` row, not a ``cap`` row.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce, Greatest, Least
+from django.utils import timezone
+
+from marketing.conditions import NotCompilable, contact_facts, evaluate, to_q, truthy
+from marketing.models import Contact
+from scoring.models import ContactScore, ScoreLedger, ScoringModel, ScoringRule
+
+log = logging.getLogger(__name__)
+
+CHUNK = 5000
+KEPT_AS_THEY_WERE = [ScoreLedger.Reason.MANUAL, ScoreLedger.Reason.DECAY, ScoreLedger.Reason.CAP]
+NOTE = "Recomputed after a rule change"
+
+
+def scores_recompute(
+    *,
+    model: ScoringModel,
+    progress: Callable[[int, int], None] | None = None,
+    now: datetime | None = None,
+    chunk: int = CHUNK,
+) -> dict:
+    """Brings every scored contact's score in ``model`` in step with its current rules (see the
+    module).
+
+    Works through the model's scored contacts ``chunk`` at a time, each chunk in its own short
+    transaction with its score rows locked, and calls ``progress(done, total)`` after each.
+    Returns ``{"model": slug, "contacts": examined, "changed": contacts whose score changed}``.
+    """
+    now = now or timezone.now()
+    org = model.org
+    fit_rules = list(ScoringRule.objects.filter(model=model, kind=ScoringRule.Kind.FIT, active=True).order_by("pk"))
+    compiled = {}
+    for rule in fit_rules:
+        if rule.condition in (None, {}, [], ""):
+            compiled[rule.pk] = None  # always
+            continue
+        try:
+            compiled[rule.pk] = to_q(rule.condition, "contact", org=org, now=now)
+        except NotCompilable as exc:
+            log.info("scoring.recompute fit_rule=%s evaluated in Python: %s", rule.pk, exc)
+            compiled[rule.pk] = NotCompilable
+    scored = ContactScore.objects.filter(model=model).order_by("contact_id")
+    total, done, changed, last = scored.count(), 0, 0, 0
+    while True:
+        ids = list(scored.filter(contact_id__gt=last).values_list("contact_id", flat=True)[:chunk])
+        if not ids:
+            break
+        changed += _recompute_chunk(model=model, ids=ids, fit_rules=fit_rules, compiled=compiled, now=now)
+        done += len(ids)
+        last = ids[-1]
+        if progress:
+            progress(done, total)
+    log.info("scoring.recompute model=%s contacts=%s changed=%s", model.pk, done, changed)
+    return {"model": model.slug, "contacts": done, "changed": changed}
+
+
+def _recompute_chunk(*, model, ids, fit_rules, compiled, now) -> int:
+    """Recomputes the contacts ``ids`` (ascending); returns how many changed."""
+    org = model.org
+    with transaction.atomic():
+        # Lock the chunk's score rows first (in key order), so an event scored meanwhile waits
+        # instead of being overwritten by a target computed without it.
+        list(
+            ContactScore.objects.select_for_update()
+            .filter(model=model, contact_id__in=ids)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        chunk = Contact.objects.filter(org=org, pk__in=ids)
+        fit = Value(0)
+        for rule in fit_rules:
+            condition = compiled[rule.pk]
+            if condition is None:
+                fit = fit + Value(rule.points)
+                continue
+            if condition is NotCompilable:
+                condition = Q(pk__in=_matching_in_python(rule, chunk, now=now))
+            fit = fit + Case(When(condition, then=Value(rule.points)), default=Value(0))
+        ledger = (
+            ScoreLedger.objects.filter(model=model, contact=OuterRef("pk"))
+            .order_by()
+            .values("contact")
+            .annotate(
+                part=Sum(
+                    Case(
+                        When(reason=ScoreLedger.Reason.RULE, rule__active=True, then=F("rule__points")),
+                        When(reason__in=KEPT_AS_THEY_WERE, then=F("delta")),
+                        default=Value(0),
+                    )
+                )
+            )
+            .values("part")
+        )
+        current = ContactScore.objects.filter(model=model, contact=OuterRef("pk"))
+        rows = (
+            chunk.annotate(
+                score_id=Subquery(current.values("pk")[:1]),
+                current=Subquery(current.values("score")[:1]),
+                target=Greatest(
+                    Least(
+                        Value(model.base) + Coalesce(Subquery(ledger, output_field=IntegerField()), Value(0)) + fit,
+                        Value(model.maximum),
+                    ),
+                    Value(model.minimum),
+                    output_field=IntegerField(),
+                ),
+            )
+            .filter(Q(target__lt=F("current")) | Q(target__gt=F("current")))
+            .values_list("pk", "score_id", "current", "target")
+        )
+        updates, entries = [], []
+        for contact_id, score_id, score, target in rows:
+            updates.append(
+                ContactScore(pk=score_id, score=target, band=band_for(target, model.thresholds), updated_at=now)
+            )
+            entries.append(
+                ScoreLedger(
+                    org=org,
+                    contact_id=contact_id,
+                    model=model,
+                    delta=target - score,
+                    score_after=target,
+                    reason=ScoreLedger.Reason.RECOMPUTE,
+                    note=NOTE,
+                    at=now,
+                )
+            )
+        ContactScore.objects.bulk_update(updates, ["score", "band", "updated_at"], batch_size=1000)
+        ScoreLedger.objects.bulk_create(entries, batch_size=1000)
+        if model.is_default:
+            mine = ContactScore.objects.filter(model=model, contact=OuterRef("pk"))
+            chunk.filter(Exists(mine.exclude(score=OuterRef("score")))).update(score=Subquery(mine.values("score")[:1]))
+    return len(entries)
+
+
+def _matching_in_python(rule: ScoringRule, chunk, *, now) -> list[int]:
+    """The chunk's contacts a fit rule matches, evaluated one by one (rules SQL cannot express)."""
+    matching = []
+    for contact in chunk.select_related("company").prefetch_related("tags", "lists"):
+        if truthy(evaluate(rule.condition, contact_facts(contact), contact=contact, now=now)):
+            matching.append(contact.pk)
+    return matching
+
+
+def band_for(score: int, thresholds: list) -> str:
+    """The name of the highest threshold ``score`` reaches ('' below the lowest)."""
+    reached = [t for t in thresholds or [] if isinstance(t, dict) and isinstance(t.get("score"), int | float)]
+    reached = [t for t in reached if score >= t["score"]]
+    return str(max(reached, key=lambda t: t["score"]).get("name", ""))[:50] if reached else ""

@@ -1,0 +1,628 @@
+"""Scoring services: points for what contacts do and are, written as ledger rows (CONTRACTS.md §7).
+
+``events_score`` scores one dispatch batch set-based: the org's active models and the rules for
+the batch's event types are loaded once, the batch's contacts (with company) in one query, every
+contact's current score locked in one query, and the ledger rows of the whole batch written with
+one ``INSERT … ON CONFLICT DO NOTHING``. The arithmetic is the contract's:
+``ContactScore.score = model.base + Σ ledger.delta``, so
+
+- a contact scored for the first time starts at ``base`` plus its fit rules' points (``fit`` rows);
+- a behaviour rule adds its points once per (event, rule): a redelivered event finds its rows and
+  adds nothing (the unique constraint is the backstop);
+- a cap (``cap_count`` per ``cap_period``) counts the rule's ledger rows for the contact in the
+  calendar period (UTC) of the event; an event over the cap writes nothing;
+- a score outside ``minimum``/``maximum`` is clamped by an extra ``cap`` row with the clamp delta.
+
+Crossing a threshold (either way, comparing the band before and after) records one
+``score_threshold_crossed`` event per threshold crossed, with a message id derived from what caused
+it, so a retried batch records it once; an upward crossing runs the threshold's actions.
+
+``score_adjust`` is the same arithmetic for a manual or workflow change (reason ``manual``).
+"""
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from marketing.bulk_sql import insert_returning, update_rows
+from marketing.conditions import ConditionError, contact_facts, evaluate, truthy
+from marketing.conditions.facts import event_facts
+from marketing.models import Contact, Event, Organization
+from scoring.models import ContactScore, ScoreLedger, ScoringModel, ScoringRule
+
+logger = logging.getLogger(__name__)
+
+THRESHOLD_EVENT = "score_threshold_crossed"
+MACHINE_OPEN_TYPES = {"email_opened"}
+
+
+class ScoringRaceError(Exception):
+    """Another transaction wrote some of this batch's (event, rule) rows first. The batch rolls back
+    and dispatch delivers it again, when those rows are found up front and skipped."""
+
+
+# --- the model's range and bands ------------------------------------------------------------------
+
+
+def band_index(model: ScoringModel, score: int) -> int:
+    """The index of the highest threshold ``score`` reaches (-1: below every threshold)."""
+    reached = -1
+    for index, threshold in enumerate(model.thresholds or []):
+        if (
+            isinstance(threshold, dict)
+            and isinstance(threshold.get("score"), int | float)
+            and score >= threshold["score"]
+        ):
+            reached = index
+    return reached
+
+
+def band_of(model: ScoringModel, score: int) -> str:
+    """The name of the highest threshold ``score`` reaches ("" below them all)."""
+    index = band_index(model, score)
+    return str(model.thresholds[index].get("name", "")) if index >= 0 else ""
+
+
+def clamp(model: ScoringModel, score: int) -> int:
+    return max(model.minimum, min(model.maximum, score))
+
+
+def default_model(*, org: Organization) -> ScoringModel | None:
+    """The org's default scoring model (its score is mirrored on ``Contact.score``), if active."""
+    return ScoringModel.objects.filter(org=org, is_default=True, active=True).first()
+
+
+# --- rules ----------------------------------------------------------------------------------------
+
+
+def reads_names(rule) -> bool:
+    """Whether a condition may read tags or lists (two more queries to load them)."""
+    text = json.dumps(rule)
+    return '"tags' in text or '"lists' in text or '"has_tag"' in text or '"in_list"' in text
+
+
+def reads_machine_open(rule) -> bool:
+    return "machine_open" in json.dumps(rule)
+
+
+def rule_matches(rule: ScoringRule, facts: dict, *, contact, now) -> bool:
+    """Whether ``rule``'s condition holds for ``facts`` (an empty condition always holds). A rule
+    that cannot be evaluated counts as not matching, with a warning: one bad rule must not stop a
+    batch for every other rule (its condition was validated when saved)."""
+    if rule.condition in (None, {}, True):
+        return True
+    try:
+        return truthy(evaluate(rule.condition, facts, contact=contact, now=now))
+    except ConditionError as exc:
+        logger.warning("scoring rule not evaluable rule=%s contact=%s error=%s", rule.pk, contact.pk, exc)
+        return False
+
+
+def excluded_machine_open(rule: ScoringRule, event) -> bool:
+    """CONTRACTS.md §7: opens flagged as machine opens (privacy proxies, scanners) score nothing,
+    unless the rule's condition names ``machine_open`` itself (then it decides)."""
+    return (
+        event.type in MACHINE_OPEN_TYPES
+        and (event.properties or {}).get("machine_open") is True
+        and not reads_machine_open(rule.condition)
+    )
+
+
+def period_key(period: str, at: datetime) -> tuple:
+    """The calendar period (UTC) that ``at`` falls in, for caps."""
+    at = at.astimezone(UTC)
+    if period == ScoringRule.Period.DAY:
+        return (at.year, at.month, at.day)
+    if period == ScoringRule.Period.WEEK:
+        iso = at.isocalendar()
+        return (iso.year, iso.week)
+    return (at.year, at.month)
+
+
+def period_start(period: str, at: datetime) -> datetime:
+    at = at.astimezone(UTC)
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == ScoringRule.Period.DAY:
+        return day
+    if period == ScoringRule.Period.WEEK:
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def period_end(period: str, at: datetime) -> datetime:
+    start = period_start(period, at)
+    if period == ScoringRule.Period.DAY:
+        return start + timedelta(days=1)
+    if period == ScoringRule.Period.WEEK:
+        return start + timedelta(days=7)
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+def capped(rule: ScoringRule) -> bool:
+    return bool(rule.cap_count) and bool(rule.cap_period)
+
+
+# --- the tally: one batch's changes, written together ----------------------------------------------
+
+
+@dataclass
+class _Score:
+    """One contact's score in one model while a batch is worked."""
+
+    row: ContactScore
+    model: ScoringModel
+    contact: Contact
+    before: int
+    created: bool = False
+    cause: str = ""  # what last changed it, for the threshold events' message ids
+
+    @property
+    def score(self) -> int:
+        return self.row.score
+
+
+@dataclass
+class _Tally:
+    """The rows a batch writes: ledger rows in order, scores touched, handoffs asked for."""
+
+    org: Organization
+    now: datetime
+    scores: dict[tuple[int, int], _Score] = field(default_factory=dict)
+    rows: list[dict] = field(default_factory=list)
+    handoffs: list[tuple] = field(default_factory=list)
+
+    def add(self, state: _Score, *, delta: int, reason: str, rule=None, event=None, note="", actor=None, at=None):
+        """Appends a row for ``delta`` and, when the result leaves the model's range, a ``cap`` row
+        that brings it back, so base + Σ delta stays the score."""
+        at = at or self.now
+        raw = state.row.score + delta
+        self.rows.append(
+            {
+                "contact": state.contact.pk,
+                "model": state.model.pk,
+                "delta": delta,
+                "score_after": raw,
+                "reason": reason,
+                "rule": rule.pk if rule is not None else None,
+                "event": event.pk if event is not None else None,
+                "note": note[:300],
+                "actor": actor.pk if actor is not None else None,
+                "at": at,
+            }
+        )
+        bounded = clamp(state.model, raw)
+        if bounded != raw:
+            self.rows.append(
+                {
+                    "contact": state.contact.pk,
+                    "model": state.model.pk,
+                    "delta": bounded - raw,
+                    "score_after": bounded,
+                    "reason": ScoreLedger.Reason.CAP,
+                    "rule": None,  # (event, rule) is unique: the clamp names the event only
+                    "event": event.pk if event is not None else None,
+                    "note": f"clamped to {state.model.minimum}..{state.model.maximum}",
+                    "actor": None,
+                    "at": at,
+                }
+            )
+        state.row.score = bounded
+
+
+def _lock_scores(
+    tally: _Tally,
+    *,
+    models: list[ScoringModel],
+    contacts: dict[int, Contact],
+    pairs: set[tuple[int, int]],
+    fit_rules: dict[int, list],
+) -> None:
+    """Loads (locking, in primary-key order) the scores of ``pairs`` (contact id, model id),
+    creating the missing ones at ``base`` with their fit points. A score created by this
+    transaction is locked by its insert, so a concurrent batch waits for it instead of adding
+    fit points twice."""
+    model_by_id = {m.pk: m for m in models}
+    existing = list(
+        ContactScore.objects.filter(
+            org=tally.org,
+            model_id__any_of=sorted({m for _, m in pairs}),
+            contact_id__any_of=sorted({c for c, _ in pairs}),
+        )
+        .order_by("pk")
+        .select_for_update()
+    )
+    for row in existing:
+        tally.scores[(row.contact_id, row.model_id)] = _Score(
+            row=row, model=model_by_id[row.model_id], contact=contacts[row.contact_id], before=row.score
+        )
+    missing = sorted(((c, m) for c, m in pairs if (c, m) not in tally.scores), key=lambda pair: (pair[1], pair[0]))
+    if not missing:
+        return
+    stored = insert_returning(
+        ContactScore,
+        columns={
+            "contact": [c for c, _ in missing],
+            "model": [m for _, m in missing],
+            "score": [model_by_id[m].base for _, m in missing],
+            "band": [band_of(model_by_id[m], model_by_id[m].base) for _, m in missing],
+        },
+        fixed={"org": tally.org.pk, "updated_at": tally.now},
+        returning=["id", "contact", "model"],
+    )
+    for pk, contact_id, model_id in stored:
+        model = model_by_id[model_id]
+        row = ContactScore(
+            pk=pk,
+            org=tally.org,
+            contact_id=contact_id,
+            model_id=model_id,
+            score=model.base,
+            band=band_of(model, model.base),
+            updated_at=tally.now,
+        )
+        state = _Score(row=row, model=model, contact=contacts[contact_id], before=model.base, created=True)
+        tally.scores[(contact_id, model_id)] = state
+        _add_fit_points(tally, state, fit_rules.get(model_id, []))
+    lost = [(c, m) for c, m in missing if (c, m) not in tally.scores]
+    if lost:  # created by a concurrent transaction meanwhile (committed, or we would still wait)
+        for row in ContactScore.objects.filter(
+            org=tally.org, model_id__any_of=[m for _, m in lost], contact_id__any_of=[c for c, _ in lost]
+        ).select_for_update():
+            if (row.contact_id, row.model_id) not in tally.scores:
+                tally.scores[(row.contact_id, row.model_id)] = _Score(
+                    row=row, model=model_by_id[row.model_id], contact=contacts[row.contact_id], before=row.score
+                )
+
+
+def _add_fit_points(tally: _Tally, state: _Score, rules: list[ScoringRule]) -> None:
+    if not rules:
+        return
+    names = any(reads_names(r.condition) for r in rules)
+    facts = contact_facts(state.contact, names=names)
+    for rule in rules:
+        if rule_matches(rule, facts, contact=state.contact, now=tally.now):
+            tally.add(state, delta=rule.points, reason=ScoreLedger.Reason.FIT, rule=rule)
+            state.cause = f"fit{rule.pk}"
+
+
+def fit_points(*, contact: Contact, model: ScoringModel, now: datetime | None = None) -> list[tuple[ScoringRule, int]]:
+    """The fit rules of ``model`` that ``contact`` matches now, with their points (for a
+    recomputation, which writes the difference as ``recompute`` rows)."""
+    now = now or timezone.now()
+    rules = list(ScoringRule.objects.filter(org=model.org_id, model=model, kind=ScoringRule.Kind.FIT, active=True))
+    names = any(reads_names(r.condition) for r in rules)
+    facts = contact_facts(contact, names=names)
+    return [(rule, rule.points) for rule in rules if rule_matches(rule, facts, contact=contact, now=now)]
+
+
+# --- scoring a dispatch batch -----------------------------------------------------------------------
+
+
+def events_score(*, org: Organization, events: list[Event], now: datetime | None = None) -> set[int]:
+    """Scores a batch of stored events (each contact's in ``occurred_at`` order) in every active
+    model of ``org``; returns the ids of the contacts whose score changed. Safe to run twice."""
+    now = now or timezone.now()
+    events = list({e.pk: e for e in events}.values())  # an event listed twice scores once
+    if not events:
+        return set()
+    types = {e.type for e in events}
+    models = list(ScoringModel.objects.filter(org=org, active=True).order_by("pk"))
+    if not models:
+        return set()
+    rules = list(
+        ScoringRule.objects.filter(org=org, model_id__any_of=[m.pk for m in models], active=True)
+        .filter(Q(kind=ScoringRule.Kind.FIT) | Q(kind=ScoringRule.Kind.BEHAVIOUR, event_type__any_of=sorted(types)))
+        .order_by("pk")
+    )
+    behaviour: dict[str, list[ScoringRule]] = defaultdict(list)
+    fit: dict[int, list[ScoringRule]] = defaultdict(list)
+    for rule in rules:
+        (behaviour[rule.event_type] if rule.kind == ScoringRule.Kind.BEHAVIOUR else fit[rule.model_id]).append(rule)
+    relevant = [e for e in events if e.type in behaviour]
+    if not relevant:
+        return set()
+
+    with transaction.atomic():
+        names = any(reads_names(r.condition) for r in rules)
+        contacts_qs = Contact.objects.filter(org=org, pk__any_of=sorted({e.contact_id for e in relevant}))
+        contacts_qs = contacts_qs.select_related("company")
+        if names:
+            contacts_qs = contacts_qs.prefetch_related("tags", "lists")
+        contacts = {c.pk: c for c in contacts_qs}
+        relevant = [e for e in relevant if e.contact_id in contacts]  # merged away since it was stored
+        if not relevant:
+            return set()
+        done = set(
+            ScoreLedger.objects.filter(
+                org=org, event_id__any_of=[e.pk for e in relevant], rule__isnull=False
+            ).values_list("event_id", "rule_id")
+        )
+        tally = _Tally(org=org, now=now)
+        pairs = {(e.contact_id, rule.model_id) for e in relevant for rule in behaviour[e.type]}
+        _lock_scores(tally, models=models, contacts=contacts, pairs=pairs, fit_rules=fit)
+        cap_counts = _cap_counts(org, relevant, behaviour)
+
+        for event in relevant:
+            contact = contacts[event.contact_id]
+            facts = None
+            for rule in behaviour[event.type]:
+                if (event.pk, rule.pk) in done or excluded_machine_open(rule, event):
+                    continue
+                if rule.condition not in (None, {}, True) and facts is None:
+                    facts = contact_facts(contact, names=names)
+                    facts["event"] = event_facts(event)
+                if not rule_matches(rule, facts or {}, contact=contact, now=now):
+                    continue
+                if capped(rule):
+                    key = (rule.pk, contact.pk, period_key(rule.cap_period, event.occurred_at))
+                    if cap_counts[key] >= rule.cap_count:
+                        continue
+                    cap_counts[key] += 1
+                state = tally.scores[(contact.pk, rule.model_id)]
+                tally.add(
+                    state,
+                    delta=rule.points,
+                    reason=ScoreLedger.Reason.RULE,
+                    rule=rule,
+                    event=event,
+                    at=event.occurred_at,
+                )
+                state.cause = f"e{event.pk}"
+                if rule.creates_handoff:
+                    tally.handoffs.append((state, event))
+        planned = sum(1 for row in tally.rows if row["rule"] is not None and row["event"] is not None)
+        stored = _write(tally)
+        if stored != planned:
+            raise ScoringRaceError(f"{planned - stored} (event, rule) rows were written by another transaction")
+        return _after_write(tally)
+
+
+def _cap_counts(org, events: list[Event], behaviour: dict[str, list[ScoringRule]]) -> dict[tuple, int]:
+    """How many ledger rows each capped rule already has per contact and period the batch touches:
+    one query over the rule/contact/time index."""
+    counts: dict[tuple, int] = defaultdict(int)
+    capped_rules = {r.pk: r for rules in behaviour.values() for r in rules if capped(r)}
+    if not capped_rules:
+        return counts
+    touched = [e for e in events if any(capped(r) for r in behaviour[e.type])]
+    if not touched:
+        return counts
+    since = min(period_start(r.cap_period, e.occurred_at) for e in touched for r in behaviour[e.type] if capped(r))
+    until = max(period_end(r.cap_period, e.occurred_at) for e in touched for r in behaviour[e.type] if capped(r))
+    rows = ScoreLedger.objects.filter(
+        org=org,
+        rule_id__any_of=sorted(capped_rules),
+        contact_id__any_of=sorted({e.contact_id for e in touched}),
+        reason=ScoreLedger.Reason.RULE,
+        at__gte=since,
+        at__lt=until,
+    ).values_list("rule_id", "contact_id", "at")
+    for rule_id, contact_id, at in rows:
+        counts[(rule_id, contact_id, period_key(capped_rules[rule_id].cap_period, at))] += 1
+    return counts
+
+
+def _write(tally: _Tally) -> int:
+    """Writes the ledger rows (one INSERT … ON CONFLICT DO NOTHING), the changed scores and the
+    default model's mirror on ``Contact.score``; returns how many (event, rule) rows were stored."""
+    stored = 0
+    if tally.rows:
+        columns = {name: [row[name] for row in tally.rows] for name in tally.rows[0]}
+        returned = insert_returning(
+            ScoreLedger, columns=columns, fixed={"org": tally.org.pk}, returning=["id", "rule", "event"]
+        )
+        stored = sum(1 for _pk, rule_id, event_id in returned if rule_id is not None and event_id is not None)
+    changed = [s for s in tally.scores.values() if s.created or s.score != s.before]
+    for state in changed:
+        state.row.band = band_of(state.model, state.score)
+        state.row.updated_at = tally.now
+    update_rows([s.row for s in changed if not s.created or s.score != s.before], ["score", "band", "updated_at"])
+    mirrored = {}
+    for state in changed:
+        if state.model.is_default:
+            state.contact.score = state.score
+            mirrored[state.contact.pk] = state.contact
+    update_rows(list(mirrored.values()), ["score"])
+    return stored
+
+
+def _after_write(tally: _Tally) -> set[int]:
+    """Threshold crossings (events, then actions of upward ones) and the handoffs rules asked for;
+    returns the contacts whose score changed."""
+    crossings = []
+    for state in tally.scores.values():
+        before = band_index(state.model, state.before)
+        after = band_index(state.model, state.score)
+        if before == after:
+            continue
+        thresholds = state.model.thresholds
+        if after > before:
+            crossings += [(state, thresholds[i], "up") for i in range(before + 1, after + 1)]
+        else:
+            crossings += [(state, thresholds[i], "down") for i in range(before, after, -1)]
+    if crossings:
+        _record_crossings(tally, crossings)
+        for state, threshold, direction in crossings:
+            if direction == "up":
+                _run_threshold_actions(tally, state, threshold)
+    for state, event in tally.handoffs:
+        from scoring.handoffs import handoff_create
+
+        handoff_create(
+            org=tally.org,
+            contact=state.contact,
+            reason="demo_request",
+            model=state.model,
+            score=state.score,
+            source_event=event,
+            detail=event.type,
+            now=tally.now,
+        )
+    return {s.contact.pk for s in tally.scores.values() if s.created or s.score != s.before}
+
+
+def crossing_message_id(state: _Score, threshold: dict, direction: str) -> str:
+    """Derived from the model, the contact, the threshold and what changed the score, so the same
+    change recorded again (a retried batch) is the same event."""
+    cause = state.cause or f"{state.before}-{state.score}"
+    return f"score:{state.model.pk}:{state.contact.pk}:{threshold.get('name', '')}:{direction}:{cause}"[:200]
+
+
+def _record_crossings(tally: _Tally, crossings: list[tuple]) -> None:
+    from marketing.ingestion import events_ingest, events_validate
+
+    raw = [
+        {
+            "type": THRESHOLD_EVENT,
+            "contact_id": state.contact.pk,
+            "properties": {
+                "model": state.model.slug,
+                "threshold": str(threshold.get("name", "")),
+                "direction": direction,
+                "score": state.score,
+                "previous_score": state.before,
+            },
+            "occurred_at": tally.now.isoformat(),
+            "message_id": crossing_message_id(state, threshold, direction),
+        }
+        for state, threshold, direction in crossings
+    ]
+    items, errors = events_validate(raw)
+    for result in events_ingest(org=tally.org, items=items, errors=errors, source="scoring"):
+        if result.status == "error":
+            logger.error("threshold event refused org=%s errors=%s", tally.org.slug, json.dumps(result.errors))
+
+
+def _run_threshold_actions(tally: _Tally, state: _Score, threshold: dict) -> None:
+    """What crossing ``threshold`` upward fires: ``handoff`` (to sales), ``enrol`` (in a workflow,
+    by slug) and ``notify`` (a Slack template to a destination). Unusable actions are logged and
+    skipped: a score must not fail because a workflow was archived."""
+    name = str(threshold.get("name", ""))
+    key = crossing_message_id(state, threshold, "up")
+    for spec in threshold.get("actions") or []:
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        if kind == "handoff":
+            from scoring.handoffs import handoff_create
+
+            handoff_create(
+                org=tally.org,
+                contact=state.contact,
+                reason="threshold",
+                model=state.model,
+                score=state.score,
+                detail=name,
+                now=tally.now,
+            )
+        elif kind == "enrol":
+            _enrol(tally, state, spec, name=name, key=key)
+        elif kind == "notify":
+            _notify(tally, state, spec, name=name, key=key)
+        else:
+            logger.warning("unknown threshold action model=%s threshold=%s action=%s", state.model.pk, name, spec)
+
+
+def _enrol(tally: _Tally, state: _Score, spec: dict, *, name: str, key: str) -> None:
+    from workflows.models import Workflow
+    from workflows.services import workflow_enrol
+
+    workflow = Workflow.objects.filter(org=tally.org, slug=spec.get("workflow", "")).first()
+    if workflow is None or workflow.live_version_id is None:
+        logger.warning(
+            "threshold enrol skipped: no live workflow org=%s workflow=%s", tally.org.slug, spec.get("workflow")
+        )
+        return
+    workflow_enrol(
+        workflow=workflow,
+        contact_ids=[state.contact.pk],
+        trigger_type="score_threshold",
+        trigger_key=key,
+        trigger_data={"model": state.model.slug, "threshold": name, "score": state.score},
+        now=tally.now,
+    )
+
+
+def _notify(tally: _Tally, state: _Score, spec: dict, *, name: str, key: str) -> None:
+    """Posts the Slack template ``spec["template"]`` to the destination ``spec["destination"]``
+    through the outbox (idempotent on the crossing). Without both, or without a published Slack
+    template of that slug, it only logs: notifying is best effort, the crossing event is the record."""
+    from channels_app.models import Channel, MessageTemplate
+    from channels_app.outbox import UnpublishedTemplateError, message_enqueue
+    from channels_app.rendering import RenderError
+
+    template_slug, destination = spec.get("template"), spec.get("destination")
+    template = (
+        MessageTemplate.objects.filter(org=tally.org, slug=template_slug, channel=Channel.SLACK).first()
+        if template_slug and destination
+        else None
+    )
+    if template is None:
+        logger.info(
+            "threshold notify not configured org=%s model=%s threshold=%s contact=%s score=%s",
+            tally.org.slug,
+            state.model.slug,
+            name,
+            state.contact.pk,
+            state.score,
+        )
+        return
+    try:
+        message_enqueue(
+            org=tally.org,
+            contact=state.contact,
+            template=template,
+            idempotency_key=f"notify:{key}"[:200],
+            to=destination,
+        )
+    except (UnpublishedTemplateError, RenderError) as exc:
+        logger.warning("threshold notify skipped org=%s template=%s error=%s", tally.org.slug, template_slug, exc)
+
+
+# --- manual changes ---------------------------------------------------------------------------------
+
+
+def score_adjust(
+    *,
+    org: Organization,
+    contact: Contact,
+    model: ScoringModel | None = None,
+    delta: int,
+    note: str = "",
+    actor=None,
+    now: datetime | None = None,
+    cause: str = "",
+) -> ContactScore:
+    """Adds ``delta`` points to ``contact``'s score in ``model`` (default: the org's default model)
+    by hand or from a workflow step: a ``manual`` row (and a ``cap`` row if it leaves the range).
+    ``cause`` names the change for the threshold events' message ids (e.g. the step's key)."""
+    now = now or timezone.now()
+    model = model or default_model(org=org)
+    if model is None:
+        raise ValidationError({"model": "The organisation has no default scoring model."})
+    if model.org_id != org.pk:
+        raise ValidationError({"model": "No such scoring model in this organisation."})
+    with transaction.atomic():
+        contact = Contact.objects.select_related("company").get(org=org, pk=contact.pk)
+        fit = list(
+            ScoringRule.objects.filter(org=org, model=model, kind=ScoringRule.Kind.FIT, active=True).order_by("pk")
+        )
+        tally = _Tally(org=org, now=now)
+        _lock_scores(
+            tally,
+            models=[model],
+            contacts={contact.pk: contact},
+            pairs={(contact.pk, model.pk)},
+            fit_rules={model.pk: fit},
+        )
+        state = tally.scores[(contact.pk, model.pk)]
+        tally.add(state, delta=int(delta), reason=ScoreLedger.Reason.MANUAL, note=note, actor=actor)
+        state.cause = cause or f"manual:{now.isoformat()}"
+        _write(tally)
+        _after_write(tally)
+    return state.row

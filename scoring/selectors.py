@@ -1,0 +1,102 @@
+"""Read queries of scoring: a score that explains itself (the breakdown behind the API and the
+console)."""
+
+from typing import Any
+
+from django.db.models import Count, Sum
+
+from marketing.conditions.facts import iso
+from marketing.models import Contact
+from scoring.models import ContactScore, ScoreLedger, ScoringModel
+
+RECENT = 10
+BY_RULE = {ScoreLedger.Reason.RULE, ScoreLedger.Reason.FIT}
+
+
+def score_breakdown(*, contact: Contact, model: ScoringModel) -> dict[str, Any]:
+    """``contact``'s score in ``model`` and where every point came from.
+
+    ``breakdown`` groups the ledger by rule for rule and fit rows, and by reason for decay, cap,
+    manual and recompute rows, so ``base + Σ points == score``; ``recent`` is the newest ledger
+    rows with the events behind them; ``probability`` and ``factors`` are the predictive model's
+    (null and empty when none has predicted). Three queries."""
+    current = (
+        ContactScore.objects.filter(org=contact.org_id, contact=contact, model=model)
+        .values("score", "probability", "factors")
+        .first()
+    )
+    ledger = ScoreLedger.objects.filter(org=contact.org_id, contact=contact, model=model)
+    groups = (
+        ledger.values("reason", "rule_id", "rule__name", "rule__kind")
+        .annotate(points=Sum("delta"), count=Count("id"))
+        .order_by()
+    )
+    labels = dict(ScoreLedger.Reason.choices)
+    breakdown = []
+    for group in groups:
+        by_rule = group["reason"] in BY_RULE and group["rule_id"] is not None
+        breakdown.append(
+            {
+                "rule": group["rule__name"] if by_rule else labels.get(group["reason"], group["reason"]),
+                "rule_id": group["rule_id"] if by_rule else None,
+                "reason": group["reason"],
+                "points": group["points"],
+                "count": group["count"],
+            }
+        )
+    breakdown.sort(key=lambda item: (-abs(item["points"]), item["rule"]))
+    recent = [
+        {
+            "at": iso(row.at),
+            "delta": row.delta,
+            "score_after": row.score_after,
+            "reason": row.reason,
+            "rule": row.rule.name if row.rule_id else None,
+            "note": row.note,
+            "event": (
+                {"id": row.event_id, "type": row.event.type, "occurred_at": iso(row.event.occurred_at)}
+                if row.event_id
+                else None
+            ),
+        }
+        for row in ledger.select_related("rule", "event").order_by("-at", "-id")[:RECENT]
+    ]
+    return {
+        "model": model.slug,
+        "score": current["score"] if current else model.base,
+        "base": model.base,
+        "breakdown": breakdown,
+        "recent": recent,
+        "probability": current["probability"] if current else None,
+        "factors": (current["factors"] or []) if current else [],
+    }
+
+
+class ScoreEntries:
+    """Score changes on a contact's timeline (``marketing.timeline``), registered by the app's
+    ``ready``: each ledger row with its model, rule or reason, and the score it left."""
+
+    kind = "score"
+
+    def entries(self, contact: Contact, limit: int):
+        from marketing.timeline import TimelineEntry
+
+        rows = (
+            ScoreLedger.objects.filter(org=contact.org_id, contact=contact)
+            .select_related("model", "rule")
+            .order_by("-at", "-id")[:limit]
+        )
+        labels = dict(ScoreLedger.Reason.choices)
+        return [
+            TimelineEntry(
+                at=row.at,
+                kind=self.kind,
+                title=f"Score {row.delta:+d} → {row.score_after} ({row.model.name})",
+                detail=(row.rule.name if row.rule_id else labels.get(row.reason, row.reason))
+                + (f": {row.note}" if row.note else ""),
+            )
+            for row in rows
+        ]
+
+    def count(self, contact: Contact) -> int:
+        return ScoreLedger.objects.filter(org=contact.org_id, contact=contact).count()

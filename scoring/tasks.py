@@ -1,0 +1,26 @@
+"""Scoring's Celery tasks: thin wrappers that load ids and call one service."""
+
+from celery import shared_task
+
+
+@shared_task(acks_late=True)
+def scores_decay_all() -> int:
+    """Decays every active scoring model of every org (beat runs it daily; a contact decays at
+    most once per window, so running it more often, or twice, is harmless)."""
+    from scoring.decay import scores_decay_all_models
+
+    return scores_decay_all_models()
+
+
+@shared_task(acks_late=True)
+def scores_recompute_model(model_id: int) -> dict:
+    """Recomputes every contact's score in one model after its rules changed (idempotent)."""
+    from marketing.tenancy import org_context
+    from scoring.models import ScoringModel
+    from scoring.recompute import scores_recompute
+
+    model = ScoringModel.objects.with_scopes_disabled().select_related("org").filter(pk=model_id).first()
+    if model is None:
+        return {"model": None, "contacts": 0, "changed": 0}
+    with org_context(model.org):
+        return scores_recompute(model=model)
