@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-import skops.io
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -179,6 +178,8 @@ def _train(*, org, test_size, seed, algorithm, by, now) -> TrainingResult:
         ),
         key=lambda item: (-item["importance"], item["feature"]),
     )
+    import skops.io  # with scikit-learn: 2–3 s to import, paid only where a model is trained or used
+
     artifact = skops.io.dumps(estimator)
     with transaction.atomic():
         Organization.objects.select_for_update().get(pk=org.pk)  # one version number at a time
@@ -220,6 +221,8 @@ def _best_f1_threshold(y, proba) -> float:
 def artifact_load(data: bytes):
     """The estimator in ``data``, if every type it names is trusted (skops's defaults plus
     ``TRUSTED_TYPES``); raises ``UntrustedArtifactError`` naming the others."""
+    import skops.io
+
     untrusted = skops.io.get_untrusted_types(data=bytes(data))
     refused = sorted(set(untrusted) - TRUSTED_TYPES)
     if refused:

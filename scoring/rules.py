@@ -92,14 +92,15 @@ def reads_machine_open(rule) -> bool:
     return "machine_open" in json.dumps(rule)
 
 
-def rule_matches(rule: ScoringRule, facts: dict, *, contact, now) -> bool:
+def rule_matches(rule: ScoringRule, facts: dict, *, contact, now, facts_json: str | None = None) -> bool:
     """Whether ``rule``'s condition holds for ``facts`` (an empty condition always holds). A rule
     that cannot be evaluated counts as not matching, with a warning: one bad rule must not stop a
-    batch for every other rule (its condition was validated when saved)."""
+    batch for every other rule (its condition was validated when saved). ``facts_json``: the facts
+    serialised once for all the rules of an event."""
     if rule.condition in (None, {}, True):
         return True
     try:
-        return truthy(evaluate(rule.condition, facts, contact=contact, now=now))
+        return truthy(evaluate(rule.condition, facts, contact=contact, now=now, data_json=facts_json))
     except ConditionError as exc:
         logger.warning("scoring rule not evaluable rule=%s contact=%s error=%s", rule.pk, contact.pk, exc)
         return False
@@ -108,11 +109,9 @@ def rule_matches(rule: ScoringRule, facts: dict, *, contact, now) -> bool:
 def excluded_machine_open(rule: ScoringRule, event) -> bool:
     """CONTRACTS.md §7: opens flagged as machine opens (privacy proxies, scanners) score nothing,
     unless the rule's condition names ``machine_open`` itself (then it decides)."""
-    return (
-        event.type in MACHINE_OPEN_TYPES
-        and (event.properties or {}).get("machine_open") is True
-        and not reads_machine_open(rule.condition)
-    )
+    if event.type not in MACHINE_OPEN_TYPES or (event.properties or {}).get("machine_open") is not True:
+        return False
+    return not reads_machine_open(rule.condition)
 
 
 def period_key(period: str, at: datetime) -> tuple:
@@ -351,14 +350,15 @@ def events_score(*, org: Organization, events: list[Event], now: datetime | None
 
         for event in relevant:
             contact = contacts[event.contact_id]
-            facts = None
+            facts = facts_json = None
             for rule in behaviour[event.type]:
                 if (event.pk, rule.pk) in done or excluded_machine_open(rule, event):
                     continue
                 if rule.condition not in (None, {}, True) and facts is None:
                     facts = contact_facts(contact, names=names)
                     facts["event"] = event_facts(event)
-                if not rule_matches(rule, facts or {}, contact=contact, now=now):
+                    facts_json = json.dumps(facts)  # once for every rule of the event's type
+                if not rule_matches(rule, facts or {}, contact=contact, now=now, facts_json=facts_json):
                     continue
                 if capped(rule):
                     key = (rule.pk, contact.pk, period_key(rule.cap_period, event.occurred_at))

@@ -31,14 +31,17 @@ def _compiled(rule_json: str) -> datalogic_py.Rule:
     return _engine.compile(rule_json)
 
 
-def evaluate(rule: Any, data: Any, *, contact=None, now: datetime | None = None) -> Any:
+def evaluate(rule: Any, data: Any, *, contact=None, now: datetime | None = None, data_json: str | None = None) -> Any:
     """Evaluates ``rule`` against ``data`` with JsonLogic semantics; returns plain JSON values.
 
     Rules that use registered operators (``event_count``, ``in_segment``, …) need ``contact``.
+    ``data_json`` is ``data`` already serialised, for a caller that evaluates many rules against
+    the same facts (scoring: every rule of an event's type).
     """
     rule = _rewrite(rule, contact=contact, now=now)
     try:
-        result, _ops = _compiled(json.dumps(rule)).evaluate_metered(json.dumps(data), OPS_BUDGET)
+        data_json = json.dumps(data) if data_json is None else data_json
+        result, _ops = _compiled(json.dumps(rule)).evaluate_metered(data_json, OPS_BUDGET)
     except datalogic_py.DataLogicError as exc:
         if exc.operator in ("filter", "map", "reduce", "all", "some", "none") and exc.error_type == "InvalidArguments":
             # JsonLogic answers these over a non-list as over an empty list; the engine raises.
@@ -56,6 +59,8 @@ def _condition_error(exc: datalogic_py.DataLogicError) -> ConditionError:
 def truthy(value: Any) -> bool:
     """JsonLogic truthiness (jsonlogic.com/truthy): false, null, 0, "", [] and {} are false;
     everything else is true."""
+    if isinstance(value, bool):  # what most rules answer: no round trip through JSON
+        return value
     return _engine.truthy(json.dumps(value))
 
 
