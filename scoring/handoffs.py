@@ -33,6 +33,7 @@ from django.utils import timezone
 from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 
+from marketing.celery import enqueue_on_commit
 from marketing.identity import merge_handler
 from marketing.models import ApiKey, Contact, LeadStatus, LifecycleStage, Membership, Organization, Role, User
 from marketing.tenancy import current_membership
@@ -177,8 +178,8 @@ def handoff_create(
         reason,
         assignee.pk if assignee else None,
     )
-    handoff_id, destination = handoff.pk, policy.notify_destination
-    transaction.on_commit(lambda: handoff_notify(handoff_id=handoff_id, org_id=org.pk, destination=destination))
+    # A task, not inline: scoring hands off from the event dispatch, which must not wait on SMTP.
+    enqueue_on_commit(handoff_notify_task, handoff_id=handoff.pk, org_id=org.pk, destination=policy.notify_destination)
     return handoff
 
 
@@ -201,8 +202,7 @@ def handoff_assign(*, handoff: Handoff, assignee: User, user: User) -> Handoff:
             for perm in OBJECT_PERMS:
                 remove_perm(perm, previous, handoff)
         _grant(handoff, assignee)
-    handoff_id, destination = handoff.pk, ""
-    transaction.on_commit(lambda: handoff_notify(handoff_id=handoff_id, org_id=handoff.org_id, destination=destination))
+    enqueue_on_commit(handoff_notify_task, handoff_id=handoff.pk, org_id=handoff.org_id, destination="")
     return handoff
 
 
@@ -223,6 +223,12 @@ def _contact_name(contact: Contact) -> str:
     return f"{name} <{contact.email}>" if name and contact.email else name or contact.email or f"contact {contact.pk}"
 
 
+@shared_task(name="scoring.handoffs.handoff_notify", acks_late=True)
+def handoff_notify_task(*, handoff_id: int, org_id: int, destination: str = "") -> None:
+    """``handoff_notify`` in a worker, after the handoff committed."""
+    handoff_notify(handoff_id=handoff_id, org_id=org_id, destination=destination)
+
+
 def handoff_notify(*, handoff_id: int, org_id: int, destination: str = "") -> None:
     """Tells the assignee of a new handoff by email and, if ``destination`` names a Slack
     destination, posts it there. Called after commit; a failure is logged, never raised (the
@@ -236,7 +242,9 @@ def handoff_notify(*, handoff_id: int, org_id: int, destination: str = "") -> No
     """
     from marketing.tenancy import org_context
 
-    org = Organization.objects.get(pk=org_id)
+    org = Organization.objects.filter(pk=org_id).first()
+    if org is None:  # deleted since (the task outlived it)
+        return
     with org_context(org):
         handoff = Handoff.objects.select_related("contact", "assignee").filter(pk=handoff_id).first()
         if handoff is None:

@@ -282,7 +282,7 @@ def test_overdue_handoffs_remind_the_rep_once(org, reps, django_capture_on_commi
 
 
 def test_the_rep_is_emailed_after_commit_with_the_contact_and_a_console_link(
-    org, reps, settings, django_capture_on_commit_callbacks
+    org, reps, settings, django_capture_on_commit_callbacks, eager_tasks
 ):
     settings.SITE_URL = "https://console.example"
     contact = make_contact(org, first_name="Ana", last_name="Lima", email="ana@example.com")
@@ -298,7 +298,7 @@ def test_the_rep_is_emailed_after_commit_with_the_contact_and_a_console_link(
     assert "asked for a demo" in email.body
 
 
-def test_a_rolled_back_handoff_notifies_nobody(org, reps, django_capture_on_commit_callbacks):
+def test_a_rolled_back_handoff_notifies_nobody(org, reps, django_capture_on_commit_callbacks, eager_tasks):
     from django.db import transaction
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -336,7 +336,9 @@ def slack_server():
     server.shutdown()
 
 
-def test_the_policys_slack_destination_is_told(org, reps, slack_server, settings, django_capture_on_commit_callbacks):
+def test_the_policys_slack_destination_is_told(
+    org, reps, slack_server, settings, django_capture_on_commit_callbacks, eager_tasks
+):
     from channels_app.models import Destination
 
     settings.OUTBOUND_HTTP_ALLOWED_HOSTS = ["127.0.0.1"]
@@ -352,7 +354,9 @@ def test_the_policys_slack_destination_is_told(org, reps, slack_server, settings
     assert len(mail.outbox) == 1  # and the rep's email
 
 
-def test_a_missing_slack_destination_does_not_fail_the_handoff(org, reps, django_capture_on_commit_callbacks):
+def test_a_missing_slack_destination_does_not_fail_the_handoff(
+    org, reps, django_capture_on_commit_callbacks, eager_tasks
+):
     policy = policy_for(org=org)
     policy.notify_destination = "nowhere"
     policy.save()
