@@ -32,7 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from marketing.bulk_sql import insert_returning, update_rows
-from marketing.conditions import ConditionError, contact_facts, evaluate, truthy
+from marketing.conditions import ConditionError, Prepared, contact_facts, evaluate, prepare, truthy
 from marketing.conditions.facts import event_facts
 from marketing.models import Contact, Event, Organization
 from scoring.models import ContactScore, ScoreLedger, ScoringModel, ScoringRule
@@ -92,6 +92,18 @@ def reads_machine_open(rule) -> bool:
     return "machine_open" in json.dumps(rule)
 
 
+_UNPREPARED = object()
+
+
+def _prepared(rule: ScoringRule) -> Prepared | None:
+    """The rule's condition compiled once per loaded rule (rules are loaded once per batch);
+    None when it uses a registered operator that needs the contact."""
+    prepared = getattr(rule, "_prepared", _UNPREPARED)
+    if prepared is _UNPREPARED:
+        prepared = rule._prepared = prepare(rule.condition)
+    return prepared
+
+
 def rule_matches(rule: ScoringRule, facts: dict, *, contact, now, facts_json: str | None = None) -> bool:
     """Whether ``rule``'s condition holds for ``facts`` (an empty condition always holds). A rule
     that cannot be evaluated counts as not matching, with a warning: one bad rule must not stop a
@@ -100,6 +112,9 @@ def rule_matches(rule: ScoringRule, facts: dict, *, contact, now, facts_json: st
     if rule.condition in (None, {}, True):
         return True
     try:
+        prepared = _prepared(rule)
+        if prepared is not None:
+            return truthy(prepared.evaluate(facts, data_json=facts_json))
         return truthy(evaluate(rule.condition, facts, contact=contact, now=now, data_json=facts_json))
     except ConditionError as exc:
         logger.warning("scoring rule not evaluable rule=%s contact=%s error=%s", rule.pk, contact.pk, exc)

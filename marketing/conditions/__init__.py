@@ -6,7 +6,7 @@ that names an unknown operator or field before it is saved. See CONTRACTS.md §1
 docs/conditions.md.
 """
 
-from marketing.conditions.engine import ConditionError, evaluate, truthy
+from marketing.conditions.engine import ConditionError, Prepared, evaluate, prepare, truthy
 from marketing.conditions.facts import contact_facts, event_facts
 from marketing.conditions.operators import ConditionOperator, condition_operator, operators
 from marketing.conditions.sql import NotCompilable, to_q
@@ -16,11 +16,13 @@ __all__ = [
     "ConditionError",
     "ConditionOperator",
     "NotCompilable",
+    "Prepared",
     "condition_operator",
     "contact_facts",
     "evaluate",
     "event_facts",
     "operators",
+    "prepare",
     "register_namespace",
     "rule_errors",
     "to_q",

@@ -50,6 +50,31 @@ def evaluate(rule: Any, data: Any, *, contact=None, now: datetime | None = None,
     return json.loads(result)
 
 
+class Prepared:
+    """A rule with no registered operator, compiled once, for evaluating it against many facts."""
+
+    def __init__(self, rule: Any):
+        self.rule = rule
+        self._compiled = _compiled(json.dumps(_rewrite(rule, contact=None, now=None)))
+
+    def evaluate(self, data: Any, *, data_json: str | None = None) -> Any:
+        data_json = json.dumps(data) if data_json is None else data_json
+        try:
+            result, _ops = self._compiled.evaluate_metered(data_json, OPS_BUDGET)
+        except datalogic_py.DataLogicError:
+            return evaluate(self.rule, data)  # the edge cases (iterators over non-lists, errors)
+        return json.loads(result)
+
+
+def prepare(rule: Any) -> Prepared | None:
+    """``rule`` compiled for repeated evaluation, or None when it uses a registered operator
+    (``event_count``, ``in_segment``, …), whose value depends on the contact: use ``evaluate``."""
+    try:
+        return Prepared(rule)
+    except (ConditionError, datalogic_py.DataLogicError):  # needs a contact, or does not compile
+        return None
+
+
 def _condition_error(exc: datalogic_py.DataLogicError) -> ConditionError:
     if exc.error_type == "BudgetExceeded":
         return ConditionError(f"The rule does more than {OPS_BUDGET} operations; simplify it.")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from marketing.conditions import ConditionError, evaluate, operators, truthy
+from marketing.conditions import ConditionError, evaluate, operators, prepare, truthy
 from marketing.conditions.engine import OPS_BUDGET
 
 OFFICIAL = json.loads((Path(__file__).parent / "data" / "jsonlogic_tests.json").read_text())
@@ -48,6 +48,20 @@ def test_official_jsonlogic_case(rule, data, expected):
     result = evaluate(rule, data)
 
     assert json_equal(result, expected), f"{json.dumps(rule)} on {json.dumps(data)}: {result!r} != {expected!r}"
+
+
+@pytest.mark.parametrize(("rule", "data", "expected"), [e for _, e in CASES], ids=[_case_id(p, e[0]) for p, e in CASES])
+def test_a_prepared_rule_answers_as_evaluate_does(rule, data, expected):
+    prepared = prepare(rule)  # compiled once, as scoring does for each rule of a batch
+    assert prepared is not None
+
+    result = prepared.evaluate(data, data_json=json.dumps(data))
+
+    assert json_equal(result, expected), f"{json.dumps(rule)} on {json.dumps(data)}: {result!r} != {expected!r}"
+
+
+def test_a_rule_with_a_registered_operator_is_not_prepared():
+    assert prepare({">": [{"event_count": ["page_view", 30]}, 2]}) is None
 
 
 def test_json_equal_keeps_json_types_apart():
