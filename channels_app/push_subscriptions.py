@@ -33,7 +33,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
@@ -52,7 +51,7 @@ from marketing.cors import cors_headers, cors_preflight, cors_refusal
 from marketing.identity import contact_identify, merge_handler, ref_from
 from marketing.models import Contact, Organization
 from marketing.tenancy import org_context
-from workflows.outbound_http import url_problem
+from workflows.outbound_http import allowed_host, url_problem
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +85,6 @@ def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _allowed_host(host: str, port: int) -> bool:
-    allowed = getattr(settings, "OUTBOUND_HTTP_ALLOWED_HOSTS", [])
-    return host in allowed or f"{host}:{port}" in allowed
-
-
 def _endpoint_problem(endpoint: Any) -> str | None:
     if not isinstance(endpoint, str) or not endpoint.strip():
         return "Required: the subscription's endpoint URL."
@@ -104,7 +98,7 @@ def _endpoint_problem(endpoint: Any) -> str | None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         return "The URL has an invalid port."
-    allowed = _allowed_host(parts.hostname, port)
+    allowed = allowed_host(parts.hostname, port)
     if parts.scheme != "https" and not allowed:
         return "Must be an https:// URL (push services only use https)."
     try:

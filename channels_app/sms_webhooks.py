@@ -40,7 +40,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from channels_app.delivery_events import message_delivery_event
 from channels_app.models import Channel, Message, MessageStatus, Suppression
-from channels_app.providers.sms import CALLBACK_HARD_BOUNCE_CODES, UNSUBSCRIBED, status_token_read
+from channels_app.providers.sms import CALLBACK_HARD_BOUNCE_CODES, UNSUBSCRIBED, status_token_read, stop_suppress
 from compliance.selectors import consent_states
 from compliance.services import consent_record
 from marketing.ingestion import events_ingest, events_validate
@@ -121,12 +121,7 @@ def status_callback(request: HttpRequest, token: str) -> HttpResponse:
         )
         if code == UNSUBSCRIBED and message.to:
             with org_context(message.org):
-                Suppression.objects.get_or_create(
-                    org=message.org,
-                    channel=Channel.SMS,
-                    address=message.to.strip().lower(),
-                    defaults={"reason": Suppression.Reason.SMS_STOP, "detail": reason},
-                )
+                stop_suppress(message, reason)
     return HttpResponse(status=204)
 
 

@@ -42,6 +42,7 @@ from django_ratelimit.core import is_ratelimited
 from redis.exceptions import RedisError
 
 from channels_app import signed_links
+from channels_app.delivery_events import ADVANCES
 from channels_app.models import Message, MessageStatus
 from compliance.selectors import consent_states
 from compliance.services import consent_record
@@ -59,9 +60,10 @@ RETRY_AFTER_SECONDS = 60
 MAX_USER_AGENT = 500
 ONE_CLICK_BODY = "One-Click"  # RFC 8058: the POST body is "List-Unsubscribe=One-Click"
 
-# Statuses an open or a click may replace: an open never undoes a click, a bounce or a complaint.
-OPENABLE = {MessageStatus.SENT, MessageStatus.DELIVERED}
-CLICKABLE = {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.OPENED}
+# Statuses an open or a click may replace (delivery_events' forward-only rule): an open never
+# undoes a click, a bounce or a complaint.
+OPENABLE = ADVANCES[MessageStatus.OPENED]
+CLICKABLE = ADVANCES[MessageStatus.CLICKED]
 
 # User agents of mail security scanners and link checkers, which fetch images and follow links
 # no person looked at. Lower-case substrings.

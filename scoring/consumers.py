@@ -3,16 +3,10 @@ rules (``scoring.rules.events_score``), then the contacts whose score changed ge
 conversion probability. Idempotent: a ledger row per (event, rule) is unique, and a redelivered
 batch finds its rows and adds nothing."""
 
-import logging
-
-from django.db import transaction
-
 from marketing.dispatch import EventConsumer, event_consumer
 from marketing.models import Event, Organization
 from marketing.tenancy import current_org
 from scoring.rules import events_score
-
-logger = logging.getLogger(__name__)
 
 
 @event_consumer
@@ -32,10 +26,5 @@ class Scoring(EventConsumer):
             return
         from scoring.predictive import contacts_predict
 
-        try:
-            with transaction.atomic():  # a savepoint: a failed prediction must not poison the batch
-                contacts_predict(org=org, contact_ids=sorted(changed))
-        except Exception:  # predictive is an extra: the rules' scores stand without it
-            logger.warning(
-                "prediction failed, scoring with rules only org=%s contacts=%d", org.slug, len(changed), exc_info=True
-            )
+        # Its own savepoint; it logs, counts and swallows a failure: the rules' scores stand.
+        contacts_predict(org=org, contact_ids=sorted(changed))

@@ -218,11 +218,6 @@ def handoff_console_url(handoff_id: int) -> str:
     return f"{settings.SITE_URL}{path}"
 
 
-def _contact_name(contact: Contact) -> str:
-    name = f"{contact.first_name} {contact.last_name}".strip()
-    return f"{name} <{contact.email}>" if name and contact.email else name or contact.email or f"contact {contact.pk}"
-
-
 @shared_task(name="scoring.handoffs.handoff_notify", acks_late=True)
 def handoff_notify_task(*, handoff_id: int, org_id: int, destination: str = "") -> None:
     """``handoff_notify`` in a worker, after the handoff committed."""
@@ -250,7 +245,7 @@ def handoff_notify(*, handoff_id: int, org_id: int, destination: str = "") -> No
         if handoff is None:
             return
         contact, rep = handoff.contact, handoff.assignee
-        who = _contact_name(contact)
+        who = str(contact)
         link = handoff_console_url(handoff.pk)
         text = (
             f"{who} was handed to sales ({handoff.get_reason_display().lower()}), score {handoff.score}. "
@@ -545,12 +540,12 @@ def handoffs_overdue_notify(*, org: Organization, now: datetime | None = None) -
         if not cache.add(f"handoff-overdue-{handoff.pk}", 1, timeout=7 * 86400):
             continue
         reminded += 1
-        text = f"Overdue: {_contact_name(handoff.contact)} waits since {handoff.created_at:%Y-%m-%d %H:%M} UTC: "
+        text = f"Overdue: {handoff.contact} waits since {handoff.created_at:%Y-%m-%d %H:%M} UTC: "
         text += handoff_console_url(handoff.pk)
         rep = handoff.assignee
         if rep is not None and rep.email:
             try:
-                send_mail(f"Overdue lead: {_contact_name(handoff.contact)}", text, None, [rep.email])
+                send_mail(f"Overdue lead: {handoff.contact}", text, None, [rep.email])
             except Exception:
                 logger.exception("handoff reminder failed org=%s handoff=%s", org.slug, handoff.pk)
         if policy is not None and policy.notify_destination:

@@ -36,6 +36,7 @@ from scoring.handoffs import (
     sla_state_q,
 )
 from scoring.models import Handoff, HandoffPolicy, ScoringModel
+from scoring.selectors import score_breakdown
 
 RECENT_EVENTS = 20
 SLA_COLOURS = {
@@ -183,12 +184,7 @@ class HandoffAdmin(TenantAdmin):
         model = handoff.model or ScoringModel.objects.filter(org=handoff.org, is_default=True).first()
         breakdown = None
         if model is not None:
-            try:
-                from scoring.selectors import score_breakdown
-            except ImportError:  # the selectors land with the scoring core
-                score_breakdown = None
-            if score_breakdown is not None:
-                breakdown = score_breakdown(contact=contact, model=model)
+            breakdown = score_breakdown(contact=contact, model=model)
         events = list(
             Event.objects.filter(org=handoff.org, contact=contact).order_by("-occurred_at", "-id")[:RECENT_EVENTS]
         )

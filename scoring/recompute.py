@@ -39,6 +39,7 @@ from django.utils import timezone
 from marketing.conditions import NotCompilable, contact_facts, evaluate, to_q, truthy
 from marketing.models import Contact
 from scoring.models import ContactScore, ScoreLedger, ScoringModel, ScoringRule
+from scoring.rules import band_of
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +146,7 @@ def _recompute_chunk(*, model, ids, fit_rules, compiled, now) -> int:
         )
         updates, entries = [], []
         for contact_id, score_id, score, target in rows:
-            updates.append(
-                ContactScore(pk=score_id, score=target, band=band_for(target, model.thresholds), updated_at=now)
-            )
+            updates.append(ContactScore(pk=score_id, score=target, band=band_of(model, target), updated_at=now))
             entries.append(
                 ScoreLedger(
                     org=org,
@@ -175,10 +174,3 @@ def _matching_in_python(rule: ScoringRule, chunk, *, now) -> list[int]:
         if truthy(evaluate(rule.condition, contact_facts(contact), contact=contact, now=now)):
             matching.append(contact.pk)
     return matching
-
-
-def band_for(score: int, thresholds: list) -> str:
-    """The name of the highest threshold ``score`` reaches ('' below the lowest)."""
-    reached = [t for t in thresholds or [] if isinstance(t, dict) and isinstance(t.get("score"), int | float)]
-    reached = [t for t in reached if score >= t["score"]]
-    return str(max(reached, key=lambda t: t["score"]).get("name", ""))[:50] if reached else ""

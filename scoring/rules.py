@@ -499,6 +499,7 @@ def _record_crossings(tally: _Tally, crossings: list[tuple]) -> None:
             "contact_id": state.contact.pk,
             "properties": {
                 "model": state.model.slug,
+                "default_model": state.model.is_default,  # lets a trigger on "the default" match without a query
                 "threshold": str(threshold.get("name", "")),
                 "direction": direction,
                 "score": state.score,

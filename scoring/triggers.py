@@ -59,5 +59,4 @@ class ScoreThreshold(Trigger):
             return False
         if config.get("model"):
             return properties.get("model") == config["model"]
-        model = self._model(config, event.org_id)
-        return model is not None and properties.get("model") == model.slug
+        return properties.get("default_model") is True

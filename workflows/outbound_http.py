@@ -44,7 +44,8 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def _allowed_host(host: str, port: int) -> bool:
+def allowed_host(host: str, port: int) -> bool:
+    """Whether an operator allowed ``host`` (or ``host:port``) in ``OUTBOUND_HTTP_ALLOWED_HOSTS``."""
     allowed = getattr(settings, "OUTBOUND_HTTP_ALLOWED_HOSTS", [])
     return host in allowed or f"{host}:{port}" in allowed
 
@@ -61,7 +62,7 @@ def resolve_public(url: str) -> tuple[str, str, int]:
     except socket.gaierror as exc:
         raise BlockedURLError(f"{host} does not resolve: {exc}") from exc
     addresses = [info[4][0] for info in infos]
-    if not _allowed_host(host, port):
+    if not allowed_host(host, port):
         for address in addresses:
             ip = ipaddress.ip_address(address.split("%", 1)[0])
             if not ip.is_global or ip.is_multicast:

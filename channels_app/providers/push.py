@@ -23,6 +23,7 @@ no delivery but a failure that may pass is a ``TransientError``; else a ``Perman
 """
 
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -73,15 +74,18 @@ def _b64url(raw: bytes) -> str:
 def vapid_key() -> Vapid:
     """The VAPID signing key from ``VAPID_PRIVATE_KEY``; raises ``VapidException`` when it is
     missing or malformed, or when ``VAPID_PUBLIC_KEY`` (what browsers subscribed with) is not
-    its public half."""
-    private = getattr(settings, "VAPID_PRIVATE_KEY", "")
+    its public half. Parsed once per pair of settings, not once per send."""
+    return _vapid_key(getattr(settings, "VAPID_PRIVATE_KEY", ""), getattr(settings, "VAPID_PUBLIC_KEY", ""))
+
+
+@functools.lru_cache(maxsize=4)
+def _vapid_key(private: str, configured: str) -> Vapid:
     if not private:
         raise VapidException("VAPID_PRIVATE_KEY is not set (run `manage.py vapid_keys`).")
     try:
         key = Vapid.from_string(private_key=private)
     except Exception as exc:  # py_vapid raises whatever the decoder raised
         raise VapidException(f"VAPID_PRIVATE_KEY is not a P-256 private key: {exc}") from exc
-    configured = getattr(settings, "VAPID_PUBLIC_KEY", "")
     if configured and configured.rstrip("=") != public_key_of(key):
         raise VapidException("VAPID_PUBLIC_KEY is not the public half of VAPID_PRIVATE_KEY.")
     return key

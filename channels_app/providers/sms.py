@@ -121,7 +121,8 @@ def _e164(phone: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _stop_suppress(message, reason: str) -> None:
+def stop_suppress(message, reason: str) -> None:
+    """Suppresses the message's number for SMS: its owner replied STOP (Twilio error 21610)."""
     from channels_app.models import Suppression
 
     Suppression.objects.get_or_create(
@@ -190,6 +191,6 @@ def _error(exc: TwilioException, message) -> Exception:
     if status == 429 or status >= 500 or status in (401, 403):
         return TransientError(text)
     if code == UNSUBSCRIBED:
-        _stop_suppress(message, text)
+        stop_suppress(message, text)
         return PermanentError(f"{text} (the recipient replied STOP)")
     return PermanentError(text, hard_bounce=code in HARD_BOUNCE_CODES)
