@@ -71,10 +71,20 @@ def test_the_outbox_lists_messages_read_only_with_filters(org, console, django_a
             content={"subject": f"Hello {n}"},
             status="sent",
         )
+    Message.objects.create(
+        org=org,
+        contact=contact,
+        channel="email",
+        idempotency_key="kx",
+        to="a@example.com",
+        content={"subject": "Hello failed"},
+        status="failed",
+    )
     url = reverse("admin:channels_app_message_changelist")
     with django_assert_max_num_queries(12):
         page = console.get(url + "?status__exact=sent&channel__exact=email").content.decode()
-    assert "Hello 4" in page
+    assert "Hello 4" in page and "Hello failed" not in page
+    assert "Hello failed" in console.get(url).content.decode()
     message = Message.objects.first()
     assert console.post(reverse("admin:channels_app_message_change", args=[message.pk]), {}).status_code == 403
 

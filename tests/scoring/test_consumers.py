@@ -94,17 +94,16 @@ def test_a_batch_of_200_events_takes_a_bounded_number_of_queries(org, model, dja
         scoring.consume(events)
 
 
-def test_a_failing_prediction_leaves_the_rules_scores(org, model, monkeypatch, caplog):
-    import scoring.predictive
+def test_a_failing_prediction_leaves_the_rules_scores(org, model, caplog):
+    from scoring.models import PredictiveModel
 
-    def broken(**kwargs):
-        raise RuntimeError("model file missing")
-
-    monkeypatch.setattr(scoring.predictive, "contacts_predict", broken)
+    # A stored model whose artifact cannot be loaded: the real prediction path fails.
+    PredictiveModel.objects.create(org=org, version=1, algorithm="logistic_regression", artifact=b"not a model")
     contact = ContactFactory(org=org, country="US")
-    with caplog.at_level(logging.WARNING, logger="scoring.consumers"):
+    with caplog.at_level(logging.WARNING, logger="scoring.predictive"):
         consumers()["scoring"].consume([make_event(contact, "email_clicked")])
     assert ContactScore.objects.get(contact=contact).score == 110
+    assert ContactScore.objects.get(contact=contact).probability is None
     assert "rules only" in caplog.text
 
 

@@ -116,7 +116,8 @@ def test_training_on_a_clear_signal_stores_a_good_version(org, history):
     assert importance == sorted(importance, reverse=True)
     signal = {"page_views_90d:/pricing", "events_90d:page_view", "events_30d:page_view", "company_size_log"}
     assert {item["feature"] for item in model.importances[:6]} & signal
-    assert isinstance(artifact_load(bytes(model.artifact)).predict_proba, object)
+    loaded = artifact_load(bytes(model.artifact))
+    assert loaded.predict_proba([[0.0] * len(model.feature_names)]).shape == (1, 2)
 
 
 @pytest.mark.parametrize("algorithm", ["logistic_regression", "gradient_boosting"])

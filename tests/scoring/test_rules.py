@@ -231,6 +231,7 @@ def test_crossing_thresholds_records_one_event_per_crossing_both_ways(org, model
     ]
     assert crossed.get(properties__threshold="high").properties == {
         "model": "lead",
+        "default_model": True,
         "threshold": "high",
         "direction": "up",
         "score": 550,
@@ -432,6 +433,44 @@ def test_the_score_threshold_trigger_enrols_on_an_upward_crossing(
         dispatch_batch_run(batch_id=batch.pk)
     assert WorkflowInstance.objects.filter(workflow=workflow, contact=contact).count() == 1
     assert not WorkflowInstance.objects.filter(workflow=down).exists()
+
+
+def test_the_score_threshold_trigger_follows_direction_and_model_and_is_checked_at_save(
+    org, model, contact, django_capture_on_commit_callbacks
+):
+    from marketing.dispatch import dispatch_batch_run
+    from marketing.models import DispatchBatch
+    from workflows.models import WorkflowInstance
+    from workflows.services import workflow_create
+
+    log = [{"id": "a", "type": "action", "action": "log", "config": {"message": "x"}, "next": None}]
+    high = {"type": "score_threshold", "threshold": "high"}
+    cold = _workflow(org, log, trigger={**high, "direction": "down"}, slug="cold")
+    either = _workflow(org, log, trigger={**high, "direction": "either", "model": "lead"}, slug="either")
+    make_model(org, slug="other", default=False)
+    elsewhere = _workflow(org, log, trigger={**high, "direction": "either", "model": "other"}, slug="elsewhere")
+
+    def run(*events):
+        with django_capture_on_commit_callbacks(execute=True):
+            events_score(org=org, events=list(events))
+        for batch in DispatchBatch.objects.filter(status="pending"):
+            dispatch_batch_run(batch_id=batch.pk)
+
+    make_rule(model, "trial_started", 450)
+    make_rule(model, "unsubscribed", -300)
+    run(make_event(contact, "trial_started"))  # 100 → 550: up through "high"
+    run(make_event(contact, "unsubscribed", at=DAY + timedelta(hours=1)))  # 550 → 250: down through it
+
+    assert WorkflowInstance.objects.filter(workflow=cold, contact=contact).count() == 1
+    assert WorkflowInstance.objects.filter(workflow=either, contact=contact).count() == 1  # up; re-enrol: never
+    assert not WorkflowInstance.objects.filter(workflow=elsewhere).exists()  # another model's threshold
+    with pytest.raises(ValidationError, match="has no threshold “nope”"):
+        workflow_create(
+            org=org,
+            name="bad",
+            slug="bad",
+            definition={"trigger": {"type": "score_threshold", "threshold": "nope"}, "steps": log},
+        )
 
 
 def test_an_event_listed_twice_in_a_batch_scores_once(org, model, contact):
