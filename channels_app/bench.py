@@ -6,11 +6,8 @@ drained by Celery worker processes into a loopback SMTP server (aiosmtpd) that c
 receives; and the raw ceiling of plain ``smtplib`` to the same server (docs/bench.md, "channels").
 """
 
-import cProfile
 import email.policy
-import io
 import json
-import pstats
 import smtplib
 import socket
 import subprocess
@@ -26,7 +23,7 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.test import override_settings
 
-from marketing.bench import Scenario, scenario
+from marketing.bench import Profiler, Scenario, scenario
 from marketing.models import Contact, Organization
 from marketing.tenancy import org_context
 from workflows.bench import Processes
@@ -305,7 +302,7 @@ class ChannelsScenario(Scenario):
         from channels_app.outbox import Recipient, messages_enqueue
 
         advance = progress("render + enqueue", n)
-        profiler = cProfile.Profile() if profile else None
+        profiler = Profiler(profile)
         queries = 0
         elapsed = 0.0
         with override_settings(DEBUG=False), org_context(org):
@@ -317,26 +314,18 @@ class ChannelsScenario(Scenario):
                     break
                 last = chunk[-1].pk
                 start = time.perf_counter()
-                if profiler:
-                    profiler.enable()
-                with transaction.atomic():
+                with profiler, transaction.atomic():
                     messages_enqueue(
                         org=org,
                         template=template,
                         recipients=[Recipient(contact, f"bench-channels:{contact.pk}") for contact in chunk],
                         enqueue_send=False,
                     )
-                if profiler:
-                    profiler.disable()
                 elapsed += time.perf_counter() - start
                 advance(len(chunk))
             if n:
                 queries = self._queries_per_message(org, template, contacts.first())
-        if profiler:
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(45)
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
-            sys.stderr.write(out.getvalue())
+        profiler.report()
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM channels_app_message WHERE org_id = %s", [org.pk])
             made = cursor.fetchone()[0]

@@ -8,10 +8,14 @@ measure the same work; where a raw ceiling exists, the scenario measures it in t
 reports the ratio (``vs_raw``).
 """
 
+import cProfile
 import gc
+import io
 import os
+import pstats
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -70,6 +74,46 @@ def timed(func: Callable[[], object], repeat: int) -> list[float]:
         func()
         samples.append(time.perf_counter() - start)
     return samples
+
+
+class Profiler:
+    """cProfile around the timed parts of a phase when ``enabled`` (a scenario's ``--profile``);
+    ``report()`` writes the top costs, cumulative and own, to stderr (stdout is the figures')."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.profile = cProfile.Profile() if enabled else None
+
+    def __enter__(self) -> "Profiler":
+        if self.profile:
+            self.profile.enable()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.profile:
+            self.profile.disable()
+
+    def report(self) -> None:
+        if not self.profile:
+            return
+        out = io.StringIO()
+        pstats.Stats(self.profile, stream=out).sort_stats("cumulative").print_stats(45)
+        pstats.Stats(self.profile, stream=out).sort_stats("tottime").print_stats(25)
+        sys.stderr.write(out.getvalue())
+
+
+def vacuum_analyze(*tables: str) -> None:
+    """``VACUUM ANALYZE`` of ``tables`` (fixed names): fresh statistics, and the dead rows of an
+    earlier phase cleared so they do not skew the next one's timing. Inside a transaction (the
+    test suite's), where VACUUM cannot run, and on SQLite, only ANALYZE."""
+    if connection.vendor != "postgresql":
+        statements = ["ANALYZE"]
+    elif connection.in_atomic_block:
+        statements = [f"ANALYZE {table}" for table in tables]
+    else:
+        statements = [f"VACUUM ANALYZE {table}" for table in tables]
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
 
 
 def cores() -> int:
@@ -266,14 +310,7 @@ class ContactsScenario(Scenario):
 
     def _analyze(self) -> None:
         """Fresh statistics, and no dead rows left by the previous run's delete to skew timings."""
-        if connection.vendor != "postgresql":
-            statement = "ANALYZE"
-        elif connection.in_atomic_block:  # VACUUM cannot run in a transaction (the test suite's)
-            statement = "ANALYZE marketing_contact"
-        else:
-            statement = "VACUUM ANALYZE marketing_contact"
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
+        vacuum_analyze("marketing_contact")
 
     def _queries(self, org, user, repeat: int, progress) -> dict:
         client = Client()

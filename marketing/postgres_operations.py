@@ -26,3 +26,14 @@ def trigram_index(table: str, column: str) -> PostgresOnlySQL:
         f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ((UPPER({column}::text)) gin_trgm_ops)",
         f"DROP INDEX IF EXISTS {name}",
     )
+
+
+def fillfactor(table: str, percent: int) -> PostgresOnlySQL:
+    """Leaves ``100 - percent`` % of each new page of ``table`` free, so an update that changes no
+    indexed column writes the row's new version on its own page without touching any index (a
+    HOT update). Rows written before keep their pages until the table is rewritten
+    (``VACUUM FULL`` or pg_repack)."""
+    return PostgresOnlySQL(
+        f"ALTER TABLE {table} SET (fillfactor = {percent})",
+        f"ALTER TABLE {table} RESET (fillfactor)",
+    )

@@ -6,13 +6,8 @@ the step run or not at all (exactly once by construction). The handoff action fo
 
 from django.core.exceptions import ValidationError
 
-from scoring.models import ScoringModel
+from scoring.selectors import scoring_model_get
 from workflows.actions import Action, ActionContext, PermanentError, action
-
-
-def _model(org, slug: str | None) -> ScoringModel | None:
-    models = ScoringModel.objects.filter(org=org)
-    return models.filter(slug=slug).first() if slug else models.filter(is_default=True).first()
 
 
 @action
@@ -34,7 +29,7 @@ class AdjustScore(Action):
     }
 
     def check(self, config, *, org):
-        if org is not None and _model(org, config.get("model")) is None:
+        if org is not None and scoring_model_get(org=org, slug=config.get("model")) is None:
             if config.get("model"):
                 return [f"model: there is no scoring model “{config['model']}”."]
             return ["model: the organisation has no default scoring model; name one."]
@@ -43,7 +38,7 @@ class AdjustScore(Action):
     def run(self, ctx: ActionContext) -> dict:
         from scoring.rules import score_adjust
 
-        model = _model(ctx.org, ctx.config.get("model"))
+        model = scoring_model_get(org=ctx.org, slug=ctx.config.get("model"))
         if model is None:
             raise PermanentError(f"model: there is no scoring model “{ctx.config.get('model') or 'default'}”.")
         note = ctx.config.get("note") or f"workflow {getattr(ctx.instance, 'workflow_id', '?')}, step {ctx.step_id}"
@@ -66,7 +61,7 @@ class AdjustScore(Action):
         from scoring.models import ContactScore
         from scoring.rules import clamp
 
-        model = _model(ctx.org, ctx.config.get("model"))
+        model = scoring_model_get(org=ctx.org, slug=ctx.config.get("model"))
         if model is None:
             return {"would": self.name, "error": "no such scoring model"}
         current = ContactScore.objects.filter(org=ctx.org, contact=ctx.contact, model=model).values_list(
@@ -106,7 +101,7 @@ class HandoffToSales(Action):
             org=ctx.org,
             contact=ctx.contact,
             reason=Handoff.Reason.WORKFLOW,
-            model=_model(ctx.org, None),
+            model=scoring_model_get(org=ctx.org, slug=None),
             detail=note,
             now=ctx.now,
         )

@@ -12,8 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketing.models import Contact
-from scoring.models import ScoringModel
-from scoring.selectors import score_breakdown
+from scoring.selectors import score_breakdown, scoring_model_get
 
 
 class BreakdownItem(serializers.Serializer):
@@ -73,9 +72,8 @@ class ContactScoreView(APIView):
         contact = Contact.objects.filter(org=org, pk=id).first()
         if contact is None:
             raise Http404
-        models = ScoringModel.objects.filter(org=org)
         slug = request.query_params.get("model")
-        model = models.filter(slug=slug).first() if slug else models.filter(is_default=True).first()
+        model = scoring_model_get(org=org, slug=slug)
         if model is None:
             raise Http404("No such scoring model." if slug else "The organisation has no default scoring model.")
         return Response(ScoreOutput(score_breakdown(contact=contact, model=model)).data)

@@ -15,6 +15,9 @@ A score *below* the base (negative rules, e.g. an unsubscribe) decays upward the
 formula is symmetric, and a contact who did nothing for months should be neither a hot nor a
 cold lead any more. A contact at the base has nothing to decay and gets no ledger row.
 
+A decay that takes a score across a threshold records the crossing as the scoring path does
+(``rules.crossings_record``: a ``score_threshold_crossed`` event each, actions for upward ones).
+
 Who decays: contacts whose ``last_activity_at`` (or, never active, ``created_at``) is older than
 the window, and who have no ``decay`` ledger row newer than the window — the newest decay row's
 ``at`` is the "once per window" marker, read through the ``(contact, model, -at)`` index.
@@ -29,6 +32,7 @@ from django.utils import timezone
 
 from marketing.models import Contact
 from scoring.models import ContactScore, ScoreLedger, ScoringModel
+from scoring.rules import crossings_record
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +65,14 @@ def scores_decay(*, model: ScoringModel, now: datetime | None = None) -> int:
     }
     band_sql, band_params = _band_case("new_score", model.thresholds)
     params.update(band_params)
-    if connection.vendor == "postgresql":
-        return _decay_postgresql(params, band_sql, mirror=model.is_default)
-    return _decay_portable(params, band_sql, mirror=model.is_default)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            decayed, changes = _decay_postgresql(params, band_sql, mirror=model.is_default)
+        else:
+            decayed, changes = _decay_portable(params, band_sql, mirror=model.is_default)
+        # A decay that takes a score below a threshold is a crossing like any other.
+        crossings_record(model=model, changes=changes, cause=f"decay:{now.isoformat()}", now=now)
+    return decayed
 
 
 def _band_case(column: str, thresholds: list) -> tuple[str, dict]:
@@ -102,12 +111,14 @@ _ELIGIBLE = f"""
 """
 
 
-def _decay_postgresql(params: dict, band_sql: str, *, mirror: bool) -> int:
-    """One statement: update the scores, append the ledger rows (and mirror on the contacts).
+def _decay_postgresql(params: dict, band_sql: str, *, mirror: bool) -> tuple[int, list[tuple[int, int, int]]]:
+    """One statement: update the scores, append the ledger rows (and mirror on the contacts);
+    returns how many decayed and, for those whose band changed, (contact, before, after).
 
     ``cs.score = e.old_score`` makes a row that an event scored concurrently (after this
     statement's snapshot) drop out on PostgreSQL's re-check instead of decaying from a stale
     score, so each ledger row's delta is exactly the change made; that contact was active anyway.
+    The statement's result is one row with the count (contact NULL), then the band changes.
     """
     mirror_cte = (
         f""", mirrored AS (
@@ -123,13 +134,19 @@ def _decay_postgresql(params: dict, band_sql: str, *, mirror: bool) -> int:
             SET score = e.new_score, band = {band_sql.replace("new_score", "e.new_score")}, updated_at = %(now)s
             FROM e
             WHERE cs.id = e.id AND cs.score = e.old_score
-            RETURNING cs.contact_id, cs.score, cs.score - e.old_score AS delta
-        ){mirror_cte}
-        INSERT INTO {_LEDGER} (org_id, contact_id, model_id, delta, score_after, reason, note, at)
-        SELECT %(org)s, d.contact_id, %(model)s, d.delta, d.score, %(decay)s, '', %(now)s FROM d
-        ORDER BY d.contact_id
+            RETURNING cs.contact_id, cs.score, cs.band, cs.score - e.old_score AS delta, e.old_score
+        ){mirror_cte},
+        ledger AS (
+            INSERT INTO {_LEDGER} (org_id, contact_id, model_id, delta, score_after, reason, note, at)
+            SELECT %(org)s, d.contact_id, %(model)s, d.delta, d.score, %(decay)s, '', %(now)s FROM d
+            ORDER BY d.contact_id
+        )
+        SELECT NULL, count(*), NULL FROM d
+        UNION ALL
+        SELECT d.contact_id, d.old_score, d.score FROM d
+        WHERE d.band <> {band_sql.replace("new_score", "d.old_score")}
     """
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         # Hash joins with room for a million contacts' hash tables (about 50 MB each), for this
         # statement only: the estimate of recent decay rows is often stale (a run just wrote a
         # million of them), and a nested loop over them would be quadratic.
@@ -143,13 +160,15 @@ def _decay_postgresql(params: dict, band_sql: str, *, mirror: bool) -> int:
             "SET LOCAL work_mem = '256MB'; SET LOCAL enable_nestloop = off; SET LOCAL synchronous_commit = off"
         )
         cursor.execute(sql, params)
-        decayed = cursor.rowcount
+        rows = cursor.fetchall()
         cursor.execute("SELECT set_config('work_mem', %s, true), set_config('enable_nestloop', %s, true)", list(saved))
-    return decayed
+    decayed = next(count for contact, count, _ in rows if contact is None)
+    return decayed, [row for row in rows if row[0] is not None]
 
 
-def _decay_portable(params: dict, band_sql: str, *, mirror: bool) -> int:
-    """SQLite (and any other database): the ledger rows first, then the scores from them.
+def _decay_portable(params: dict, band_sql: str, *, mirror: bool) -> tuple[int, list[tuple[int, int, int]]]:
+    """SQLite (and any other database): the ledger rows first, then the scores from them; returns
+    how many decayed and every decayed (contact, before, after).
 
     The new ledger rows are told apart by their ``at`` (this run's ``now``); a second run with
     the same ``now`` inserts nothing (they are newer than the cutoff) and rewrites the same
@@ -165,7 +184,7 @@ def _decay_portable(params: dict, band_sql: str, *, mirror: bool) -> int:
         WHERE l.contact_id = {{table}}.{{column}} AND l.model_id = %(model)s
           AND l.reason = %(decay)s AND l.at = %(now)s
     """
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(
             f"""
             INSERT INTO {_LEDGER} (org_id, contact_id, model_id, delta, score_after, reason, note, at)
@@ -176,7 +195,13 @@ def _decay_portable(params: dict, band_sql: str, *, mirror: bool) -> int:
         )
         decayed = cursor.rowcount
         if not decayed:
-            return 0
+            return 0, []
+        cursor.execute(
+            f"SELECT contact_id, score_after - delta, score_after FROM {_LEDGER} "
+            "WHERE model_id = %(model)s AND reason = %(decay)s AND at = %(now)s",
+            params,
+        )
+        changes = [tuple(row) for row in cursor.fetchall()]
         run = from_run.format(table=_CS, column="contact_id")
         cursor.execute(
             f"""
@@ -196,7 +221,7 @@ def _decay_portable(params: dict, band_sql: str, *, mirror: bool) -> int:
                 f"UPDATE {_CONTACT} SET score = ({run}) WHERE org_id = %(org)s AND EXISTS ({run})",
                 params,
             )
-    return decayed
+    return decayed, changes
 
 
 def scores_decay_all_models(*, now: datetime | None = None) -> int:

@@ -37,7 +37,8 @@ from marketing.celery import enqueue_on_commit
 from marketing.identity import merge_handler
 from marketing.models import ApiKey, Contact, LeadStatus, LifecycleStage, Membership, Organization, Role, User
 from marketing.tenancy import current_membership
-from scoring.models import Handoff, HandoffPolicy, ScoringModel
+from scoring.models import Handoff, HandoffPolicy
+from scoring.selectors import scoring_model_get
 
 logger = logging.getLogger(__name__)
 
@@ -509,7 +510,7 @@ def handoffs_nurtured(*, org: Organization, now: datetime | None = None, limit: 
         .exclude(Exists(recent))
         .order_by("created_at", "pk")[:limit]
     )
-    model = ScoringModel.objects.filter(org=org, is_default=True).first()
+    model = scoring_model_get(org=org)
     made = []
     for contact in chosen:
         handoff = handoff_create(

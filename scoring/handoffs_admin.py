@@ -35,8 +35,8 @@ from scoring.handoffs import (
     handoffs_visible_to,
     sla_state_q,
 )
-from scoring.models import Handoff, HandoffPolicy, ScoringModel
-from scoring.selectors import score_breakdown
+from scoring.models import Handoff, HandoffPolicy
+from scoring.selectors import score_breakdown, scoring_model_get
 
 RECENT_EVENTS = 20
 SLA_COLOURS = {
@@ -181,7 +181,7 @@ class HandoffAdmin(TenantAdmin):
 
     def _detail_context(self, request, handoff: Handoff) -> dict:
         contact = handoff.contact
-        model = handoff.model or ScoringModel.objects.filter(org=handoff.org, is_default=True).first()
+        model = handoff.model or scoring_model_get(org=handoff.org)
         breakdown = None
         if model is not None:
             breakdown = score_breakdown(contact=contact, model=model)

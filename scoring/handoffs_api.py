@@ -28,7 +28,8 @@ from scoring.handoffs import (
     handoff_sla_state,
     sla_state_q,
 )
-from scoring.models import Handoff, ScoringModel
+from scoring.models import Handoff
+from scoring.selectors import scoring_model_get
 
 
 class AssigneeOutput(serializers.Serializer):
@@ -142,7 +143,7 @@ class HandoffViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             org=org,
             contact=contact,
             reason=Handoff.Reason.MANUAL,
-            model=ScoringModel.objects.filter(org=org, is_default=True).first(),
+            model=scoring_model_get(org=org),
             detail=serializer.validated_data["detail"] or "Handed over through the API",
         )
         if handoff is None:

@@ -109,7 +109,6 @@ class ContactScore(TenantModel):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contact", "model"], name="contactscore_unique")]
-        indexes = [models.Index(fields=["model", "-score"], name="contactscore_model_score")]
 
     def __str__(self) -> str:
         return f"{self.contact_id}: {self.score} in {self.model_id}"

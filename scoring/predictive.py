@@ -31,6 +31,7 @@ from django.db.models import Max
 from django.utils import timezone
 from threadpoolctl import ThreadpoolController
 
+from marketing.bulk_sql import update_rows
 from marketing.models import Organization
 from scoring.features import FeatureSpec, contact_features, feature_spec_for, training_features
 from scoring.models import ContactScore, PredictiveModel, ScoringModel
@@ -315,7 +316,7 @@ def _predict(*, org, model: PredictiveModel, contact_ids: list, now: datetime) -
         score.factors = contact_factors
         score.predicted_at = now
         changed.append(score)
-    ContactScore.objects.bulk_update(changed, ["probability", "factors", "predicted_at"])
+    update_rows(changed, ["probability", "factors", "predicted_at"])
     return len(changed)
 
 

@@ -19,7 +19,8 @@ scoring path does). A contact whose target differs from its current score gets o
 ``recompute`` ledger row with ``delta = target − score`` (so ``score = base + Σ delta`` still
 holds) and the new score. Running it twice writes nothing the second time, and with no rule changed
 it changes nothing, because the target only reads rows it does not write. For the default model
-``Contact.score`` is re-mirrored along the way (also repairing any drift).
+``Contact.score`` is re-mirrored along the way (also repairing any drift). A change that crosses
+a threshold records the crossing as the scoring path does (``rules.crossings_record``).
 
 What it does not do: it does not replay past events for a behaviour rule created after them
 (events scored before the rule existed earn nothing for it), and a behaviour rule's changed
@@ -36,10 +37,11 @@ from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, Subquer
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
+from marketing.bulk_sql import update_rows
 from marketing.conditions import NotCompilable, contact_facts, evaluate, to_q, truthy
 from marketing.models import Contact
 from scoring.models import ContactScore, ScoreLedger, ScoringModel, ScoringRule
-from scoring.rules import band_of
+from scoring.rules import band_of, crossings_record
 
 log = logging.getLogger(__name__)
 
@@ -159,11 +161,17 @@ def _recompute_chunk(*, model, ids, fit_rules, compiled, now) -> int:
                     at=now,
                 )
             )
-        ContactScore.objects.bulk_update(updates, ["score", "band", "updated_at"], batch_size=1000)
+        update_rows(updates, ["score", "band", "updated_at"])
         ScoreLedger.objects.bulk_create(entries, batch_size=1000)
         if model.is_default:
             mine = ContactScore.objects.filter(model=model, contact=OuterRef("pk"))
             chunk.filter(Exists(mine.exclude(score=OuterRef("score")))).update(score=Subquery(mine.values("score")[:1]))
+        crossings_record(
+            model=model,
+            changes=[(e.contact_id, e.score_after - e.delta, e.score_after) for e in entries],
+            cause=f"recompute:{now.isoformat()}",
+            now=now,
+        )
     return len(entries)
 
 

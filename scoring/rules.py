@@ -483,6 +483,29 @@ def _after_write(tally: _Tally) -> set[int]:
     return {s.contact.pk for s in tally.scores.values() if s.created or s.score != s.before}
 
 
+def crossings_record(
+    *, model: ScoringModel, changes: list[tuple[int, int, int]], cause: str, now: datetime | None = None
+) -> int:
+    """The threshold crossings of scores changed in bulk (decay, recomputation), as the scoring path
+    records its own: one ``score_threshold_crossed`` event per threshold crossed, and the actions
+    of upward ones. ``changes`` are ``(contact id, score before, score after)``; ``cause`` names
+    the run, for the events' message ids. Call it in the transaction that changed the scores.
+    Returns how many contacts crossed."""
+    now = now or timezone.now()
+    crossed = [(c, b, a) for c, b, a in changes if band_index(model, b) != band_index(model, a)]
+    if not crossed:
+        return 0
+    contacts = Contact.objects.select_related("company").in_bulk([c for c, _, _ in crossed])
+    tally = _Tally(org=model.org, now=now)
+    for contact_id, before, after in crossed:
+        if contact_id in contacts:
+            row = ContactScore(org=model.org, contact_id=contact_id, model=model, score=after)
+            state = _Score(row=row, model=model, contact=contacts[contact_id], before=before, cause=cause)
+            tally.scores[(contact_id, model.pk)] = state
+    _after_write(tally)
+    return len(tally.scores)
+
+
 def crossing_message_id(state: _Score, threshold: dict, direction: str) -> str:
     """Derived from the model, the contact, the threshold and what changed the score, so the same
     change recorded again (a retried batch) is the same event."""

@@ -13,6 +13,13 @@ RECENT = 10
 BY_RULE = {ScoreLedger.Reason.RULE, ScoreLedger.Reason.FIT}
 
 
+def scoring_model_get(*, org, slug: str | None = None) -> ScoringModel | None:
+    """The org's scoring model ``slug``, or its default model when no slug is given; active or
+    not (an inactive model's scores can still be read). None when there is no such model."""
+    models = ScoringModel.objects.filter(org=org)
+    return models.filter(slug=slug).first() if slug else models.filter(is_default=True).first()
+
+
 def score_breakdown(*, contact: Contact, model: ScoringModel) -> dict[str, Any]:
     """``contact``'s score in ``model`` and where every point came from.
 

@@ -7,6 +7,7 @@ recorded once), so enrolment dedupes on the event like any event trigger."""
 
 from scoring.models import ScoringModel
 from scoring.rules import THRESHOLD_EVENT
+from scoring.selectors import scoring_model_get
 from workflows.triggers import Trigger, trigger
 
 
@@ -30,9 +31,7 @@ class ScoreThreshold(Trigger):
     }
 
     def _model(self, config: dict, org) -> ScoringModel | None:
-        models = ScoringModel.objects.filter(org=org)
-        slug = config.get("model")
-        return models.filter(slug=slug).first() if slug else models.filter(is_default=True).first()
+        return scoring_model_get(org=org, slug=config.get("model"))
 
     def check(self, config, *, org):
         if org is None:

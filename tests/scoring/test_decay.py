@@ -216,3 +216,26 @@ def test_on_postgresql_decay_is_one_statement(model):
         for part in ("UPDATE scoring_contactscore", "UPDATE marketing_contact", "INSERT INTO scoring_scoreledger")
     )
     assert_ledger_identity(model)
+
+
+def test_decay_below_a_threshold_records_the_crossing_once(model):
+    from marketing.models import Event
+
+    stays = scored(model, 311, idle_days=90)  # 311 → 300: still medium
+    drops = scored(model, 300, idle_days=90)  # 300 → 290: below medium
+    month_ago = NOW - timedelta(days=31)
+
+    scores_decay(model=model, now=month_ago)
+
+    crossed = Event.objects.filter(type="score_threshold_crossed")
+    assert list(crossed.values_list("contact_id", flat=True)) == [drops.pk]
+    props = crossed.get().properties
+    assert props["threshold"] == "medium"
+    assert props["direction"] == "down"
+    assert (props["score"], props["previous_score"]) == (290, 300)
+    assert props["model"] == model.slug
+    assert props["default_model"] is True
+    assert scores_decay(model=model, now=month_ago + timedelta(hours=1)) == 0
+    assert crossed.count() == 1
+    scores_decay(model=model, now=NOW)  # stays: 300 → 290 now
+    assert sorted(crossed.values_list("contact_id", flat=True)) == sorted([drops.pk, stays.pk])

@@ -113,6 +113,30 @@ def test_recompute_after_points_change(model, scored, pricing):
     assert_ledger_identity(model)
 
 
+def test_recompute_across_a_threshold_records_the_crossing_and_runs_upward_actions(model, scored, pricing):
+    from marketing.models import Event
+    from scoring.models import Handoff
+
+    ana, bo = scored  # 295 and 130
+    model.thresholds = [*THRESHOLDS[:1], {"name": "medium", "score": 300, "actions": [{"type": "handoff"}]}]
+    model.save()
+    pricing.points = 20
+    pricing.save()
+    scores_recompute(model=model)  # ana 295 → 310
+
+    crossed = Event.objects.get(type="score_threshold_crossed")
+    assert crossed.contact_id == ana.pk
+    assert (crossed.properties["direction"], crossed.properties["threshold"]) == ("up", "medium")
+    assert Handoff.objects.get(contact=ana).reason == "threshold"
+
+    pricing.points = 5
+    pricing.save()
+    scores_recompute(model=model)  # ana 310 → 265
+    down = Event.objects.get(type="score_threshold_crossed", properties__direction="down")
+    assert (down.contact_id, down.properties["score"]) == (ana.pk, 265)
+    assert not Event.objects.filter(type="score_threshold_crossed", contact=bo).exists()
+
+
 def test_recompute_is_idempotent(model, scored, pricing):
     pricing.points = 20
     pricing.save()
