@@ -41,6 +41,19 @@ def test_a_broken_template_is_refused_naming_the_variant_and_field(org, console)
     assert not MessageTemplate.objects.exists()
 
 
+def test_publishing_a_broken_template_is_refused_with_the_reason_and_nothing_goes_live(org, console):
+    # Saved around the form's check (e.g. an older row): publishing checks again.
+    broken = MessageTemplate.objects.create(
+        org=org, slug="broken", name="broken", channel="email", variants=[{**VARIANTS[0], "subject": "{% if %}"}]
+    )
+    changelist = reverse("admin:channels_app_messagetemplate_changelist")
+    page = console.post(changelist, {"action": "publish", "_selected_action": [broken.pk]}, follow=True)
+    text = page.content.decode()
+    assert "broken" in text and "variants[A].subject" in text
+    broken.refresh_from_db()
+    assert broken.live_version is None
+
+
 def test_publish_then_preview_for_a_real_contact(org, other_org, console):
     assert add(console, VARIANTS).status_code == 302
     template = MessageTemplate.objects.get()

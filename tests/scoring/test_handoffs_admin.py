@@ -131,6 +131,23 @@ def test_a_manager_acts_on_any_item_and_rejects_in_bulk(org, reps, manager, queu
     assert set(Handoff.objects.values_list("status", flat=True)) == {Handoff.Status.REJECTED}
 
 
+def test_a_rep_accepts_and_converts_in_bulk_and_another_reps_item_is_refused(org, reps, queue):
+    mine, theirs = queue
+    rep = client_for(reps[0])
+    # rep0 cannot select rep1's item through the list (it is not in their queryset); ids forged
+    # into the form are dropped by the changelist's queryset.
+    rep.post(reverse(CHANGELIST), {"action": "accept_selected", "_selected_action": [mine.pk, theirs.pk]})
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert (mine.status, theirs.status) == (Handoff.Status.ACCEPTED, Handoff.Status.OPEN)
+
+    done = rep.post(reverse(CHANGELIST), {"action": "convert_selected", "_selected_action": [mine.pk]}, follow=True)
+    assert "Marked converted: 1 handoff(s)." in done.content.decode()
+    mine.refresh_from_db()
+    assert mine.status == Handoff.Status.CONVERTED
+    assert Handoff.objects.get(pk=theirs.pk).status == Handoff.Status.OPEN
+
+
 def test_the_page_shows_the_breakdown_and_recent_activity(org, reps, queue):
     from scoring.models import ScoreLedger, ScoringModel, ScoringRule
 

@@ -43,6 +43,24 @@ def test_filters_by_status_and_assignee(org, reps, api):
     assert api.get(URL, {"status": "nonsense"}).status_code == 400
 
 
+def test_filters_by_reason_and_sla_state_and_retrieve_one(org, reps, api):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    demo, manual = hand(org, ContactFactory(org=org)), hand(org, ContactFactory(org=org), reason="manual")
+    Handoff.objects.filter(pk=manual.pk).update(sla_due_at=timezone.now() - timedelta(hours=1))
+
+    assert [r["id"] for r in api.get(URL, {"reason": "manual"}).json()["results"]] == [manual.pk]
+    assert [r["id"] for r in api.get(URL, {"sla_state": "overdue"}).json()["results"]] == [manual.pk]
+    assert [r["id"] for r in api.get(URL, {"sla_state": "on_time"}).json()["results"]] == [demo.pk]
+    assert api.get(URL, {"sla_state": "late"}).status_code == 400
+    one = api.get(f"{URL}{manual.pk}/")
+    assert one.status_code == 200
+    assert (one.json()["id"], one.json()["reason"], one.json()["sla_state"]) == (manual.pk, "manual", "overdue")
+    assert api.get(f"{URL}{10**9}/").status_code == 404
+
+
 def test_another_orgs_handoffs_are_invisible(org, other_org, reps, member_factory, api):
     with org_context(other_org):
         member_factory(other_org, Role.SALES, username="theirs")
