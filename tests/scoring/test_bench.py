@@ -1,0 +1,55 @@
+"""``bench scoring`` at a small size: one JSON line whose figures agree with what it did (the rules
+scored, the model was trained before the dispatch phase and predicted for it, every inactive
+contact decayed), and the bench org is gone afterwards. PostgreSQL only, like the bench."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django_scopes import scopes_disabled
+
+from marketing.models import Contact, Organization
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def test_bench_scoring_prints_consistent_figures_and_cleans_up():
+    if connection.vendor != "postgresql":
+        with pytest.raises(CommandError, match="needs PostgreSQL"):
+            call_command("bench", "scoring", stdout=StringIO(), stderr=StringIO())
+        return
+    out = StringIO()
+    call_command(
+        "bench",
+        "scoring",
+        *("--contacts", "600", "--events", "3000", "--active", "300", "--predictions", "5"),
+        stdout=out,
+        stderr=StringIO(),
+    )
+
+    [line] = out.getvalue().strip().splitlines()
+    figures = json.loads(line)
+    assert (figures["scenario"], figures["db"], figures["contacts"], figures["events"]) == (
+        "scoring",
+        "postgresql",
+        600,
+        3000,
+    )
+    assert figures["dispatch_events_per_s"] > 0 and figures["scoring_events_per_s"] > 0
+    assert 0 < figures["contacts_scored"] <= 300
+    assert figures["ledger_rows"] >= figures["contacts_scored"]
+    assert 0.5 <= figures["auc"] <= 1 and figures["predict_p95_ms"] >= figures["predict_p50_ms"] > 0
+    # Every inactive contact, and the few active ones whose events all went the direct way
+    # (``events_score`` alone does not move ``last_activity_at``); never one the dispatch saw.
+    assert 600 - 300 <= figures["decayed"] < 600 - 300 + 30
+    assert figures["decay_seconds"] > 0 and figures["decay_raw_seconds"] > 0
+    assert figures["decay_vs_raw"] > 0  # the ratio of unrounded times (the two above are rounded)
+    with scopes_disabled():
+        org = Organization.objects.get(slug="bench-scoring")
+        assert not Contact.objects.filter(org=org).exists()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM scoring_scoreledger WHERE org_id = %s", [org.pk])
+            assert cursor.fetchone()[0] == 0
