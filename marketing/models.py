@@ -285,7 +285,6 @@ class Contact(TenantModel):
             models.Index(fields=["org", "lifecycle_stage"], name="contact_org_stage"),
             models.Index(fields=["org", "lead_status"], name="contact_org_status"),
             models.Index(fields=["org", "country"], name="contact_org_country"),
-            models.Index(fields=["org", "last_activity_at"], name="contact_org_activity"),
             # An SMS reply (STOP, START, text) names only the phone, for every org at once.
             models.Index(fields=["phone"], name="contact_phone", condition=~Q(phone="")),
         ]

@@ -7,7 +7,6 @@ those contacts. Entering and leaving are recorded as ``segment_entered`` / ``seg
 events and dispatched like any other, so workflows and scoring can react to them.
 """
 
-import json
 import logging
 from collections.abc import Iterable
 from datetime import datetime
@@ -17,7 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from marketing.bulk_sql import insert_returning
-from marketing.conditions import NotCompilable, contact_facts, evaluate, to_q, truthy, validate
+from marketing.conditions import NotCompilable, contact_facts, evaluate, reads_names, to_q, truthy, validate
 from marketing.dispatch import dispatch_enqueue
 from marketing.models import Contact, Event, Organization, Segment, SegmentMembership
 
@@ -182,7 +181,7 @@ def _open_stays(org: Organization, segment_ids: list[int], contact_ids: list[int
 
 def _matching_in_python(org, contact_ids, segments, now) -> dict[int, set[int]]:
     # Tags and lists are two more queries: fetch them only when a rule reads them as a list.
-    names = any(_reads_names(s.rule) for s in segments)
+    names = any(reads_names(s.rule) for s in segments)
     contacts = Contact.objects.filter(org=org, pk__any_of=contact_ids).select_related("company")
     contacts = list(contacts.prefetch_related("tags", "lists") if names else contacts)
     facts = {contact.pk: contact_facts(contact, names=names) for contact in contacts}
@@ -190,11 +189,6 @@ def _matching_in_python(org, contact_ids, segments, now) -> dict[int, set[int]]:
         segment.pk: {c.pk for c in contacts if truthy(evaluate(segment.rule, facts[c.pk], contact=c, now=now))}
         for segment in segments
     }
-
-
-def _reads_names(rule) -> bool:
-    text = json.dumps(rule)
-    return '"tags"' in text or '"lists"' in text
 
 
 def _matching_in_sql(org, contact_ids, segments, now) -> dict[int, set[int]]:

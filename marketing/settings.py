@@ -127,6 +127,10 @@ else:
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# A decay of a million scores is CPU-bound in PostgreSQL: it runs on this many connections at once,
+# each on its share of the contacts (scoring.decay). About the database server's cores.
+SCORING_DECAY_WORKERS = env.int("SCORING_DECAY_WORKERS", default=2)
+
 AUTH_USER_MODEL = "marketing.User"
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",

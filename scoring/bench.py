@@ -4,11 +4,14 @@ Three figures of issue 8, on PostgreSQL, with the default "Lead score" model of 
 (18 behaviour rules, 4 fit rules, thresholds 100/300/500):
 
 1. events scored per second through the dispatch path (``dispatch_batch_run`` of 500-event
-   batches, every consumer, in this process, with the predictive model already trained, so each
-   batch also predicts for the contacts it changed), and through ``events_score`` alone;
-2. decay of every contact's score (``scores_decay``: one statement) over ``--contacts`` contacts
-   inactive past the window, against the 10 s target and against the raw ceiling (the same
-   writes in plain SQL with no selection, rolled back);
+   batches, every consumer, in this process, with the predictive model already trained), and
+   through ``events_score`` alone; then the prediction tasks the batches asked for, run in this
+   process as a worker would: contacts predicted per second, and the events per second of
+   dispatch and prediction together;
+2. decay of every contact's score (``scores_decay``: one statement per part of the contacts, on
+   ``SCORING_DECAY_WORKERS`` connections at once) over ``--contacts`` contacts inactive past the
+   window, against the 10 s target and against the raw ceiling (the same writes in plain SQL with
+   no selection, split the same way, rolled back);
 3. prediction latency per contact (``contacts_predict`` for one contact, p50/p95) with a model
    trained on the bench's own history, and its held-out AUC.
 """
@@ -17,13 +20,15 @@ import json
 import random
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from unittest import mock
 
 from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.test import override_settings
 
-from marketing.bench import Profiler, Scenario, percentile_ms, scenario, vacuum_analyze
+from marketing.bench import Profiler, Scenario, checkpoint, percentile_ms, scenario, vacuum_analyze
 from marketing.models import DispatchBatch, Event, Organization
 from marketing.tenancy import org_context
 
@@ -194,6 +199,7 @@ class ScoringScenario(Scenario):
         ``events_score`` alone, 500 a batch, in this process."""
         from marketing.dispatch import dispatch_batch_run
         from scoring.rules import events_score
+        from scoring.tasks import contacts_predict_task
 
         advance = progress("scoring events", len(dispatched) + len(direct))
         with org_context(org):
@@ -202,13 +208,19 @@ class ScoringScenario(Scenario):
                 for i in range(0, len(dispatched), BATCH)
             ]
         profiler = Profiler(profile)
-        start = time.perf_counter()
-        for batch in batches:
-            with profiler:
-                dispatch_batch_run(batch_id=batch.pk)
-            advance(len(batch.event_ids))
-        dispatch_s = time.perf_counter() - start
+        # The prediction tasks the batches ask for are kept, then run here as a worker would.
+        asked = []
+        with mock.patch.object(contacts_predict_task, "delay", lambda **kwargs: asked.append(kwargs)):
+            start = time.perf_counter()
+            for batch in batches:
+                with profiler:
+                    dispatch_batch_run(batch_id=batch.pk)
+                advance(len(batch.event_ids))
+            dispatch_s = time.perf_counter() - start
         profiler.report()
+        start = time.perf_counter()
+        predicted = sum(contacts_predict_task(**kwargs) for kwargs in asked)
+        predict_s = time.perf_counter() - start
         with org_context(org):
             start = time.perf_counter()
             for first in range(0, len(direct), BATCH):
@@ -227,6 +239,10 @@ class ScoringScenario(Scenario):
             handoffs = cursor.fetchone()[0]
         return {
             "dispatch_events_per_s": round(len(dispatched) / dispatch_s),
+            # The same events with their prediction tasks, one after the other, as one worker.
+            "dispatch_and_predict_events_per_s": round(len(dispatched) / (dispatch_s + predict_s)),
+            "predict_tasks": len(asked),
+            "predicted_contacts_per_s": round(predicted / predict_s) if predict_s else 0,
             "scoring_events_per_s": round(len(direct) / direct_s),
             "ledger_rows": ledger_rows,
             "contacts_scored": scored,
@@ -255,10 +271,14 @@ class ScoringScenario(Scenario):
             cursor.execute("ANALYZE scoring_contactscore")
             cursor.execute("ANALYZE scoring_scoreledger")
         advance(1)
-        raw_s = self._decay_raw(org, model)
+        # As many connections as scores_decay uses (one inside a transaction, as in the tests).
+        parts = 1 if connection.in_atomic_block else max(1, settings.SCORING_DECAY_WORKERS)
+        checkpoint()  # the generated rows written out before, not during, the measurements
+        raw_s = self._decay_raw(org, model, parts)
         # The raw statement's rolled-back row versions cleared, as autovacuum would have done
         # before a daily decay: each measurement starts from a clean table.
         vacuum_analyze("scoring_contactscore", "marketing_contact", "scoring_scoreledger")
+        checkpoint()
         advance(1)
         start = time.perf_counter()
         with org_context(org):
@@ -267,31 +287,47 @@ class ScoringScenario(Scenario):
         advance(1)
         return {
             "decayed": decayed,
+            "decay_workers": parts,
             "decay_seconds": round(decay_s, 2),
             "decay_raw_seconds": round(raw_s, 2),
             "decay_vs_raw": round(decay_s / raw_s, 2),
             "decay_vs_target": round(decay_s / 10, 2),
         }
 
-    def _decay_raw(self, org: Organization, model) -> float:
+    def _decay_raw(self, org: Organization, model, parts: int) -> float:
         """The raw ceiling: the same writes as a decay (every score row, a ledger row each, the
-        contacts' mirror) in plain SQL with no selection, timed to the end of the statement and
-        rolled back."""
+        contacts' mirror) in plain SQL with no selection, split in ``parts`` by contact id on as
+        many connections at once as the decay is, timed to the end of the statements and rolled
+        back."""
         sql = (
             "WITH d AS (UPDATE scoring_contactscore SET score = score - 1 WHERE model_id = %s AND org_id = %s "
-            "AND score > %s RETURNING org_id, contact_id, model_id, score), "
+            "AND score > %s AND contact_id %% %s = %s RETURNING org_id, contact_id, model_id, score), "
             "m AS (UPDATE marketing_contact c SET score = d.score FROM d WHERE c.id = d.contact_id) "
             "INSERT INTO scoring_scoreledger (org_id, contact_id, model_id, delta, score_after, reason, note, at) "
             "SELECT org_id, contact_id, model_id, -1, score, 'decay', '', now() FROM d"
         )
-        with connection.cursor() as cursor:
-            cursor.execute("BEGIN")
+
+        def write(part: int) -> None:
+            with connection.cursor() as cursor:
+                cursor.execute("BEGIN")
+                try:
+                    cursor.execute(sql, [model.pk, org.pk, model.base, parts, part])
+                finally:
+                    cursor.execute("ROLLBACK")
+
+        def write_in_thread(part: int) -> None:
             try:
-                start = time.perf_counter()
-                cursor.execute(sql, [model.pk, org.pk, model.base])
-                return time.perf_counter() - start
+                write(part)
             finally:
-                cursor.execute("ROLLBACK")
+                connection.close()
+
+        start = time.perf_counter()
+        if parts == 1:
+            write(0)
+        else:
+            with ThreadPoolExecutor(max_workers=parts) as pool:
+                list(pool.map(write_in_thread, range(parts)))
+        return time.perf_counter() - start
 
     def _train(self, org: Organization, progress) -> dict:
         """Marks converters among the active contacts (more pricing views and trials, plus noise;

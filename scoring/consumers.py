@@ -1,7 +1,7 @@
 """The scoring consumer of the event dispatch (``marketing.dispatch``): each batch is scored by the
-rules (``scoring.rules.events_score``), then the contacts whose score changed get a fresh
-conversion probability. Idempotent: a ledger row per (event, rule) is unique, and a redelivered
-batch finds its rows and adds nothing."""
+rules (``scoring.rules.events_score``); the contacts whose score changed then get a fresh
+conversion probability from a task that runs after the batch commits. Idempotent: a ledger row
+per (event, rule) is unique, and a redelivered batch finds its rows and adds nothing."""
 
 from marketing.dispatch import EventConsumer, event_consumer
 from marketing.models import Event, Organization
@@ -11,7 +11,7 @@ from scoring.rules import events_score
 
 @event_consumer
 class Scoring(EventConsumer):
-    """Scores each batch in every active model of the org; prediction is best effort."""
+    """Scores each batch in every active model of the org; prediction follows, best effort."""
 
     name = "scoring"
 
@@ -22,9 +22,7 @@ class Scoring(EventConsumer):
         if org is None or org.pk != events[0].org_id:
             org = Organization.objects.get(pk=events[0].org_id)
         changed = events_score(org=org, events=events)
-        if not changed:
-            return
-        from scoring.predictive import contacts_predict
+        if changed:
+            from scoring.predictive import predictions_enqueue
 
-        # Its own savepoint; it logs, counts and swallows a failure: the rules' scores stand.
-        contacts_predict(org=org, contact_ids=sorted(changed))
+            predictions_enqueue(org=org, contact_ids=changed)

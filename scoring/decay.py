@@ -24,9 +24,11 @@ the window, and who have no ``decay`` ledger row newer than the window — the n
 """
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from fractions import Fraction
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -42,15 +44,43 @@ _CONTACT = Contact._meta.db_table
 DECAY = ScoreLedger.Reason.DECAY.value
 
 
-def scores_decay(*, model: ScoringModel, now: datetime | None = None) -> int:
+def scores_decay(*, model: ScoringModel, now: datetime | None = None, workers: int | None = None) -> int:
     """Decays the scores of ``model``'s contacts inactive past its window; returns how many decayed.
 
     Safe to run any number of times a day: a contact decays at most once per window. A model that
     is inactive, has a factor of 1 (or more) or a window of 0 days does not decay.
+
+    On PostgreSQL, outside a transaction, the contacts are split into ``workers`` parts
+    (``settings.SCORING_DECAY_WORKERS``; by contact id) decayed at once, each on its own
+    connection and in its own transaction. A part that fails leaves the others done; the next
+    run decays what it left (nobody twice: the once-per-window marker is per contact). Inside a
+    caller's transaction, or on SQLite, one transaction does it all.
     """
     now = now or timezone.now()
     if not model.active or model.decay_factor >= 1 or model.decay_window_days <= 0:
         return 0
+    parts = max(1, workers or settings.SCORING_DECAY_WORKERS)
+    if parts == 1 or connection.vendor != "postgresql" or connection.in_atomic_block:
+        return _decay_part(model, now, part=0, parts=1)
+    with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="scores-decay") as pool:
+        futures = [pool.submit(_decay_part_in_thread, model, now, part, parts) for part in range(parts)]
+    return sum(future.result() for future in futures)  # the first part's error, if any, raises
+
+
+def _decay_part_in_thread(model: ScoringModel, now: datetime, part: int, parts: int) -> int:
+    """A part in a worker thread: Django gives the thread its own connection, closed after."""
+    from marketing.tenancy import org_context
+
+    try:
+        with org_context(model.org):
+            return _decay_part(model, now, part=part, parts=parts)
+    finally:
+        connection.close()
+
+
+def _decay_part(model: ScoringModel, now: datetime, *, part: int, parts: int) -> int:
+    """Decays the contacts whose id is ``part`` modulo ``parts``, in one transaction, with their
+    threshold crossings."""
     # The factor as a small exact fraction, so PostgreSQL and SQLite round the same way.
     factor = Fraction(str(max(model.decay_factor, 0.0))).limit_denominator(1_000_000)
     params = {
@@ -62,6 +92,8 @@ def scores_decay(*, model: ScoringModel, now: datetime | None = None) -> int:
         "cutoff": now - timedelta(days=model.decay_window_days),
         "now": now,
         "decay": DECAY,
+        "part": part,
+        "parts": parts,
     }
     band_sql, band_params = _band_case("new_score", model.thresholds)
     params.update(band_params)
@@ -102,6 +134,7 @@ _ELIGIBLE = f"""
     JOIN {_CONTACT} c ON c.id = cs.contact_id AND c.org_id = %(org)s
     WHERE cs.model_id = %(model)s
       AND cs.score <> %(base)s
+      AND cs.contact_id %% %(parts)s = %(part)s
       AND COALESCE(c.last_activity_at, c.created_at) < %(cutoff)s
       AND NOT EXISTS (
           SELECT 1 FROM {_LEDGER} l

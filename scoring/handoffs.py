@@ -18,11 +18,14 @@ handoffs (``api_key=`` instead of ``user=``).
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
@@ -32,6 +35,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
+from guardian.utils import get_user_obj_perms_model
 
 from marketing.celery import enqueue_on_commit
 from marketing.identity import merge_handler
@@ -84,45 +88,71 @@ def _policy_reps(org: Organization, policy: HandoffPolicy):
     return User.objects.filter(is_active=True, pk__in=sales).order_by("pk")
 
 
-def _round_robin(policy: HandoffPolicy, candidates: list[User]) -> User | None:
-    """The next of ``candidates`` after the policy's cursor; advances the cursor. The caller holds
-    the policy row locked, so two concurrent handoffs never get the same turn."""
-    if not candidates:
-        return None
-    chosen = candidates[policy.rr_cursor % len(candidates)]
-    policy.rr_cursor = (policy.rr_cursor + 1) % 1_000_000  # stays in the column; order is kept mod len
-    HandoffPolicy.objects.filter(pk=policy.pk).update(rr_cursor=policy.rr_cursor)
-    return chosen
-
-
 def _mapped(mapping: dict, key: str) -> list:
     ids = mapping.get(key) if key else None
     return ids if isinstance(ids, list) else []
 
 
-def assignee_choose(*, org: Organization, policy: HandoffPolicy, contact: Contact) -> User | None:
-    """The rep the policy's strategy picks for ``contact`` (None when the org has no eligible rep).
+class Assigner:
+    """Picks reps by the policy's strategy for any number of handoffs made together: each list of
+    reps is read once, and the round-robin cursor and the workload counts move in memory and are
+    written back by ``save()``. The caller holds the policy row locked (``select_for_update``)
+    until it commits, so two concurrent batches never take the same turn."""
 
-    ``policy`` must be locked (``select_for_update``) by the caller: round-robin moves its cursor.
-    """
-    strategy = policy.strategy
-    if strategy == HandoffPolicy.Strategy.TERRITORY:
-        country = (contact.country or "").upper()
-        for key in (country, "*"):
-            reps = list(eligible_reps(org=org, user_ids=_mapped(policy.territories or {}, key)))
-            if reps:
-                return _round_robin(policy, reps)
-    elif strategy == HandoffPolicy.Strategy.SKILL:
-        value = (contact.properties or {}).get(policy.skill_property) if policy.skill_property else None
-        values = value if isinstance(value, list) else [value]
-        for item in values:
-            reps = list(eligible_reps(org=org, user_ids=_mapped(policy.skills or {}, str(item) if item else "")))
-            if reps:
-                return _round_robin(policy, reps)
-    elif strategy == HandoffPolicy.Strategy.WORKLOAD:
-        live = Count("handoffs", filter=Q(handoffs__org=org, handoffs__status__in=LIVE))
-        return _policy_reps(org, policy).annotate(load=live).order_by("load", "pk").first()
-    return _round_robin(policy, list(_policy_reps(org, policy)))
+    def __init__(self, *, org: Organization, policy: HandoffPolicy) -> None:
+        self.org, self.policy = org, policy
+        self._reps: dict[tuple | None, list[User]] = {}
+        self._load: dict[int, int] | None = None
+        self._cursor = policy.rr_cursor
+
+    def reps(self, user_ids: list | None = None) -> list[User]:
+        """Eligible reps among ``user_ids``; None: the policy's own reps."""
+        key = tuple(user_ids) if user_ids is not None else None
+        if key not in self._reps:
+            queryset = _policy_reps(self.org, self.policy) if key is None else eligible_reps(org=self.org, user_ids=key)
+            self._reps[key] = list(queryset)
+        return self._reps[key]
+
+    def choose(self, contact: Contact) -> User | None:
+        """The rep for ``contact`` (None when the org has no eligible rep)."""
+        policy = self.policy
+        if policy.strategy == HandoffPolicy.Strategy.TERRITORY:
+            country = (contact.country or "").upper()
+            for key in (country, "*"):
+                if reps := self.reps(_mapped(policy.territories or {}, key)):
+                    return self._round_robin(reps)
+        elif policy.strategy == HandoffPolicy.Strategy.SKILL:
+            value = (contact.properties or {}).get(policy.skill_property) if policy.skill_property else None
+            for item in value if isinstance(value, list) else [value]:
+                if reps := self.reps(_mapped(policy.skills or {}, str(item) if item else "")):
+                    return self._round_robin(reps)
+        elif policy.strategy == HandoffPolicy.Strategy.WORKLOAD:
+            return self._least_loaded()
+        return self._round_robin(self.reps())
+
+    def _round_robin(self, candidates: list[User]) -> User | None:
+        if not candidates:
+            return None
+        chosen = candidates[self._cursor % len(candidates)]
+        self._cursor = (self._cursor + 1) % 1_000_000  # stays in the column; order is kept mod len
+        return chosen
+
+    def _least_loaded(self) -> User | None:
+        reps = self.reps()
+        if self._load is None:
+            live = Handoff.objects.filter(org=self.org, status__in=LIVE, assignee__in=reps)
+            self._load = dict.fromkeys((r.pk for r in reps), 0)
+            self._load.update(live.values("assignee").annotate(n=Count("pk")).values_list("assignee", "n"))
+        if not reps:
+            return None
+        chosen = min(reps, key=lambda rep: (self._load[rep.pk], rep.pk))
+        self._load[chosen.pk] += 1
+        return chosen
+
+    def save(self) -> None:
+        if self._cursor != self.policy.rr_cursor:
+            self.policy.rr_cursor = self._cursor
+            HandoffPolicy.objects.filter(pk=self.policy.pk).update(rr_cursor=self._cursor)
 
 
 def policy_for(*, org: Organization) -> HandoffPolicy:
@@ -135,53 +165,124 @@ def policy_for(*, org: Organization) -> HandoffPolicy:
 # Creating ---------------------------------------------------------------------------------------
 
 
+@dataclass
+class HandoffRequest:
+    """One contact to hand to sales, and why (see ``handoffs_create``)."""
+
+    contact: Contact
+    reason: str
+    model: object = None  # the ScoringModel whose score is quoted
+    score: int | None = None  # default: the contact's score
+    source_event: object = None
+    detail: str = ""
+
+
 def handoff_create(
     *, org, contact, reason: str, model=None, score: int | None = None, source_event=None, detail: str = "", now=None
 ) -> Handoff | None:
     """Hands ``contact`` to sales, unless an open or accepted handoff exists (then None).
+    ``handoffs_create`` for one contact."""
+    request = HandoffRequest(
+        contact=contact, reason=reason, model=model, score=score, source_event=source_event, detail=detail
+    )
+    made = handoffs_create(org=org, requests=[request], now=now)
+    return made[0] if made else None
 
-    Runs in the caller's transaction (a savepoint of it): the policy row is locked for the
-    round-robin turn, the handoff is written, the assignee gets guardian's view/change
-    permissions on it, and the notifications go out after commit, so a rolled-back caller
-    notifies nobody.
+
+def handoffs_create(*, org, requests: list[HandoffRequest], now=None) -> list[Handoff]:
+    """Hands each requested contact to sales, unless it has an open or accepted handoff (then
+    that request is skipped; of two requests for one contact the first counts). Returns the
+    handoffs made.
+
+    Runs in the caller's transaction (a savepoint of it), with a fixed number of queries for any
+    number of requests (scoring hands off a whole dispatch batch at once): the policy row is
+    locked for the round-robin turns, the handoffs are inserted together, each assignee gets
+    guardian's view/change permissions on theirs, and the notices go out after commit as one
+    task, so a rolled-back caller notifies nobody.
     """
     now = now or timezone.now()
-    if Handoff.objects.filter(org=org, contact=contact, status__in=LIVE).exists():
-        return None
+    wanted: dict[int, HandoffRequest] = {}
+    for request in requests:
+        wanted.setdefault(request.contact.pk, request)
+    if not wanted or not (wanted.keys() - _live_contacts(org, wanted)):
+        return []
     policy_for(org=org)
     try:
         with transaction.atomic():
             policy = HandoffPolicy.objects.select_for_update().get(org=org)
-            assignee = assignee_choose(org=org, policy=policy, contact=contact)
-            handoff = Handoff.objects.create(
-                org=org,
-                contact=contact,
-                model=model,
-                reason=reason,
-                detail=(detail or "")[:300],
-                score=contact.score if score is None else score,
-                assignee=assignee,
-                sla_due_at=now + timedelta(hours=policy.sla_hours),
-                source_event=source_event,
-                created_at=now,
+            # Again under the lock: a concurrent batch may have handed some of them off meanwhile.
+            live = _live_contacts(org, wanted)
+            assigner = Assigner(org=org, policy=policy)
+            made = [
+                Handoff(
+                    org=org,
+                    contact=request.contact,
+                    model=request.model,
+                    reason=request.reason,
+                    detail=(request.detail or "")[:300],
+                    score=request.contact.score if request.score is None else request.score,
+                    assignee=assigner.choose(request.contact),
+                    sla_due_at=now + timedelta(hours=policy.sla_hours),
+                    source_event=request.source_event,
+                    created_at=now,
+                )
+                for contact_id, request in wanted.items()
+                if contact_id not in live
+            ]
+            Handoff.objects.bulk_create(made)
+            assigner.save()
+            _grant_all(made)  # commits with the handoffs: never an item its rep cannot see
+    except IntegrityError:  # a live handoff made outside the policy lock (a merge): one at a time
+        if len(wanted) == 1:
+            return []
+        return [h for r in wanted.values() for h in handoffs_create(org=org, requests=[r], now=now)]
+    for handoff in made:
+        if handoff.assignee is None:
+            logger.warning("handoff unassigned org=%s handoff=%s: no eligible sales rep", org.slug, handoff.pk)
+        logger.info(
+            "handoff created org=%s handoff=%s contact=%s reason=%s assignee=%s",
+            org.slug,
+            handoff.pk,
+            handoff.contact_id,
+            handoff.reason,
+            handoff.assignee_id,
+        )
+    if made:
+        # A task, not inline: scoring hands off from the event dispatch, which must not wait on SMTP.
+        enqueue_on_commit(
+            handoffs_notify_task,
+            handoff_ids=[h.pk for h in made],
+            org_id=org.pk,
+            destination=policy.notify_destination,
+        )
+    return made
+
+
+def _live_contacts(org: Organization, contact_ids) -> set[int]:
+    """Those of ``contact_ids`` with an open or accepted handoff."""
+    live = Handoff.objects.filter(org=org, contact_id__in=list(contact_ids), status__in=LIVE)
+    return set(live.values_list("contact_id", flat=True))
+
+
+def _grant_all(handoffs: list[Handoff]) -> None:
+    """Guardian's view/change object permissions for each new handoff's assignee: one insert for
+    them all (guardian's own bulk assignment looks up what the user already holds, per user and
+    permission, which a new handoff cannot have)."""
+    assigned = [h for h in handoffs if h.assignee is not None]
+    if not assigned:
+        return
+    content_type = ContentType.objects.get_for_model(Handoff)
+    permissions = Permission.objects.filter(content_type=content_type, codename__in=OBJECT_PERMS)
+    get_user_obj_perms_model().objects.bulk_create(
+        [
+            get_user_obj_perms_model()(
+                permission=permission, user=handoff.assignee, content_type=content_type, object_pk=str(handoff.pk)
             )
-            if assignee is not None:
-                _grant(handoff, assignee)  # commits with the handoff: never an item its rep cannot see
-    except IntegrityError:  # one open handoff per contact: a concurrent call won
-        return None
-    if assignee is None:
-        logger.warning("handoff unassigned org=%s handoff=%s: no eligible sales rep", org.slug, handoff.pk)
-    logger.info(
-        "handoff created org=%s handoff=%s contact=%s reason=%s assignee=%s",
-        org.slug,
-        handoff.pk,
-        contact.pk,
-        reason,
-        assignee.pk if assignee else None,
+            for permission in permissions
+            for handoff in assigned
+        ],
+        ignore_conflicts=True,
     )
-    # A task, not inline: scoring hands off from the event dispatch, which must not wait on SMTP.
-    enqueue_on_commit(handoff_notify_task, handoff_id=handoff.pk, org_id=org.pk, destination=policy.notify_destination)
-    return handoff
 
 
 def _grant(handoff: Handoff, user: User) -> None:
@@ -223,6 +324,13 @@ def handoff_console_url(handoff_id: int) -> str:
 def handoff_notify_task(*, handoff_id: int, org_id: int, destination: str = "") -> None:
     """``handoff_notify`` in a worker, after the handoff committed."""
     handoff_notify(handoff_id=handoff_id, org_id=org_id, destination=destination)
+
+
+@shared_task(name="scoring.handoffs.handoffs_notify", acks_late=True)
+def handoffs_notify_task(*, handoff_ids: list[int], org_id: int, destination: str = "") -> None:
+    """``handoff_notify`` for each handoff made together, in a worker, after they committed."""
+    for handoff_id in handoff_ids:
+        handoff_notify(handoff_id=handoff_id, org_id=org_id, destination=destination)
 
 
 def handoff_notify(*, handoff_id: int, org_id: int, destination: str = "") -> None:

@@ -15,6 +15,11 @@ when loading or predicting fails (a corrupt artifact, a type skops does not trus
 code no longer makes), it logs one warning line, counts it in ``FALLBACKS`` and returns 0: scoring
 carries on with the rules alone, never an error for the user.
 
+Scoring asks for predictions with ``predictions_enqueue``: after its batch commits, one task
+(``scoring.tasks.contacts_predict_task``) predicts for the contacts whose score changed. So the
+event dispatch never waits on the estimator, nor holds the batch's score rows locked while it
+runs, and a failing model cannot hold back the rules' scores.
+
 Artifacts are loaded with ``skops.io.loads`` trusting only what ``get_untrusted_types`` reports
 *and* ``TRUSTED_TYPES`` lists (the scikit-learn classes our two pipelines need beyond skops's
 defaults): an artifact naming anything else is refused, never executed.
@@ -258,10 +263,7 @@ def contacts_predict(*, org, contact_ids, now=None) -> int:
                 .first()
             )
             if model is None:
-                FALLBACKS["no_model"] += 1
-                if org.pk not in _warned_no_model:  # once per org and process: the normal state before training
-                    _warned_no_model.add(org.pk)
-                    logger.warning("predictive scoring: no trained model org=%s; scoring with rules only", org.slug)
+                _no_model(org)
                 return 0
             return _predict(org=org, model=model, contact_ids=contact_ids, now=now or timezone.now())
     except Exception as exc:  # any failure means rules only; the user never sees an error
@@ -274,6 +276,29 @@ def contacts_predict(*, org, contact_ids, now=None) -> int:
             str(exc)[:200],
         )
         return 0
+
+
+def predictions_enqueue(*, org, contact_ids) -> bool:
+    """Asks for predictions for these contacts once the current transaction commits (one task);
+    False, counted and logged as ``contacts_predict`` does, when the org has no trained model."""
+    from marketing.celery import enqueue_on_commit
+    from scoring.tasks import contacts_predict_task
+
+    contact_ids = sorted(contact_ids)
+    if not contact_ids:
+        return False
+    if not PredictiveModel.objects.filter(org=org, active=True).exists():
+        _no_model(org)
+        return False
+    enqueue_on_commit(contacts_predict_task, org_id=org.pk, contact_ids=contact_ids)
+    return True
+
+
+def _no_model(org) -> None:
+    FALLBACKS["no_model"] += 1
+    if org.pk not in _warned_no_model:  # once per org and process: the normal state before training
+        _warned_no_model.add(org.pk)
+        logger.warning("predictive scoring: no trained model org=%s; scoring with rules only", org.slug)
 
 
 def org_predict(*, org, batch_size: int = 1000, now=None) -> int:
@@ -295,12 +320,11 @@ def org_predict(*, org, batch_size: int = 1000, now=None) -> int:
 
 
 def _predict(*, org, model: PredictiveModel, contact_ids: list, now: datetime) -> int:
-    default = ScoringModel.objects.filter(org=org, is_default=True).values_list("pk", flat=True).first()
-    if default is None:
-        return 0
-    scores = {
-        s.contact_id: s for s in ContactScore.objects.filter(org=org, model_id=default, contact_id__in=contact_ids)
-    }
+    scores = dict(
+        ContactScore.objects.filter(org=org, model__is_default=True, contact_id__in=contact_ids).values_list(
+            "contact_id", "pk"
+        )
+    )
     if not scores:
         return 0
     estimator = _estimator_for(model)
@@ -309,13 +333,15 @@ def _predict(*, org, model: PredictiveModel, contact_ids: list, now: datetime) -
     with _one_thread():
         proba = estimator.predict_proba(rows.X)[:, 1]
         factors = _factors(estimator, rows.X, proba, names=rows.names, importances=model.importances)
-    changed = []
-    for contact_id, probability, contact_factors in zip(rows.contact_ids, proba, factors, strict=True):
-        score = scores[contact_id]
-        score.probability = round(float(probability), 4)
-        score.factors = contact_factors
-        score.predicted_at = now
-        changed.append(score)
+    changed = [
+        ContactScore(
+            pk=scores[contact_id],
+            probability=round(float(probability), 4),
+            factors=contact_factors,
+            predicted_at=now,
+        )
+        for contact_id, probability, contact_factors in zip(rows.contact_ids, proba, factors, strict=True)
+    ]
     update_rows(changed, ["probability", "factors", "predicted_at"])
     return len(changed)
 
@@ -326,28 +352,23 @@ def _factors(estimator, X, proba, *, names, importances) -> list[list[dict]]:  #
     raises the probability). One ``predict_proba`` over (contacts × features that differ) rows."""
     means = {item["feature"]: item.get("mean") for item in importances}
     mean = np.array([np.nan if means.get(name) is None else means[name] for name in names], dtype=np.float64)
-    differs = [np.flatnonzero(~np.isnan(mean) & ~np.isclose(row, mean)) for row in X]
-    probes = np.concatenate([np.repeat(row[None, :], len(d), axis=0) for row, d in zip(X, differs, strict=True)])
-    if len(probes):
-        starts = np.cumsum([0] + [len(d) for d in differs[:-1]])
-        columns = np.concatenate(differs)
-        probes[np.arange(len(probes)), columns] = mean[columns]
-        probed = estimator.predict_proba(probes)[:, 1]
-    result = []
-    for r, (row, p, d) in enumerate(zip(X, proba, differs, strict=True)):
-        if not len(d):
-            result.append([])
-            continue
-        effects = p - probed[starts[r] : starts[r] + len(d)]
-        top = np.argsort(-np.abs(effects), kind="stable")[:FACTORS]
-        result.append(
-            [
-                {"feature": names[d[k]], "value": _plain(row[d[k]]), "effect": round(float(effects[k]), 4)}
-                for k in top
-                if abs(effects[k]) >= 1e-4
-            ]
-        )
-    return result
+    differs = ~np.isnan(mean)[None, :] & ~np.isclose(X, mean[None, :])
+    rows, columns = np.nonzero(differs)
+    effects = np.zeros(X.shape, dtype=np.float64)
+    if len(rows):
+        probes = X[rows]  # one copy of its contact's row per differing feature
+        probes[np.arange(len(rows)), columns] = mean[columns]
+        effects[rows, columns] = proba[rows] - estimator.predict_proba(probes)[:, 1]
+    # The largest effects first; ties in feature order (a stable sort).
+    top = np.argsort(-np.abs(effects), axis=1, kind="stable")[:, :FACTORS]
+    return [
+        [
+            {"feature": names[c], "value": _plain(X[r, c]), "effect": round(float(effects[r, c]), 4)}
+            for c in top[r]
+            if differs[r, c] and abs(effects[r, c]) >= 1e-4
+        ]
+        for r in range(len(X))
+    ]
 
 
 def _plain(value: float) -> float | int:

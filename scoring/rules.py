@@ -32,7 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from marketing.bulk_sql import insert_returning, update_rows
-from marketing.conditions import ConditionError, Prepared, contact_facts, evaluate, prepare, truthy
+from marketing.conditions import ConditionError, Prepared, contact_facts, evaluate, prepare, reads_names, truthy
 from marketing.conditions.facts import event_facts
 from marketing.models import Contact, Event, Organization
 from scoring.models import ContactScore, ScoreLedger, ScoringModel, ScoringRule
@@ -82,10 +82,16 @@ def default_model(*, org: Organization) -> ScoringModel | None:
 # --- rules ----------------------------------------------------------------------------------------
 
 
-def reads_names(rule) -> bool:
-    """Whether a condition may read tags or lists (two more queries to load them)."""
-    text = json.dumps(rule)
-    return '"tags' in text or '"lists' in text or '"has_tag"' in text or '"in_list"' in text
+def rules_read_names(rules: list[ScoringRule]) -> bool:
+    """Whether any of the (loaded) rules' conditions may read tags or lists; worked out once per
+    loaded rule."""
+    for rule in rules:
+        names = getattr(rule, "_reads_names", None)
+        if names is None:
+            names = rule._reads_names = reads_names(rule.condition)
+        if names:
+            return True
+    return False
 
 
 def reads_machine_open(rule) -> bool:
@@ -230,6 +236,10 @@ class _Tally:
         state.row.score = bounded
 
 
+# What scoring reads and writes of a score row (not the prediction's probability and factors).
+_SCORE_FIELDS = ("org", "contact", "model", "score", "band", "updated_at")
+
+
 def _lock_scores(
     tally: _Tally,
     *,
@@ -249,6 +259,7 @@ def _lock_scores(
             model_id__any_of=sorted({m for _, m in pairs}),
             contact_id__any_of=sorted({c for c, _ in pairs}),
         )
+        .only(*_SCORE_FIELDS)
         .order_by("pk")
         .select_for_update()
     )
@@ -286,9 +297,13 @@ def _lock_scores(
         _add_fit_points(tally, state, fit_rules.get(model_id, []))
     lost = [(c, m) for c, m in missing if (c, m) not in tally.scores]
     if lost:  # created by a concurrent transaction meanwhile (committed, or we would still wait)
-        for row in ContactScore.objects.filter(
-            org=tally.org, model_id__any_of=[m for _, m in lost], contact_id__any_of=[c for c, _ in lost]
-        ).select_for_update():
+        for row in (
+            ContactScore.objects.filter(
+                org=tally.org, model_id__any_of=[m for _, m in lost], contact_id__any_of=[c for c, _ in lost]
+            )
+            .only(*_SCORE_FIELDS)
+            .select_for_update()
+        ):
             if (row.contact_id, row.model_id) not in tally.scores:
                 tally.scores[(row.contact_id, row.model_id)] = _Score(
                     row=row, model=model_by_id[row.model_id], contact=contacts[row.contact_id], before=row.score
@@ -298,8 +313,7 @@ def _lock_scores(
 def _add_fit_points(tally: _Tally, state: _Score, rules: list[ScoringRule]) -> None:
     if not rules:
         return
-    names = any(reads_names(r.condition) for r in rules)
-    facts = contact_facts(state.contact, names=names)
+    facts = contact_facts(state.contact, names=rules_read_names(rules))
     for rule in rules:
         if rule_matches(rule, facts, contact=state.contact, now=tally.now):
             tally.add(state, delta=rule.points, reason=ScoreLedger.Reason.FIT, rule=rule)
@@ -311,7 +325,7 @@ def fit_points(*, contact: Contact, model: ScoringModel, now: datetime | None = 
     recomputation, which writes the difference as ``recompute`` rows)."""
     now = now or timezone.now()
     rules = list(ScoringRule.objects.filter(org=model.org_id, model=model, kind=ScoringRule.Kind.FIT, active=True))
-    names = any(reads_names(r.condition) for r in rules)
+    names = rules_read_names(rules)
     facts = contact_facts(contact, names=names)
     return [(rule, rule.points) for rule in rules if rule_matches(rule, facts, contact=contact, now=now)]
 
@@ -344,7 +358,7 @@ def events_score(*, org: Organization, events: list[Event], now: datetime | None
         return set()
 
     with transaction.atomic():
-        names = any(reads_names(r.condition) for r in rules)
+        names = rules_read_names(rules)
         contacts_qs = Contact.objects.filter(org=org, pk__any_of=sorted({e.contact_id for e in relevant}))
         contacts_qs = contacts_qs.select_related("company")
         if names:
@@ -409,15 +423,17 @@ def _cap_counts(org, events: list[Event], behaviour: dict[str, list[ScoringRule]
     touched = [e for e in events if any(capped(r) for r in behaviour[e.type])]
     if not touched:
         return counts
-    since = min(period_start(r.cap_period, e.occurred_at) for e in touched for r in behaviour[e.type] if capped(r))
-    until = max(period_end(r.cap_period, e.occurred_at) for e in touched for r in behaviour[e.type] if capped(r))
+    # From the start of the earliest event's period to the end of the latest's (a period's
+    # bounds only move forward with time), for every kind of period the capped rules use.
+    periods = {r.cap_period for r in capped_rules.values()}
+    first, last = min(e.occurred_at for e in touched), max(e.occurred_at for e in touched)
     rows = ScoreLedger.objects.filter(
         org=org,
         rule_id__any_of=sorted(capped_rules),
         contact_id__any_of=sorted({e.contact_id for e in touched}),
         reason=ScoreLedger.Reason.RULE,
-        at__gte=since,
-        at__lt=until,
+        at__gte=min(period_start(p, first) for p in periods),
+        at__lt=max(period_end(p, last) for p in periods),
     ).values_list("rule_id", "contact_id", "at")
     for rule_id, contact_id, at in rows:
         counts[(rule_id, contact_id, period_key(capped_rules[rule_id].cap_period, at))] += 1
@@ -448,38 +464,66 @@ def _write(tally: _Tally) -> int:
     return stored
 
 
+@dataclass(frozen=True)
+class Crossing:
+    """A score that crossed one threshold of its model, up or down."""
+
+    contact_id: int
+    model: ScoringModel
+    threshold: dict
+    direction: str  # "up" or "down"
+    score: int
+    before: int
+    cause: str = ""  # what changed the score (an event, a run), for the message id
+
+    @property
+    def message_id(self) -> str:
+        """Derived from the model, the contact, the threshold and what changed the score, so the
+        same change recorded again (a retried batch) is the same event."""
+        cause = self.cause or f"{self.before}-{self.score}"
+        name = self.threshold.get("name", "")
+        return f"score:{self.model.pk}:{self.contact_id}:{name}:{self.direction}:{cause}"[:200]
+
+
+def crossings_of(model: ScoringModel, contact_id: int, before: int, after: int, cause: str = "") -> list[Crossing]:
+    """Every threshold a change from ``before`` to ``after`` crosses, in the order crossed."""
+    low, high = band_index(model, before), band_index(model, after)
+    if low == high:
+        return []
+    thresholds = model.thresholds
+    steps = range(low + 1, high + 1) if high > low else range(low, high, -1)
+    direction = "up" if high > low else "down"
+    return [Crossing(contact_id, model, thresholds[i], direction, after, before, cause) for i in steps]
+
+
 def _after_write(tally: _Tally) -> set[int]:
     """Threshold crossings (events, then actions of upward ones) and the handoffs rules asked for;
     returns the contacts whose score changed."""
-    crossings = []
-    for state in tally.scores.values():
-        before = band_index(state.model, state.before)
-        after = band_index(state.model, state.score)
-        if before == after:
-            continue
-        thresholds = state.model.thresholds
-        if after > before:
-            crossings += [(state, thresholds[i], "up") for i in range(before + 1, after + 1)]
-        else:
-            crossings += [(state, thresholds[i], "down") for i in range(before, after, -1)]
-    if crossings:
-        _record_crossings(tally, crossings)
-        for state, threshold, direction in crossings:
-            if direction == "up":
-                _run_threshold_actions(tally, state, threshold)
-    for state, event in tally.handoffs:
-        from scoring.handoffs import handoff_create
+    from scoring.handoffs import HandoffRequest, handoffs_create
 
-        handoff_create(
-            org=tally.org,
+    crossings = [
+        (state, crossing)
+        for state in tally.scores.values()
+        for crossing in crossings_of(state.model, state.contact.pk, state.before, state.score, state.cause)
+    ]
+    requests = []  # the batch's handoffs, made together: a threshold's first, then the rules'
+    if crossings:
+        _record_crossings(tally.org, tally.now, [crossing for _, crossing in crossings])
+        for state, crossing in crossings:
+            if crossing.direction == "up":
+                requests += _run_threshold_actions(tally, state, crossing)
+    requests += [
+        HandoffRequest(
             contact=state.contact,
             reason="demo_request",
             model=state.model,
             score=state.score,
             source_event=event,
             detail=event.type,
-            now=tally.now,
         )
+        for state, event in tally.handoffs
+    ]
+    handoffs_create(org=tally.org, requests=requests, now=tally.now)
     return {s.contact.pk for s in tally.scores.values() if s.created or s.score != s.before}
 
 
@@ -491,73 +535,74 @@ def crossings_record(
     of upward ones. ``changes`` are ``(contact id, score before, score after)``; ``cause`` names
     the run, for the events' message ids. Call it in the transaction that changed the scores.
     Returns how many contacts crossed."""
+    from scoring.handoffs import handoffs_create
+
     now = now or timezone.now()
-    crossed = [(c, b, a) for c, b, a in changes if band_index(model, b) != band_index(model, a)]
-    if not crossed:
+    crossings = [crossing for change in changes for crossing in crossings_of(model, *change, cause=cause)]
+    if not crossings:
         return 0
-    contacts = Contact.objects.select_related("company").in_bulk([c for c, _, _ in crossed])
-    tally = _Tally(org=model.org, now=now)
-    for contact_id, before, after in crossed:
-        if contact_id in contacts:
-            row = ContactScore(org=model.org, contact_id=contact_id, model=model, score=after)
-            state = _Score(row=row, model=model, contact=contacts[contact_id], before=before, cause=cause)
-            tally.scores[(contact_id, model.pk)] = state
-    _after_write(tally)
-    return len(tally.scores)
+    _record_crossings(model.org, now, crossings)
+    # Only an upward crossing's actions read the contact (a handoff's territory, a notice); a
+    # decay's crossings are all downward.
+    upward = [crossing for crossing in crossings if crossing.direction == "up"]
+    if upward:
+        contacts = Contact.objects.select_related("company").in_bulk([c.contact_id for c in upward])
+        tally = _Tally(org=model.org, now=now)
+        requests = []
+        for crossing in upward:
+            contact = contacts.get(crossing.contact_id)
+            if contact is None:
+                continue  # merged away meanwhile
+            row = ContactScore(org=model.org, contact=contact, model=model, score=crossing.score)
+            state = _Score(row=row, model=model, contact=contact, before=crossing.before, cause=cause)
+            requests += _run_threshold_actions(tally, state, crossing)
+        handoffs_create(org=model.org, requests=requests, now=now)
+    return len({crossing.contact_id for crossing in crossings})
 
 
-def crossing_message_id(state: _Score, threshold: dict, direction: str) -> str:
-    """Derived from the model, the contact, the threshold and what changed the score, so the same
-    change recorded again (a retried batch) is the same event."""
-    cause = state.cause or f"{state.before}-{state.score}"
-    return f"score:{state.model.pk}:{state.contact.pk}:{threshold.get('name', '')}:{direction}:{cause}"[:200]
-
-
-def _record_crossings(tally: _Tally, crossings: list[tuple]) -> None:
+def _record_crossings(org: Organization, now: datetime, crossings: list[Crossing]) -> None:
     from marketing.ingestion import events_ingest, events_validate
 
     raw = [
         {
             "type": THRESHOLD_EVENT,
-            "contact_id": state.contact.pk,
+            "contact_id": crossing.contact_id,
             "properties": {
-                "model": state.model.slug,
-                "default_model": state.model.is_default,  # lets a trigger on "the default" match without a query
-                "threshold": str(threshold.get("name", "")),
-                "direction": direction,
-                "score": state.score,
-                "previous_score": state.before,
+                "model": crossing.model.slug,
+                "default_model": crossing.model.is_default,  # lets a trigger on "the default" match without a query
+                "threshold": str(crossing.threshold.get("name", "")),
+                "direction": crossing.direction,
+                "score": crossing.score,
+                "previous_score": crossing.before,
             },
-            "occurred_at": tally.now.isoformat(),
-            "message_id": crossing_message_id(state, threshold, direction),
+            "occurred_at": now.isoformat(),
+            "message_id": crossing.message_id,
         }
-        for state, threshold, direction in crossings
+        for crossing in crossings
     ]
     items, errors = events_validate(raw)
-    for result in events_ingest(org=tally.org, items=items, errors=errors, source="scoring"):
+    for result in events_ingest(org=org, items=items, errors=errors, source="scoring"):
         if result.status == "error":
-            logger.error("threshold event refused org=%s errors=%s", tally.org.slug, json.dumps(result.errors))
+            logger.error("threshold event refused org=%s errors=%s", org.slug, json.dumps(result.errors))
 
 
-def _run_threshold_actions(tally: _Tally, state: _Score, threshold: dict) -> None:
-    """What crossing ``threshold`` upward fires: ``handoff`` (to sales), ``enrol`` (in a workflow,
-    by slug) and ``notify`` (a Slack template to a destination). Unusable actions are logged and
-    skipped: a score must not fail because a workflow was archived."""
-    name = str(threshold.get("name", ""))
-    key = crossing_message_id(state, threshold, "up")
-    for spec in threshold.get("actions") or []:
+def _run_threshold_actions(tally: _Tally, state: _Score, crossing: Crossing) -> list:
+    """What crossing ``threshold`` upward fires: ``handoff`` (to sales; returned as a request, for
+    the batch's handoffs to be made together), ``enrol`` (in a workflow, by slug) and ``notify``
+    (a Slack template to a destination). Unusable actions are logged and skipped: a score must
+    not fail because a workflow was archived."""
+    from scoring.handoffs import HandoffRequest
+
+    name = str(crossing.threshold.get("name", ""))
+    key = crossing.message_id
+    handoffs = []
+    for spec in crossing.threshold.get("actions") or []:
         kind = spec.get("type") if isinstance(spec, dict) else None
         if kind == "handoff":
-            from scoring.handoffs import handoff_create
-
-            handoff_create(
-                org=tally.org,
-                contact=state.contact,
-                reason="threshold",
-                model=state.model,
-                score=state.score,
-                detail=name,
-                now=tally.now,
+            handoffs.append(
+                HandoffRequest(
+                    contact=state.contact, reason="threshold", model=state.model, score=state.score, detail=name
+                )
             )
         elif kind == "enrol":
             _enrol(tally, state, spec, name=name, key=key)
@@ -565,6 +610,7 @@ def _run_threshold_actions(tally: _Tally, state: _Score, threshold: dict) -> Non
             _notify(tally, state, spec, name=name, key=key)
         else:
             logger.warning("unknown threshold action model=%s threshold=%s action=%s", state.model.pk, name, spec)
+    return handoffs
 
 
 def _enrol(tally: _Tally, state: _Score, spec: dict, *, name: str, key: str) -> None:

@@ -24,3 +24,18 @@ def scores_recompute_model(model_id: int) -> dict:
         return {"model": None, "contacts": 0, "changed": 0}
     with org_context(model.org):
         return scores_recompute(model=model)
+
+
+@shared_task(acks_late=True)
+def contacts_predict_task(*, org_id: int, contact_ids: list[int]) -> int:
+    """Predicts for the contacts a scored batch changed (``predictive.predictions_enqueue``);
+    best effort: a failure is logged and counted, and the rules' scores stand."""
+    from marketing.models import Organization
+    from marketing.tenancy import org_context
+    from scoring.predictive import contacts_predict
+
+    org = Organization.objects.filter(pk=org_id).first()
+    if org is None:  # deleted since
+        return 0
+    with org_context(org):
+        return contacts_predict(org=org, contact_ids=contact_ids)

@@ -28,7 +28,7 @@ from django.db import connection, reset_queries, transaction
 from django.utils import timezone
 
 from marketing.bulk_sql import insert_rows, update_rows
-from marketing.conditions import contact_facts, evaluate, truthy
+from marketing.conditions import contact_facts, evaluate, reads_names, truthy
 from marketing.models import Contact, Organization
 from marketing.tenancy import org_context
 from workflows import steps as step_kinds
@@ -45,7 +45,6 @@ from workflows.models import (
     WorkflowVersion,
 )
 from workflows.steps import Finish, Fork, Go, StepError, Wait
-from workflows.triggers.builtin import reads_names
 
 logger = logging.getLogger(__name__)
 

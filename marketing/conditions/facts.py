@@ -1,5 +1,6 @@
 """The JSON document a condition sees (CONTRACTS.md §1), built from a contact and its context."""
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -7,6 +8,13 @@ from typing import Any
 def iso(value: datetime | None) -> str | None:
     """UTC, to the second, with a Z: the one datetime form rules compare (as text) against."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def reads_names(rule) -> bool:
+    """Whether a rule may read the contact's ``tags`` or ``lists`` facts (two more queries to
+    build; ``contact_facts(names=False)`` leaves them out otherwise)."""
+    text = json.dumps(rule)
+    return '"tags' in text or '"lists' in text
 
 
 def contact_facts(contact, *, event=None, workflow: dict | None = None, names: bool = True) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """``bench scoring`` at a small size: one JSON line whose figures agree with what it did (the rules
-scored, the model was trained before the dispatch phase and predicted for it, every inactive
-contact decayed), and the bench org is gone afterwards. PostgreSQL only, like the bench."""
+scored, the model was trained before the dispatch phase and the batches' prediction tasks
+predicted, every inactive contact decayed on two connections), and the bench org is gone
+afterwards. PostgreSQL only, like the bench."""
 
 import json
 from io import StringIO
@@ -39,6 +40,9 @@ def test_bench_scoring_prints_consistent_figures_and_cleans_up():
         3000,
     )
     assert figures["dispatch_events_per_s"] > 0 and figures["scoring_events_per_s"] > 0
+    # One prediction task per dispatch batch (1,500 events: 3 batches), each over its changed contacts.
+    assert figures["predict_tasks"] == 3 and figures["predicted_contacts_per_s"] > 0
+    assert 0 < figures["dispatch_and_predict_events_per_s"] <= figures["dispatch_events_per_s"]
     assert 0 < figures["contacts_scored"] <= 300
     assert figures["ledger_rows"] >= figures["contacts_scored"]
     assert 0.5 <= figures["auc"] <= 1 and figures["predict_p95_ms"] >= figures["predict_p50_ms"] > 0
@@ -46,6 +50,7 @@ def test_bench_scoring_prints_consistent_figures_and_cleans_up():
     # (``events_score`` alone does not move ``last_activity_at``); never one the dispatch saw.
     assert 600 - 300 <= figures["decayed"] < 600 - 300 + 30
     assert figures["decay_seconds"] > 0 and figures["decay_raw_seconds"] > 0
+    assert figures["decay_workers"] == 2  # SCORING_DECAY_WORKERS: the parts ran at once
     assert figures["decay_vs_raw"] > 0  # the ratio of unrounded times (the two above are rounded)
     with scopes_disabled():
         org = Organization.objects.get(slug="bench-scoring")

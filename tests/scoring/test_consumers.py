@@ -3,11 +3,10 @@ API are scored once, a redelivered batch adds nothing, the work per batch is a b
 queries, and a failing prediction leaves the rules' scores standing."""
 
 import logging
-import time
 from datetime import timedelta
 
 import pytest
-from django.db.models import Sum
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from marketing.dispatch import consumers, dispatch_batch_run
@@ -85,7 +84,8 @@ def test_a_batch_of_200_events_takes_a_bounded_number_of_queries(org, model, dja
     events.append(make_event(contacts[0], "demo_requested"))
     scoring = consumers()["scoring"]
     # models, rules, contacts, done rows, scores locked, scores created, caps, ledger, scores,
-    # Contact.score, a handoff (a few queries), the crossing events (ingestion) and predictions.
+    # Contact.score, a handoff (a few queries), the crossing events (ingestion), and whether to ask
+    # for predictions.
     with django_assert_max_num_queries(30):
         scoring.consume(events)
     assert ScoreLedger.objects.filter(reason="fit").count() == 20
@@ -94,23 +94,29 @@ def test_a_batch_of_200_events_takes_a_bounded_number_of_queries(org, model, dja
         scoring.consume(events)
 
 
-def test_a_failing_prediction_leaves_the_rules_scores(org, model, caplog):
+def test_a_failing_prediction_leaves_the_rules_scores(
+    org, model, caplog, eager_tasks, django_capture_on_commit_callbacks
+):
     from scoring.models import PredictiveModel
 
-    # A stored model whose artifact cannot be loaded: the real prediction path fails.
+    # A stored model whose artifact cannot be loaded: the real prediction path (its task) fails.
     PredictiveModel.objects.create(org=org, version=1, algorithm="logistic_regression", artifact=b"not a model")
     contact = ContactFactory(org=org, country="US")
-    with caplog.at_level(logging.WARNING, logger="scoring.predictive"):
+    with (
+        caplog.at_level(logging.WARNING, logger="scoring.predictive"),
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
         consumers()["scoring"].consume([make_event(contact, "email_clicked")])
+    assert len(callbacks) == 1  # the prediction task
     assert ContactScore.objects.get(contact=contact).score == 110
     assert ContactScore.objects.get(contact=contact).probability is None
     assert "rules only" in caplog.text
 
 
-@pytest.mark.slow
-def test_throughput_of_the_dispatch_path(org, model, capsys):
-    """Events scored per second by the consumer, in batches of 1,000 over 500 contacts (the issue's
-    target is 3,000/s on PostgreSQL; the assertion leaves room for a loaded machine)."""
+def test_batches_of_a_thousand_events_keep_every_score_equal_to_its_ledger(org, model):
+    """Five batches of 1,000 events over 500 contacts, with caps and fit points: the sum of the
+    ledger's deltas is every score's distance from base, and no contact passes the daily cap.
+    Throughput is the bench's business (``python manage.py bench scoring``), not a test's."""
     contacts = [ContactFactory(org=org, country="DE" if i % 2 else "US") for i in range(500)]
     now = timezone.now()
     kinds = [("page_view", {"path": "/pricing"}), ("page_view", {"path": "/"}), ("email_clicked", {})]
@@ -128,12 +134,10 @@ def test_throughput_of_the_dispatch_path(org, model, capsys):
     Event.objects.bulk_create(rows)
     stored = list(Event.objects.filter(org=org).order_by("contact_id", "occurred_at", "id"))
     scoring = consumers()["scoring"]
-    started = time.perf_counter()
     for first in range(0, len(stored), 1000):
         scoring.consume(stored[first : first + 1000])
-    rate = len(stored) / (time.perf_counter() - started)
-    with capsys.disabled():
-        print(f"\nscoring: {rate:.0f} events/s")
-    assert rate > 1500
+    assert ContactScore.objects.filter(org=org).count() == 500
+    pricing = ScoreLedger.objects.filter(rule__points=15).values("contact").annotate(n=Count("pk"))
+    assert max(row["n"] for row in pricing) == 3  # some contacts viewed pricing 4 times
     total = ScoreLedger.objects.aggregate(s=Sum("delta"))["s"]
     assert total == sum(ContactScore.objects.values_list("score", flat=True)) - 100 * 500

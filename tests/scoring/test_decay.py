@@ -1,6 +1,7 @@
 """Decay (scoring/decay.py) and the daily task: who decays, the arithmetic, once per window, the
 ledger identity and the mirror on Contact.score. Runs on PostgreSQL (one statement) and SQLite."""
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -239,3 +240,45 @@ def test_decay_below_a_threshold_records_the_crossing_once(model):
     assert crossed.count() == 1
     scores_decay(model=model, now=NOW)  # stays: 300 → 290 now
     assert sorted(crossed.values_list("contact_id", flat=True)) == sorted([drops.pk, stays.pk])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_parts_decay_at_once_on_their_own_connections(model, settings):
+    """PostgreSQL: the contacts split by id over SCORING_DECAY_WORKERS connections, each part its
+    own statement and transaction; together every contact decays once, crossings included."""
+    from django.db import connection
+
+    from marketing.models import Event
+
+    if connection.vendor != "postgresql":
+        pytest.skip("parts run on PostgreSQL only; SQLite decays in one transaction")
+    settings.SCORING_DECAY_WORKERS = 3
+    contacts = [scored(model, 300 + 10 * i) for i in range(10)]  # 300 → 290 crosses "medium"
+    seen = []
+
+    import scoring.decay as decay
+
+    original = decay._decay_postgresql
+
+    def spy(params, band_sql, *, mirror):
+        seen.append((params["part"], params["parts"], threading.current_thread().name.startswith("scores-decay")))
+        return original(params, band_sql, mirror=mirror)
+
+    decay._decay_postgresql = spy
+    try:
+        with org_context(model.org):
+            assert scores_decay(model=model, now=NOW) == 10
+    finally:
+        decay._decay_postgresql = original
+
+    assert sorted(seen) == [(0, 3, True), (1, 3, True), (2, 3, True)]
+    with org_context(model.org):
+        for i, contact in enumerate(contacts):
+            distance = 200 + 10 * i
+            assert score_of(model, contact) == 100 + distance * 19 // 20
+            assert Contact.objects.get(pk=contact.pk).score == score_of(model, contact)
+        assert ScoreLedger.objects.filter(model=model, reason="decay").count() == 10
+        crossed = Event.objects.filter(type="score_threshold_crossed").values_list("contact_id", flat=True)
+        assert sorted(crossed) == [contacts[0].pk, contacts[1].pk]  # 300 → 290 and 310 → 299
+        assert_ledger_identity(model)
+        assert scores_decay(model=model, now=NOW + timedelta(hours=1)) == 0  # once per window, across parts

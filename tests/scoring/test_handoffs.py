@@ -15,6 +15,7 @@ from guardian.shortcuts import get_perms
 
 from marketing.models import Contact, Event, LeadStatus, LifecycleStage, Role
 from scoring.handoffs import (
+    HandoffRequest,
     SlaState,
     handoff_accept,
     handoff_convert,
@@ -22,6 +23,7 @@ from scoring.handoffs import (
     handoff_is_manager,
     handoff_reject,
     handoff_sla_state,
+    handoffs_create,
     handoffs_nurtured,
     handoffs_overdue_notify,
     handoffs_visible_to,
@@ -116,6 +118,40 @@ def test_workload_picks_the_rep_with_fewest_open_or_accepted(org, reps):
 def test_no_eligible_rep_leaves_the_handoff_unassigned(org):
     handoff = hand(org)
     assert handoff is not None and handoff.assignee is None
+
+
+def test_a_batch_of_handoffs_takes_turns_skips_live_contacts_and_costs_a_fixed_number_of_queries(
+    org, reps, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    taken = make_contact(org)
+    hand(org, taken)  # rep0; the cursor moves to rep1
+    contacts = [make_contact(org) for _ in range(7)]
+    requests = [HandoffRequest(contact=c, reason="demo_request", detail="demo_requested") for c in contacts]
+    requests.insert(2, HandoffRequest(contact=contacts[0], reason="threshold"))  # the first request counts
+    requests.append(HandoffRequest(contact=taken, reason="threshold"))  # already in the queue
+    with django_capture_on_commit_callbacks() as callbacks, django_assert_max_num_queries(20):
+        made = handoffs_create(org=org, requests=requests, now=NOW)
+    assert [h.contact for h in made] == contacts
+    assert {h.reason for h in made} == {"demo_request"}
+    assert [h.assignee for h in made] == [reps[1], reps[2], reps[0], reps[1], reps[2], reps[0], reps[1]]
+    assert HandoffPolicy.objects.get(org=org).rr_cursor == 8
+    for handoff in made:
+        assert set(get_perms(handoff.assignee, handoff)) == {"view_handoff", "change_handoff"}
+        assert get_perms(reps[(reps.index(handoff.assignee) + 1) % 3], handoff) == []
+    assert len(callbacks) == 1  # one notice task for the batch
+    assert Handoff.objects.filter(org=org, contact=taken).count() == 1
+
+
+def test_a_batch_under_the_workload_strategy_evens_out_as_it_goes(org, reps):
+    policy = policy_for(org=org)
+    policy.strategy = HandoffPolicy.Strategy.WORKLOAD
+    policy.save()
+    hand(org)
+    hand(org)  # rep0 and rep1 have one each
+    made = handoffs_create(
+        org=org, requests=[HandoffRequest(contact=make_contact(org), reason="manual") for _ in range(4)]
+    )
+    assert [h.assignee for h in made] == [reps[2], reps[0], reps[1], reps[2]]
 
 
 # One open handoff, SLA, permissions granted ------------------------------------------------------

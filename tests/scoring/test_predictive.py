@@ -175,6 +175,24 @@ def test_prediction_writes_probability_and_factors(org, trained, lead_score):
     assert not ContactScore.objects.filter(contact=unscored).exists()  # not scored yet: left alone
 
 
+def test_a_scored_batch_is_predicted_by_a_task_once_it_commits(
+    org, trained, lead_score, eager_tasks, django_capture_on_commit_callbacks
+):
+    from marketing.dispatch import consumers
+    from tests.scoring.test_rules import make_event, make_rule
+
+    make_rule(lead_score, "email_clicked", 10)
+    contact = ContactFactory(org=org)
+    with django_capture_on_commit_callbacks() as callbacks:
+        consumers()["scoring"].consume([make_event(contact, "email_clicked")])
+        row = ContactScore.objects.get(contact=contact)
+        assert (row.score, row.probability) == (110, None)  # the batch is not held up by the model
+    assert len(callbacks) == 1
+    callbacks[0]()  # the batch committed: its task predicts
+    row.refresh_from_db()
+    assert 0 <= row.probability <= 1 and row.predicted_at is not None
+
+
 def test_the_estimator_is_loaded_once_per_model(org, trained, lead_score):
     contact = ContactFactory(org=org)
     row = _score(org, lead_score, contact)
@@ -232,3 +250,35 @@ def test_skops_refuses_an_untrusted_type(org, trained, lead_score, caplog):
     with caplog.at_level(logging.WARNING, logger="scoring.predictive"):
         assert contacts_predict(org=org, contact_ids=[contact.pk]) == 0
     assert "UntrustedArtifactError" in caplog.records[0].getMessage()
+
+
+def test_each_factor_is_the_change_from_setting_that_feature_to_its_training_mean():
+    import numpy as np
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    rng = np.random.default_rng(3)
+    X = rng.integers(0, 4, size=(200, 5)).astype(float)  # noqa: N806
+    y = (X[:, 0] + X[:, 2] > 3).astype(int)
+    estimator = GradientBoostingClassifier(n_estimators=20, random_state=0).fit(X, y)
+    names = ["a", "b", "c", "d", "e"]
+    means = X.mean(axis=0)
+    means[1] = 2.0  # a mean a row may equal: that feature cannot be a factor of that row
+    importances = [{"feature": n, "mean": float(m)} for n, m in zip(names, means, strict=True)]
+    importances[4]["mean"] = None  # no mean recorded: never a factor
+    rows = np.array([[3, 2, 3, 0, 1], [0, 1, 0, 3, 3]], dtype=float)
+    proba = estimator.predict_proba(rows)[:, 1]
+
+    factors = predictive._factors(estimator, rows, proba, names=names, importances=importances)
+
+    for row, p, found in zip(rows, proba, factors, strict=True):
+        expected = {}
+        for c in range(4):
+            if row[c] != means[c]:
+                probe = row.copy()
+                probe[c] = means[c]
+                expected[names[c]] = p - estimator.predict_proba(probe[None, :])[0, 1]
+        top = sorted((n for n in expected if abs(expected[n]) >= 1e-4), key=lambda n: -abs(expected[n]))[:3]
+        assert [f["feature"] for f in found] == top
+        assert all(f["effect"] == round(float(expected[f["feature"]]), 4) for f in found)
+    named = [f["feature"] for found in factors for f in found]
+    assert named and "e" not in named

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from celery.schedules import crontab
 
-from marketing.conditions import contact_facts, evaluate, rule_errors, to_q, truthy
+from marketing.conditions import contact_facts, evaluate, reads_names, rule_errors, to_q, truthy
 from marketing.conditions.fields import DATETIME, field_info
 from marketing.models import Contact, Segment, SegmentMembership
 from workflows.durations import duration_problem
@@ -15,14 +15,6 @@ from workflows.triggers import Trigger, trigger
 
 ENROL_BATCH = 5000
 EVENT_TYPE = {"type": "string", "minLength": 1, "maxLength": 100}
-
-
-def reads_names(rule) -> bool:
-    """Whether a rule may read the contact's tags or lists (two more queries to build)."""
-    import json
-
-    text = json.dumps(rule)
-    return '"tags' in text or '"lists' in text
 
 
 def filter_matches(rule, *, event, contact) -> bool:
