@@ -296,37 +296,44 @@ class ScoringScenario(Scenario):
 
     def _decay_raw(self, org: Organization, model, parts: int) -> float:
         """The raw ceiling: the same writes as a decay (every score row, a ledger row each, the
-        contacts' mirror) in plain SQL with no selection, split in ``parts`` by contact id on as
-        many connections at once as the decay is, timed to the end of the statements and rolled
-        back."""
+        contacts' mirror, the ledger rows in contact order) in plain SQL with no selection, split
+        into the same id ranges on as many connections at once as the decay, timed to the end of
+        the statements and rolled back."""
+        from scoring.decay import _id_ranges
+
         sql = (
-            "WITH d AS (UPDATE scoring_contactscore SET score = score - 1 WHERE model_id = %s AND org_id = %s "
-            "AND score > %s AND contact_id %% %s = %s RETURNING org_id, contact_id, model_id, score), "
-            "m AS (UPDATE marketing_contact c SET score = d.score FROM d WHERE c.id = d.contact_id) "
+            "WITH d AS (UPDATE scoring_contactscore SET score = score - 1 WHERE model_id = %(model)s "
+            "AND org_id = %(org)s AND score > %(base)s AND contact_id BETWEEN %(first)s AND %(last)s "
+            "RETURNING org_id, contact_id, model_id, score), "
+            "m AS (UPDATE marketing_contact c SET score = d.score FROM d "
+            "WHERE c.id = d.contact_id AND c.id BETWEEN %(first)s AND %(last)s) "
             "INSERT INTO scoring_scoreledger (org_id, contact_id, model_id, delta, score_after, reason, note, at) "
-            "SELECT org_id, contact_id, model_id, -1, score, 'decay', '', now() FROM d"
+            "SELECT org_id, contact_id, model_id, -1, score, 'decay', '', now() FROM d ORDER BY contact_id"
         )
 
-        def write(part: int) -> None:
+        def write(ids: tuple[int, int]) -> None:
+            params = {"model": model.pk, "org": org.pk, "base": model.base, "first": ids[0], "last": ids[1]}
             with connection.cursor() as cursor:
                 cursor.execute("BEGIN")
                 try:
-                    cursor.execute(sql, [model.pk, org.pk, model.base, parts, part])
+                    cursor.execute(sql, params)
                 finally:
                     cursor.execute("ROLLBACK")
 
-        def write_in_thread(part: int) -> None:
+        def write_in_thread(ids: tuple[int, int]) -> None:
             try:
-                write(part)
+                write(ids)
             finally:
                 connection.close()
 
+        with org_context(org):
+            ranges = _id_ranges(model, parts)  # the decay's own split
         start = time.perf_counter()
         if parts == 1:
-            write(0)
+            write(ranges[0])
         else:
             with ThreadPoolExecutor(max_workers=parts) as pool:
-                list(pool.map(write_in_thread, range(parts)))
+                list(pool.map(write_in_thread, ranges))
         return time.perf_counter() - start
 
     def _train(self, org: Organization, progress) -> dict:

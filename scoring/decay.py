@@ -30,6 +30,7 @@ from fractions import Fraction
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from marketing.models import Contact
@@ -61,28 +62,40 @@ def scores_decay(*, model: ScoringModel, now: datetime | None = None, workers: i
         return 0
     parts = max(1, workers or settings.SCORING_DECAY_WORKERS)
     if parts == 1 or connection.vendor != "postgresql" or connection.in_atomic_block:
-        return _decay_part(model, now, part=0, parts=1)
+        return _decay_part(model, now, ids=None)
     with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="scores-decay") as pool:
-        futures = [pool.submit(_decay_part_in_thread, model, now, part, parts) for part in range(parts)]
+        futures = [pool.submit(_decay_part_in_thread, model, now, ids) for ids in _id_ranges(model, parts)]
     return sum(future.result() for future in futures)  # the first part's error, if any, raises
 
 
-def _decay_part_in_thread(model: ScoringModel, now: datetime, part: int, parts: int) -> int:
+def _id_ranges(model: ScoringModel, parts: int) -> list[tuple[int, int]]:
+    """The model's scored contact ids cut into ``parts`` ranges of equal width: each part reads
+    only its range of the score rows and contacts (the tables are in id order, as contacts are
+    created)."""
+    bounds = ContactScore.objects.filter(model=model).aggregate(first=Min("contact_id"), last=Max("contact_id"))
+    if bounds["first"] is None:
+        return []
+    width = (bounds["last"] - bounds["first"]) // parts + 1
+    return [(bounds["first"] + k * width, bounds["first"] + (k + 1) * width - 1) for k in range(parts)]
+
+
+def _decay_part_in_thread(model: ScoringModel, now: datetime, ids: tuple[int, int]) -> int:
     """A part in a worker thread: Django gives the thread its own connection, closed after."""
     from marketing.tenancy import org_context
 
     try:
         with org_context(model.org):
-            return _decay_part(model, now, part=part, parts=parts)
+            return _decay_part(model, now, ids=ids)
     finally:
         connection.close()
 
 
-def _decay_part(model: ScoringModel, now: datetime, *, part: int, parts: int) -> int:
-    """Decays the contacts whose id is ``part`` modulo ``parts``, in one transaction, with their
-    threshold crossings."""
+def _decay_part(model: ScoringModel, now: datetime, *, ids: tuple[int, int] | None) -> int:
+    """Decays the contacts whose id is in ``ids`` (first, last; None: all), in one transaction,
+    with their threshold crossings."""
     # The factor as a small exact fraction, so PostgreSQL and SQLite round the same way.
     factor = Fraction(str(max(model.decay_factor, 0.0))).limit_denominator(1_000_000)
+    first, last = ids or (-(2**63), 2**63 - 1)
     params = {
         "model": model.pk,
         "org": model.org_id,
@@ -92,8 +105,8 @@ def _decay_part(model: ScoringModel, now: datetime, *, part: int, parts: int) ->
         "cutoff": now - timedelta(days=model.decay_window_days),
         "now": now,
         "decay": DECAY,
-        "part": part,
-        "parts": parts,
+        "first": first,
+        "last": last,
     }
     band_sql, band_params = _band_case("new_score", model.thresholds)
     params.update(band_params)
@@ -131,14 +144,15 @@ _ELIGIBLE = f"""
     SELECT cs.id, cs.contact_id, cs.score AS old_score,
            %(base)s + ((cs.score - %(base)s)::bigint * %(p)s / %(q)s)::integer AS new_score
     FROM {_CS} cs
-    JOIN {_CONTACT} c ON c.id = cs.contact_id AND c.org_id = %(org)s
+    JOIN {_CONTACT} c ON c.id = cs.contact_id AND c.org_id = %(org)s AND c.id BETWEEN %(first)s AND %(last)s
     WHERE cs.model_id = %(model)s
       AND cs.score <> %(base)s
-      AND cs.contact_id %% %(parts)s = %(part)s
+      AND cs.contact_id BETWEEN %(first)s AND %(last)s
       AND COALESCE(c.last_activity_at, c.created_at) < %(cutoff)s
       AND NOT EXISTS (
           SELECT 1 FROM {_LEDGER} l
           WHERE l.contact_id = cs.contact_id AND l.model_id = %(model)s
+            AND l.contact_id BETWEEN %(first)s AND %(last)s
             AND l.reason = %(decay)s AND l.at > %(cutoff)s
       )
 """
@@ -155,7 +169,8 @@ def _decay_postgresql(params: dict, band_sql: str, *, mirror: bool) -> tuple[int
     """
     mirror_cte = (
         f""", mirrored AS (
-            UPDATE {_CONTACT} mc SET score = d.score FROM d WHERE mc.id = d.contact_id
+            UPDATE {_CONTACT} mc SET score = d.score FROM d
+            WHERE mc.id = d.contact_id AND mc.id BETWEEN %(first)s AND %(last)s
         )"""
         if mirror
         else ""
@@ -166,7 +181,7 @@ def _decay_postgresql(params: dict, band_sql: str, *, mirror: bool) -> tuple[int
             UPDATE {_CS} cs
             SET score = e.new_score, band = {band_sql.replace("new_score", "e.new_score")}, updated_at = %(now)s
             FROM e
-            WHERE cs.id = e.id AND cs.score = e.old_score
+            WHERE cs.id = e.id AND cs.score = e.old_score AND cs.contact_id BETWEEN %(first)s AND %(last)s
             RETURNING cs.contact_id, cs.score, cs.band, cs.score - e.old_score AS delta, e.old_score
         ){mirror_cte},
         ledger AS (

@@ -37,7 +37,9 @@ class Workflows(EventConsumer):
         )
         waiting = list(
             WorkflowInstance.objects.filter(
-                contact_id__in={e.contact_id for e in events}, status=InstanceStatus.WAITING, waits_for_event=True
+                contact_id__any_of=sorted({e.contact_id for e in events}),
+                status=InstanceStatus.WAITING,
+                waits_for_event=True,
             )
             .select_related("version")
             .order_by("pk")
@@ -45,7 +47,10 @@ class Workflows(EventConsumer):
         )
         if not listening and not waiting:
             return
-        contacts = Contact.objects.select_related("company").in_bulk({e.contact_id for e in events})
+        contacts = {
+            c.pk: c
+            for c in Contact.objects.select_related("company").filter(pk__any_of=sorted({e.contact_id for e in events}))
+        }
         by_type = defaultdict(list)
         for workflow in listening:
             by_type[workflow.trigger_event].append(workflow)

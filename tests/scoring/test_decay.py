@@ -244,8 +244,9 @@ def test_decay_below_a_threshold_records_the_crossing_once(model):
 
 @pytest.mark.django_db(transaction=True)
 def test_outside_a_transaction_the_parts_decay_at_once_on_their_own_connections(model, settings):
-    """PostgreSQL: the contacts split by id over SCORING_DECAY_WORKERS connections, each part its
-    own statement and transaction; together every contact decays once, crossings included."""
+    """PostgreSQL: the contacts split into id ranges over SCORING_DECAY_WORKERS connections, each
+    part its own statement and transaction; together every contact decays once, crossings
+    included."""
     from django.db import connection
 
     from marketing.models import Event
@@ -261,7 +262,7 @@ def test_outside_a_transaction_the_parts_decay_at_once_on_their_own_connections(
     original = decay._decay_postgresql
 
     def spy(params, band_sql, *, mirror):
-        seen.append((params["part"], params["parts"], threading.current_thread().name.startswith("scores-decay")))
+        seen.append((params["first"], params["last"], threading.current_thread().name.startswith("scores-decay")))
         return original(params, band_sql, mirror=mirror)
 
     decay._decay_postgresql = spy
@@ -271,7 +272,10 @@ def test_outside_a_transaction_the_parts_decay_at_once_on_their_own_connections(
     finally:
         decay._decay_postgresql = original
 
-    assert sorted(seen) == [(0, 3, True), (1, 3, True), (2, 3, True)]
+    ranges = sorted(seen)
+    assert len(ranges) == 3 and all(in_thread for _, _, in_thread in ranges)
+    assert ranges[0][0] == contacts[0].pk and ranges[-1][1] >= contacts[-1].pk
+    assert all(ranges[k][1] + 1 == ranges[k + 1][0] for k in range(2))  # contiguous, disjoint id ranges
     with org_context(model.org):
         for i, contact in enumerate(contacts):
             distance = 200 + 10 * i
