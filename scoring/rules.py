@@ -314,8 +314,9 @@ def _add_fit_points(tally: _Tally, state: _Score, rules: list[ScoringRule]) -> N
     if not rules:
         return
     facts = contact_facts(state.contact, names=rules_read_names(rules))
+    facts_json = json.dumps(facts)  # once for all the fit rules
     for rule in rules:
-        if rule_matches(rule, facts, contact=state.contact, now=tally.now):
+        if rule_matches(rule, facts, contact=state.contact, now=tally.now, facts_json=facts_json):
             tally.add(state, delta=rule.points, reason=ScoreLedger.Reason.FIT, rule=rule)
             state.cause = f"fit{rule.pk}"
 
