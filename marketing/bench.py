@@ -15,9 +15,11 @@ import os
 import pstats
 import random
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.db import DatabaseError, connection, transaction
@@ -520,33 +522,11 @@ class IngestScenario(Scenario):
 
     def _drain(self, org, workers: int, progress) -> float:
         """Starts Celery workers and times until every dispatch batch of the org is done."""
-        import subprocess
-        import sys
-
-        from django.conf import settings
-
         batches = DispatchBatch.objects.with_scopes_disabled().filter(org=org)
         total = batches.count()
         advance = progress("draining dispatch", total)
         start = time.perf_counter()
-        worker = subprocess.Popen(  # noqa: S603  our own interpreter and fixed arguments
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "marketing",
-                "worker",
-                "--concurrency",
-                str(workers),
-                "--loglevel",
-                "warning",
-            ],
-            cwd=settings.BASE_DIR,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
+        with celery_worker(workers) as worker:
             done = 0
             while done < total:
                 time.sleep(0.2)
@@ -555,10 +535,27 @@ class IngestScenario(Scenario):
                 done = now_done
                 if worker.poll() is not None:
                     raise RuntimeError("the Celery worker exited early")
-            return time.perf_counter() - start
-        finally:
-            worker.terminate()
-            worker.wait(timeout=30)
+        return time.perf_counter() - start
+
+
+@contextmanager
+def celery_worker(concurrency: int) -> Iterator[subprocess.Popen]:
+    """A Celery worker (``concurrency`` processes) for the block, reading the broker of
+    ``REDIS_URL`` with this process's environment; stopped after."""
+    from django.conf import settings
+
+    command = [sys.executable, "-m", "celery", "-A", "marketing", "worker", "-c", str(concurrency), "-l", "warning"]
+    worker = subprocess.Popen(  # noqa: S603  our own interpreter and fixed arguments
+        command,
+        cwd=settings.BASE_DIR,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
 
 
 def _post_one(args: tuple[str, str]) -> float:

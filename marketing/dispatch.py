@@ -93,6 +93,7 @@ def dispatch_batch_run(*, batch_id: int) -> bool:
         events = list(
             Event.objects.filter(org=batch.org, pk__any_of=batch.event_ids).order_by("contact_id", "occurred_at", "id")
         )
+        _contacts_lock(sorted({event.contact_id for event in events}))
         failed = []
         for consumer in consumers().values():
             try:
@@ -114,6 +115,21 @@ def dispatch_batch_run(*, batch_id: int) -> bool:
             status=DispatchBatch.Status.DONE, done_at=timezone.now(), lease_until=None, last_error=""
         )
     return True
+
+
+def _contacts_lock(contact_ids: list[int]) -> None:
+    """Locks the batch's contacts in id order before any consumer runs (PostgreSQL). Consumers
+    then update them (last activity, the score mirror) in whatever order their statements take,
+    and two batches that share contacts wait for each other instead of deadlocking: every batch
+    takes its contacts' locks in the same order, first. (``FOR NO KEY UPDATE`` is the lock an
+    ``UPDATE`` of non-key columns takes itself; it leaves foreign-key checks free.)"""
+    if not contact_ids or connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM marketing_contact WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE",
+            [contact_ids],
+        )
 
 
 def dispatch_batches_due(*, now=None, limit: int = 500) -> list[int]:

@@ -27,8 +27,17 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.test import override_settings
+from django.utils import timezone
 
-from marketing.bench import Profiler, Scenario, checkpoint, percentile_ms, scenario, vacuum_analyze
+from marketing.bench import (
+    Profiler,
+    Scenario,
+    celery_worker,
+    checkpoint,
+    percentile_ms,
+    scenario,
+    vacuum_analyze,
+)
 from marketing.models import DispatchBatch, Event, Organization
 from marketing.tenancy import org_context
 
@@ -77,6 +86,12 @@ class ScoringScenario(Scenario):
         parser.add_argument("--predictions", type=int, default=200, help="Single-contact predictions timed (200).")
         parser.add_argument("--keep", action="store_true", help="Keep the bench org's data afterwards.")
         parser.add_argument("--profile", action="store_true", help="cProfile the dispatch phase; top costs to stderr.")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=0,
+            help="Celery worker processes that then drain as many new events (default 0: no such phase).",
+        )
 
     def run(self, *, options: dict, progress) -> Iterator[dict]:
         if connection.vendor != "postgresql":
@@ -107,6 +122,10 @@ class ScoringScenario(Scenario):
                 direct = self._events(org, contact_ids, events - half, half)
                 trained = self._train(org, progress)
                 figures.update(self._score(org, dispatched, direct, options["profile"], progress))
+                if options["workers"] and not settings.EMBEDDED:
+                    # As many events again, new ones, through real Celery workers.
+                    drained = self._events(org, contact_ids, half, events)
+                    figures.update(self._drain(org, drained, options["workers"], progress))
                 figures.update(trained)
                 if "predict_error" not in trained:
                     figures.update(self._predict(org, contact_ids, options["predictions"], progress))
@@ -247,6 +266,61 @@ class ScoringScenario(Scenario):
             "ledger_rows": ledger_rows,
             "contacts_scored": scored,
             "handoffs": handoffs,
+        }
+
+    def _drain(self, org: Organization, event_ids: list[int], workers: int, progress) -> dict:
+        """The dispatch path as deployed: ``workers`` Celery worker processes drain the batches of
+        ``event_ids`` (500 each) and run the prediction tasks those batches send. Timed from the
+        first batch sent (the workers already up) to the last batch done, and to the last
+        changed contact predicted."""
+        from marketing.celery import app
+        from marketing.tasks import dispatch_batch
+        from scoring.models import ContactScore
+
+        with org_context(org):
+            batches = [
+                DispatchBatch.objects.create(org=org, event_ids=event_ids[i : i + BATCH])
+                for i in range(0, len(event_ids), BATCH)
+            ]
+        ids = [batch.pk for batch in batches]
+        pending = DispatchBatch.objects.with_scopes_disabled().filter(pk__in=ids)
+        advance = progress(f"dispatch on {workers} Celery workers", len(batches))
+        app.control.purge()
+        with celery_worker(workers) as worker:
+            deadline = time.monotonic() + 60
+            while not app.control.ping(timeout=0.5):
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    raise CommandError("the Celery worker did not start (is REDIS_URL's broker up?)")
+            since = timezone.now()
+            start = time.perf_counter()
+            for batch_id in ids:
+                dispatch_batch.delay(batch_id=batch_id)
+            done = 0
+            while done < len(ids):
+                time.sleep(0.05)
+                now_done = pending.filter(status=DispatchBatch.Status.DONE).count()
+                advance(now_done - done)
+                done = now_done
+                if worker.poll() is not None:
+                    raise CommandError("the Celery worker exited early")
+            dispatch_s = time.perf_counter() - start
+            # The contacts those batches changed (their default-model scores written since), each
+            # predicted once since.
+            changed = ContactScore.objects.with_scopes_disabled().filter(
+                org=org, model__is_default=True, updated_at__gte=since
+            )
+            expected = changed.count()
+            while changed.filter(predicted_at__gte=since).count() < expected:
+                time.sleep(0.05)
+                if worker.poll() is not None:
+                    raise CommandError("the Celery worker exited early")
+            both_s = time.perf_counter() - start
+        attempts = sum(pending.values_list("attempts", flat=True))
+        return {
+            "dispatch_workers": workers,
+            "workers_dispatch_events_per_s": round(len(event_ids) / dispatch_s),
+            "workers_dispatch_and_predict_events_per_s": round(len(event_ids) / both_s),
+            "workers_dispatch_retries": attempts - len(ids),
         }
 
     def _decay(self, org: Organization, model, progress) -> dict:

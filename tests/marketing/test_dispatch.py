@@ -153,3 +153,56 @@ def test_a_real_worker_drains_dispatch_through_redis(org, api, settings, shared_
         worker.terminate()
         output = worker.communicate(timeout=30)[0]
     assert "Traceback" not in output, output
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_sharing_contacts_wait_for_each_other_instead_of_deadlocking(org):
+    """Two workers dispatch batches over the same contacts, each batch in its own order. Every
+    batch locks its contacts in id order first, so the consumers' updates of them (last activity,
+    the score mirror) never deadlock: every batch is done at its first attempt."""
+    import random
+    import threading
+
+    from django.db import connection
+
+    from marketing.tenancy import org_context
+    from scoring.demo import lead_score_model
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks and deadlocks are PostgreSQL's; SQLite takes one write lock")
+    with org_context(org):
+        lead_score_model(org=org)  # scoring writes Contact.score too
+        contacts = [Contact.objects.create(org=org, email=f"c{i}@example.com") for i in range(30)]
+    rng = random.Random(5)
+    batches = []
+    for b in range(16):
+        events = []
+        for i, contact in enumerate(rng.sample(contacts, len(contacts))):
+            events.append(
+                Event.objects.create(
+                    org=org,
+                    contact=contact,
+                    type="page_view",
+                    properties={"path": rng.choice(["/pricing", "/", "/blog/x"])},
+                    occurred_at=timezone.now() - timedelta(minutes=rng.randrange(1, 600)),
+                    message_id=f"b{b}-{i}",
+                )
+            )
+        with scopes_disabled():
+            batches.append(DispatchBatch.objects.create(org=org, event_ids=[e.pk for e in events]))
+
+    def work(mine):
+        try:
+            for batch in mine:
+                dispatch_batch_run(batch_id=batch.pk)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=work, args=(batches[k::2],)) for k in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    with scopes_disabled():
+        rows = list(DispatchBatch.objects.filter(pk__in=[b.pk for b in batches]).values_list("status", "attempts"))
+    assert rows == [("done", 1)] * len(batches)
