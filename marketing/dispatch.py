@@ -70,10 +70,10 @@ def dispatch_batch_run(*, batch_id: int) -> bool:
 
     Events reach consumers grouped by contact, each contact's in ``occurred_at`` order. The
     batch's contacts are locked first, in id order; the consumers' work and the batch's new
-    status commit together, each consumer in its own savepoint: one commit a batch (not one per consumer), and a crash before it leaves nothing
-    half done. A consumer's failure rolls back its own savepoint only and leaves the batch for
-    the sweeper to retry with backoff; the others' work is idempotent, so running them again is
-    harmless.
+    status commit together, each consumer in its own savepoint: one commit a batch (not one per
+    consumer), and a crash before it leaves nothing half done. A consumer's failure rolls back
+    its own savepoint only and leaves the batch for the sweeper to retry with backoff; the
+    others' work is idempotent, so running them again is harmless.
     """
     from marketing.tenancy import org_context
 
