@@ -32,6 +32,7 @@ from django.utils import timezone
 from marketing.bench import (
     Profiler,
     Scenario,
+    batches_wait_done,
     celery_worker,
     checkpoint,
     percentile_ms,
@@ -295,14 +296,7 @@ class ScoringScenario(Scenario):
             start = time.perf_counter()
             for batch_id in ids:
                 dispatch_batch.delay(batch_id=batch_id)
-            done = 0
-            while done < len(ids):
-                time.sleep(0.05)
-                now_done = pending.filter(status=DispatchBatch.Status.DONE).count()
-                advance(now_done - done)
-                done = now_done
-                if worker.poll() is not None:
-                    raise CommandError("the Celery worker exited early")
+            batches_wait_done(pending, len(ids), worker, advance, interval=0.05)
             dispatch_s = time.perf_counter() - start
             # The contacts those batches changed (their default-model scores written since), each
             # predicted once since.
