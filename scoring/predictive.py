@@ -321,7 +321,7 @@ def org_predict(*, org, batch_size: int = 1000, now=None) -> int:
 
 def _predict(*, org, model: PredictiveModel, contact_ids: list, now: datetime) -> int:
     scores = dict(
-        ContactScore.objects.filter(org=org, model__is_default=True, contact_id__in=contact_ids).values_list(
+        ContactScore.objects.filter(org=org, model__is_default=True, contact_id__any_of=contact_ids).values_list(
             "contact_id", "pk"
         )
     )
