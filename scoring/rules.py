@@ -27,12 +27,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from marketing.bulk_sql import insert_returning, update_rows
-from marketing.conditions import ConditionError, Prepared, contact_facts, evaluate, prepare, reads_names, truthy
+from marketing.conditions import (
+    ConditionError,
+    Prepared,
+    contact_facts,
+    evaluate,
+    prepare,
+    reads_contact,
+    reads_names,
+    truthy,
+)
 from marketing.conditions.facts import event_facts
 from marketing.models import Contact, Event, Organization
 from scoring.models import ContactScore, ScoreLedger, ScoringModel, ScoringRule
@@ -94,6 +103,15 @@ def rules_read_names(rules: list[ScoringRule]) -> bool:
     return False
 
 
+def rule_reads_contact(rule: ScoringRule) -> bool:
+    """Whether the rule's condition reads more than the event (then its events need their
+    contact loaded); worked out once per loaded rule."""
+    reads = getattr(rule, "_reads_contact", None)
+    if reads is None:
+        reads = rule._reads_contact = rule.condition not in (None, {}, True) and reads_contact(rule.condition)
+    return reads
+
+
 def reads_machine_open(rule) -> bool:
     return "machine_open" in json.dumps(rule)
 
@@ -123,7 +141,8 @@ def rule_matches(rule: ScoringRule, facts: dict, *, contact, now, facts_json: st
             return truthy(prepared.evaluate(facts, data_json=facts_json))
         return truthy(evaluate(rule.condition, facts, contact=contact, now=now, data_json=facts_json))
     except ConditionError as exc:
-        logger.warning("scoring rule not evaluable rule=%s contact=%s error=%s", rule.pk, contact.pk, exc)
+        who = contact.pk if contact is not None else None
+        logger.warning("scoring rule not evaluable rule=%s contact=%s error=%s", rule.pk, who, exc)
         return False
 
 
@@ -174,38 +193,50 @@ def capped(rule: ScoringRule) -> bool:
 
 @dataclass
 class _Score:
-    """One contact's score in one model while a batch is worked."""
+    """One contact's score in one model while a batch is worked (the row's id, not the row: a
+    batch touches hundreds)."""
 
-    row: ContactScore
+    pk: int | None
+    contact_id: int
     model: ScoringModel
-    contact: Contact
+    score: int
     before: int
     created: bool = False
     cause: str = ""  # what last changed it, for the threshold events' message ids
 
-    @property
-    def score(self) -> int:
-        return self.row.score
-
 
 @dataclass
 class _Tally:
-    """The rows a batch writes: ledger rows in order, scores touched, handoffs asked for."""
+    """The rows a batch writes: ledger rows in order, scores touched, handoffs asked for; and the
+    contacts loaded, only those something reads (a rule's condition, fit rules, a handoff)."""
 
     org: Organization
     now: datetime
+    names: bool = False  # whether loaded contacts come with their tags and lists (a rule reads them)
+    contacts: dict[int, Contact] = field(default_factory=dict)
     scores: dict[tuple[int, int], _Score] = field(default_factory=dict)
     rows: list[dict] = field(default_factory=list)
     handoffs: list[tuple] = field(default_factory=list)
+
+    def contacts_load(self, ids) -> None:
+        """Loads, in one query, those of ``ids`` not loaded yet (with their company); a contact
+        merged away meanwhile is simply not there."""
+        missing = sorted(set(ids) - self.contacts.keys())
+        if not missing:
+            return
+        queryset = Contact.objects.filter(org=self.org, pk__any_of=missing).select_related("company")
+        if self.names:
+            queryset = queryset.prefetch_related("tags", "lists")
+        self.contacts.update((contact.pk, contact) for contact in queryset)
 
     def add(self, state: _Score, *, delta: int, reason: str, rule=None, event=None, note="", actor=None, at=None):
         """Appends a row for ``delta`` and, when the result leaves the model's range, a ``cap`` row
         that brings it back, so base + Σ delta stays the score."""
         at = at or self.now
-        raw = state.row.score + delta
+        raw = state.score + delta
         self.rows.append(
             {
-                "contact": state.contact.pk,
+                "contact": state.contact_id,
                 "model": state.model.pk,
                 "delta": delta,
                 "score_after": raw,
@@ -221,7 +252,7 @@ class _Tally:
         if bounded != raw:
             self.rows.append(
                 {
-                    "contact": state.contact.pk,
+                    "contact": state.contact_id,
                     "model": state.model.pk,
                     "delta": bounded - raw,
                     "score_after": bounded,
@@ -233,40 +264,29 @@ class _Tally:
                     "at": at,
                 }
             )
-        state.row.score = bounded
-
-
-# What scoring reads and writes of a score row (not the prediction's probability and factors).
-_SCORE_FIELDS = ("org", "contact", "model", "score", "band", "updated_at")
+        state.score = bounded
 
 
 def _lock_scores(
-    tally: _Tally,
-    *,
-    models: list[ScoringModel],
-    contacts: dict[int, Contact],
-    pairs: set[tuple[int, int]],
-    fit_rules: dict[int, list],
+    tally: _Tally, *, models: list[ScoringModel], pairs: set[tuple[int, int]], fit_rules: dict[int, list]
 ) -> None:
     """Loads (locking, in primary-key order) the scores of ``pairs`` (contact id, model id),
     creating the missing ones at ``base`` with their fit points. A score created by this
     transaction is locked by its insert, so a concurrent batch waits for it instead of adding
     fit points twice."""
     model_by_id = {m.pk: m for m in models}
-    existing = list(
+    existing = (
         ContactScore.objects.filter(
             org=tally.org,
             model_id__any_of=sorted({m for _, m in pairs}),
             contact_id__any_of=sorted({c for c, _ in pairs}),
         )
-        .only(*_SCORE_FIELDS)
         .order_by("pk")
         .select_for_update()
+        .values_list("pk", "contact_id", "model_id", "score")
     )
-    for row in existing:
-        tally.scores[(row.contact_id, row.model_id)] = _Score(
-            row=row, model=model_by_id[row.model_id], contact=contacts[row.contact_id], before=row.score
-        )
+    for pk, contact_id, model_id, score in existing:
+        tally.scores[(contact_id, model_id)] = _Score(pk, contact_id, model_by_id[model_id], score, before=score)
     missing = sorted(((c, m) for c, m in pairs if (c, m) not in tally.scores), key=lambda pair: (pair[1], pair[0]))
     if not missing:
         return
@@ -281,42 +301,35 @@ def _lock_scores(
         fixed={"org": tally.org.pk, "updated_at": tally.now},
         returning=["id", "contact", "model"],
     )
+    tally.contacts_load(contact_id for _pk, contact_id, model_id in stored if fit_rules.get(model_id))
     for pk, contact_id, model_id in stored:
         model = model_by_id[model_id]
-        row = ContactScore(
-            pk=pk,
-            org=tally.org,
-            contact_id=contact_id,
-            model_id=model_id,
-            score=model.base,
-            band=band_of(model, model.base),
-            updated_at=tally.now,
-        )
-        state = _Score(row=row, model=model, contact=contacts[contact_id], before=model.base, created=True)
+        state = _Score(pk, contact_id, model, model.base, before=model.base, created=True)
         tally.scores[(contact_id, model_id)] = state
         _add_fit_points(tally, state, fit_rules.get(model_id, []))
     lost = [(c, m) for c, m in missing if (c, m) not in tally.scores]
     if lost:  # created by a concurrent transaction meanwhile (committed, or we would still wait)
-        for row in (
+        for pk, contact_id, model_id, score in (
             ContactScore.objects.filter(
                 org=tally.org, model_id__any_of=[m for _, m in lost], contact_id__any_of=[c for c, _ in lost]
             )
-            .only(*_SCORE_FIELDS)
             .select_for_update()
+            .values_list("pk", "contact_id", "model_id", "score")
         ):
-            if (row.contact_id, row.model_id) not in tally.scores:
-                tally.scores[(row.contact_id, row.model_id)] = _Score(
-                    row=row, model=model_by_id[row.model_id], contact=contacts[row.contact_id], before=row.score
+            if (contact_id, model_id) not in tally.scores:
+                tally.scores[(contact_id, model_id)] = _Score(
+                    pk, contact_id, model_by_id[model_id], score, before=score
                 )
 
 
 def _add_fit_points(tally: _Tally, state: _Score, rules: list[ScoringRule]) -> None:
-    if not rules:
+    contact = tally.contacts.get(state.contact_id)
+    if not rules or contact is None:
         return
-    facts = contact_facts(state.contact, names=rules_read_names(rules))
+    facts = contact_facts(contact, names=rules_read_names(rules))
     facts_json = json.dumps(facts)  # once for all the fit rules
     for rule in rules:
-        if rule_matches(rule, facts, contact=state.contact, now=tally.now, facts_json=facts_json):
+        if rule_matches(rule, facts, contact=contact, now=tally.now, facts_json=facts_json):
             tally.add(state, delta=rule.points, reason=ScoreLedger.Reason.FIT, rule=rule)
             state.cause = f"fit{rule.pk}"
 
@@ -359,13 +372,16 @@ def events_score(*, org: Organization, events: list[Event], now: datetime | None
         return set()
 
     with transaction.atomic():
-        names = rules_read_names(rules)
-        contacts_qs = Contact.objects.filter(org=org, pk__any_of=sorted({e.contact_id for e in relevant}))
-        contacts_qs = contacts_qs.select_related("company")
-        if names:
-            contacts_qs = contacts_qs.prefetch_related("tags", "lists")
-        contacts = {c.pk: c for c in contacts_qs}
-        relevant = [e for e in relevant if e.contact_id in contacts]  # merged away since it was stored
+        tally = _Tally(org=org, now=now, names=rules_read_names(rules))
+        # Contacts are loaded only for the event types whose rules read more than the event; the
+        # others' contacts are only checked to exist (merged away since the event was stored?).
+        reading = {kind for kind, kind_rules in behaviour.items() if any(map(rule_reads_contact, kind_rules))}
+        tally.contacts_load(e.contact_id for e in relevant if e.type in reading)
+        unread = sorted({e.contact_id for e in relevant} - tally.contacts.keys())
+        existing = tally.contacts.keys() | set(
+            Contact.objects.filter(org=org, pk__any_of=unread).values_list("pk", flat=True) if unread else ()
+        )
+        relevant = [e for e in relevant if e.contact_id in existing]
         if not relevant:
             return set()
         done = set(
@@ -373,29 +389,28 @@ def events_score(*, org: Organization, events: list[Event], now: datetime | None
                 org=org, event_id__any_of=[e.pk for e in relevant], rule__isnull=False
             ).values_list("event_id", "rule_id")
         )
-        tally = _Tally(org=org, now=now)
         pairs = {(e.contact_id, rule.model_id) for e in relevant for rule in behaviour[e.type]}
-        _lock_scores(tally, models=models, contacts=contacts, pairs=pairs, fit_rules=fit)
+        _lock_scores(tally, models=models, pairs=pairs, fit_rules=fit)
         cap_counts = _cap_counts(org, relevant, behaviour)
 
         for event in relevant:
-            contact = contacts[event.contact_id]
+            contact = tally.contacts.get(event.contact_id) if event.type in reading else None
             facts = facts_json = None
             for rule in behaviour[event.type]:
                 if (event.pk, rule.pk) in done or excluded_machine_open(rule, event):
                     continue
                 if rule.condition not in (None, {}, True) and facts is None:
-                    facts = contact_facts(contact, names=names)
+                    facts = contact_facts(contact, names=tally.names) if contact is not None else {}
                     facts["event"] = event_facts(event)
                     facts_json = json.dumps(facts)  # once for every rule of the event's type
                 if not rule_matches(rule, facts or {}, contact=contact, now=now, facts_json=facts_json):
                     continue
                 if capped(rule):
-                    key = (rule.pk, contact.pk, period_key(rule.cap_period, event.occurred_at))
+                    key = (rule.pk, event.contact_id, period_key(rule.cap_period, event.occurred_at))
                     if cap_counts[key] >= rule.cap_count:
                         continue
                     cap_counts[key] += 1
-                state = tally.scores[(contact.pk, rule.model_id)]
+                state = tally.scores[(event.contact_id, rule.model_id)]
                 tally.add(
                     state,
                     delta=rule.points,
@@ -452,17 +467,42 @@ def _write(tally: _Tally) -> int:
         )
         stored = sum(1 for _pk, rule_id, event_id in returned if rule_id is not None and event_id is not None)
     changed = [s for s in tally.scores.values() if s.created or s.score != s.before]
-    for state in changed:
-        state.row.band = band_of(state.model, state.score)
-        state.row.updated_at = tally.now
-    update_rows([s.row for s in changed if not s.created or s.score != s.before], ["score", "band", "updated_at"])
-    mirrored = {}
-    for state in changed:
-        if state.model.is_default:
-            state.contact.score = state.score
-            mirrored[state.contact.pk] = state.contact
-    update_rows(list(mirrored.values()), ["score"])
+    _scores_write(
+        tally.now,
+        moved=[s for s in changed if not s.created or s.score != s.before],
+        mirrored={s.contact_id: s.score for s in changed if s.model.is_default},
+    )
     return stored
+
+
+def _scores_write(now: datetime, *, moved: list[_Score], mirrored: dict[int, int]) -> None:
+    """The new scores (with their band) of ``moved``, and the default model's ``mirrored`` on
+    ``Contact.score`` (contact id → score). PostgreSQL: one statement, each list one array."""
+    if not moved and not mirrored:
+        return
+    if connection.vendor != "postgresql":
+        update_rows(
+            [ContactScore(pk=s.pk, score=s.score, band=band_of(s.model, s.score), updated_at=now) for s in moved],
+            ["score", "band", "updated_at"],
+        )
+        update_rows([Contact(pk=pk, score=score) for pk, score in mirrored.items()], ["score"])
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH moved AS (UPDATE {ContactScore._meta.db_table} AS cs "  # noqa: S608  the models' own tables
+            "SET score = v.score, band = v.band, updated_at = %s "
+            "FROM unnest(%s::bigint[], %s::integer[], %s::text[]) AS v(id, score, band) WHERE cs.id = v.id) "
+            f"UPDATE {Contact._meta.db_table} AS c SET score = m.score "
+            "FROM unnest(%s::bigint[], %s::integer[]) AS m(id, score) WHERE c.id = m.id",
+            [
+                now,
+                [s.pk for s in moved],
+                [s.score for s in moved],
+                [band_of(s.model, s.score) for s in moved],
+                list(mirrored),
+                list(mirrored.values()),
+            ],
+        )
 
 
 @dataclass(frozen=True)
@@ -505,17 +545,19 @@ def _after_write(tally: _Tally) -> set[int]:
     crossings = [
         (state, crossing)
         for state in tally.scores.values()
-        for crossing in crossings_of(state.model, state.contact.pk, state.before, state.score, state.cause)
+        for crossing in crossings_of(state.model, state.contact_id, state.before, state.score, state.cause)
     ]
+    upward = [(state, crossing) for state, crossing in crossings if crossing.direction == "up"]
+    # What the actions and handoffs read of their contacts, in one query.
+    tally.contacts_load([state.contact_id for state, _ in upward] + [state.contact_id for state, _ in tally.handoffs])
     requests = []  # the batch's handoffs, made together: a threshold's first, then the rules'
     if crossings:
         _record_crossings(tally.org, tally.now, [crossing for _, crossing in crossings])
-        for state, crossing in crossings:
-            if crossing.direction == "up":
-                requests += _run_threshold_actions(tally, state, crossing)
+        for state, crossing in upward:
+            requests += _run_threshold_actions(tally, state, crossing)
     requests += [
         HandoffRequest(
-            contact=state.contact,
+            contact=tally.contacts[state.contact_id],
             reason="demo_request",
             model=state.model,
             score=state.score,
@@ -523,9 +565,10 @@ def _after_write(tally: _Tally) -> set[int]:
             detail=event.type,
         )
         for state, event in tally.handoffs
+        if state.contact_id in tally.contacts
     ]
     handoffs_create(org=tally.org, requests=requests, now=tally.now)
-    return {s.contact.pk for s in tally.scores.values() if s.created or s.score != s.before}
+    return {s.contact_id for s in tally.scores.values() if s.created or s.score != s.before}
 
 
 def crossings_record(
@@ -547,15 +590,11 @@ def crossings_record(
     # decay's crossings are all downward.
     upward = [crossing for crossing in crossings if crossing.direction == "up"]
     if upward:
-        contacts = Contact.objects.select_related("company").in_bulk([c.contact_id for c in upward])
         tally = _Tally(org=model.org, now=now)
+        tally.contacts_load(crossing.contact_id for crossing in upward)
         requests = []
         for crossing in upward:
-            contact = contacts.get(crossing.contact_id)
-            if contact is None:
-                continue  # merged away meanwhile
-            row = ContactScore(org=model.org, contact=contact, model=model, score=crossing.score)
-            state = _Score(row=row, model=model, contact=contact, before=crossing.before, cause=cause)
+            state = _Score(None, crossing.contact_id, model, crossing.score, before=crossing.before, cause=cause)
             requests += _run_threshold_actions(tally, state, crossing)
         handoffs_create(org=model.org, requests=requests, now=now)
     return len({crossing.contact_id for crossing in crossings})
@@ -596,19 +635,20 @@ def _run_threshold_actions(tally: _Tally, state: _Score, crossing: Crossing) -> 
 
     name = str(crossing.threshold.get("name", ""))
     key = crossing.message_id
+    contact = tally.contacts.get(state.contact_id)  # loaded by the caller
+    if contact is None:
+        return []  # merged away meanwhile
     handoffs = []
     for spec in crossing.threshold.get("actions") or []:
         kind = spec.get("type") if isinstance(spec, dict) else None
         if kind == "handoff":
             handoffs.append(
-                HandoffRequest(
-                    contact=state.contact, reason="threshold", model=state.model, score=state.score, detail=name
-                )
+                HandoffRequest(contact=contact, reason="threshold", model=state.model, score=state.score, detail=name)
             )
         elif kind == "enrol":
             _enrol(tally, state, spec, name=name, key=key)
         elif kind == "notify":
-            _notify(tally, state, spec, name=name, key=key)
+            _notify(tally, state, contact, spec, name=name, key=key)
         else:
             logger.warning("unknown threshold action model=%s threshold=%s action=%s", state.model.pk, name, spec)
     return handoffs
@@ -626,7 +666,7 @@ def _enrol(tally: _Tally, state: _Score, spec: dict, *, name: str, key: str) -> 
         return
     workflow_enrol(
         workflow=workflow,
-        contact_ids=[state.contact.pk],
+        contact_ids=[state.contact_id],
         trigger_type="score_threshold",
         trigger_key=key,
         trigger_data={"model": state.model.slug, "threshold": name, "score": state.score},
@@ -634,7 +674,7 @@ def _enrol(tally: _Tally, state: _Score, spec: dict, *, name: str, key: str) -> 
     )
 
 
-def _notify(tally: _Tally, state: _Score, spec: dict, *, name: str, key: str) -> None:
+def _notify(tally: _Tally, state: _Score, contact: Contact, spec: dict, *, name: str, key: str) -> None:
     """Posts the Slack template ``spec["template"]`` to the destination ``spec["destination"]``
     through the outbox (idempotent on the crossing). Without both, or without a published Slack
     template of that slug, it only logs: notifying is best effort, the crossing event is the record."""
@@ -654,14 +694,14 @@ def _notify(tally: _Tally, state: _Score, spec: dict, *, name: str, key: str) ->
             tally.org.slug,
             state.model.slug,
             name,
-            state.contact.pk,
+            contact.pk,
             state.score,
         )
         return
     try:
         message_enqueue(
             org=tally.org,
-            contact=state.contact,
+            contact=contact,
             template=template,
             idempotency_key=f"notify:{key}"[:200],
             to=destination,
@@ -698,17 +738,11 @@ def score_adjust(
         fit = list(
             ScoringRule.objects.filter(org=org, model=model, kind=ScoringRule.Kind.FIT, active=True).order_by("pk")
         )
-        tally = _Tally(org=org, now=now)
-        _lock_scores(
-            tally,
-            models=[model],
-            contacts={contact.pk: contact},
-            pairs={(contact.pk, model.pk)},
-            fit_rules={model.pk: fit},
-        )
+        tally = _Tally(org=org, now=now, names=rules_read_names(fit), contacts={contact.pk: contact})
+        _lock_scores(tally, models=[model], pairs={(contact.pk, model.pk)}, fit_rules={model.pk: fit})
         state = tally.scores[(contact.pk, model.pk)]
         tally.add(state, delta=int(delta), reason=ScoreLedger.Reason.MANUAL, note=note, actor=actor)
         state.cause = cause or f"manual:{now.isoformat()}"
         _write(tally)
         _after_write(tally)
-    return state.row
+    return ContactScore.objects.get(pk=state.pk)

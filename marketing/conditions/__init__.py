@@ -7,7 +7,7 @@ docs/conditions.md.
 """
 
 from marketing.conditions.engine import ConditionError, Prepared, evaluate, prepare, truthy
-from marketing.conditions.facts import contact_facts, event_facts, reads_names
+from marketing.conditions.facts import contact_facts, event_facts, reads_contact, reads_names
 from marketing.conditions.operators import ConditionOperator, condition_operator, operators
 from marketing.conditions.sql import NotCompilable, to_q
 from marketing.conditions.validation import register_namespace, rule_errors, validate
@@ -23,6 +23,7 @@ __all__ = [
     "event_facts",
     "operators",
     "prepare",
+    "reads_contact",
     "reads_names",
     "register_namespace",
     "rule_errors",

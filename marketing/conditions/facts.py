@@ -17,6 +17,41 @@ def reads_names(rule) -> bool:
     return '"tags' in text or '"lists' in text
 
 
+_ITERATORS = {"map", "reduce", "filter", "all", "none", "some"}
+
+
+def reads_contact(rule) -> bool:
+    """Whether a rule may read anything but the ``event`` facts: a path outside ``event.``, the
+    whole document, or a registered operator (which works on the contact). Scoring loads a
+    contact only for the rules that do. Conservative: what it cannot tell counts as reading."""
+    from marketing.conditions.operators import operators
+
+    def reads(node, *, in_iterator: bool) -> bool:
+        if isinstance(node, list):
+            return any(reads(item, in_iterator=in_iterator) for item in node)
+        if not isinstance(node, dict):
+            return False
+        if len(node) != 1:
+            return True
+        ((op, args),) = node.items()
+        if op in operators():
+            return True
+        items = args if isinstance(args, list) else [args]
+        if op in ("var", "missing", "missing_some"):
+            if in_iterator:
+                return False  # a path into the list item, not the facts
+            if op == "var":
+                items = items[:1]
+            elif op == "missing_some" and len(items) == 2 and isinstance(items[1], list):
+                items = items[1]
+            return not items or any(not isinstance(p, str) or p.split(".", 1)[0] != "event" for p in items)
+        return any(
+            reads(item, in_iterator=in_iterator or (op in _ITERATORS and index > 0)) for index, item in enumerate(items)
+        )
+
+    return reads(rule, in_iterator=False)
+
+
 def contact_facts(contact, *, event=None, workflow: dict | None = None, names: bool = True) -> dict[str, Any]:
     """The facts of one contact (with its company, tags and lists), and of the event and the
     workflow run when the rule is evaluated for them. ``names=False`` leaves out ``tags`` and
