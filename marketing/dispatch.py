@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
+from marketing.bulk_sql import array_literal
 from marketing.models import DispatchBatch, Event, Organization
 
 logger = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def _contacts_lock(contact_ids: list[int]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT id FROM marketing_contact WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE",
-            [contact_ids],
+            [array_literal(contact_ids)],
         )
 
 
@@ -158,13 +159,14 @@ class LastActivity(EventConsumer):
         org_id = events[0].org_id
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                # Two array parameters, not two per contact: a 500-event batch's statement stays small.
+                # Two array parameters, not two per contact: a 500-event batch's statement stays small
+                # (each in PostgreSQL's text form, which psycopg sends as one string).
                 cursor.execute(
                     "UPDATE marketing_contact SET last_activity_at = v.at "
                     "FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, at) "
                     "WHERE marketing_contact.id = v.id AND marketing_contact.org_id = %s AND "
                     "(marketing_contact.last_activity_at IS NULL OR marketing_contact.last_activity_at < v.at)",
-                    [list(newest), list(newest.values()), org_id],
+                    [array_literal(newest), array_literal(newest.values()), org_id],
                 )
                 return
             adapt = connection.ops.adapt_datetimefield_value

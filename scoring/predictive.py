@@ -52,7 +52,7 @@ ALGORITHMS = ("logistic_regression", "gradient_boosting")
 
 # What prediction fell back from, per reason (a process-level metric: "no_model", "failed").
 FALLBACKS: Counter = Counter()
-_estimators: dict[int, object] = {}  # PredictiveModel id → fitted estimator, per process
+_estimators: dict[int, "_Loaded"] = {}  # PredictiveModel id → the version as predicting needs it, per process
 _warned_no_model: set[int] = set()
 _threadpools: list[ThreadpoolController] = []  # made once: making one inspects every loaded library
 
@@ -236,13 +236,25 @@ def artifact_load(data: bytes):
     return skops.io.loads(bytes(data), trusted=list(untrusted))
 
 
-def _estimator_for(model: PredictiveModel):
-    estimator = _estimators.get(model.pk)
-    if estimator is None:
-        data = PredictiveModel.objects.filter(pk=model.pk).values_list("artifact", flat=True).get()
-        estimator = artifact_load(data)
-        _estimators[model.pk] = estimator
-    return estimator
+@dataclass(frozen=True)
+class _Loaded:
+    """A model version as predicting needs it: read once per process (a version's estimator,
+    features and training means never change; only whether it is active does)."""
+
+    estimator: object
+    spec: FeatureSpec
+    means: dict[str, float | None]  # feature → its training mean, for the factors
+
+
+def _loaded(pk: int) -> _Loaded:
+    loaded = _estimators.get(pk)
+    if loaded is None:
+        artifact, names, importances = (
+            PredictiveModel.objects.filter(pk=pk).values_list("artifact", "feature_names", "importances").get()
+        )
+        means = {item["feature"]: item.get("mean") for item in importances}
+        loaded = _estimators[pk] = _Loaded(artifact_load(artifact), FeatureSpec.from_names(names), means)
+    return loaded
 
 
 def contacts_predict(*, org, contact_ids, now=None) -> int:
@@ -257,21 +269,18 @@ def contacts_predict(*, org, contact_ids, now=None) -> int:
         # A savepoint: a failed statement must not spoil the caller's transaction.
         with transaction.atomic():
             model = (
-                PredictiveModel.objects.filter(org=org, active=True)
-                .defer("artifact", "metrics")
-                .order_by("-version")
-                .first()
-            )
+                PredictiveModel.objects.filter(org=org, active=True).order_by("-version").values_list("pk", "version")
+            ).first()
             if model is None:
                 _no_model(org)
                 return 0
-            return _predict(org=org, model=model, contact_ids=contact_ids, now=now or timezone.now())
+            return _predict(org=org, model=_loaded(model[0]), contact_ids=contact_ids, now=now or timezone.now())
     except Exception as exc:  # any failure means rules only; the user never sees an error
         FALLBACKS["failed"] += 1
         logger.warning(
             "predictive scoring failed org=%s model=v%s error=%s: %s; scoring with rules only",
             org.slug,
-            model.version if model else "?",
+            model[1] if model else "?",
             type(exc).__name__,
             str(exc)[:200],
         )
@@ -319,7 +328,7 @@ def org_predict(*, org, batch_size: int = 1000, now=None) -> int:
     )
 
 
-def _predict(*, org, model: PredictiveModel, contact_ids: list, now: datetime) -> int:
+def _predict(*, org, model: _Loaded, contact_ids: list, now: datetime) -> int:
     scores = dict(
         ContactScore.objects.filter(org=org, model__is_default=True, contact_id__any_of=contact_ids).values_list(
             "contact_id", "pk"
@@ -327,12 +336,9 @@ def _predict(*, org, model: PredictiveModel, contact_ids: list, now: datetime) -
     )
     if not scores:
         return 0
-    estimator = _estimator_for(model)
-    spec = FeatureSpec.from_names(model.feature_names)
-    rows = contact_features(org=org, contact_ids=list(scores), spec=spec, now=now)
+    rows = contact_features(org=org, contact_ids=list(scores), spec=model.spec, now=now)
     with _one_thread():
-        proba = estimator.predict_proba(rows.X)[:, 1]
-        factors = _factors(estimator, rows.X, proba, names=rows.names, importances=model.importances)
+        proba, factors = _proba_and_factors(model.estimator, rows.X, names=rows.names, means=model.means)
     changed = [
         ContactScore(
             pk=scores[contact_id],
@@ -346,22 +352,23 @@ def _predict(*, org, model: PredictiveModel, contact_ids: list, now: datetime) -
     return len(changed)
 
 
-def _factors(estimator, X, proba, *, names, importances) -> list[list[dict]]:  # noqa: N803
-    """Per contact, the features whose value moves its probability most: each feature in turn is
-    set to its training mean and the change in probability is its effect (positive: this value
-    raises the probability). One ``predict_proba`` over (contacts × features that differ) rows."""
-    means = {item["feature"]: item.get("mean") for item in importances}
+def _proba_and_factors(estimator, X, *, names, means) -> tuple[np.ndarray, list[list[dict]]]:  # noqa: N803
+    """Each contact's probability and the features whose value moves it most: each feature in
+    turn is set to its training mean and the change in probability is its effect (positive: this
+    value raises the probability). One ``predict_proba`` over the contacts' rows followed by
+    (contacts × features that differ) probe rows."""
     mean = np.array([np.nan if means.get(name) is None else means[name] for name in names], dtype=np.float64)
     differs = ~np.isnan(mean)[None, :] & ~np.isclose(X, mean[None, :])
     rows, columns = np.nonzero(differs)
+    probes = X[rows]  # one copy of its contact's row per differing feature
+    probes[np.arange(len(rows)), columns] = mean[columns]
+    predicted = estimator.predict_proba(np.vstack([X, probes]))[:, 1]
+    proba = predicted[: len(X)]
     effects = np.zeros(X.shape, dtype=np.float64)
-    if len(rows):
-        probes = X[rows]  # one copy of its contact's row per differing feature
-        probes[np.arange(len(rows)), columns] = mean[columns]
-        effects[rows, columns] = proba[rows] - estimator.predict_proba(probes)[:, 1]
+    effects[rows, columns] = proba[rows] - predicted[len(X) :]
     # The largest effects first; ties in feature order (a stable sort).
     top = np.argsort(-np.abs(effects), axis=1, kind="stable")[:, :FACTORS]
-    return [
+    factors = [
         [
             {"feature": names[c], "value": _plain(X[r, c]), "effect": round(float(effects[r, c]), 4)}
             for c in top[r]
@@ -369,6 +376,7 @@ def _factors(estimator, X, proba, *, names, importances) -> list[list[dict]]:  #
         ]
         for r in range(len(X))
     ]
+    return proba, factors
 
 
 def _plain(value: float) -> float | int:

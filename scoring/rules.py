@@ -1,9 +1,10 @@
 """Scoring services: points for what contacts do and are, written as ledger rows (CONTRACTS.md §7).
 
 ``events_score`` scores one dispatch batch set-based: the org's active models and the rules for
-the batch's event types are loaded once, the batch's contacts (with company) in one query, every
-contact's current score locked in one query, and the ledger rows of the whole batch written with
-one ``INSERT … ON CONFLICT DO NOTHING``. The arithmetic is the contract's:
+the batch's event types are loaded once, every contact's current score locked in one query, and
+the ledger rows of the whole batch written with one ``INSERT … ON CONFLICT DO NOTHING``. A contact
+row is loaded only where something reads it (a rule that reads more than the event, fit rules, a
+handoff); the rules that read only the event just check that their contacts still exist. The arithmetic is the contract's:
 ``ContactScore.score = model.base + Σ ledger.delta``, so
 
 - a contact scored for the first time starts at ``base`` plus its fit rules' points (``fit`` rows);
@@ -31,7 +32,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from marketing.bulk_sql import insert_returning, update_rows
+from marketing.bulk_sql import array_literal, insert_returning, update_rows
 from marketing.conditions import (
     ConditionError,
     Prepared,
@@ -496,11 +497,11 @@ def _scores_write(now: datetime, *, moved: list[_Score], mirrored: dict[int, int
             "FROM unnest(%s::bigint[], %s::integer[]) AS m(id, score) WHERE c.id = m.id",
             [
                 now,
-                [s.pk for s in moved],
-                [s.score for s in moved],
-                [band_of(s.model, s.score) for s in moved],
-                list(mirrored),
-                list(mirrored.values()),
+                array_literal([s.pk for s in moved]),
+                array_literal([s.score for s in moved]),
+                array_literal([band_of(s.model, s.score) for s in moved]),
+                array_literal(mirrored),
+                array_literal(mirrored.values()),
             ],
         )
 

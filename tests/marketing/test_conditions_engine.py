@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from marketing.conditions import ConditionError, evaluate, operators, prepare, truthy
+from marketing.conditions import ConditionError, evaluate, operators, prepare, reads_contact, truthy
 from marketing.conditions.engine import OPS_BUDGET
 
 OFFICIAL = json.loads((Path(__file__).parent / "data" / "jsonlogic_tests.json").read_text())
@@ -217,3 +217,24 @@ def test_a_python_str_rule_is_the_string_literal_not_json_text():
     # datalogic-py would parse a str rule as JSON; the wrapper passes JSON text, so it stays a string.
     assert evaluate('{"var": "a"}', {"a": 1}) == '{"var": "a"}'
     assert evaluate("1", {}) == "1"
+
+
+@pytest.mark.parametrize(
+    ("rule", "reads"),
+    [
+        ({"==": [{"var": "event.properties.path"}, "/pricing"]}, False),
+        ({"in": ["/pricing", {"var": ["event.properties.path", ""]}]}, False),
+        ({"missing": ["event.properties.form"]}, False),
+        ({"some": [{"var": "event.properties.items"}, {"==": [{"var": "sku"}, "a"]}]}, False),  # sku: the item's
+        (True, False),
+        ({"==": [{"var": "job_title"}, "VP"]}, True),
+        ({"and": [{"var": "event.type"}, {"var": "company.industry"}]}, True),
+        ({"missing_some": [1, ["event.properties.a", "email"]]}, True),
+        ({"some": [{"var": "tags"}, {"==": [{"var": ""}, "vip"]}]}, True),  # the list itself is the contact's
+        ({"var": ""}, True),  # the whole document
+        ({">=": [{"event_count": ["page_view", None, 30]}, 3]}, True),  # a registered operator reads the contact
+        ({"==": [1, 1], "!=": [1, 2]}, True),  # not an operation: counted as reading, to be safe
+    ],
+)
+def test_reads_contact_tells_event_only_rules_apart(rule, reads):
+    assert reads_contact(rule) is reads

@@ -263,12 +263,13 @@ def test_each_factor_is_the_change_from_setting_that_feature_to_its_training_mea
     names = ["a", "b", "c", "d", "e"]
     means = X.mean(axis=0)
     means[1] = 2.0  # a mean a row may equal: that feature cannot be a factor of that row
-    importances = [{"feature": n, "mean": float(m)} for n, m in zip(names, means, strict=True)]
-    importances[4]["mean"] = None  # no mean recorded: never a factor
+    recorded = {n: float(m) for n, m in zip(names, means, strict=True)}
+    recorded["e"] = None  # no mean recorded: never a factor
     rows = np.array([[3, 2, 3, 0, 1], [0, 1, 0, 3, 3]], dtype=float)
-    proba = estimator.predict_proba(rows)[:, 1]
 
-    factors = predictive._factors(estimator, rows, proba, names=names, importances=importances)
+    proba, factors = predictive._proba_and_factors(estimator, rows, names=names, means=recorded)
+
+    assert np.allclose(proba, estimator.predict_proba(rows)[:, 1])
 
     for row, p, found in zip(rows, proba, factors, strict=True):
         expected = {}

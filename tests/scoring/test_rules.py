@@ -94,6 +94,46 @@ def test_a_behaviour_rule_scores_matching_events_only(org, model, contact):
     assert row.at == pricing.occurred_at
 
 
+def test_a_behaviour_rule_may_read_the_contact_as_well_as_the_event(org, model, contact):
+    in_brazil = {"and": [PRICING, {"==": [{"var": "country"}, "BR"]}]}
+    make_rule(model, "page_view", 15, condition=in_brazil)
+    elsewhere = ContactFactory(org=org, country="US")
+
+    changed = events_score(
+        org=org,
+        events=[
+            make_event(contact, "page_view", {"path": "/pricing"}),
+            make_event(elsewhere, "page_view", {"path": "/pricing"}),
+        ],
+    )
+
+    assert changed == {contact.pk, elsewhere.pk}  # both are scored: a first score starts at the base
+    assert (score_of(contact, model), score_of(elsewhere, model)) == (115, 100)
+
+
+def test_rules_that_read_only_the_event_do_not_load_its_contact(org, model, contact):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_rule(model, "page_view", 15, condition=PRICING)
+    events_score(org=org, events=[make_event(contact, "page_view", {"path": "/pricing"})])  # the first score
+
+    with CaptureQueriesContext(connection) as queries:
+        events_score(org=org, events=[make_event(contact, "page_view", {"path": "/pricing"})])
+
+    assert score_of(contact, model) == 130
+    assert not [q["sql"] for q in queries if '"marketing_contact"."email"' in q["sql"]]
+
+
+def test_an_event_whose_contact_is_gone_scores_nothing(org, model, contact):
+    make_rule(model, "email_clicked", 10)
+    event = make_event(contact, "email_clicked")
+    Contact.objects.filter(pk=contact.pk).delete()  # merged away after the batch was read
+
+    assert events_score(org=org, events=[event]) == set()
+    assert not ContactScore.objects.filter(model=model).exists()
+
+
 def test_fit_rules_count_once_when_a_contact_is_first_scored(org, model):
     company = CompanyFactory(org=org, size=120, industry="software")
     lead = ContactFactory(org=org, job_title="VP Marketing", company=company, country="US")
