@@ -20,8 +20,9 @@ A decay that takes a score across a threshold records the crossing as the scorin
 (``rules.crossings_record``: a ``score_threshold_crossed`` event each, actions for upward ones).
 
 Who decays: contacts whose ``last_activity_at`` (or, never active, ``created_at``) is older than
-the window, and who have no ``decay`` ledger row newer than the window — the newest decay row's
-``at`` is the "once per window" marker, read through the ``(contact, model, -at)`` index.
+the window, and whose score has not decayed within the window: ``ContactScore.decayed_at``, set
+by the statement that decays it, is the "once per window" marker (it is the time of the score's
+newest ``decay`` ledger row).
 """
 
 import logging
@@ -138,9 +139,9 @@ def _band_case(column: str, thresholds: list) -> tuple[str, dict]:
     return f"CASE {' '.join(whens)} ELSE '' END", params
 
 
-# The contacts to decay with their current and new score. The anti-join on recent decay rows and
-# the join on contacts are written so PostgreSQL can hash both (no per-row index probes for 1M
-# contacts); the integer division truncates toward zero on both databases.
+# The contacts to decay with their current and new score. The join on contacts is written so
+# PostgreSQL can hash it (no per-row index probes for 1M contacts); the integer division
+# truncates toward zero on both databases.
 _ELIGIBLE = f"""
     SELECT cs.id, cs.contact_id, cs.score AS old_score,
            %(base)s + ((cs.score - %(base)s)::bigint * %(p)s / %(q)s)::integer AS new_score
@@ -150,12 +151,7 @@ _ELIGIBLE = f"""
       AND cs.score <> %(base)s
       AND cs.contact_id BETWEEN %(first)s AND %(last)s
       AND COALESCE(c.last_activity_at, c.created_at) < %(cutoff)s
-      AND NOT EXISTS (
-          SELECT 1 FROM {_LEDGER} l
-          WHERE l.contact_id = cs.contact_id AND l.model_id = %(model)s
-            AND l.contact_id BETWEEN %(first)s AND %(last)s
-            AND l.reason = %(decay)s AND l.at > %(cutoff)s
-      )
+      AND (cs.decayed_at IS NULL OR cs.decayed_at <= %(cutoff)s)
 """
 
 
@@ -180,7 +176,8 @@ def _decay_postgresql(params: dict, band_sql: str, *, mirror: bool) -> tuple[int
         WITH e AS MATERIALIZED ({_ELIGIBLE}),
         d AS (
             UPDATE {_CS} cs
-            SET score = e.new_score, band = {band_sql.replace("new_score", "e.new_score")}, updated_at = %(now)s
+            SET score = e.new_score, band = {band_sql.replace("new_score", "e.new_score")}, updated_at = %(now)s,
+                decayed_at = %(now)s
             FROM e
             WHERE cs.id = e.id AND cs.score = e.old_score AND cs.contact_id BETWEEN %(first)s AND %(last)s
             RETURNING cs.contact_id, cs.score, cs.band, cs.score - e.old_score AS delta, e.old_score
@@ -197,8 +194,8 @@ def _decay_postgresql(params: dict, band_sql: str, *, mirror: bool) -> tuple[int
     """
     with connection.cursor() as cursor:
         # Hash joins with room for a million contacts' hash tables (about 50 MB each), for this
-        # statement only: the estimate of recent decay rows is often stale (a run just wrote a
-        # million of them), and a nested loop over them would be quadratic.
+        # statement only: on stale estimates (a run just rewrote a million rows) the planner may
+        # pick a nested loop over them, which would be quadratic.
         cursor.execute("SELECT current_setting('work_mem'), current_setting('enable_nestloop')")
         saved = cursor.fetchone()
         # The commit need not wait for a million rows' WAL to reach the disk (~9 s here): the
@@ -254,7 +251,7 @@ def _decay_portable(params: dict, band_sql: str, *, mirror: bool) -> tuple[int, 
         run = from_run.format(table=_CS, column="contact_id")
         cursor.execute(
             f"""
-            UPDATE {_CS} SET score = ({run}), updated_at = %(now)s
+            UPDATE {_CS} SET score = ({run}), updated_at = %(now)s, decayed_at = %(now)s
             WHERE model_id = %(model)s AND EXISTS ({run})
             """,
             params,

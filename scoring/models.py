@@ -106,6 +106,9 @@ class ContactScore(TenantModel):
     factors = models.JSONField(default=list, blank=True, help_text='[{"feature", "value", "effect"}]')
     predicted_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Decay's "once per window" marker, on the row decay rewrites anyway: reading it costs nothing,
+    # where finding each contact's newest decay row meant scanning the whole ledger every day.
+    decayed_at = models.DateTimeField(null=True, blank=True, help_text="When the score last decayed.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contact", "model"], name="contactscore_unique")]

@@ -4,8 +4,8 @@
 the batch's event types are loaded once, every contact's current score locked in one query, and
 the ledger rows of the whole batch written with one ``INSERT … ON CONFLICT DO NOTHING``. A contact
 row is loaded only where something reads it (a rule that reads more than the event, fit rules, a
-handoff); the rules that read only the event just check that their contacts still exist. The arithmetic is the contract's:
-``ContactScore.score = model.base + Σ ledger.delta``, so
+handoff); the rules that read only the event just check that their contacts still exist. The
+arithmetic is the contract's: ``ContactScore.score = model.base + Σ ledger.delta``, so
 
 - a contact scored for the first time starts at ``base`` plus its fit rules' points (``fit`` rows);
 - a behaviour rule adds its points once per (event, rule): a redelivered event finds its rows and

@@ -286,3 +286,39 @@ def test_outside_a_transaction_the_parts_decay_at_once_on_their_own_connections(
         assert sorted(crossed) == [contacts[0].pk, contacts[1].pk]  # 300 → 290 and 310 → 299
         assert_ledger_identity(model)
         assert scores_decay(model=model, now=NOW + timedelta(hours=1)) == 0  # once per window, across parts
+
+
+def test_the_once_per_window_marker_is_the_score_rows_decayed_at(model):
+    recent, old = scored(model, 300, idle_days=100), scored(model, 300, idle_days=100)
+    ContactScore.objects.filter(contact=recent).update(decayed_at=NOW - timedelta(days=10))
+    ContactScore.objects.filter(contact=old).update(decayed_at=NOW - timedelta(days=31))
+
+    assert scores_decay(model=model, now=NOW) == 1
+
+    assert (score_of(model, recent), score_of(model, old)) == (300, 290)
+    assert ContactScore.objects.get(contact=old).decayed_at == NOW
+    assert ContactScore.objects.get(contact=recent).decayed_at == NOW - timedelta(days=10)
+
+
+def test_the_migration_dates_each_score_by_its_newest_decay_row(model):
+    from importlib import import_module
+
+    from django.db import connection
+
+    backfill = import_module("scoring.migrations.0004_contactscore_decayed_at").BACKFILL
+    decayed, never = scored(model, 300, idle_days=100), scored(model, 300, idle_days=100)
+    for days in (70, 35):
+        ScoreLedger.objects.create(
+            org=model.org,
+            contact=decayed,
+            model=model,
+            delta=-10,
+            score_after=290,
+            reason="decay",
+            at=NOW - timedelta(days=days),
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(backfill)
+
+    assert ContactScore.objects.get(contact=decayed).decayed_at == NOW - timedelta(days=35)
+    assert ContactScore.objects.get(contact=never).decayed_at is None
