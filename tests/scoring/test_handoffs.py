@@ -142,6 +142,24 @@ def test_a_batch_of_handoffs_takes_turns_skips_live_contacts_and_costs_a_fixed_n
     assert Handoff.objects.filter(org=org, contact=taken).count() == 1
 
 
+def test_a_live_handoff_the_batch_did_not_see_makes_it_go_one_at_a_time(org, reps, monkeypatch):
+    """A live handoff made outside the policy lock (a merge moving one over) meets the batch's
+    insert as a unique violation: the batch then makes its handoffs one at a time, and only the
+    contact that already has one goes without."""
+    import scoring.handoffs as handoffs
+
+    taken, free = make_contact(org), [make_contact(org) for _ in range(2)]
+    existing = hand(org, taken)
+    monkeypatch.setattr(handoffs, "_live_contacts", lambda org, contact_ids: set())  # as if unseen
+    requests = [HandoffRequest(contact=c, reason="threshold") for c in [free[0], taken, free[1]]]
+
+    made = handoffs_create(org=org, requests=requests, now=NOW)
+
+    assert [h.contact for h in made] == free
+    assert list(Handoff.objects.filter(org=org, contact=taken)) == [existing]
+    assert all(h.pk and h.assignee for h in made)
+
+
 def test_a_batch_under_the_workload_strategy_evens_out_as_it_goes(org, reps):
     policy = policy_for(org=org)
     policy.strategy = HandoffPolicy.Strategy.WORKLOAD
