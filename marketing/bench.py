@@ -527,19 +527,19 @@ class IngestScenario(Scenario):
         advance = progress("draining dispatch", total)
         start = time.perf_counter()
         with celery_worker(workers) as worker:
-            batches_wait_done(batches, total, worker, advance, interval=0.2)
+            worker_wait(worker, batches.filter(status=DispatchBatch.Status.DONE).count, total, advance, interval=0.2)
         return time.perf_counter() - start
 
 
-def batches_wait_done(batches, total: int, worker: subprocess.Popen, advance, *, interval: float) -> None:
-    """Polls until ``total`` of the dispatch ``batches`` (a queryset) are done, advancing the
-    progress bar; raises if the Celery ``worker`` process ends first."""
+def worker_wait(worker: subprocess.Popen, count: Callable[[], int], total: int, advance, *, interval: float) -> None:
+    """Polls ``count()`` (e.g. the dispatch batches done) until it reaches ``total``, advancing
+    the progress bar; raises if the Celery ``worker`` process ends first."""
     from django.core.management.base import CommandError
 
     done = 0
     while done < total:
         time.sleep(interval)
-        now_done = batches.filter(status=DispatchBatch.Status.DONE).count()
+        now_done = count()
         advance(now_done - done)
         done = now_done
         if worker.poll() is not None:

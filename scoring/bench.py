@@ -32,12 +32,12 @@ from django.utils import timezone
 from marketing.bench import (
     Profiler,
     Scenario,
-    batches_wait_done,
     celery_worker,
     checkpoint,
     percentile_ms,
     scenario,
     vacuum_analyze,
+    worker_wait,
 )
 from marketing.models import DispatchBatch, Event, Organization
 from marketing.tenancy import org_context
@@ -296,18 +296,16 @@ class ScoringScenario(Scenario):
             start = time.perf_counter()
             for batch_id in ids:
                 dispatch_batch.delay(batch_id=batch_id)
-            batches_wait_done(pending, len(ids), worker, advance, interval=0.05)
+            done = pending.filter(status=DispatchBatch.Status.DONE)
+            worker_wait(worker, done.count, len(ids), advance, interval=0.05)
             dispatch_s = time.perf_counter() - start
             # The contacts those batches changed (their default-model scores written since), each
             # predicted once since.
             changed = ContactScore.objects.with_scopes_disabled().filter(
                 org=org, model__is_default=True, updated_at__gte=since
             )
-            expected = changed.count()
-            while changed.filter(predicted_at__gte=since).count() < expected:
-                time.sleep(0.05)
-                if worker.poll() is not None:
-                    raise CommandError("the Celery worker exited early")
+            predicted = changed.filter(predicted_at__gte=since)
+            worker_wait(worker, predicted.count, changed.count(), lambda _n: None, interval=0.05)
             both_s = time.perf_counter() - start
         attempts = sum(pending.values_list("attempts", flat=True))
         return {

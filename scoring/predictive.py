@@ -52,7 +52,7 @@ ALGORITHMS = ("logistic_regression", "gradient_boosting")
 
 # What prediction fell back from, per reason (a process-level metric: "no_model", "failed").
 FALLBACKS: Counter = Counter()
-_estimators: dict[int, "_Loaded"] = {}  # PredictiveModel id → the version as predicting needs it, per process
+_versions: dict[int, "_Loaded"] = {}  # PredictiveModel id → the version as predicting needs it, per process
 _warned_no_model: set[int] = set()
 _threadpools: list[ThreadpoolController] = []  # made once: making one inspects every loaded library
 
@@ -247,13 +247,13 @@ class _Loaded:
 
 
 def _loaded(pk: int) -> _Loaded:
-    loaded = _estimators.get(pk)
+    loaded = _versions.get(pk)
     if loaded is None:
         artifact, names, importances = (
             PredictiveModel.objects.filter(pk=pk).values_list("artifact", "feature_names", "importances").get()
         )
         means = {item["feature"]: item.get("mean") for item in importances}
-        loaded = _estimators[pk] = _Loaded(artifact_load(artifact), FeatureSpec.from_names(names), means)
+        loaded = _versions[pk] = _Loaded(artifact_load(artifact), FeatureSpec.from_names(names), means)
     return loaded
 
 
@@ -264,23 +264,22 @@ def contacts_predict(*, org, contact_ids, now=None) -> int:
     contact_ids = list(contact_ids)
     if not contact_ids:
         return 0
-    model = None
+    version = "?"
     try:
         # A savepoint: a failed statement must not spoil the caller's transaction.
         with transaction.atomic():
-            model = (
-                PredictiveModel.objects.filter(org=org, active=True).order_by("-version").values_list("pk", "version")
-            ).first()
-            if model is None:
+            newest = PredictiveModel.objects.filter(org=org, active=True).order_by("-version")
+            pk, version = newest.values_list("pk", "version").first() or (None, "?")
+            if pk is None:
                 _no_model(org)
                 return 0
-            return _predict(org=org, model=_loaded(model[0]), contact_ids=contact_ids, now=now or timezone.now())
+            return _predict(org=org, model=_loaded(pk), contact_ids=contact_ids, now=now or timezone.now())
     except Exception as exc:  # any failure means rules only; the user never sees an error
         FALLBACKS["failed"] += 1
         logger.warning(
             "predictive scoring failed org=%s model=v%s error=%s: %s; scoring with rules only",
             org.slug,
-            model[1] if model else "?",
+            version,
             type(exc).__name__,
             str(exc)[:200],
         )

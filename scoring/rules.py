@@ -379,10 +379,8 @@ def events_score(*, org: Organization, events: list[Event], now: datetime | None
         reading = {kind for kind, kind_rules in behaviour.items() if any(map(rule_reads_contact, kind_rules))}
         tally.contacts_load(e.contact_id for e in relevant if e.type in reading)
         unread = sorted({e.contact_id for e in relevant} - tally.contacts.keys())
-        existing = tally.contacts.keys() | set(
-            Contact.objects.filter(org=org, pk__any_of=unread).values_list("pk", flat=True) if unread else ()
-        )
-        relevant = [e for e in relevant if e.contact_id in existing]
+        existing = set(Contact.objects.filter(org=org, pk__any_of=unread).values_list("pk", flat=True))
+        relevant = [e for e in relevant if e.contact_id in tally.contacts or e.contact_id in existing]
         if not relevant:
             return set()
         done = set(

@@ -17,14 +17,12 @@ def reads_names(rule) -> bool:
     return '"tags' in text or '"lists' in text
 
 
-_ITERATORS = {"map", "reduce", "filter", "all", "none", "some"}
-
-
 def reads_contact(rule) -> bool:
     """Whether a rule may read anything but the ``event`` facts: a path outside ``event.``, the
     whole document, or a registered operator (which works on the contact). Scoring loads a
     contact only for the rules that do. Conservative: what it cannot tell counts as reading."""
     from marketing.conditions.operators import operators
+    from marketing.conditions.validation import ITERATORS
 
     def reads(node, *, in_iterator: bool) -> bool:
         if isinstance(node, list):
@@ -46,7 +44,7 @@ def reads_contact(rule) -> bool:
                 items = items[1]
             return not items or any(not isinstance(p, str) or p.split(".", 1)[0] != "event" for p in items)
         return any(
-            reads(item, in_iterator=in_iterator or (op in _ITERATORS and index > 0)) for index, item in enumerate(items)
+            reads(item, in_iterator=in_iterator or (op in ITERATORS and index > 0)) for index, item in enumerate(items)
         )
 
     return reads(rule, in_iterator=False)

@@ -90,7 +90,7 @@ def trained(org, history):
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    predictive._estimators.clear()
+    predictive._versions.clear()
     predictive._warned_no_model.clear()
     FALLBACKS.clear()
 
