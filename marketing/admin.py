@@ -119,23 +119,49 @@ class ReadOnlyAdmin(TenantAdmin):
         return False
 
 
-class OwnerFilter(admin.SimpleListFilter):
-    """Owner, limited to the org's members (the built-in filter would list every user)."""
+class UserFilter(admin.SimpleListFilter):
+    """A list filter on a user foreign key (``parameter_name``) that offers only ``users(request)``
+    and "none" (the built-in filter would list every user of every org)."""
 
-    title = "owner"
-    parameter_name = "owner"
+    none_label = "None"
+
+    def users(self, request):
+        return org_member_users(request.org)
 
     def lookups(self, request, model_admin):
-        return [("none", "No owner")] + [
-            (str(u.pk), u.get_full_name() or u.username) for u in org_member_users(request.org)
-        ]
+        return [("none", self.none_label)] + [(str(u.pk), u.get_full_name() or u.username) for u in self.users(request)]
 
     def queryset(self, request, queryset):
         if self.value() == "none":
-            return queryset.filter(owner__isnull=True)
+            return queryset.filter(**{f"{self.parameter_name}__isnull": True})
         if self.value() and self.value().isdigit():
-            return queryset.filter(owner_id=int(self.value()))
+            return queryset.filter(**{f"{self.parameter_name}_id": int(self.value())})
         return queryset
+
+
+class OwnerFilter(UserFilter):
+    """Owner, among the org's members."""
+
+    title = "owner"
+    parameter_name = "owner"
+    none_label = "No owner"
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Rows the system writes, shown under the row they belong to: never added, edited or deleted
+    there."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class ListMembershipInline(admin.TabularInline):
@@ -622,23 +648,12 @@ class FirstRowErrorsFormSet(forms.BaseInlineFormSet):
         return self._first_errors
 
 
-class ImportRowErrorInline(admin.TabularInline):
+class ImportRowErrorInline(ReadOnlyInline):
     model = ImportRowError
     formset = FirstRowErrorsFormSet
     fields = ("row", "column", "reason")
     readonly_fields = ("row", "column", "reason")
-    extra = 0
-    can_delete = False
     verbose_name_plural = f"rejected rows (the first {ROW_ERRORS_SHOWN})"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ImportJob)

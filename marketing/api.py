@@ -155,7 +155,7 @@ class CrudViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def _output(self, obj, status_code=status.HTTP_200_OK) -> Response:
         fresh = self.get_queryset().get(pk=obj.pk)  # re-read: tags and the like were just written
-        return Response(self.output_serializer(fresh).data, status=status_code)
+        return Response(self.output_serializer(fresh, context=self.get_serializer_context()).data, status=status_code)
 
 
 @extend_schema_view(

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from marketing.admin import TenantAdmin
+from marketing.admin import TenantAdmin, UserFilter
 from marketing.models import Event
 from scoring.handoffs import (
     SlaState,
@@ -61,22 +61,15 @@ class SlaStateFilter(admin.SimpleListFilter):
         return queryset
 
 
-class AssigneeFilter(admin.SimpleListFilter):
-    """Assignee, among the org's reps (the built-in filter would list every user)."""
+class AssigneeFilter(UserFilter):
+    """Assignee, among the org's reps."""
 
     title = "assignee"
     parameter_name = "assignee"
+    none_label = "Unassigned"
 
-    def lookups(self, request, model_admin):
-        reps = eligible_reps(org=request.org)
-        return [("none", "Unassigned")] + [(str(u.pk), u.get_full_name() or u.username) for u in reps]
-
-    def queryset(self, request, queryset):
-        if self.value() == "none":
-            return queryset.filter(assignee__isnull=True)
-        if self.value() and self.value().isdigit():
-            return queryset.filter(assignee_id=int(self.value()))
-        return queryset
+    def users(self, request):
+        return eligible_reps(org=request.org)
 
 
 class RejectForm(forms.Form):

@@ -12,10 +12,11 @@ may act on any of the org's handoffs. The console is where per-rep permissions a
 import django_filters
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from marketing.api import CrudViewSet
 from marketing.models import Contact
 from scoring.handoffs import (
     LIVE,
@@ -114,37 +115,32 @@ class HandoffFilter(django_filters.FilterSet):
         responses={201: HandoffOutput, 409: OpenApiResponse(Conflict, description="The contact has an open handoff")},
     ),
 )
-class HandoffViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class HandoffViewSet(CrudViewSet):
     """Handoffs of the key's org, soonest SLA first."""
 
-    serializer_class = HandoffOutput
+    model = Handoff
+    input_serializer = HandoffInput
+    output_serializer = HandoffOutput
     filterset_class = HandoffFilter
     ordering_fields = ("sla_due_at", "created_at", "score")
     ordering = ("sla_due_at", "id")
     search_fields = ()
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):  # the schema generator has no API key
-            return Handoff.objects.none()
-        return Handoff.objects.filter(org=self.request.auth.org).select_related("assignee")
+    def org_queryset(self, org):
+        return Handoff.objects.filter(org=org).select_related("assignee")
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "now": timezone.now()}
 
-    def _output(self, handoff: Handoff, status_code=status.HTTP_200_OK) -> Response:
-        fresh = self.get_queryset().get(pk=handoff.pk)
-        return Response(HandoffOutput(fresh, context=self.get_serializer_context()).data, status=status_code)
-
     def create(self, request):
-        serializer = HandoffInput(data=request.data, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
-        org, contact = request.auth.org, serializer.validated_data["contact_id"]
+        data = self._input()
+        org, contact = request.auth.org, data["contact_id"]
         handoff = handoff_create(
             org=org,
             contact=contact,
             reason=Handoff.Reason.MANUAL,
             model=scoring_model_get(org=org),
-            detail=serializer.validated_data["detail"] or "Handed over through the API",
+            detail=data["detail"] or "Handed over through the API",
         )
         if handoff is None:
             live = Handoff.objects.filter(org=org, contact=contact, status__in=LIVE).first()

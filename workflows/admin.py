@@ -333,7 +333,7 @@ class FirstStepRunsFormSet(forms.BaseInlineFormSet):
         return self._first_runs
 
 
-class WorkflowStepRunInline(admin.TabularInline):
+class WorkflowStepRunInline(marketing_admin.ReadOnlyInline):
     model = WorkflowStepRun
     formset = FirstStepRunsFormSet
     fields = (
@@ -350,18 +350,7 @@ class WorkflowStepRunInline(admin.TabularInline):
         "error",
     )
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     verbose_name_plural = f"step runs (the first {STEP_RUNS_SHOWN}, in order)"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(WorkflowInstance)

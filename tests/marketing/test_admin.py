@@ -87,6 +87,25 @@ def test_autocomplete_and_choices_offer_only_the_current_org(org, other_org, con
     assert outsider.username not in add_page  # …and nobody else
 
 
+def test_owner_filter_offers_the_orgs_members_and_filters_by_owner_or_none(
+    org, other_org, console, marketer, member_factory
+):
+    outsider = member_factory(other_org, username="outsider")
+    owned = ContactFactory(org=org, owner=marketer)
+    unowned = ContactFactory(org=org, owner=None)
+
+    def listed(**params):
+        response = console.get(CHANGELIST, params)
+        assert response.status_code == 200
+        return response
+
+    owner_filter = next(f for f in listed().context["cl"].filter_specs if getattr(f, "parameter_name", None) == "owner")
+    assert owner_filter.lookup_choices == [("none", "No owner"), (str(marketer.pk), marketer.username)]
+    assert outsider.pk not in {choice for choice, _ in owner_filter.lookup_choices}
+    assert [c.pk for c in listed(owner=str(marketer.pk)).context["cl"].result_list] == [owned.pk]
+    assert [c.pk for c in listed(owner="none").context["cl"].result_list] == [unowned.pk]
+
+
 def test_a_contact_cannot_be_attached_to_another_orgs_company(org, console, theirs):
     response = console.post(
         reverse("admin:marketing_contact_add"),

@@ -179,6 +179,8 @@ def test_filters_and_the_coloured_sla_state(org, reps, manager, queue):
     assert listed(boss, sla="on_time") == [mine.pk]
     assert listed(boss, reason="demo_request") == [mine.pk]
     assert listed(boss, assignee=str(reps[1].pk)) == [theirs.pk]
+    Handoff.objects.filter(pk=mine.pk).update(assignee=None)
+    assert listed(boss, assignee="none") == [mine.pk]
     page = boss.get(reverse(CHANGELIST)).content.decode()
     assert "Overdue</strong>" in page and "#c62828" in page
 
