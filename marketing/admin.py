@@ -105,9 +105,9 @@ class TenantAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-class ReadOnlyAdmin(TenantAdmin):
-    """Rows the system writes (runs, messages, deliveries): listed and shown, never added,
-    edited or deleted in the console."""
+class ReadOnly:
+    """Rows the system writes (runs, messages, deliveries, import errors): shown, never added,
+    edited or deleted in the console. Mixed into an admin or an inline."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -117,6 +117,10 @@ class ReadOnlyAdmin(TenantAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(ReadOnly, TenantAdmin):
+    """A read-only list and detail of rows the system writes."""
 
 
 class UserFilter(admin.SimpleListFilter):
@@ -147,21 +151,11 @@ class OwnerFilter(UserFilter):
     none_label = "No owner"
 
 
-class ReadOnlyInline(admin.TabularInline):
-    """Rows the system writes, shown under the row they belong to: never added, edited or deleted
-    there."""
+class ReadOnlyInline(ReadOnly, admin.TabularInline):
+    """Rows the system writes, shown under the row they belong to."""
 
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ListMembershipInline(admin.TabularInline):
