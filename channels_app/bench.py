@@ -188,6 +188,15 @@ class ChannelsScenario(Scenario):
     name = "channels"
     help = "Email outbox: render+enqueue msgs/s, delivered msgs/s via Celery to SMTP, RSS, vs raw smtplib."
     org_slug = "bench-channels"
+    org_name = "Bench (channels)"
+    org_tables = (
+        "channels_app_message",
+        "channels_app_suppression",
+        "channels_app_templateversion",
+        "channels_app_messagetemplate",
+        "compliance_consentrecord",
+        "marketing_contact",
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--messages", type=int, default=50_000, help="Messages (and contacts) (default 50000).")
@@ -206,7 +215,7 @@ class ChannelsScenario(Scenario):
         n = options["messages"]
         if n < 1:
             raise CommandError("--messages must be at least 1.")
-        org = self._fresh_org()
+        org = self.org_fresh()
         self._contacts(org, n, progress)
         template = self._template(org)
         figures: dict = {"messages": n, "workers": options["workers"], "send_batch": options["batch"]}
@@ -228,16 +237,12 @@ class ChannelsScenario(Scenario):
         figures["vs_raw"] = round(figures["delivered_per_s"] / figures["raw_smtp_per_s"], 3)
         yield figures
         if not options["keep"]:
-            self._delete(org)
+            self.org_empty(org)
 
     # -- data ----------------------------------------------------------------------------------
 
-    def _fresh_org(self) -> Organization:
-        org = Organization.objects.filter(slug=self.org_slug).first()
-        if org:
-            self._delete(org)
-        else:
-            org = Organization.objects.create(slug=self.org_slug, name="Bench (channels)")
+    def org_fresh(self) -> Organization:
+        org = super().org_fresh()
         org.postal_address = "Bench Inc.\n1 Loopback Street\n12345 Localhost"
         org.from_email = "news@bench.example"
         org.from_name = "Bench News"
@@ -246,15 +251,11 @@ class ChannelsScenario(Scenario):
         org.save()
         return org
 
-    def _delete(self, org: Organization) -> None:
+    def org_empty(self, org: Organization) -> None:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("DELETE FROM channels_app_message WHERE org_id = %s", [org.pk])
-            cursor.execute("DELETE FROM channels_app_suppression WHERE org_id = %s", [org.pk])
+            # A template points at its live version: unlinked first, so the versions can go.
             cursor.execute("UPDATE channels_app_messagetemplate SET live_version_id = NULL WHERE org_id = %s", [org.pk])
-            cursor.execute("DELETE FROM channels_app_templateversion WHERE org_id = %s", [org.pk])
-            cursor.execute("DELETE FROM channels_app_messagetemplate WHERE org_id = %s", [org.pk])
-            cursor.execute("DELETE FROM compliance_consentrecord WHERE org_id = %s", [org.pk])
-            cursor.execute("DELETE FROM marketing_contact WHERE org_id = %s", [org.pk])
+            super().org_empty(org)
 
     def _contacts(self, org: Organization, n: int, progress) -> None:
         """N contacts generated in SQL from the row number, each with an email_marketing grant."""

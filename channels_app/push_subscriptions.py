@@ -27,7 +27,6 @@ private network; the provider checks it again, resolved, before every send.
 import base64
 import binascii
 import ipaddress
-import json
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,6 +50,7 @@ from marketing.cors import cors_headers, cors_preflight, cors_refusal
 from marketing.identity import contact_identify, merge_handler, ref_from
 from marketing.models import Contact, Organization
 from marketing.tenancy import org_context
+from marketing.web_tracking import json_object
 from workflows.outbound_http import allowed_host, url_problem
 
 logger = logging.getLogger(__name__)
@@ -245,13 +245,7 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     """The JSON object sent (as application/json or, to skip the CORS preflight, text/plain)."""
     if len(request.body) > MAX_BODY:
         raise ValidationError({"body": f"At most {MAX_BODY // 1024} KB."})
-    try:
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError({"body": f"Not valid JSON: {exc}."}) from exc
-    if not isinstance(data, dict):
-        raise ValidationError({"body": "Send a JSON object: the PushSubscription and the anonymousId."})
-    return data
+    return json_object(request.body, expected="Send a JSON object: the PushSubscription and the anonymousId.")
 
 
 def _errors(request: HttpRequest, exc: ValidationError) -> HttpResponse:

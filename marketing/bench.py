@@ -33,10 +33,30 @@ _scenarios: dict[str, type["Scenario"]] = {}
 
 
 class Scenario:
-    """One benchmark. Subclasses set ``name`` and ``help`` and implement ``run``."""
+    """One benchmark. Subclasses set ``name`` and ``help`` and implement ``run``.
+
+    A scenario works in an org of its own (``org_slug``), emptied before a run and, unless the run
+    keeps it, after: ``org_fresh`` and ``org_empty`` delete the org's rows from ``org_tables``, in
+    that order (children first), set-based (the ORM's cascade would walk every row).
+    """
 
     name = ""
     help = ""
+    org_slug = ""
+    org_name = ""
+    org_tables: tuple[str, ...] = ()
+
+    def org_fresh(self) -> Organization:
+        """The scenario's org, created, or emptied of what an earlier run left."""
+        org, created = Organization.objects.get_or_create(slug=self.org_slug, defaults={"name": self.org_name})
+        if not created:
+            self.org_empty(org)
+        return org
+
+    def org_empty(self, org: Organization) -> None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            for table in self.org_tables:
+                cursor.execute(f"DELETE FROM {table} WHERE org_id = %s", [org.pk])  # noqa: S608  fixed names
 
     def add_arguments(self, parser) -> None:
         """Declares the scenario's sizes and options."""
@@ -204,6 +224,8 @@ class ContactsScenario(Scenario):
     name = "contacts"
     help = "Bulk-create contacts; time the admin list, search, filter and a filtered count."
     org_slug = "bench-contacts"
+    org_name = "Bench (contacts)"
+    org_tables = ("marketing_contact",)
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--contacts", type=int, default=100_000, help="How many contacts (default 100000).")
@@ -212,7 +234,7 @@ class ContactsScenario(Scenario):
 
     def run(self, *, options: dict, progress) -> Iterator[dict]:
         n, repeat = options["contacts"], options["repeat"]
-        org = self._fresh_org()
+        org = self.org_fresh()
         user, _ = User.objects.get_or_create(username="bench-admin", defaults={"email": "bench@localhost"})
         Membership.objects.with_scopes_disabled().get_or_create(org=org, user=user, defaults={"role": Role.ADMIN})
         try:
@@ -234,22 +256,15 @@ class ContactsScenario(Scenario):
             yield figures
         finally:
             if not options["keep"]:
-                self._delete_org_data(org)
+                self.org_empty(org)
 
-    def _fresh_org(self):
-        org = Organization.objects.filter(slug=self.org_slug).first()
-        if org:
-            self._delete_org_data(org)
-            return org
-        return Organization.objects.create(slug=self.org_slug, name="Bench (contacts)")
-
-    def _delete_org_data(self, org) -> None:
-        """Set-based delete of the bench org's contacts (the ORM's cascade would walk 100k rows)."""
+    def org_empty(self, org) -> None:
         with transaction.atomic():
+            # The contacts' tags and list places (tables without an org column) go first.
             contacts = Contact.objects.with_scopes_disabled().filter(org=org)
             Contact.tags.through.objects.filter(contact__in=contacts)._raw_delete(connection.alias)
             ListMembership.objects.filter(contact__in=contacts)._raw_delete(connection.alias)
-            contacts._raw_delete(connection.alias)
+            super().org_empty(org)
 
     def _contact_rows(self, org, n: int) -> Iterator[Contact]:
         rng = random.Random(1129)
@@ -380,6 +395,16 @@ class IngestScenario(Scenario):
     name = "ingest"
     help = "Events/s through POST /api/v1/events/ and with dispatch drained; p50/p95 per batch."
     org_slug = "bench-ingest"
+    org_name = "Bench (ingest)"
+    org_tables = (
+        "marketing_event",
+        "marketing_dispatchbatch",
+        "marketing_anonymousid",
+        "marketing_propertydefinition",
+        "marketing_contactmerge",
+        "marketing_apikey",
+        "marketing_contact",
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--events", type=int, default=200_000, help="How many events (default 200000).")
@@ -395,7 +420,7 @@ class IngestScenario(Scenario):
         from marketing.services import api_key_create
 
         n, size = options["events"], options["batch"]
-        org = self._fresh_org()
+        org = self.org_fresh()
         with org_context(org):
             key = api_key_create(org=org, name="bench")[1]
         batches = [self._events(i, min(size, n - i), options["contacts"]) for i in range(0, n, size)]
@@ -430,27 +455,7 @@ class IngestScenario(Scenario):
             )
         yield figures
         if not options["keep"]:
-            self._delete(org)
-
-    def _fresh_org(self):
-        org = Organization.objects.filter(slug=self.org_slug).first()
-        if org:
-            self._delete(org)
-            return org
-        return Organization.objects.create(slug=self.org_slug, name="Bench (ingest)")
-
-    def _delete(self, org) -> None:
-        with transaction.atomic(), connection.cursor() as cursor:
-            for table in (
-                "marketing_event",
-                "marketing_dispatchbatch",
-                "marketing_anonymousid",
-                "marketing_propertydefinition",
-                "marketing_contactmerge",
-                "marketing_apikey",
-            ):
-                cursor.execute(f"DELETE FROM {table} WHERE org_id = %s", [org.pk])  # noqa: S608  fixed names
-            cursor.execute("DELETE FROM marketing_contact WHERE org_id = %s", [org.pk])
+            self.org_empty(org)
 
     def _events(self, first: int, count: int, people: int) -> list[dict]:
         rng = random.Random(first)
@@ -611,6 +616,15 @@ class SegmentsScenario(Scenario):
     name = "segments"
     help = "Full segment recompute over N contacts / 5N events, and the per-event incremental check."
     org_slug = "bench-segments"
+    org_name = "Bench (segments)"
+    org_tables = (
+        "marketing_segmentmembership",
+        "marketing_segment",
+        "marketing_dispatchbatch",
+        "marketing_event",
+        "marketing_contact",
+        "marketing_company",
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--contacts", type=int, default=1_000_000, help="How many contacts (default 1000000).")
@@ -692,20 +706,10 @@ class SegmentsScenario(Scenario):
                     # Only the generated data stays: a previous run's segment events go.
                     Event.objects.filter(org=org).exclude(source="bench")._raw_delete(connection.alias)
                     return org, 0.0
-        if org is None:
-            org = Organization.objects.create(slug=self.org_slug, name="Bench (segments)")
         advance = progress("generating contacts and events", 3)
         start = time.perf_counter()
+        org = self.org_fresh()
         with connection.cursor() as cursor:
-            for table in (
-                "marketing_segmentmembership",
-                "marketing_segment",
-                "marketing_dispatchbatch",
-                "marketing_event",
-                "marketing_contact",
-                "marketing_company",
-            ):
-                cursor.execute(f"DELETE FROM {table} WHERE org_id = %s", [org.pk])  # noqa: S608  fixed names
             cursor.execute(
                 "INSERT INTO marketing_company (org_id, name, domain, industry, size, revenue, properties, created_at, "
                 "updated_at) SELECT %s, 'Company ' || g, 'c' || g || '.seg.bench', (ARRAY['software', 'retail', "

@@ -159,6 +159,37 @@ def events_ingest(
     raise AssertionError("unreachable")
 
 
+@dataclass(slots=True)
+class SystemEvent:
+    """An event the platform itself records about a contact it holds (a score crossing a
+    threshold): valid by construction, so it skips the checks an outside item goes through."""
+
+    contact_id: int
+    type: str
+    properties: dict[str, Any]
+    occurred_at: datetime
+    message_id: str
+
+
+def events_record(*, org: Organization, events: list[SystemEvent], source: str) -> int:
+    """Stores system events in the caller's transaction (a message id stored before is skipped)
+    and queues their dispatch, ``MAX_BATCH`` events a dispatch batch; returns how many were new.
+
+    Unlike ``events_ingest`` it neither validates, resolves nor type-checks: the contacts exist
+    (the caller just wrote about them) and the org's property definitions, which guard what
+    outside sources send, must not refuse the platform's own record of what happened.
+    """
+    rows = sorted(
+        ((i, e.contact_id, e.type, e.properties, e.occurred_at, e.message_id) for i, e in enumerate(events)),
+        key=lambda row: row[5],  # message_id order: concurrent retries lock alike
+    )
+    inserted = _insert_events(org, rows, source=source, received_at=timezone.now())
+    stored = sorted({event_id for event_id, _ in inserted.values()})  # an id twice in the list is one event
+    for start in range(0, len(stored), MAX_BATCH):
+        dispatch_enqueue(org=org, event_ids=stored[start : start + MAX_BATCH])
+    return len(stored)
+
+
 def _stored_emails(org: Organization, items: list[EventIn | None]) -> set[str]:
     """The batch's addresses (as written, lower-cased) that are already stored for the org."""
     candidates = {item.email.lower() for item in items if item is not None and item.email}

@@ -359,16 +359,22 @@ def form_submission_record(*, org: Organization, submission: FormSubmission) -> 
     return contact
 
 
+def json_object(body: bytes, *, expected: str) -> dict[str, Any]:
+    """A request body parsed as a JSON object, or a ValidationError on ``body`` (``expected`` says
+    what to send)."""
+    try:
+        data = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError({"body": f"Not valid JSON: {exc}."}) from exc
+    if not isinstance(data, dict):
+        raise ValidationError({"body": expected})
+    return data
+
+
 def _submitted(request: HttpRequest) -> dict[str, Any]:
     """The submitted fields: a JSON object, or a form (several values of one name become a list)."""
     if request.content_type == "application/json":
-        try:
-            data = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ValidationError({"body": f"Not valid JSON: {exc}."}) from exc
-        if not isinstance(data, dict):
-            raise ValidationError({"body": "Send a JSON object of field names and values."})
-        return data
+        return json_object(request.body, expected="Send a JSON object of field names and values.")
     return {name: values if len(values) > 1 else values[0] for name, values in request.POST.lists()}
 
 

@@ -58,18 +58,6 @@ EVENT_MIX = [
     ("demo_requested", {}, 1),
     ("unsubscribed", {}, 2),
 ]
-SCORING_TABLES = [
-    "scoring_scoreledger",
-    "scoring_contactscore",
-    "scoring_handoff",
-    "scoring_predictivemodel",
-    "scoring_scoringrule",
-    "scoring_handoffpolicy",
-    "scoring_scoringmodel",
-    "marketing_dispatchbatch",
-    "marketing_event",
-    "marketing_contact",
-]
 
 
 @scenario
@@ -79,6 +67,19 @@ class ScoringScenario(Scenario):
     name = "scoring"
     help = "Scoring: events/s through the dispatch path, decay of N contacts (s), prediction p50/p95 per contact."
     org_slug = "bench-scoring"
+    org_name = "Bench (scoring)"
+    org_tables = (
+        "scoring_scoreledger",
+        "scoring_contactscore",
+        "scoring_handoff",
+        "scoring_predictivemodel",
+        "scoring_scoringrule",
+        "scoring_handoffpolicy",
+        "scoring_scoringmodel",
+        "marketing_dispatchbatch",
+        "marketing_event",
+        "marketing_contact",
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--contacts", type=int, default=1_000_000, help="Contacts decayed (default 1000000).")
@@ -103,7 +104,7 @@ class ScoringScenario(Scenario):
         from marketing.celery import app
         from scoring.demo import lead_score_model
 
-        org = self._fresh_org()
+        org = self.org_fresh()
         figures: dict = {"contacts": n, "events": events, "active_contacts": active}
         # Threshold handoffs mail their rep and crossings queue dispatch tasks: neither may print
         # to stdout or wait for a worker here.
@@ -137,21 +138,9 @@ class ScoringScenario(Scenario):
                     app.control.purge()
         yield figures
         if not options["keep"]:
-            self._delete(org)
+            self.org_empty(org)
 
     # -- data ----------------------------------------------------------------------------------
-
-    def _fresh_org(self) -> Organization:
-        org = Organization.objects.filter(slug=self.org_slug).first()
-        if org:
-            self._delete(org)
-            return org
-        return Organization.objects.create(slug=self.org_slug, name="Bench (scoring)")
-
-    def _delete(self, org: Organization) -> None:
-        with transaction.atomic(), connection.cursor() as cursor:
-            for table in SCORING_TABLES:
-                cursor.execute(f"DELETE FROM {table} WHERE org_id = %s", [org.pk])  # noqa: S608  fixed names
 
     def _contacts(self, org: Organization, first: int, last: int, *, active: bool, progress) -> None:
         """Contacts ``first``..``last`` in SQL from the row number: active ones (no activity yet;

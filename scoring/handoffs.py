@@ -452,18 +452,16 @@ def _locked(handoff: Handoff, allowed: tuple, verb: str) -> Handoff:
 def _record(handoff: Handoff, event_type: str, properties: dict, now: datetime) -> None:
     """Records ``event_type`` on the contact's timeline (and for workflows, through dispatch);
     the message id makes a repeated call store it once."""
-    from marketing.ingestion import EventIn, events_ingest
+    from marketing.ingestion import SystemEvent, events_record
 
-    item = EventIn(
-        type=event_type,
+    event = SystemEvent(
         contact_id=handoff.contact_id,
+        type=event_type,
         properties={"handoff_id": handoff.pk, "reason": handoff.reason, **properties},
         occurred_at=now,
         message_id=f"{event_type}-{handoff.pk}",
     )
-    [result] = events_ingest(org=handoff.org, items=[item], source="scoring")
-    if result.status == "error":
-        logger.warning("handoff event not stored handoff=%s type=%s errors=%s", handoff.pk, event_type, result.errors)
+    events_record(org=handoff.org, events=[event], source="scoring")
 
 
 def handoff_accept(*, handoff: Handoff, user: User | None = None, api_key: ApiKey | None = None, now=None) -> Handoff:

@@ -600,13 +600,13 @@ def crossings_record(
 
 
 def _record_crossings(org: Organization, now: datetime, crossings: list[Crossing]) -> None:
-    from marketing.ingestion import events_ingest, events_validate
+    from marketing.ingestion import SystemEvent, events_record
 
-    raw = [
-        {
-            "type": THRESHOLD_EVENT,
-            "contact_id": crossing.contact_id,
-            "properties": {
+    events = [
+        SystemEvent(
+            contact_id=crossing.contact_id,
+            type=THRESHOLD_EVENT,
+            properties={
                 "model": crossing.model.slug,
                 "default_model": crossing.model.is_default,  # lets a trigger on "the default" match without a query
                 "threshold": str(crossing.threshold.get("name", "")),
@@ -614,15 +614,12 @@ def _record_crossings(org: Organization, now: datetime, crossings: list[Crossing
                 "score": crossing.score,
                 "previous_score": crossing.before,
             },
-            "occurred_at": now.isoformat(),
-            "message_id": crossing.message_id,
-        }
+            occurred_at=now,
+            message_id=crossing.message_id,
+        )
         for crossing in crossings
     ]
-    items, errors = events_validate(raw)
-    for result in events_ingest(org=org, items=items, errors=errors, source="scoring"):
-        if result.status == "error":
-            logger.error("threshold event refused org=%s errors=%s", org.slug, json.dumps(result.errors))
+    events_record(org=org, events=events, source="scoring")
 
 
 def _run_threshold_actions(tally: _Tally, state: _Score, crossing: Crossing) -> list:

@@ -28,13 +28,6 @@ from marketing.tenancy import org_context
 
 STEPS = 5  # step runs per instance: condition, set_variable, log, delay, split
 COUNTRIES = ["DE", "FR", "US", "GB", "BR", "JP", "IN", "ES", "NL", "CA"]
-WORKFLOW_TABLES = [  # what the engine writes, child tables first
-    "workflows_workflowsteprun",
-    "workflows_automationexecution",
-    "workflows_delivery",
-    "workflows_approval",
-    "workflows_workflowinstance",
-]
 
 
 def definition(delay: dict) -> dict:
@@ -240,6 +233,17 @@ class EngineScenario(Scenario):
     name = "engine"
     help = "Workflow engine: steps/s, wake lag p50/p99, worker RSS, burst drain, vs raw SQL (PostgreSQL + Redis)."
     org_slug = "bench-engine"
+    org_name = "Bench (engine)"
+    org_tables = (  # what the engine writes, child tables first; then the workflow and its contacts
+        "workflows_workflowsteprun",
+        "workflows_automationexecution",
+        "workflows_delivery",
+        "workflows_approval",
+        "workflows_workflowinstance",
+        "workflows_workflowversion",
+        "workflows_workflow",
+        "marketing_contact",
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--contacts", type=int, default=100_000, help="Contacts enrolled (default 100000).")
@@ -264,7 +268,7 @@ class EngineScenario(Scenario):
             )
         n, burst = options["contacts"], options["burst"]
         burst = n if burst is None else burst
-        org = self._fresh_org()
+        org = self.org_fresh()
         self._contacts(org, max(n, burst), progress)
         raw = self._raw(min(max(n, 20_000), 50_000), progress)
         figures: dict = {"contacts": n, "rate_per_s": options["rate"], "delay_s": options["delay"]}
@@ -287,25 +291,15 @@ class EngineScenario(Scenario):
         figures["vs_raw"] = round(capacity / raw["raw_steps_per_s"], 3)
         yield figures
         if not options["keep"]:
-            self._delete(org)
+            self.org_empty(org)
 
     # -- data ----------------------------------------------------------------------------------
 
-    def _fresh_org(self) -> Organization:
-        org = Organization.objects.filter(slug=self.org_slug).first()
-        if org:
-            self._delete(org)
-            return org
-        return Organization.objects.create(slug=self.org_slug, name="Bench (engine)")
-
-    def _delete(self, org: Organization) -> None:
+    def org_empty(self, org: Organization) -> None:
         with transaction.atomic(), connection.cursor() as cursor:
-            for table in WORKFLOW_TABLES:
-                cursor.execute(f"DELETE FROM {table} WHERE org_id = %s", [org.pk])  # noqa: S608  fixed names
+            # A workflow points at its live version: unlinked first, so the versions can go.
             cursor.execute("UPDATE workflows_workflow SET live_version_id = NULL WHERE org_id = %s", [org.pk])
-            cursor.execute("DELETE FROM workflows_workflowversion WHERE org_id = %s", [org.pk])
-            cursor.execute("DELETE FROM workflows_workflow WHERE org_id = %s", [org.pk])
-            cursor.execute("DELETE FROM marketing_contact WHERE org_id = %s", [org.pk])
+            super().org_empty(org)
 
     def _contacts(self, org: Organization, n: int, progress) -> None:
         """N contacts generated in SQL from the row number (a third on the pro plan)."""

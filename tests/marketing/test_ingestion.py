@@ -2,6 +2,7 @@
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from marketing.models import AnonymousId, Contact, DispatchBatch, Event, PropertyDefinition
@@ -147,3 +148,33 @@ def test_an_oversized_request_is_413(org, api):
     )
     assert response.status_code == 413
     assert "smaller batches" in response.json()["detail"]
+
+
+def test_system_events_are_stored_once_in_dispatch_batches_and_skip_the_orgs_type_checks(org, monkeypatch):
+    from marketing.ingestion import SystemEvent, events_record
+
+    monkeypatch.setattr("marketing.ingestion.MAX_BATCH", 2)
+    PropertyDefinition.objects.create(org=org, subject="event", key="score", type="string")
+    contacts = ContactFactory.create_batch(3, org=org)
+    at = timezone.now()
+    events = [
+        SystemEvent(
+            contact_id=c.pk,
+            type="score_threshold_crossed",
+            properties={"score": 310},
+            occurred_at=at,
+            message_id=f"crossing-{c.pk}",
+        )
+        for c in contacts
+    ]
+    events.append(events[0])  # the same message id twice in one call: one event
+
+    assert events_record(org=org, events=events, source="scoring") == 3
+    stored = Event.objects.filter(type="score_threshold_crossed")
+    assert sorted(stored.values_list("contact_id", flat=True)) == sorted(c.pk for c in contacts)
+    assert {e.properties["score"] for e in stored} == {310}  # a number, though the org typed "score" a string
+    assert sorted(len(b.event_ids) for b in DispatchBatch.objects.all()) == [1, 2]
+    assert sorted(i for b in DispatchBatch.objects.all() for i in b.event_ids) == sorted(e.pk for e in stored)
+
+    assert events_record(org=org, events=events, source="scoring") == 0  # redelivered: nothing new
+    assert stored.count() == 3 and DispatchBatch.objects.count() == 2
