@@ -22,10 +22,15 @@ it changes nothing, because the target only reads rows it does not write. For th
 ``Contact.score`` is re-mirrored along the way (also repairing any drift). A change that crosses
 a threshold records the crossing as the scoring path does (``rules.crossings_record``).
 
-What it does not do: it does not replay past events for a behaviour rule created after them
-(events scored before the rule existed earn nothing for it), and a behaviour rule's changed
-filter or event type is not re-applied to past events — only its points are. A clamp that the
-target itself needs is part of the ``recompute`` row, not a ``cap`` row.
+Past events are not re-read by the recomputation: a behaviour rule created after its events, or
+whose filter or event type changed, earns nothing for them until they are replayed.
+``scores_replay`` does that (``recompute_scores --replay-days N``): the org's events of the last
+N days go through the model's behaviour rules again, and every (event, rule) pair without a
+ledger row scores now, as it would have when the event arrived: a ``rule`` row dated at the event,
+caps counted in the event's own period. Pairs scored before are left as they are (a row a
+changed filter would no longer give is kept, at the rule's current points), so a replay only
+ever adds. A clamp that the target itself needs is part of the ``recompute`` row, not a ``cap``
+row.
 """
 
 import logging
@@ -39,13 +44,14 @@ from django.utils import timezone
 
 from marketing.bulk_sql import update_rows
 from marketing.conditions import NotCompilable, contact_facts, evaluate, to_q, truthy
-from marketing.models import Contact
+from marketing.models import Contact, Event
 from scoring.models import ContactScore, ScoreLedger, ScoringModel, ScoringRule
-from scoring.rules import band_of, crossings_record
+from scoring.rules import band_of, crossings_record, events_score
 
 log = logging.getLogger(__name__)
 
 CHUNK = 5000
+REPLAY_CHUNK = 500  # events a transaction, as a dispatch batch
 KEPT_AS_THEY_WERE = [ScoreLedger.Reason.MANUAL, ScoreLedger.Reason.DECAY, ScoreLedger.Reason.CAP]
 NOTE = "Recomputed after a rule change"
 
@@ -90,6 +96,52 @@ def scores_recompute(
             progress(done, total)
     log.info("scoring.recompute model=%s contacts=%s changed=%s", model.pk, done, changed)
     return {"model": model.slug, "contacts": done, "changed": changed}
+
+
+def scores_replay(
+    *,
+    model: ScoringModel,
+    since: datetime,
+    progress: Callable[[int, int], None] | None = None,
+    now: datetime | None = None,
+    chunk: int = REPLAY_CHUNK,
+) -> dict:
+    """Scores the org's events since ``since`` with ``model``'s behaviour rules where they have not
+    been (see the module), through the scoring path (``rules.events_score``), ``chunk`` events a
+    transaction in the order they occurred. Threshold crossings are recorded and run their
+    actions as a recomputation's do; the handoffs a rule asks for are not made for past events
+    (a replay must not hand sales every demo request of the period again). Safe to run again.
+
+    Calls ``progress(done, total)`` after each chunk. Returns ``{"model": slug, "events": events
+    read, "contacts": contacts whose score changed}``.
+    """
+    now = now or timezone.now()
+    types = sorted(
+        set(
+            ScoringRule.objects.filter(model=model, kind=ScoringRule.Kind.BEHAVIOUR, active=True).values_list(
+                "event_type", flat=True
+            )
+        )
+    )
+    events = Event.objects.filter(org=model.org, type__any_of=types, occurred_at__gte=since).order_by(
+        "occurred_at", "pk"
+    )
+    total = events.count() if types and model.active else 0
+    done, changed, after = 0, set(), None
+    while done < total:
+        page = events
+        if after is not None:  # the next events in (occurred_at, id) order
+            page = page.filter(Q(occurred_at__gt=after[0]) | Q(occurred_at=after[0], pk__gt=after[1]))
+        batch = list(page[:chunk])
+        if not batch:
+            break  # events deleted meanwhile (a contact erased)
+        changed |= events_score(org=model.org, events=batch, now=now, models=[model], handoffs=False)
+        done += len(batch)
+        after = (batch[-1].occurred_at, batch[-1].pk)
+        if progress:
+            progress(done, total)
+    log.info("scoring.replay model=%s since=%s events=%s changed=%s", model.pk, since.isoformat(), done, len(changed))
+    return {"model": model.slug, "events": done, "contacts": len(changed)}
 
 
 def _recompute_chunk(*, model, ids, fit_rules, compiled, now) -> int:

@@ -348,15 +348,27 @@ def fit_points(*, contact: Contact, model: ScoringModel, now: datetime | None = 
 # --- scoring a dispatch batch -----------------------------------------------------------------------
 
 
-def events_score(*, org: Organization, events: list[Event], now: datetime | None = None) -> set[int]:
+def events_score(
+    *,
+    org: Organization,
+    events: list[Event],
+    now: datetime | None = None,
+    models: list[ScoringModel] | None = None,
+    handoffs: bool = True,
+) -> set[int]:
     """Scores a batch of stored events (each contact's in ``occurred_at`` order) in every active
-    model of ``org``; returns the ids of the contacts whose score changed. Safe to run twice."""
+    model of ``org`` (or in those of ``models`` that are active); returns the ids of the contacts
+    whose score changed. Safe to run twice. ``handoffs=False`` scores without the handoffs rules
+    ask for (a replay of past events, ``scoring.recompute.scores_replay``)."""
     now = now or timezone.now()
     events = list({e.pk: e for e in events}.values())  # an event listed twice scores once
     if not events:
         return set()
     types = {e.type for e in events}
-    models = list(ScoringModel.objects.filter(org=org, active=True).order_by("pk"))
+    active = ScoringModel.objects.filter(org=org, active=True).order_by("pk")
+    if models is not None:
+        active = active.filter(pk__any_of=[m.pk for m in models])
+    models = list(active)
     if not models:
         return set()
     rules = list(
@@ -419,7 +431,7 @@ def events_score(*, org: Organization, events: list[Event], now: datetime | None
                     at=event.occurred_at,
                 )
                 state.cause = f"e{event.pk}"
-                if rule.creates_handoff:
+                if rule.creates_handoff and handoffs:
                     tally.handoffs.append((state, event))
         planned = sum(1 for row in tally.rows if row["rule"] is not None and row["event"] is not None)
         stored = _write(tally)

@@ -2,15 +2,19 @@
 deleted, or a fit rule changes, every score is brought in step; the ledger identity holds; a
 second run writes nothing. Ledger rows are made directly (as the scoring path would write them)."""
 
+import uuid
+from datetime import timedelta
+
 import pytest
 from django.db.models import Sum
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
-from marketing.models import Contact
+from marketing.models import Contact, Event
 from marketing.tenancy import org_context
 from scoring.models import ContactScore, ScoreLedger, ScoringModel, ScoringRule
-from scoring.recompute import scores_recompute
+from scoring.recompute import scores_recompute, scores_replay
+from scoring.rules import events_score
 from scoring.tasks import scores_recompute_model
 from tests.factories import ContactFactory
 
@@ -292,3 +296,87 @@ def test_recompute_uses_now_for_time_relative_fit_rules(model):
     assert score_of(model, fresh) == 100
     assert rule.points == 5
     assert_ledger_identity(model)
+
+
+# --- replay: past events through rules that have not scored them -------------------------------
+
+
+def past_event(contact, type_, *, days_ago=0, at=None):
+    return Event.objects.create(
+        org=contact.org,
+        contact=contact,
+        type=type_,
+        occurred_at=at or timezone.now() - timedelta(days=days_ago),
+        message_id=str(uuid.uuid4()),
+    )
+
+
+def ledger_adds_up(model, contact) -> bool:
+    total = ScoreLedger.objects.filter(model=model, contact=contact).aggregate(s=Sum("delta"))["s"] or 0
+    return ContactScore.objects.get(model=model, contact=contact).score == model.base + total
+
+
+def test_a_replay_scores_past_events_for_a_rule_created_after_them(org, model, pricing):
+    contact = ContactFactory(org=org)
+    events_score(org=org, events=[past_event(contact, "page_viewed", days_ago=20)])  # scored: 115
+    webinar = past_event(contact, "webinar_attended", days_ago=10)
+    too_old = past_event(contact, "webinar_attended", days_ago=40)
+    rule = ScoringRule.objects.create(org=org, model=model, name="Webinar", event_type="webinar_attended", points=40)
+
+    result = scores_replay(model=model, since=timezone.now() - timedelta(days=30))
+
+    assert result == {"model": "default", "events": 2, "contacts": 1}  # the page view and the webinar read
+    row = ScoreLedger.objects.get(model=model, rule=rule)
+    assert (row.event_id, row.delta, row.at) == (webinar.pk, 40, webinar.occurred_at)
+    assert not ScoreLedger.objects.filter(event=too_old).exists()  # before the replay's start
+    contact.refresh_from_db()
+    assert contact.score == 155 and ledger_adds_up(model, contact)
+
+    again = scores_replay(model=model, since=timezone.now() - timedelta(days=30))
+    assert again["contacts"] == 0 and ScoreLedger.objects.filter(model=model).count() == 2
+
+
+def test_a_replay_counts_caps_in_each_events_own_day(org, model):
+    contact = ContactFactory(org=org)
+    ScoringRule.objects.create(
+        org=org, model=model, name="Docs", event_type="docs_read", points=5, cap_count=2, cap_period="day"
+    )
+    day = timezone.now().replace(hour=12, minute=0) - timedelta(days=3)
+    for minutes in range(4):
+        past_event(contact, "docs_read", at=day + timedelta(minutes=minutes))
+    past_event(contact, "docs_read", at=day + timedelta(days=1))
+
+    scores_replay(model=model, since=day - timedelta(days=1))
+
+    assert ScoreLedger.objects.filter(model=model, reason="rule").count() == 3  # 2 the first day, 1 the next
+    assert ContactScore.objects.get(model=model, contact=contact).score == 115
+
+
+def test_a_replay_records_crossings_but_hands_nobody_to_sales_for_past_demo_requests(org, model):
+    from scoring.models import Handoff
+
+    contact = ContactFactory(org=org)
+    past_event(contact, "demo_requested", days_ago=5)
+    ScoringRule.objects.create(
+        org=org, model=model, name="Demo", event_type="demo_requested", points=250, creates_handoff=True
+    )
+
+    scores_replay(model=model, since=timezone.now() - timedelta(days=30))
+
+    assert ContactScore.objects.get(model=model, contact=contact).score == 350
+    assert not Handoff.objects.filter(contact=contact).exists()
+    crossing = Event.objects.get(type="score_threshold_crossed", contact=contact)
+    assert (crossing.properties["threshold"], crossing.properties["direction"]) == ("medium", "up")
+
+
+def test_a_replay_scores_only_its_model(org, model):
+    other = ScoringModel.objects.create(org=org, slug="product", name="Product")
+    contact = ContactFactory(org=org)
+    past_event(contact, "trial_started", days_ago=2)
+    ScoringRule.objects.create(org=org, model=model, name="Trial", event_type="trial_started", points=30)
+    ScoringRule.objects.create(org=org, model=other, name="Trial", event_type="trial_started", points=70)
+
+    scores_replay(model=model, since=timezone.now() - timedelta(days=7))
+
+    assert ContactScore.objects.get(model=model, contact=contact).score == 130
+    assert not ContactScore.objects.filter(model=other).exists()

@@ -1,5 +1,5 @@
-"""``recompute_scores``: the summary line on stdout, the progress bar on stderr, ``--decay``, and one
-readable line (non-zero exit) for an unknown org or model."""
+"""``recompute_scores``: the summary line on stdout, the progress bar on stderr, ``--decay``,
+``--replay-days``, and one readable line (non-zero exit) for an unknown org or model."""
 
 from datetime import timedelta
 from io import StringIO
@@ -75,6 +75,44 @@ def test_decay_flag_decays_now(org, model, contacts):
     assert out == "decayed 2 contacts of model default\n"
     assert set(ContactScore.objects.filter(model=model).values_list("score", flat=True)) == {128}
     assert run("--org", org.slug, "--decay")[0] == "decayed 0 contacts of model default\n"
+
+
+def test_replay_days_scores_past_events_for_a_new_rule_then_recomputes(org, model, contacts):
+    from marketing.models import Event
+
+    _, (first, _) = contacts
+    for days_ago, message_id in ((3, "w-recent"), (45, "w-old")):
+        Event.objects.create(
+            org=org,
+            contact=first,
+            type="webinar_attended",
+            occurred_at=timezone.now() - timedelta(days=days_ago),
+            message_id=message_id,
+        )
+    ScoringRule.objects.create(org=org, model=model, name="Webinar", event_type="webinar_attended", points=40)
+
+    out, _ = run("--org", org.slug, "--replay-days", "30")
+
+    assert out.splitlines() == [
+        "replayed 1 events of the last 30 days into model default: 1 contacts changed",
+        "recomputed 2 contacts of model default: 0 changed",
+    ]
+    assert ContactScore.objects.get(model=model, contact=first).score == 170
+    assert run("--org", org.slug, "--replay-days", "30")[0].splitlines()[0].endswith(": 0 contacts changed")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--replay-days", "0"], "--replay-days must be a whole number of days above 0."),
+        (["--replay-days", "7", "--decay"], "--replay-days recomputes; it does not go with --decay."),
+    ],
+)
+def test_replay_days_is_checked(org, model, args, message):
+    with pytest.raises(CommandError) as error:
+        run("--org", org.slug, *args)
+
+    assert str(error.value) == message
 
 
 class Terminal(StringIO):
