@@ -18,6 +18,7 @@ from scoring.models import ContactScore, PredictiveModel, ScoreLedger, ScoringMo
 from scoring.selectors import score_breakdown
 
 THRESHOLD_ACTIONS = {"handoff", "enrol", "notify"}
+REPLAY_DAYS = 30  # how far back the console's replay action reaches (the command takes any N)
 
 
 def threshold_errors(thresholds) -> list[str]:
@@ -169,7 +170,7 @@ class ScoringModelAdmin(TenantAdmin):
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     inlines = (ScoringRuleInline,)
-    actions = ("recompute",)
+    actions = ("recompute", "replay_and_recompute")
 
     def get_queryset(self, request):
         from django.db.models import Count
@@ -184,12 +185,23 @@ class ScoringModelAdmin(TenantAdmin):
         description="Recompute the scores of the selected models (after a rule changed)", permissions=["change"]
     )
     def recompute(self, request, queryset):
+        self._queue(request, queryset, replay_days=0, done="Recomputation")
+
+    @admin.action(
+        description=f"Score the last {REPLAY_DAYS} days of events with new rules, then recompute (after adding a rule)",
+        permissions=["change"],
+    )
+    def replay_and_recompute(self, request, queryset):
+        self._queue(request, queryset, replay_days=REPLAY_DAYS, done=f"Replay of the last {REPLAY_DAYS} days")
+
+    def _queue(self, request, queryset, *, replay_days: int, done: str) -> None:
+        """One ``scores_recompute_model`` task per selected model, sent once the request commits."""
         from marketing.celery import enqueue_on_commit
         from scoring.tasks import scores_recompute_model
 
         for model in queryset:
-            enqueue_on_commit(scores_recompute_model, model_id=model.pk)
-        self.message_user(request, f"Recomputation queued for {queryset.count()} model(s).", messages.SUCCESS)
+            enqueue_on_commit(scores_recompute_model, model_id=model.pk, replay_days=replay_days)
+        self.message_user(request, f"{done} queued for {queryset.count()} model(s).", messages.SUCCESS)
 
     def save_formset(self, request, form, formset, change):
         for rule_form in formset.forms:

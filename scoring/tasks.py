@@ -13,17 +13,25 @@ def scores_decay_all() -> int:
 
 
 @shared_task(acks_late=True)
-def scores_recompute_model(model_id: int) -> dict:
-    """Recomputes every contact's score in one model after its rules changed (idempotent)."""
+def scores_recompute_model(model_id: int, replay_days: int = 0) -> dict:
+    """Recomputes every contact's score in one model after its rules changed, first replaying the
+    events of the last ``replay_days`` days into it when asked (idempotent)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
     from marketing.tenancy import org_context
     from scoring.models import ScoringModel
-    from scoring.recompute import scores_recompute
+    from scoring.recompute import scores_recompute, scores_replay
 
     model = ScoringModel.objects.with_scopes_disabled().select_related("org").filter(pk=model_id).first()
     if model is None:
         return {"model": None, "contacts": 0, "changed": 0}
     with org_context(model.org):
-        return scores_recompute(model=model)
+        replayed = {}
+        if replay_days > 0:
+            replayed = scores_replay(model=model, since=timezone.now() - timedelta(days=replay_days))
+        return {**scores_recompute(model=model), "replayed_events": replayed.get("events", 0)}
 
 
 @shared_task(acks_late=True)

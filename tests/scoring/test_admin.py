@@ -186,6 +186,30 @@ def test_the_recompute_action_brings_scores_in_step_after_a_rule_changed(
     assert ScoreLedger.objects.filter(reason="recompute").count() == 1
 
 
+def test_the_replay_action_scores_past_events_with_a_new_rule(
+    org, admin_console, scored, eager_tasks, django_capture_on_commit_callbacks, member_factory
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    model, contact = scored
+    make_event(contact, "webinar_attended", at=timezone.now() - timedelta(days=3))
+    make_event(contact, "webinar_attended", at=timezone.now() - timedelta(days=45))  # past the action's 30 days
+    make_rule(model, "webinar_attended", 40, name="Webinar")
+    changelist = reverse("admin:scoring_scoringmodel_changelist")
+    analyst = client_for(member_factory(org, Role.ANALYST, username="ann"))
+    with django_capture_on_commit_callbacks(execute=True):
+        analyst.post(changelist, {"action": "replay_and_recompute", "_selected_action": [model.pk]})
+    assert contact.scores.get().score == 100 + 15 + 7  # an analyst may not start it
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_console.post(changelist, {"action": "replay_and_recompute", "_selected_action": [model.pk]})
+    assert response.status_code == 302
+    assert contact.scores.get().score == 100 + 15 + 7 + 40
+    assert ScoreLedger.objects.filter(rule__name="Webinar").count() == 1
+
+
 def test_predictive_models_show_their_metrics_and_can_be_deactivated_by_an_admin(org, admin_console, member_factory):
     from scoring.models import PredictiveModel
 

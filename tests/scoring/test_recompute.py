@@ -265,7 +265,8 @@ def test_the_task_recomputes_one_model(model, scored, pricing):
     pricing.save()
 
     with org_context_none():
-        assert scores_recompute_model(model.pk) == {"model": "default", "contacts": 2, "changed": 2}
+        result = scores_recompute_model(model.pk)
+    assert result == {"model": "default", "contacts": 2, "changed": 2, "replayed_events": 0}
 
     assert score_of(model, ana) == 280
     assert scores_recompute_model(0) == {"model": None, "contacts": 0, "changed": 0}
