@@ -7,6 +7,7 @@ import email.policy
 import socket
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -77,6 +78,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+CONSENTED_AT = datetime(2026, 11, 1, tzinfo=UTC)
+
+
 @pytest.fixture
 def smtp_server():
     """A running aiosmtpd ``Controller`` on 127.0.0.1 and a free port; ``.handler.received`` lists
@@ -104,11 +108,13 @@ def smtp(settings, smtp_server):
 
 @pytest.fixture
 def contact(org):
-    """Ana, in Berlin, who granted email marketing consent."""
+    """Ana, in Berlin, who granted email marketing consent before any time the tests use (their
+    fixed Mondays, or the real now): a withdrawal a test records at its fixed time is then newer
+    whatever day the suite runs."""
     ana = ContactFactory(
         org=org, email="ana@example.com", first_name="Ana", phone="+4915112345678", time_zone="Europe/Berlin"
     )
-    consent_record(org=org, contact=ana, purpose="email_marketing", granted=True, source="form")
+    consent_record(org=org, contact=ana, purpose="email_marketing", granted=True, source="form", at=CONSENTED_AT)
     return ana
 
 
