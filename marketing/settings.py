@@ -222,6 +222,10 @@ VAPID_PUBLIC_KEY = env.str("VAPID_PUBLIC_KEY", default="")
 VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
 VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="")
 
+# Client addresses (marketing/client_address.py): how many reverse proxies in front of the app
+# append to X-Forwarded-For. 0 (the default): none, the socket's peer is the client.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
 # Outbound HTTP (webhook actions) ----------------------------------------------------------------
 # Hosts exempt from the private-address guard of workflows/outbound_http.py, e.g. a loopback
 # test server or an internal service you trust: "127.0.0.1,hooks.internal:8443".
@@ -234,6 +238,12 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["marketing.api_auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["marketing.api_auth.HasServerKey"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # Bounded nesting, no NUL, lone surrogates or NaN: a 400 naming the field (marketing.json_input).
+    "DEFAULT_PARSER_CLASSES": [
+        "marketing.json_input.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "marketing.api_auth.Pagination",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
