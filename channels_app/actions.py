@@ -2,7 +2,7 @@
 ``send_sms`` and ``send_push`` send a template to the run's contact.
 
 ``run`` writes the outbox row in the engine's transaction, under the step's idempotency key:
-that is step 1 of the delivery protocol (CONTRACTS.md §6), the step claim and the ``Message``
+that is step 1 of the delivery protocol (docs/workflows.md), the step claim and the ``Message``
 committing together. The outbox sends it after commit, outside any transaction.
 """
 

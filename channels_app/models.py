@@ -86,7 +86,7 @@ class MessageStatus(models.TextChoices):
 
 class Message(TenantModel):
     """One send to one contact on one channel: the outbox row of the delivery protocol
-    (CONTRACTS.md §6). Unique on ``idempotency_key``: a step, a test send or a command run
+    (docs/workflows.md). Unique on ``idempotency_key``: a step, a test send or a command run
     can create it once; ``status_history`` lists every change with its time and reason."""
 
     Status = MessageStatus

@@ -1,4 +1,4 @@
-"""The outbox: one ``Message`` row per send, and the sender that carries it out (CONTRACTS.md §6).
+"""The outbox: one ``Message`` row per send, and the sender that carries it out (docs/workflows.md).
 
 1. ``message_enqueue`` renders the template and creates the ``Message`` (``queued``, unique on
    the idempotency key) in the caller's transaction — for a workflow step, the engine's, so the
@@ -500,7 +500,7 @@ def _outcome_transaction():
     outbox from ~3 ms to ~0.3 ms a message on this machine. A sender killed right after is
     still recorded (the commit is done); only a crash of the database server in the next
     ~0.6 s (3 × ``wal_writer_delay``) could lose the record, and then the message is sent again
-    with the same key: the one duplicate CONTRACTS.md §6 allows."""
+    with the same key: the one duplicate the delivery protocol allows."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -564,7 +564,7 @@ def _claim(message_ids: list[int], now: datetime) -> list[Message]:
 
 
 def messages_send(*, message_ids: list[int], now: datetime | None = None) -> dict[int, str]:
-    """Sends the due ones of ``message_ids`` that nobody else has (CONTRACTS.md §6); returns the
+    """Sends the due ones of ``message_ids`` that nobody else has (docs/workflows.md); returns the
     new status of each one it claimed (``sent``, ``queued`` for a retry, ``held``, ``blocked``,
     ``failed``). Call it outside any transaction. ``now`` (default: the clock) is the time of the
     claim, the guards and the outcomes' record.

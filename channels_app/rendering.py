@@ -17,7 +17,7 @@ templates, and they run in an environment with resource limits (``SandboxEnviron
 What a template sees (``template_data``)::
 
     {
-      # the contact's facts (CONTRACTS.md §1) at the top level, because people write
+      # the contact's facts (docs/conditions.md) at the top level, because people write
       # {{ first_name }}:
       "id": 42, "email": "ana@example.com", "first_name": "Ana", "last_name": "Lima",
       "phone": …, "job_title": …, "country": …, "time_zone": …, "locale": …,
@@ -29,7 +29,7 @@ What a template sees (``template_data``)::
       "company": {"name", "domain", "industry", "size", "revenue", "properties"},  # {} if none
       "org": {"name": "Acme", "postal_address": "1 Main Street…"},
       "message": {"id": 7, "channel": "email", "purpose": "marketing"},   # what is known
-      # inside a workflow run (when the caller's facts carry them, CONTRACTS.md §1):
+      # inside a workflow run (when the caller's facts carry them, docs/conditions.md):
       "event": {"type", "occurred_at", "properties"}, "workflow": {"trigger", "vars", "steps"},
     }
 

@@ -1,5 +1,5 @@
 """REST API of scoring: ``GET /api/v1/contacts/{id}/score/``, a contact's score that explains
-itself (CONTRACTS.md §7: ``base`` plus the sum of the breakdown's ``points`` equals ``score``).
+itself (docs/scoring.md: ``base`` plus the sum of the breakdown's ``points`` equals ``score``).
 
 The org is the API key's; another org's contact (or model) answers 404, like a missing one.
 """

@@ -3,7 +3,7 @@
 
 Once per window without activity (``ScoringModel.decay_window_days``, 30 by default) a contact's
 distance from the base is multiplied by ``decay_factor`` (0.95): ``(score − base) × (1 − factor)``
-is taken off (CONTRACTS.md §7). It is set-based SQL: on PostgreSQL one statement per model (per
+is taken off (docs/scoring.md). It is set-based SQL: on PostgreSQL one statement per model (per
 id range of its contacts, decayed at once on ``SCORING_DECAY_WORKERS`` connections) updates the
 scores, writes one ``decay`` ledger row per decayed contact and, for the default model, mirrors
 the new score on ``Contact.score``; SQLite (development, tests) does the same in a few

@@ -1,5 +1,5 @@
 """Scoring: models and their rules, each contact's score per model with the ledger that explains
-it (CONTRACTS.md §7), trained predictive models, and the sales handoff queue.
+it (docs/scoring.md), trained predictive models, and the sales handoff queue.
 
 The arithmetic: ``ContactScore.score = ScoringModel.base + Σ ScoreLedger.delta`` for the contact
 and model, always. A rule's points, a fit rule, decay, the clamp to ``minimum``/``maximum``, a

@@ -1,4 +1,4 @@
-"""Scoring services: points for what contacts do and are, written as ledger rows (CONTRACTS.md §7).
+"""Scoring services: points for what contacts do and are, written as ledger rows (docs/scoring.md).
 
 ``events_score`` scores one dispatch batch set-based: the org's active models and the rules for
 the batch's event types are loaded once, every contact's current score locked in one query, and
@@ -148,7 +148,7 @@ def rule_matches(rule: ScoringRule, facts: dict, *, contact, now, facts_json: st
 
 
 def excluded_machine_open(rule: ScoringRule, event) -> bool:
-    """CONTRACTS.md §7: opens flagged as machine opens (privacy proxies, scanners) score nothing,
+    """Opens flagged as machine opens (privacy proxies, scanners) score nothing,
     unless the rule's condition names ``machine_open`` itself (then it decides)."""
     if event.type not in MACHINE_OPEN_TYPES or (event.properties or {}).get("machine_open") is not True:
         return False

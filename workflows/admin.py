@@ -101,7 +101,7 @@ class WorkflowForm(forms.ModelForm):
     draft_definition = DefinitionField(
         label="Definition",
         widget=forms.Textarea(attrs={"rows": 28, "cols": 100, "spellcheck": "false", "class": "workflow-definition"}),
-        help_text="The trigger, settings and steps as JSON (docs/workflows.md, CONTRACTS.md §4). "
+        help_text="The trigger, settings and steps as JSON (docs/workflows.md). "
         "Saving checks it; publishing makes it the version new runs start on.",
     )
 
@@ -575,7 +575,7 @@ class ScheduledJobAdmin(TenantAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
-    """Outbound calls recorded under their idempotency key (CONTRACTS.md §6)."""
+    """Outbound calls recorded under their idempotency key (docs/workflows.md)."""
 
     list_display = ("idempotency_key", "action", "status", "attempts", "next_attempt_at", "created_at", "sent_at")
     list_filter = ("status", "action", "created_at")

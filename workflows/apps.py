@@ -15,7 +15,7 @@ class WorkflowsConfig(AppConfig):
         from workflows import embedded_runner, services  # noqa: F401  services registers its merge handler
 
         embedded_service(embedded_runner.start)
-        register_namespace("workflow")  # a run's trigger, variables and step results (CONTRACTS.md §1)
+        register_namespace("workflow")  # a run's trigger, variables and step results (docs/conditions.md)
         system_jobs_register(
             {
                 # Expiring after 5 s keeps ticks from piling up in the queue while workers are busy.

@@ -1,4 +1,4 @@
-"""Workflow definitions: the JSON format (CONTRACTS.md §4) and its validation at save.
+"""Workflow definitions: the JSON format (docs/workflows.md) and its validation at save.
 
 ``definition_errors`` lists every problem as "where: what", naming the step and the field
 (``steps[wait].config.duration: …``), so the console and the API can show them next to it:

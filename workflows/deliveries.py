@@ -1,4 +1,4 @@
-"""The delivery protocol for side effects that leave the system (CONTRACTS.md §6).
+"""The delivery protocol for side effects that leave the system (docs/workflows.md).
 
 1. The engine records a ``Delivery`` (``queued``, unique on the step's idempotency key) in the
    transaction that runs the step; the run waits for it.

@@ -1,6 +1,6 @@
 """The execution engine: claims due instances in batches and runs their steps.
 
-One transaction per batch (CONTRACTS.md §5, DESIGN.md "Throughput"): due rows are locked with
+One transaction per batch (docs/workflows.md): due rows are locked with
 ``SELECT … FOR UPDATE SKIP LOCKED`` (ordered by ``wake_at``, a few hundred at a time), each
 instance's tokens advance until they wait or end (at most ``MAX_STEPS`` steps a claim), and the
 step runs, instance rows and finished-run records are written in bulk before the one commit.
@@ -153,7 +153,7 @@ class Run:
         return iso(moment)
 
     def facts(self, *, names: bool = False) -> dict:
-        """The contact's facts (CONTRACTS.md §1) with the run's ``workflow`` namespace; tags and
+        """The contact's facts (docs/conditions.md) with the run's ``workflow`` namespace; tags and
         lists (two queries) only when a rule reads them."""
         if self._facts is None:
             self._facts = contact_facts(self.contact, names=False)

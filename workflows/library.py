@@ -1,7 +1,7 @@
-"""The template library: ten ready workflows an operator starts from (DESIGN.md, the workflow
-engine), installed per org as ``WorkflowTemplate`` rows by ``library_install``.
+"""The template library: ten ready workflows an operator starts from (docs/workflows.md,
+"Templates"), installed per org as ``WorkflowTemplate`` rows by ``library_install``.
 
-Each template is a definition in the format of CONTRACTS.md §4. Some use actions that other apps
+Each template is a definition in the format of docs/workflows.md. Some use actions that other apps
 register (``send_email``, ``send_sms``, ``notify_slack``, ``post_social``, ``handoff_to_sales``,
 ``adjust_score``): a template is stored as it is, and its workflow is validated when it is
 published, so until those apps are installed such a workflow cannot be published (the error

@@ -1,6 +1,6 @@
 """Live status: step transitions published to Channels groups, and the websocket that relays them.
 
-The engine publishes after each batch commits, once per workflow per batch (CONTRACTS.md §5):
+The engine publishes after each batch commits, once per workflow per batch (docs/workflows.md):
 ``{"type": "transitions", "workflow": id, "transitions": [...], "counts": {...}}`` to the
 group ``workflow-<id>`` and a copy to ``org-<id>``. ``counts`` (per step: waiting, running,
 done, failed) costs a grouped query, so it is sent at most once a second per workflow; the

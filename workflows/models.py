@@ -67,7 +67,7 @@ class Workflow(TenantModel):
     description = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     draft_definition = models.JSONField(
-        default=dict, help_text="The definition being edited (DESIGN.md, CONTRACTS.md §4)."
+        default=dict, help_text="The definition being edited (docs/workflows.md)."
     )
     live_version = models.ForeignKey(
         "WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -239,7 +239,7 @@ class WorkflowStepRun(TenantModel):
 
 class Delivery(TenantModel):
     """A side effect that leaves the system (an HTTP call), recorded under the step's
-    idempotency key before it is made (CONTRACTS.md §6): queued → sending → sent | failed."""
+    idempotency key before it is made (docs/workflows.md): queued → sending → sent | failed."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

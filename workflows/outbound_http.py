@@ -10,7 +10,7 @@ loopback test server, an internal service an operator trusts).
 
 Bodies are signed with HMAC-SHA256 (``X-Signature: t=<unix time>,v1=<hex>`` over
 ``"<t>.<body>"``) so the receiver can verify them, and carry the step's idempotency key as
-``Idempotency-Key`` so a receiver can drop a repeat (CONTRACTS.md §6).
+``Idempotency-Key`` so a receiver can drop a repeat (docs/workflows.md).
 """
 
 import hashlib

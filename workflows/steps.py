@@ -1,4 +1,4 @@
-"""Step types (CONTRACTS.md §4): what each step's JSON holds, which edges leave it, and what it
+"""Step types (docs/workflows.md): what each step's JSON holds, which edges leave it, and what it
 does when a run reaches it.
 
 A step type's ``run(run, step)`` returns an outcome: ``Go`` along an edge, ``Wait`` until a time

@@ -1,7 +1,7 @@
 """Email through Django's email backend (SMTP by default; ESPs through django-anymail backends).
 
 The dedup token is the ``Message-ID``, built from the message's idempotency key, so a message
-sent again after a sender died carries the same Message-ID (CONTRACTS.md §6). Marketing email
+sent again after a sender died carries the same Message-ID (docs/workflows.md). Marketing email
 carries RFC 8058 one-click ``List-Unsubscribe`` headers.
 """
 

@@ -12,7 +12,7 @@ that checked address, with no redirects.
 
 The dedup token is the ``Topic`` header, a hash of the message's idempotency key: a push service
 keeps one undelivered message per topic, so a resend after a sender died replaces the first copy
-instead of queueing a second (CONTRACTS.md §6). The notification's ``tag`` is the same hash, so a
+instead of queueing a second (docs/workflows.md). The notification's ``tag`` is the same hash, so a
 copy the browser got twice still shows once.
 
 Replies: 201 (or any 2xx) delivered to the service; 404/410 the subscription is gone (its row is

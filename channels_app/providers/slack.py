@@ -9,7 +9,7 @@ allowed), and the connection is pinned to that checked address. slack_sdk's retr
 off: a retry is the outbox's job (backoff, a new attempt, the lease), not a sleep inside a send.
 
 Slack's webhooks know no idempotency key (the header is sent anyway), so a message whose sender
-died after Slack accepted it is posted again (CONTRACTS.md §6); Slack answers "ok", so the
+died after Slack accepted it is posted again (docs/workflows.md); Slack answers "ok", so the
 provider's id is the message's idempotency key.
 """
 

@@ -5,7 +5,7 @@ Settings (from the environment, see marketing/settings.py): ``TWILIO_ACCOUNT_SID
 Messaging Service SID ``MG…``, which Twilio then picks a sender for), and ``TWILIO_API_URL``
 (Twilio's own by default; tests point it at a loopback fake).
 
-Delivery protocol (CONTRACTS.md §6): Twilio's message create takes no idempotency key, so nothing
+Delivery protocol (docs/workflows.md): Twilio's message create takes no idempotency key, so nothing
 on Twilio's side can drop a second copy, and ``message.idempotency_key`` goes nowhere. Delivery is
 at least once: a duplicate SMS happens only when a sender dies (or its HTTP call times out) after
 Twilio accepted the message and before the outbox recorded ``sent``; the row is then sent again

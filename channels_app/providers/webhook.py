@@ -3,7 +3,7 @@
 The body is ``{"message": <id>, "contact": {id, email, first_name, last_name}, "text": …,
 "payload": …}``, signed with the destination's secret (``X-Signature: t=<unix>,v1=<hmac>``, see
 ``workflows.outbound_http.signature_valid``) and carrying ``Idempotency-Key: <the message's
-key>`` so the receiver can drop the repeat a dead sender may cause (CONTRACTS.md §6).
+key>`` so the receiver can drop the repeat a dead sender may cause (docs/workflows.md).
 """
 
 from channels_app.destinations import destination_for_message, destination_post

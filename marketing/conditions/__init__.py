@@ -2,7 +2,7 @@
 
 ``evaluate`` runs a rule in Python against a contact's facts (``facts.contact_facts``);
 ``to_q`` compiles the same rule to a Django ``Q`` over all contacts; ``validate`` rejects a rule
-that names an unknown operator or field before it is saved. See CONTRACTS.md §1–2 and
+that names an unknown operator or field before it is saved. See
 docs/conditions.md.
 """
 

@@ -1,4 +1,4 @@
-"""The JSON document a condition sees (CONTRACTS.md §1), built from a contact and its context."""
+"""The JSON document a condition sees (docs/conditions.md), built from a contact and its context."""
 
 import json
 from datetime import UTC, datetime

@@ -33,7 +33,7 @@ _EMPTY_OUTPUT = {"number": FloatField, "boolean": BooleanField, "string": CharFi
 ORDER = {"<": LessThan, "<=": LessThanOrEqual, ">": GreaterThan, ">=": GreaterThanOrEqual}
 
 
-class NotCompilable(Exception):  # noqa: N818  the name CONTRACTS.md gives it
+class NotCompilable(Exception):  # noqa: N818  the name the condition API documents
     """The rule (or the named part of it) has no SQL equivalent here."""
 
 

@@ -1,4 +1,4 @@
-"""The outbox under a killed sender (CONTRACTS.md §6): a real Celery worker sends 200 emails to a
+"""The outbox under a killed sender (docs/workflows.md): a real Celery worker sends 200 emails to a
 loopback SMTP server that takes its time over each DATA, is SIGKILLed mid-batch, and a new worker
 finishes the job. Every message must arrive; only those in flight at the kill may arrive twice,
 and then with the same Message-ID."""

@@ -1,4 +1,4 @@
-"""The outbox: guards at send time, the delivery protocol (CONTRACTS.md §6), rate limits, and the
+"""The outbox: guards at send time, the delivery protocol (docs/workflows.md), rate limits, and the
 ``send_email`` workflow action. Email goes to a real SMTP server on loopback."""
 
 import hashlib

@@ -55,7 +55,7 @@ def score_of(contact, model) -> int:
 
 
 def assert_identity(model):
-    """CONTRACTS.md §7: score = base + Σ delta for every scored contact, and the mirror holds."""
+    """score = base + Σ delta for every scored contact, and the mirror holds."""
     for row in ContactScore.objects.filter(model=model).select_related("contact"):
         total = ScoreLedger.objects.filter(contact=row.contact, model=model).aggregate(s=Sum("delta"))["s"] or 0
         assert row.score == model.base + total

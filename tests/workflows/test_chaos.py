@@ -1,4 +1,4 @@
-"""Failure injection against real processes (CONTRACTS.md §5, §6): Celery workers killed with
+"""Failure injection against real processes (docs/workflows.md): Celery workers killed with
 SIGKILL mid-batch and mid-call, two workers racing over the same due rows, a trigger event
 delivered twice, and the broker restarted with everything it held lost. Each test starts its
 own worker subprocesses against the test database and waits on conditions with deadlines."""
@@ -167,7 +167,7 @@ def test_a_worker_killed_mid_call_resends_only_the_call_in_flight_with_the_same_
 ):
     """The first webhook call is held open by the server; the worker making it is SIGKILLed.
     After a restart (and the lease running out) every run completes, the server has seen one
-    key per run, and only the key in flight at the kill arrived twice (CONTRACTS.md §6)."""
+    key per run, and only the key in flight at the kill arrived twice (docs/workflows.md)."""
     n = 5
     with HookServer(hold_first=True) as hook:
         workflow = publish(

@@ -1,4 +1,4 @@
-"""The action registry: what an ``action`` step does (CONTRACTS.md §4).
+"""The action registry: what an ``action`` step does (docs/workflows.md).
 
 An action is a small registered class with a ``name``, a JSON ``config_schema`` checked when a
 workflow is saved, and ``run(ctx) -> dict``. ``run`` is called inside the engine's transaction,

@@ -1,4 +1,4 @@
-"""The trigger registry: how contacts enter a workflow (CONTRACTS.md §4).
+"""The trigger registry: how contacts enter a workflow (docs/workflows.md).
 
 A trigger is a small registered class with a ``name``, a JSON ``config_schema`` (the
 definition's ``trigger`` object, checked at save) and one of:
