@@ -2,7 +2,8 @@
 
 A workflow author picks the URL, so the request must not reach our own network: the host is
 resolved once, every address it resolves to must be public (not loopback, private, link-local —
-which covers cloud metadata at 169.254.169.254 — multicast or reserved), and the connection goes
+which covers cloud metadata at 169.254.169.254 — multicast or reserved; an IPv6 address that
+carries an IPv4 one — IPv4-mapped, NAT64, 6to4, Teredo — is judged by that one too), and the connection goes
 to that checked address (the Host header and TLS SNI keep the name), so a DNS answer that
 changes between the check and the call (rebinding) cannot redirect it. Redirects are not
 followed. ``OUTBOUND_HTTP_ALLOWED_HOSTS`` lists hosts exempt from the address check (a
@@ -65,9 +66,43 @@ def resolve_public(url: str) -> tuple[str, str, int]:
     if not allowed_host(host, port):
         for address in addresses:
             ip = ipaddress.ip_address(address.split("%", 1)[0])
-            if not ip.is_global or ip.is_multicast:
+            if not address_public(ip):
                 raise BlockedURLError(f"{host} resolves to {ip}, an address inside a private network.")
     return host, addresses[0], port
+
+
+def address_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether ``ip`` is globally reachable, judging an IPv6 address that carries an IPv4 one by
+    that IPv4 address too: a NAT64 gateway, a 6to4 relay or the host's own dual stack would
+    deliver ``64:ff9b::10.0.0.1`` to 10.0.0.1, which ``is_global`` alone does not see."""
+    if not ip.is_global or ip.is_multicast:
+        return False
+    if ip.version == 4:
+        return True
+    if ip in NAT64_LOCAL_USE:
+        # Operators choose the embedding inside this prefix, so the IPv4 address cannot be read
+        # reliably; IANA lists the prefix as not globally reachable anyway.
+        return False
+    return all(address_public(inner) for inner in embedded_ipv4(ip))
+
+
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: IPv4-mapped, IPv4-compatible, NAT64 (well-known
+    prefix), 6to4, and a Teredo address's server and client."""
+    if ip.ipv4_mapped:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour:
+        return [ip.sixtofour]
+    if ip.teredo:
+        return list(ip.teredo)
+    if ip in NAT64_WELL_KNOWN or ip in IPV4_COMPATIBLE:
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    return []
 
 
 def signature(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
