@@ -4,7 +4,10 @@ Views validate with an input serializer, call a service or selector, and seriali
 The org is always the API key's; an id of another org's row answers 404, like a missing one.
 """
 
+from datetime import UTC
+
 import django_filters
+from django.core.exceptions import ValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -77,6 +80,29 @@ class ContactOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO-8601 datetime, turned to UTC: PostgreSQL refuses offsets of 16 hours or more, which
+    Python accepts (up to 23:59), and a date near year 1 or 9999 may not exist in UTC at all."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError(
+                "Enter a date/time that exists in UTC (this one is before year 1 or after 9999 there).",
+                code="invalid",
+            ) from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """A datetime filter that compares in UTC whatever offset the caller sends."""
+
+    field_class = UtcDateTimeField
+
+
 # Filters are declared, not derived from Meta.fields: deriving them queries the scoped managers
 # at import time, outside any org.
 class ContactFilter(django_filters.FilterSet):
@@ -88,9 +114,9 @@ class ContactFilter(django_filters.FilterSet):
     owner = django_filters.NumberFilter(field_name="owner_id")
     tag = django_filters.CharFilter(field_name="tags__name")
     list = django_filters.CharFilter(field_name="lists__slug")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    updated_after = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Contact
