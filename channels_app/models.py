@@ -207,3 +207,16 @@ class Destination(TenantModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class InboundSmsReceipt(models.Model):
+    """A text Twilio delivered to us, by its ``MessageSid``. Twilio's signature carries no time, so
+    a captured STOP or START would stay valid forever: the sid is claimed before acting, and a
+    sid seen before is a replay (or Twilio's own retry) that changes nothing. Not tenant data:
+    our numbers serve every org, and a text is claimed before the orgs it concerns are known."""
+
+    sid = models.CharField(max_length=64, unique=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.sid

@@ -24,6 +24,11 @@ Incoming texts, by their trimmed, case-insensitive text (a trailing "." or "!" i
   ``to``) for the contact the number's latest SMS went to (else every contact with that number),
   so wait-for-event steps and segments can use replies. Twilio's ``MessageSid`` is the event's
   message id, so a webhook Twilio sends twice is stored once.
+
+Twilio's signature carries no time, so a captured request stays valid: every text's
+``MessageSid`` is claimed (``InboundSmsReceipt``) in the transaction that acts on it, and a sid
+seen before — a replay, or Twilio retrying — answers empty TwiML and changes nothing (a STOP
+replayed after START does not unsubscribe again). A text without ``MessageSid`` is a 400.
 """
 
 import logging
@@ -39,7 +44,7 @@ from twilio.request_validator import SIGNATURE_HEADER, RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from channels_app.delivery_events import message_delivery_event
-from channels_app.models import Channel, Message, MessageStatus, Suppression
+from channels_app.models import Channel, InboundSmsReceipt, Message, MessageStatus, Suppression
 from channels_app.providers.sms import CALLBACK_HARD_BOUNCE_CODES, UNSUBSCRIBED, status_token_read, stop_suppress
 from compliance.selectors import consent_states
 from compliance.services import consent_record
@@ -221,6 +226,15 @@ def sms_help_text(*, phone: str) -> str:
     return f"{org.name}:{contact} Reply STOP to unsubscribe."
 
 
+def inbound_sms_claim(*, sid: str) -> bool:
+    """Claims the text ``sid``: True the first time it is seen, False for a replay. Call it inside
+    the transaction that acts on the text: a failure then frees the claim for Twilio's retry, and
+    a concurrent delivery of the same sid waits on the unique index until this one commits, then
+    finds it claimed."""
+    _, created = InboundSmsReceipt.objects.get_or_create(sid=sid)
+    return created
+
+
 def sms_reply_record(*, phone: str, body: str, to: str, sid: str) -> list[int]:
     """Records a text from ``phone`` as an ``sms_received`` event: for the contact its latest
     SMS went to, else for every contact with that number. Returns the ids of the stored events."""
@@ -259,17 +273,24 @@ def inbound(request: HttpRequest) -> HttpResponse:
     phone = _phone(request.POST.get("From", ""))
     body = request.POST.get("Body", "")
     to = request.POST.get("To", "")
-    sid = request.POST.get("MessageSid", "")
+    sid = request.POST.get("MessageSid", "").strip()
+    if not sid or len(sid) > InboundSmsReceipt._meta.get_field("sid").max_length:
+        return HttpResponseBadRequest("MessageSid is missing or too long.", content_type="text/plain")
     if not phone:
         return _twiml()
     keyword = body.strip().rstrip(".!").strip().upper()
     proof = {"from": phone, "to": to, "body": body[:200], "message_sid": sid}
-    if keyword in STOP_WORDS:
-        sms_stop_record(phone=phone, proof=proof)
-    elif keyword in START_WORDS:
-        sms_start_record(phone=phone, proof=proof)
-    elif keyword in HELP_WORDS:
-        return _twiml(sms_help_text(phone=phone))
-    else:
-        sms_reply_record(phone=phone, body=body, to=to, sid=sid)
-    return _twiml()
+    answer = ""
+    with transaction.atomic():
+        if not inbound_sms_claim(sid=sid):
+            logger.info("sms replay ignored sid=%s phone=%s", sid, phone)
+            return _twiml()
+        if keyword in STOP_WORDS:
+            sms_stop_record(phone=phone, proof=proof)
+        elif keyword in START_WORDS:
+            sms_start_record(phone=phone, proof=proof)
+        elif keyword in HELP_WORDS:
+            answer = sms_help_text(phone=phone)
+        else:
+            sms_reply_record(phone=phone, body=body, to=to, sid=sid)
+    return _twiml(answer)

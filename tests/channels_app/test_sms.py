@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django_scopes import scopes_disabled
 from twilio.request_validator import RequestValidator
@@ -494,3 +495,58 @@ def test_the_status_callback_url_uses_site_url_not_the_request_host(sent, settin
 
     assert twilio_post(path, form, signature=signed_for_request_host).status_code == 403
     assert reload(message).status == "sent"
+
+
+def test_a_replayed_stop_is_ignored_and_the_number_stays_subscribed(org, texter, twilio):
+    # Twilio's signature covers the URL and the form, not the time: a captured STOP stays valid.
+    stop = {"From": PHONE, "To": FROM, "Body": "STOP", "MessageSid": "SMstop1", "AccountSid": ACCOUNT_SID}
+    assert twilio_post(INBOUND, stop).status_code == 200
+    assert text_in("START", sid="SMstart1").status_code == 200
+    records = ConsentRecord.objects.filter(contact=texter, purpose="sms").count()
+
+    replayed = twilio_post(INBOUND, stop)
+
+    assert replayed.status_code == 200 and replayed.content.decode().endswith("<Response />")
+    assert not Suppression.objects.exists()
+    assert consent_states(org=org, contact_ids=[texter.pk], purpose="sms") == {texter.pk: True}
+    assert ConsentRecord.objects.filter(contact=texter, purpose="sms").count() == records
+
+
+def test_a_replayed_help_gets_an_empty_answer(org, sent):
+    assert "Reply STOP" in text_in("help", sid="SMhelp1").content.decode()
+
+    assert text_in("help", sid="SMhelp1").content.decode().endswith("<Response />")
+
+
+def test_an_inbound_text_without_a_message_sid_is_a_400_naming_it(org, texter, twilio):
+    response = twilio_post(INBOUND, {"From": PHONE, "To": FROM, "Body": "STOP", "AccountSid": ACCOUNT_SID})
+
+    assert response.status_code == 400 and "MessageSid" in response.content.decode()
+    assert not Suppression.objects.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_deliveries_of_one_stop_act_once(org, texter, twilio):
+    # The second delivery waits on the claim's unique index until the first commits, then finds
+    # the sid claimed (the suppression's unique index would serialise STOP alone too; the claim
+    # makes it hold for every keyword).
+    form = {"From": PHONE, "To": FROM, "Body": "STOP", "MessageSid": "SMtwice", "AccountSid": ACCOUNT_SID}
+    start = threading.Barrier(2)
+    statuses = []
+
+    def deliver():
+        try:
+            start.wait()
+            statuses.append(twilio_post(INBOUND, form).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert statuses == [200, 200]
+    assert ConsentRecord.objects.filter(contact=texter, purpose="sms", granted=False).count() == 1
