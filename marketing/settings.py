@@ -228,10 +228,6 @@ VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="")
 # append to X-Forwarded-For. 0 (the default): none, the socket's peer is the client.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
-# Metrics (marketing/metrics.py, docs/metrics.md): GET /metrics wants "Authorization: Bearer <token>".
-# Empty (the default): the endpoint answers 404.
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-
 # Outbound HTTP (webhook actions) ----------------------------------------------------------------
 # Hosts exempt from the private-address guard of workflows/outbound_http.py, e.g. a loopback
 # test server or an internal service you trust: "127.0.0.1,hooks.internal:8443".
@@ -262,7 +258,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Marketing automation API",
-    "DESCRIPTION": "Contacts, companies, events, segments, workflows, scores and the sales handoff queue. "
+    "DESCRIPTION": "Contacts, companies and (later) events, segments, workflows and scores. "
     "Authenticate with `Authorization: Bearer mk_<id>_<secret>` (see `create_api_key`).",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -270,10 +266,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": [
-        "drf_spectacular.hooks.postprocess_schema_enums",
-        "marketing.api_schema.error_responses",
-    ],
 }
 
 # guardian: no anonymous user row; object permissions only for real users.
