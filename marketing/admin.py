@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from asgiref.sync import sync_to_async
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AutocompleteSelectMultiple
@@ -57,6 +58,7 @@ from marketing.models import (
     Tag,
     User,
 )
+from marketing.roles import PLATFORM_APPS
 from marketing.segments import (
     segment_add_contacts,
     segment_delete,
@@ -580,6 +582,13 @@ class OrganizationAdmin(admin.ModelAdmin):
         qs = super().get_queryset(request)
         return qs if request.user.is_superuser else qs.filter(Q(pk=getattr(request.org, "pk", None)))
 
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None and not request.user.is_superuser:
+            # Another org's pages are "not found" (the admin's default is a redirect to the index).
+            raise Http404("No such organisation.")
+        return obj
+
     def has_add_permission(self, request):
         return request.user.is_superuser
 
@@ -589,6 +598,35 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 # Roles come from memberships (marketing.roles), not Django's global groups.
 admin.site.unregister(Group)
+
+
+class SuperuserOnly:
+    """Pages of the installation's own tables (schedules, login attempts): superusers only, whatever
+    a role grants, so that a wrong grant cannot open them to an org's members."""
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, *args):
+        return request.user.is_superuser and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+
+# The platform apps' own admins (django-celery-beat's schedules, django-axes' attempts) are
+# registered before this module runs (INSTALLED_APPS order); each is wrapped in SuperuserOnly.
+for _model in apps.get_models():
+    if _model._meta.app_label in PLATFORM_APPS and admin.site.is_registered(_model):
+        _platform_admin = type(admin.site.get_model_admin(_model))
+        admin.site.unregister(_model)
+        admin.site.register(_model, type(_platform_admin.__name__, (SuperuserOnly, _platform_admin), {}))
 
 
 @admin.register(User)
