@@ -240,12 +240,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["marketing.api_auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["marketing.api_auth.HasServerKey"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    # Bounded nesting, no NUL, lone surrogates or NaN: a 400 naming the field (marketing.json_input).
-    "DEFAULT_PARSER_CLASSES": [
-        "marketing.json_input.StrictJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # The API speaks JSON (anything else is a 415), parsed with bounded nesting and without NUL,
+    # lone surrogates or NaN: a 400 naming the field (marketing.json_input).
+    "DEFAULT_PARSER_CLASSES": ["marketing.json_input.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "marketing.api_auth.Pagination",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
@@ -258,7 +255,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Marketing automation API",
-    "DESCRIPTION": "Contacts, companies and (later) events, segments, workflows and scores. "
+    "DESCRIPTION": "Contacts, companies, events, segments, workflows, scores and the sales handoff queue. "
     "Authenticate with `Authorization: Bearer mk_<id>_<secret>` (see `create_api_key`).",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -266,6 +263,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "marketing.api_schema.error_responses",
+    ],
 }
 
 # guardian: no anonymous user row; object permissions only for real users.

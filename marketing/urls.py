@@ -41,3 +41,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
 ]
+
+handler400 = "marketing.error_pages.bad_request"
+handler403 = "marketing.error_pages.permission_denied"
+handler404 = "marketing.error_pages.not_found"
+handler500 = "marketing.error_pages.server_error"
