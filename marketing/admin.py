@@ -6,7 +6,6 @@ members. Permissions come from the member's role in that org (``marketing.roles`
 """
 
 import contextvars
-import csv
 import json
 from collections.abc import AsyncIterator, Iterator
 
@@ -24,7 +23,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.db.models.functions import Coalesce
 from django.forms.fields import InvalidJSONInput
-from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -35,7 +34,8 @@ from marketing.celery import enqueue_on_commit
 from marketing.conditions import NotCompilable, to_q, validate
 from marketing.conditions.facts import iso
 from marketing.conditions.fields import CONTACT, NAMES
-from marketing.imports import import_errors_csv, import_file_check, import_job_create
+from marketing.csv_export import csv_stream
+from marketing.imports import import_errors_stream, import_file_check, import_job_create
 from marketing.models import (
     AnonymousId,
     ApiKey,
@@ -780,18 +780,15 @@ class ImportJobAdmin(TenantAdmin):
         else:
             self.message_user(request, f"Import #{job.pk} queued: {job.rows_total:,} rows.", messages.INFO)
 
-    def _errors_response(self, job: ImportJob) -> HttpResponse:
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
-        import_errors_csv(job, response)
-        return response
+    def _errors_response(self, request, job: ImportJob) -> StreamingHttpResponse:
+        return _csv_response(request, import_errors_stream(job), filename=f"import-{job.pk}-errors.csv")
 
     def errors_view(self, request, object_id):
         """Every rejected row of one import, as CSV."""
         job = self.get_object(request, object_id)
         if job is None or not self.has_view_permission(request, job):
             raise Http404("No such import.")
-        return self._errors_response(job)
+        return self._errors_response(request, job)
 
     @admin.action(description="Download error report (CSV)", permissions=["view"])
     def download_errors(self, request, queryset):
@@ -799,7 +796,7 @@ class ImportJobAdmin(TenantAdmin):
         if len(jobs) != 1:
             self.message_user(request, "Select one import to download its error report.", messages.WARNING)
             return None
-        return self._errors_response(jobs[0])
+        return self._errors_response(request, jobs[0])
 
 
 # --- Segments ------------------------------------------------------------------------------------
@@ -973,20 +970,6 @@ def rule_preview(*, org, text: str) -> dict:
     }
 
 
-class _Echo:
-    """The file csv.writer writes to: it hands each line back, to be streamed."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_cell(value) -> str:
-    """A cell that a spreadsheet shows as text: names and companies come from public forms, and a
-    leading =, +, - or @ would make Excel or LibreOffice run it as a formula."""
-    text = "" if value is None else str(value)
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def segment_members_csv(*, org, segment_id: int) -> Iterator[str]:
     """The segment's current members as CSV (``EXPORT_COLUMNS``), read and yielded
     ``EXPORT_CHUNK`` rows at a time.
@@ -994,9 +977,7 @@ def segment_members_csv(*, org, segment_id: int) -> Iterator[str]:
     A streaming response is read after ``CurrentOrgMiddleware`` has left the request's org
     scope, so the query runs under ``org_context(org)`` here, inside the generator.
     """
-    writer = csv.writer(_Echo())
     with org_context(org):
-        yield writer.writerow(EXPORT_COLUMNS)
         members = (
             SegmentMembership.objects.filter(org=org, segment_id=segment_id, exited_at__isnull=True)
             .order_by("pk")
@@ -1004,14 +985,17 @@ def segment_members_csv(*, org, segment_id: int) -> Iterator[str]:
                 "contact__email", "contact__first_name", "contact__last_name", "contact__company__name", "entered_at"
             )
         )
-        lines = []
-        for email, first_name, last_name, company, entered_at in members.iterator(chunk_size=EXPORT_CHUNK):
-            lines.append(writer.writerow([*map(_csv_cell, (email, first_name, last_name, company)), iso(entered_at)]))
-            if len(lines) == EXPORT_CHUNK:
-                yield "".join(lines)
-                lines = []
-        if lines:
-            yield "".join(lines)
+        rows = ((*person, iso(entered_at)) for *person, entered_at in members.iterator(chunk_size=EXPORT_CHUNK))
+        yield from csv_stream(header=EXPORT_COLUMNS, rows=rows, chunk_rows=EXPORT_CHUNK)
+
+
+def _csv_response(request, parts: Iterator[str], *, filename: str) -> StreamingHttpResponse:
+    """A CSV download streamed from ``parts`` (from ``marketing.csv_export``), under WSGI or ASGI."""
+    if isinstance(request, ASGIRequest):
+        parts = _parts_from_thread(parts)
+    response = StreamingHttpResponse(parts, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 async def _parts_from_thread(parts: Iterator[str]) -> AsyncIterator[str]:
@@ -1145,11 +1129,7 @@ class SegmentAdmin(TenantAdmin):
 
     def _members_csv_response(self, request, segment: Segment) -> StreamingHttpResponse:
         parts = segment_members_csv(org=request.org, segment_id=segment.pk)
-        if isinstance(request, ASGIRequest):
-            parts = _parts_from_thread(parts)
-        response = StreamingHttpResponse(parts, content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="segment-{segment.slug}-members.csv"'
-        return response
+        return _csv_response(request, parts, filename=f"segment-{segment.slug}-members.csv")
 
     def members_csv_view(self, request, object_id):
         """The segment's current members, as CSV."""

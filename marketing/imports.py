@@ -35,6 +35,7 @@ from django.db import reset_queries, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from marketing.csv_export import csv_stream, csv_write
 from marketing.email_addresses import normalise_email
 from marketing.ingestion import events_ingest, events_validate
 from marketing.models import (
@@ -856,13 +857,20 @@ def _event_row_parse(
 # --- the report ------------------------------------------------------------------------------
 
 
+ERROR_REPORT_COLUMNS = ("row", "column", "reason")
+
+
+def _row_errors(job: ImportJob) -> Iterator[tuple[int, str, str]]:
+    errors = ImportRowError.objects.filter(job=job).order_by("row", "id").values_list(*ERROR_REPORT_COLUMNS)
+    return errors.iterator(chunk_size=2000)
+
+
 def import_errors_csv(job: ImportJob, out: IO[str]) -> int:
-    """Writes the job's row errors to ``out`` as CSV (``row,column,reason``); returns how many."""
-    writer = csv.writer(out)
-    writer.writerow(["row", "column", "reason"])
-    count = 0
-    errors = ImportRowError.objects.filter(job=job).order_by("row", "id").values_list("row", "column", "reason")
-    for error in errors.iterator(chunk_size=2000):
-        writer.writerow(error)
-        count += 1
-    return count
+    """Writes the job's row errors to ``out`` as CSV (``row,column,reason``, formulas written as
+    text: the column names and values come from the uploaded file); returns how many."""
+    return csv_write(out, header=ERROR_REPORT_COLUMNS, rows=_row_errors(job))
+
+
+def import_errors_stream(job: ImportJob) -> Iterator[str]:
+    """The job's row errors as ``import_errors_csv`` writes them, in parts for a streaming response."""
+    return csv_stream(header=ERROR_REPORT_COLUMNS, rows=_row_errors(job))
