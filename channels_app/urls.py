@@ -15,5 +15,7 @@ urlpatterns = [
     path("m/push/key", push_subscriptions.vapid_key, name="push-key"),
     path("m/push/subscriptions", push_subscriptions.subscriptions, name="push-subscriptions"),
     path("m/push/unsubscribe", push_subscriptions.unsubscribe, name="push-unsubscribe"),
-    path("hooks/esp/", include("anymail.urls")),  # ESP tracking webhooks: channels_app/esp_tracking.py
+    # ESP webhooks: anymail's views behind a guard (channels_app/esp_webhooks.py), reports handled by
+    # channels_app/esp_tracking.py
+    path("hooks/esp/", include("channels_app.esp_webhooks")),
 ]

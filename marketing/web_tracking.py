@@ -35,8 +35,9 @@ from redis.exceptions import RedisError
 from marketing.api_keys import api_key_from_token
 from marketing.cors import cors_headers, cors_preflight, cors_refusal
 from marketing.email_addresses import normalise_email
-from marketing.identity import contact_identify, ref_from
+from marketing.identity import Trust, contact_identify, ref_from
 from marketing.ingestion import events_ingest, events_validate
+from marketing.json_input import JsonInputError, json_parse, json_problem
 from marketing.models import ApiKey, Company, Contact, Organization
 from marketing.phone_numbers import normalise_phone
 from marketing.services import api_key_create, contact_update
@@ -154,7 +155,7 @@ def page_view_record(*, org: Organization, anonymous_id: str, properties: dict[s
     the same image whatever happens, so a page never shows a broken image.
     """
     items, errors = events_validate([{"type": "page_view", "anonymous_id": anonymous_id, "properties": properties}])
-    [result] = events_ingest(org=org, items=items, errors=errors, source="pixel")
+    [result] = events_ingest(org=org, items=items, errors=errors, source="pixel", trust=Trust.PUBLIC)
     if result.status == "error":
         logger.warning("pixel event refused org=%s errors=%s", org.slug, json.dumps(result.errors))
     return result
@@ -316,11 +317,14 @@ def form_submission_record(*, org: Organization, submission: FormSubmission) -> 
     """Stores a submission: the contact (found, created or merged), its empty fields, one event.
 
     With an anonymous id (from track.js) the visitor's history joins the contact: when the id
-    belongs to an anonymous contact, ``contact_identify`` merges it into the known one.
+    belongs to an anonymous contact, ``contact_identify`` merges it into the known one. When it
+    belongs to another known contact nothing merges (anyone can type any email): the submission
+    goes to the typed email's contact and an ``IdentityConflict`` is recorded for review.
     """
     with transaction.atomic():
         ref = ref_from(email=submission.email, anonymous_id=submission.anonymous_id)
-        contact = contact_identify(org=org, ref=ref, reason="form")
+        summary = {"call": "form", "form": submission.form, "fields": sorted(submission.fields)[:50]}  # no values
+        contact = contact_identify(org=org, ref=ref, reason="form", trust=Trust.PUBLIC, summary=summary)
         contact = Contact.objects.select_for_update().get(org=org, pk=contact.pk)
         changes = _empty_fields_filled(org, contact, submission.profile)
         if changes:
@@ -348,7 +352,7 @@ def form_submission_record(*, org: Organization, submission: FormSubmission) -> 
                 }
             ]
         )
-        [result] = events_ingest(org=org, items=items, errors=errors, source="form")
+        [result] = events_ingest(org=org, items=items, errors=errors, source="form", trust=Trust.PUBLIC)
         if result.status == "error":
             # E.g. an event property of the same name typed otherwise by another source. Roll the
             # contact back too: a half-stored submission would lose its consent evidence.
@@ -359,13 +363,19 @@ def form_submission_record(*, org: Organization, submission: FormSubmission) -> 
     return contact
 
 
+def _input_error(exc: JsonInputError) -> ValidationError:
+    """A ValidationError on the field the problem is in (``body`` for the whole body or a key)."""
+    return ValidationError({exc.path or "body": exc.reason[:1].upper() + exc.reason[1:] + "."})
+
+
 def json_object(body: bytes, *, expected: str) -> dict[str, Any]:
-    """A request body parsed as a JSON object, or a ValidationError on ``body`` (``expected`` says
-    what to send)."""
+    """A request body parsed as a JSON object, or a ValidationError naming where it is bad: not
+    JSON, nested too deeply, or holding what cannot be stored (NUL, lone surrogates, NaN);
+    ``expected`` says what to send instead of something that is not an object."""
     try:
-        data = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError({"body": f"Not valid JSON: {exc}."}) from exc
+        data = json_parse(body or b"{}")
+    except JsonInputError as exc:
+        raise _input_error(exc) from None
     if not isinstance(data, dict):
         raise ValidationError({"body": expected})
     return data
@@ -375,7 +385,11 @@ def _submitted(request: HttpRequest) -> dict[str, Any]:
     """The submitted fields: a JSON object, or a form (several values of one name become a list)."""
     if request.content_type == "application/json":
         return json_object(request.body, expected="Send a JSON object of field names and values.")
-    return {name: values if len(values) > 1 else values[0] for name, values in request.POST.lists()}
+    data = {name: values if len(values) > 1 else values[0] for name, values in request.POST.lists()}
+    problem = json_problem(data)  # a NUL typed into a field: PostgreSQL cannot store it
+    if problem is not None:
+        raise _input_error(problem)
+    return data
 
 
 def _wants_json(request: HttpRequest) -> bool:

@@ -18,7 +18,6 @@ not exist, is not active or is not webhook-triggered; 413 over 256 KB; 429 over 
 See docs/workflows.md, "Inbound webhooks".
 """
 
-import json
 import logging
 
 from django.core.exceptions import ValidationError
@@ -30,7 +29,8 @@ from django_ratelimit.core import is_ratelimited
 from redis.exceptions import RedisError
 from rest_framework import serializers
 
-from marketing.identity import contact_identify, ref_from
+from marketing.identity import Trust, contact_identify, ref_from
+from marketing.json_input import JsonInputError, json_parse
 from marketing.models import Contact
 from marketing.tenancy import org_context
 from workflows.models import Workflow
@@ -111,9 +111,9 @@ def workflow_webhook(request: HttpRequest, workflow_id: int) -> JsonResponse:
             },
         )
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        return _answer(400, {"body": ["Send a JSON object."]})
+        payload = json_parse(body)
+    except JsonInputError as exc:
+        return _answer(400, _input_problem(exc))
     serializer = WebhookInput(data=payload) if isinstance(payload, dict) else None
     if serializer is None:
         return _answer(400, {"body": ["Send a JSON object."]})
@@ -130,6 +130,13 @@ def workflow_webhook(request: HttpRequest, workflow_id: int) -> JsonResponse:
             return _answer(400, detail)
     logger.info("workflow webhook workflow=%s delivery=%s enrolled=%s", workflow.pk, delivery["id"], enrolled)
     return _answer(202, {"enrolled": enrolled})
+
+
+def _input_problem(exc: JsonInputError) -> dict[str, list[str]]:
+    """The 400's body for a body that is not JSON we can store, on the field the problem is in."""
+    if not exc.path:  # the body as a whole: not JSON, not UTF-8, nested too deeply
+        return {"body": [f"Send a JSON object: this body is {exc.reason}."]}
+    return {exc.path: [exc.reason[:1].upper() + exc.reason[1:] + "."]}
 
 
 class ContactNamingError(Exception):
@@ -150,7 +157,8 @@ def _enrol(workflow: Workflow, delivery: dict) -> int:
     except ValidationError as exc:
         raise ContactNamingError(exc.message_dict) from exc
     with transaction.atomic():
-        contact = contact_identify(org=workflow.org, ref=ref, reason="webhook")
+        # Signed with the workflow's secret: a server-side sender.
+        contact = contact_identify(org=workflow.org, ref=ref, reason="webhook", trust=Trust.SERVER)
         return workflow_enrol(
             workflow=workflow,
             contact_ids=[contact.pk],

@@ -379,3 +379,78 @@ def test_a_send_through_an_anymail_backend_is_found_by_anymails_id(settings, org
         esp(delivery(message.provider_message_id, recipient=message.to))
         message.refresh_from_db()
         assert message.status == "delivered"
+
+
+# --- bad input: unconfigured ESPs, bodies that are not the ESP's payload ---------------------------
+
+TRACKING_URLS = [
+    f"/hooks/esp/{esp}/tracking/"
+    for esp in (
+        "amazon_ses",
+        "brevo",
+        "mailersend",
+        "mailgun",
+        "mailjet",
+        "mailtrap",
+        "mandrill",
+        "postal",
+        "postmark",
+        "resend",
+        "sendgrid",
+        "sendinblue",
+        "sparkpost",
+        "unisender_go",
+    )
+]
+DEEP = "[" * 10_000 + "]" * 10_000
+BAD_BODIES = ["[]", "[1]", "[[]]", '"x"', "{}", '{"msys": []}', '[{"msys": 1}]', "not json", DEEP]
+
+
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailInsecureWebhookWarning")
+@pytest.mark.parametrize("secret", [SECRET, ""])
+def test_no_esp_tracking_endpoint_answers_a_500_to_a_bad_body(settings, db, secret):
+    settings.ANYMAIL = {"WEBHOOK_SECRET": secret}
+    headers = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(SECRET.encode()).decode()}
+    client = Client(raise_request_exception=False)
+
+    answers = {
+        (url, body[:12]): client.post(url, body, content_type="application/json", **headers).status_code
+        for url in TRACKING_URLS
+        for body in BAD_BODIES
+    }
+
+    assert {key: status for key, status in answers.items() if status >= 500} == {}
+
+
+def test_an_esp_whose_keys_are_not_configured_is_a_404_saying_so(settings, db, caplog):
+    headers = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(SECRET.encode()).decode()}
+
+    with caplog.at_level(logging.WARNING):
+        response = Client().post("/hooks/esp/mailgun/tracking/", "{}", content_type="application/json", **headers)
+
+    assert response.status_code == 404
+    assert "Mailgun" in response.json()["detail"] and "not set up" in response.json()["detail"]
+    assert "MAILGUN_WEBHOOK_SIGNING_KEY" in caplog.text  # the operator learns which setting
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("[]", "not a Postmark"),
+        ('[{"RecordType": "Delivery"}]', "not a Postmark"),
+        ('"Delivery"', "not a Postmark"),
+        (DEEP, "nested deeper than"),
+        ('{"RecordType": "Delivery", "ServerID": NaN}', "ServerID"),
+        ('{"RecordType": "Bounce", "Description": "x\\u0000"}', "Description"),
+    ],
+)
+def test_a_body_that_is_not_the_esps_payload_is_a_400_and_changes_nothing(org, esp, sent, body, says):
+    headers = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(SECRET.encode()).decode()}
+
+    response = Client().post(URL, body, content_type="application/json", **headers)
+
+    assert response.status_code == 400
+    assert says in response.json()["detail"]
+    sent.refresh_from_db()
+    assert sent.status == "sent"
+    assert not Suppression.objects.exists()

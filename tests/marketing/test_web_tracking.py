@@ -342,6 +342,39 @@ def test_a_bad_phone_is_400_naming_the_field(site_key):
     assert list(response.json()["errors"]) == ["phone"]
 
 
+DEEP = "[" * 10_000 + "]" * 10_000
+
+
+@pytest.mark.parametrize(
+    "body, field, says",
+    [
+        (DEEP, "body", "nested deeper than"),
+        ('{"email": "ana@example.com", "plan": ' + DEEP + "}", "body", "nested deeper than"),
+        ('{"email": "ana@example.com", "seats": NaN}', "seats", "finite number"),
+        ('{"email": "ana@example.com", "seats": -Infinity}', "seats", "finite number"),
+        ('{"email": "ana@example.com", "note": "a\\u0000b"}', "note", "NUL"),
+        ('{"email": "ana@example.com", "note": "\\ud800"}', "note", "surrogate"),
+        ('{"email": "ana@example.com", "n\\u0000te": "x"}', "body", "NUL"),
+        ('{"email": "ana@example.com", "tags": [1, {"deeper": "\\udfff"}]}', "tags[1].deeper", "surrogate"),
+    ],
+)
+def test_a_json_form_body_that_cannot_be_stored_is_400_naming_where(site_key, body, field, says):
+    response = Client().post(f"/t/forms/newsletter/?k={site_key}", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert says.lower() in response.json()["errors"][field].lower()
+    assert not Contact.objects.exists() and not Event.objects.exists()
+
+
+def test_a_nul_in_a_browser_form_field_is_400_naming_the_field(site_key):
+    response = post_form(site_key, {"email": "ana@example.com", "note": "a\x00b"})
+    in_email = post_form(site_key, {"email": "ana\x00@example.com"}, json_body=True)
+
+    assert response.status_code == 400 and b"note" in response.content and b"NUL" in response.content
+    assert in_email.status_code == 400 and "NUL" in in_email.json()["errors"]["email"]
+    assert not Contact.objects.exists() and not Event.objects.exists()
+
+
 def test_form_without_a_key_is_401(org):
     response = Client().post("/t/forms/newsletter/", {"email": "ana@example.com"})
 

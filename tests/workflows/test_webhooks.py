@@ -16,6 +16,7 @@ from workflows.models import WorkflowInstance
 from workflows.outbound_http import signature
 from workflows.services import workflow_create, workflow_pause
 
+NOT_JSON = "Expecting value: line 1 column 1 (char 0)"
 NAME_THE_CONTACT = "Name the contact by email, external_id or contact_id."
 STEPS = [{"id": "log", "type": "action", "action": "log", "config": {"message": "hooked"}, "next": None}]
 
@@ -136,7 +137,7 @@ def test_unknown_or_inactive_workflows_are_404(org, hooked, publish):
 @pytest.mark.parametrize(
     ("payload", "errors"),
     [
-        (b"not json", {"body": ["Send a JSON object."]}),
+        (b"not json", {"body": [f"Send a JSON object: this body is not valid JSON ({NOT_JSON})."]}),
         (b"[1, 2]", {"body": ["Send a JSON object."]}),
         ({"contact": {"email": "a@example.com"}}, {"id": ["This field is required."]}),
         ({"id": "x", "contact": {}}, {"contact": {"non_field_errors": [NAME_THE_CONTACT]}}),
@@ -157,6 +158,30 @@ def test_a_bad_body_is_400_with_field_messages(org, hooked, payload, errors):
     else:
         field, _, inner = errors.partition(".")
         assert body[field] if not inner else body[field][inner]
+    assert not WorkflowInstance.objects.exists()
+
+
+DEEP = b"[" * 10_000 + b"]" * 10_000
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "says"),
+    [
+        (DEEP, "body", "nested deeper than 64 levels"),
+        (b'{"id": "x", "contact": {"email": "a@example.com"}, "data": {"a": ' + DEEP + b"}}", "body", "nested deeper"),
+        (b'{"id": "x", "contact": {"email": "a@example.com"}, "data": {"seats": NaN}}', "data.seats", "finite"),
+        (b'{"id": "x", "contact": {"email": "a@example.com"}, "data": {"n": Infinity}}', "data.n", "finite"),
+        (b'{"id": "x", "contact": {"email": "a@example.com"}, "data": {"plan": "p\\u0000"}}', "data.plan", "NUL"),
+        (b'{"id": "x\\u0000", "contact": {"email": "a@example.com"}}', "id", "NUL"),
+        (b'{"id": "x", "contact": {"email": "a@example.com"}, "data": {"p": ["\\ud800"]}}', "data.p[0]", "surrogate"),
+        (b'{"id": "x", "contact": {"email": "a@example.com"}, "data": {"\\u0000": 1}}', "data", "NUL"),
+    ],
+)  # fmt: skip
+def test_a_body_that_cannot_be_stored_is_400_naming_where(org, hooked, raw, field, says):
+    response = send(hooked, None, raw=raw)
+
+    assert response.status_code == 400
+    assert says in response.json()[field][0]
     assert not WorkflowInstance.objects.exists()
 
 
