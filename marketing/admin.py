@@ -499,8 +499,11 @@ class DispatchBatchAdmin(TenantAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(TenantAdmin):
-    list_display = ("user", "user_email", "role", "created_at")
-    list_filter = ("role",)
+    """Members of the current org: their role and whether they manage the sales queue (org admins
+    set both; only superusers add members)."""
+
+    list_display = ("user", "user_email", "role", "sales_manager", "created_at")
+    list_filter = ("role", "sales_manager")
     search_fields = ("user__username", "user__email", "user__first_name", "user__last_name")
     list_select_related = ("user",)
 

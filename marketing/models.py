@@ -122,6 +122,10 @@ class Membership(TenantModel):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.MARKETER)
+    sales_manager = models.BooleanField(
+        default=False,
+        help_text="Sees every rep's handoffs in this organisation and reassigns them (admins always do).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

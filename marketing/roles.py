@@ -41,7 +41,6 @@ GRANTS: dict[str, dict[str, str]] = {
         "marketing.apikey": "",
         "marketing.user": "",
         "scoring.*": "vac",
-        "scoring.all_handoffs": "",  # the sales queue: managers (admins) see every rep's items
         "compliance.*": "v",
     },
     Role.SALES: {
@@ -51,13 +50,11 @@ GRANTS: dict[str, dict[str, str]] = {
         "marketing.contactlist": "v",
         "scoring.*": "v",
         "scoring.handoff": "vc",  # accept, reject, convert their own (object permissions decide which)
-        "scoring.all_handoffs": "",
     },
     Role.ANALYST: {
         **{f"{app}.*": "v" for app in OUR_APPS},
         "marketing.apikey": "",
         "marketing.user": "",
-        "scoring.all_handoffs": "",
     },
     Role.COMPLIANCE: {
         "marketing.contact": "vcd",

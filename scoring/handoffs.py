@@ -8,10 +8,12 @@ Slack post to the policy's destination).
 
 A rep then accepts, rejects (back to nurture, with a reason) or converts the handoff. Each of
 those is permission-checked: the assignee (through the guardian object permission the item was
-created with) or a manager (org admin, superuser, or a user granted ``scoring.view_all_handoffs``
-directly or through a group). The role backend's ``scoring.*`` wildcard is deliberately not
-what makes a manager: it grants "view" on every scoring model to sales reps too, and a rep must
-see only their own items.
+created with) or a manager: a superuser, an admin of the handoff's org, or a member whose
+membership of that org says ``sales_manager`` (an org admin sets it on the member's page). Being
+a manager is per org, like the role: a manager in one org is a plain rep in another. Neither the
+role backend's ``scoring.*`` wildcard (it grants "view" on every scoring model to sales reps too)
+nor Django's global ``scoring.view_all_handoffs`` permission (it would hold in every org) makes
+a manager.
 
 A server API key acts for its org as a whole, like a manager: it may act on any of the org's
 handoffs (``api_key=`` instead of ``user=``).
@@ -23,7 +25,6 @@ from datetime import datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
@@ -49,7 +50,6 @@ logger = logging.getLogger(__name__)
 LIVE = (Handoff.Status.OPEN, Handoff.Status.ACCEPTED)
 REP_ROLES = (Role.SALES, Role.ADMIN)
 OBJECT_PERMS = ("view_handoff", "change_handoff")
-MANAGER_PERM = "scoring.view_all_handoffs"
 # An open handoff is "due soon" when less than this is left of its SLA.
 DUE_SOON = timedelta(hours=4)
 # Stages a contact is nurtured in (marketing's); the nurture sweep hands these over.
@@ -399,19 +399,18 @@ def _slack_post(org: Organization, slug: str, *, text: str, key: str) -> bool:
 
 def handoff_is_manager(*, user: User, org: Organization) -> bool:
     """Whether ``user`` sees and acts on every handoff of ``org``: a superuser, an admin of the
-    org, or a user granted ``scoring.view_all_handoffs`` (directly or through a group)."""
+    org, or a member of the org whose membership is flagged ``sales_manager``. Only the membership
+    of ``org`` counts, never a global permission: a manager in one org is not one in another."""
     if user is None or not user.is_active:
         return False
     if user.is_superuser:
         return True
     membership = current_membership()  # the request's, loaded once by the tenancy middleware
-    if membership is not None and membership.user_id == user.pk and membership.org_id == org.pk:
-        role = membership.role
-    else:
-        role = Membership.objects.filter(org=org, user=user).values_list("role", flat=True).first()
-    if role is None:
+    if membership is None or membership.user_id != user.pk or membership.org_id != org.pk:
+        membership = Membership.objects.filter(org=org, user=user).only("role", "sales_manager").first()
+    if membership is None:
         return False
-    return role == Role.ADMIN or ModelBackend().has_perm(user, MANAGER_PERM)
+    return membership.role == Role.ADMIN or membership.sales_manager
 
 
 def handoffs_visible_to(*, user: User, org: Organization, queryset=None):

@@ -11,13 +11,16 @@ from django.contrib.auth.models import Permission
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
+from django_scopes import scopes_disabled
 from guardian.shortcuts import get_perms
 
-from marketing.models import Contact, Event, LeadStatus, LifecycleStage, Role
+from marketing.models import Contact, Event, LeadStatus, LifecycleStage, Membership, Role
+from marketing.tenancy import org_context
 from scoring.handoffs import (
     HandoffRequest,
     SlaState,
     handoff_accept,
+    handoff_assign,
     handoff_convert,
     handoff_create,
     handoff_is_manager,
@@ -30,7 +33,7 @@ from scoring.handoffs import (
     policy_for,
 )
 from scoring.models import Handoff, HandoffPolicy
-from tests.factories import ContactFactory
+from tests.factories import ContactFactory, MembershipFactory
 from tests.workflows.conftest import drain, publish  # noqa: F401  fixtures
 
 NOW = timezone.now().replace(microsecond=0)
@@ -206,11 +209,38 @@ def test_the_assignee_gets_object_permissions_and_only_theirs(org, reps, manager
     assert set(handoffs_visible_to(user=manager, org=org)) == {mine, theirs}
 
 
-def test_a_rep_with_the_all_handoffs_permission_is_a_manager(org, reps):
+def test_the_membership_makes_a_sales_manager_not_a_global_permission(org, reps):
     assert not handoff_is_manager(user=reps[0], org=org)  # the role's scoring.* wildcard is not enough
     reps[0].user_permissions.add(Permission.objects.get(codename="view_all_handoffs"))
     reps[0] = type(reps[0]).objects.get(pk=reps[0].pk)  # permission caches
+    assert not handoff_is_manager(user=reps[0], org=org)  # a global grant would reach every org
+    Membership.objects.filter(org=org, user=reps[0]).update(sales_manager=True)
     assert handoff_is_manager(user=reps[0], org=org)
+
+
+def test_a_sales_manager_in_one_org_is_a_plain_rep_in_another(org, other_org, reps, member_factory):
+    """Manager in org A, sales rep in org B: in B they see and act on their own handoffs only."""
+    lead = member_factory(org, Role.SALES, username="lead")
+    Membership.objects.filter(org=org, user=lead).update(sales_manager=True)
+    with scopes_disabled():
+        MembershipFactory(org=other_org, user=lead, role=Role.SALES)
+    colleague = member_factory(other_org, Role.SALES, username="colleague")
+    in_a = [hand(org) for _ in range(4)]  # round-robin: one each for rep0..rep2 and the lead
+    with org_context(other_org):
+        own, theirs = hand(other_org), hand(other_org)
+        assert (own.assignee, theirs.assignee) == (lead, colleague)
+
+        assert list(handoffs_visible_to(user=lead, org=other_org)) == [own]
+        assert not handoff_is_manager(user=lead, org=other_org)
+        with pytest.raises(PermissionDenied, match="Only a sales manager"):
+            handoff_assign(handoff=own, assignee=colleague, user=lead)
+        with pytest.raises(PermissionDenied, match="assigned rep or a sales manager"):
+            handoff_accept(handoff=theirs, user=lead)
+        theirs.refresh_from_db()
+        assert (theirs.assignee, theirs.status) == (colleague, Handoff.Status.OPEN)
+
+    assert set(handoffs_visible_to(user=lead, org=org)) == set(in_a)
+    assert handoff_assign(handoff=in_a[0], assignee=reps[1], user=lead).assignee == reps[1]
 
 
 # The rep's moves ---------------------------------------------------------------------------------

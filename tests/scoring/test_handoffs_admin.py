@@ -7,11 +7,13 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django_scopes import scopes_disabled
 
-from marketing.models import Event, Role
+from marketing.models import Event, Membership, Role
+from marketing.tenancy import org_context
 from scoring.handoffs import handoff_create, policy_for
 from scoring.models import Handoff, HandoffPolicy
-from tests.factories import ContactFactory
+from tests.factories import ContactFactory, MembershipFactory
 
 CHANGELIST = "admin:scoring_handoff_changelist"
 
@@ -245,3 +247,39 @@ def test_a_manager_reassigns_and_the_permissions_move(org, reps, manager, queue,
     assert mine.assignee == reps[1]
     assert client_for(reps[0]).get(change_url(mine)).status_code == 404
     assert client_for(reps[1]).get(change_url(mine)).status_code == 200
+
+
+def test_a_sales_manager_in_one_org_is_a_plain_rep_in_another(org, other_org, reps, queue, member_factory):
+    """The manager flag is the membership's: an org admin sets it on the member's page, and it
+    counts only in that org."""
+    lead = member_factory(org, Role.SALES, username="lead")
+    with scopes_disabled():
+        MembershipFactory(org=other_org, user=lead, role=Role.SALES)
+    colleague = member_factory(other_org, Role.SALES, username="colleague")
+    with org_context(other_org):
+        own_b = handoff_create(org=other_org, contact=ContactFactory(org=other_org), reason="manual")
+        theirs_b = handoff_create(org=other_org, contact=ContactFactory(org=other_org), reason="manual")
+    assert (own_b.assignee, theirs_b.assignee) == (lead, colleague)
+
+    membership = Membership.objects.get(org=org, user=lead)
+    admin_a = client_for(member_factory(org, Role.ADMIN, username="admin-a"))
+    page = admin_a.get(reverse("admin:marketing_membership_change", args=[membership.pk])).content.decode()
+    assert 'name="sales_manager"' in page
+    admin_a.post(
+        reverse("admin:marketing_membership_change", args=[membership.pk]),
+        {"role": Role.SALES, "sales_manager": "on"},
+    )
+    membership.refresh_from_db()
+    assert membership.sales_manager
+
+    client = client_for(lead)
+    assert listed(client) == sorted(h.pk for h in queue)  # org A, the first by name: every rep's
+    client.post(reverse("admin:org_switch"), {"org": other_org.pk})
+    assert listed(client) == [own_b.pk]
+    assert client.get(change_url(theirs_b)).status_code == 404
+    assert client.post(move_url(own_b, "assign"), {"assignee": colleague.pk}).status_code == 403
+    client.post(reverse(CHANGELIST), {"action": "accept_selected", "_selected_action": [theirs_b.pk]})
+    with org_context(other_org):
+        own_b.refresh_from_db()
+        theirs_b.refresh_from_db()
+    assert (own_b.assignee, theirs_b.status) == (lead, Handoff.Status.OPEN)
