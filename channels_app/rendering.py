@@ -8,9 +8,18 @@ templates, and they run in an environment with resource limits (``SandboxEnviron
   ``json``), so no Python object — a model, a manager, a function — is reachable from it.
 - ``include`` and ``render`` are removed (there is no file system or template loader).
 - Loop iterations (10,000 in all), ranges and loops (10,000 items), output (512 KB), assigned
-  variables (256 KB), nesting, every intermediate string, list and number a filter makes, and the
-  wall-clock time of one render (1 s, checked between filters and fields) are bounded; a
-  template that hits a limit fails with a ``RenderError`` naming the variant, field and limit.
+  variables (256 KB), nesting, every intermediate string, list and number a filter makes, the
+  memory one render builds (16 MB) and its wall-clock time (1 s, checked before every filter,
+  loop iteration and field) are bounded; a template that hits a limit fails with a
+  ``RenderError`` naming the variant, field and limit.
+- Memory is a budget per ``render`` call (all fields of a variant): every filter's result is
+  charged at its deep size (a list counts each item it refers to, once per reference: that is
+  what joining or printing it builds), and so are captures, loops and ``cycle`` keys. Filters that
+  can build far more than they are given (``join``, ``concat``, ``append``, ``prepend``, the
+  ``replace`` family, ``split``, ``slice``, any string filter given a list) have their result's
+  size predicted from their arguments and are refused before they build it; so is printing a
+  list. ``sys.getsizeof`` of the namespace, Liquid's own measure, counts a list of 8,192
+  references to one 150 KB string as 64 KB.
 - Missing values render as nothing (strict undefined is off), so ``{{ first_name | default:
   "there" }}`` is how a fallback is written.
 
@@ -48,9 +57,11 @@ import hashlib
 import html as html_lib
 import json
 import re
+import sys
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
+from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 
@@ -59,9 +70,15 @@ from django.core.serializers.json import DjangoJSONEncoder
 from liquid import Environment
 from liquid.builtin.expressions import LoopExpression
 from liquid.builtin.expressions.primitive import RangeLiteral
+from liquid.builtin.output import Output, OutputNode
+from liquid.builtin.tags.capture_tag import CaptureNode, CaptureTag
+from liquid.builtin.tags.cycle_tag import CycleNode, CycleTag
+from liquid.builtin.tags.echo_tag import EchoNode, EchoTag
 from liquid.builtin.tags.for_tag import ForTag
 from liquid.builtin.tags.tablerow_tag import TablerowTag
-from liquid.exceptions import LiquidError, ResourceLimitError
+from liquid.exceptions import FilterError, LiquidError, ResourceLimitError
+from liquid.stringify import to_liquid_string
+from liquid.undefined import is_undefined
 
 from channels_app import signed_links
 
@@ -75,6 +92,8 @@ RENDER_SECONDS = 1.0  # wall-clock budget of one ``render`` call (all fields of 
 LOOP_ITERATIONS = 10_000
 OUTPUT_BYTES = 512_000
 NAMESPACE_BYTES = 256_000
+MEMORY_BYTES = 16_000_000  # what one ``render`` call may build, all fields together
+LOOP_ITEM_BYTES = 64  # what a loop keeps per item it goes over (a reversed copy, a mapping's pairs)
 
 LIMIT_HINTS = {
     "loop iteration limit reached": f"at most {LOOP_ITERATIONS} loop iterations in all",
@@ -84,8 +103,11 @@ LIMIT_HINTS = {
 
 VALUE_LIMIT = f"value size limit reached (at most {MAX_VALUE // 1000} K characters in one value)"
 ITEMS_LIMIT = f"sequence size limit reached (at most {MAX_ITEMS} items for a filter)"
+MEMORY_LIMIT = f"memory limit reached (at most {MEMORY_BYTES // 1_000_000} MB built by one render)"
+OUTPUT_LIMIT = "output stream limit reached"
 
 _deadline: ContextVar[float | None] = ContextVar("render_deadline", default=None)
+_budget: ContextVar["_Budget | None"] = ContextVar("render_budget", default=None)
 
 
 class RenderError(Exception):
@@ -102,6 +124,9 @@ class BoundedLoopExpression(LoopExpression):
     Liquid's iteration limit counts the iterations run, but ``offset:`` skips items one by one
     and ``reversed`` copies them all before the first iteration; the length is known up front.
     (Range literals are bounded on their own, ``BoundedRangeLiteral``; this covers lists.)
+    What the loop keeps per item is charged to the render's memory budget before it starts, and
+    the time limit is checked before every iteration: a loop whose body has no filter (a
+    ``capture`` of a big value, say) would otherwise never look at the clock.
     """
 
     __slots__ = ()
@@ -110,7 +135,14 @@ class BoundedLoopExpression(LoopExpression):
         iterator, length = super()._to_iter(obj, context)
         if length > MAX_ITEMS:
             raise TemplateLimitError(f"loop size limit reached (at most {MAX_ITEMS} items in a loop)", token=None)
-        return iterator, length
+        _charge(length * LOOP_ITEM_BYTES)
+        return _timed(iterator), length
+
+
+def _timed(iterator):
+    for item in iterator:
+        _check_time()
+        yield item
 
 
 class BoundedRangeLiteral(RangeLiteral):
@@ -169,6 +201,76 @@ class BoundedTablerowTag(TablerowTag):
         return node
 
 
+class BoundedOutputNode(OutputNode):
+    """``{{ … }}`` that refuses to print a list or object whose text would pass the output limit
+    before making that text: Liquid joins all of a list's items into one string first, and only
+    the output stream counts what is written."""
+
+    __slots__ = ()
+
+    def render_to_output(self, context, buffer):
+        value = self.expression.evaluate(context)
+        _check_printable(value)
+        return buffer.write(to_liquid_string(value, context.autoescape))
+
+
+class BoundedOutput(Output):
+    node_class = BoundedOutputNode
+
+
+class BoundedEchoNode(EchoNode):
+    __slots__ = ()
+    render_to_output = BoundedOutputNode.render_to_output
+
+
+class BoundedEchoTag(EchoTag):
+    node_class = BoundedEchoNode
+
+
+class BoundedCaptureNode(CaptureNode):
+    """``capture`` that charges the string it keeps to the render's memory budget: a capture in a
+    loop makes a new string every time, and no filter sees it."""
+
+    __slots__ = ()
+
+    def _assign(self, context, buf) -> None:
+        # The buffer counts UTF-8 bytes, never fewer than the string's own.
+        _charge(sys.getsizeof("") + getattr(buf, "size", 0))
+        super()._assign(context, buf)
+
+
+class BoundedCaptureTag(CaptureTag):
+    node_class = BoundedCaptureNode
+
+
+class BoundedCycleNode(CycleNode):
+    """``cycle`` with its key and what it prints bounded. Without a group name the key is the text
+    of the arguments (``str(args)``), kept for the rest of the render: a cycle in a loop over
+    changing big values would keep one big key per iteration."""
+
+    __slots__ = ()
+
+    def render_to_output(self, context, buffer):
+        if self.group:
+            group = self.group.evaluate(context)
+            key = "__UNDEFINED" if is_undefined(group) else _bounded_str(group)
+            args = [arg.evaluate(context) for arg in self.args]
+        else:
+            args = [arg.evaluate(context) for arg in self.args]
+            key = _bounded_str(args)
+        if key not in context.tag_namespace["cycles"]:
+            _charge(sys.getsizeof(key))
+        index = context.cycle(key, len(args))
+        if index >= len(args):
+            return 0
+        _check_printable(args[index])
+        return buffer.write(to_liquid_string(args[index], autoescape=context.autoescape))
+
+
+class BoundedCycleTag(CycleTag):
+    node_class = BoundedCycleNode
+
+
 class SandboxEnvironment(Environment):
     """Liquid with resource limits, for templates users write (see the module docstring)."""
 
@@ -181,8 +283,15 @@ class SandboxEnvironment(Environment):
         super().setup_tags_and_filters(extra=False)
         for name in ("include", "render"):  # they read other templates: there are none to read
             self.tags.pop(name, None)
-        self.add_tag(BoundedForTag)
-        self.add_tag(BoundedTablerowTag)
+        for tag in (
+            BoundedForTag,
+            BoundedTablerowTag,
+            BoundedOutput,
+            BoundedEchoTag,
+            BoundedCaptureTag,
+            BoundedCycleTag,
+        ):
+            self.add_tag(tag)
         self.filters = {name: _bounded(name, func) for name, func in self.filters.items()}
 
 
@@ -202,13 +311,190 @@ def _check_value(value: Any) -> Any:
     return value
 
 
-def _bounded(name: str, func: Callable) -> Callable:
-    """``func`` with the render's time budget and its arguments' sizes checked before, and its
-    result's size after.
+# --- the memory budget ----------------------------------------------------------------------------
 
-    ``replace`` is checked before it runs as well: replacing "" inserts the replacement between
-    every character, so a few chained calls would otherwise build gigabytes in one step.
-    """
+
+class _Budget:
+    """The bytes a render may still build; one per ``render`` call, in ``_budget``."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int):
+        self.left = left
+
+
+def _reserve(size: int) -> None:
+    """Refuses to build ``size`` bytes the render has no budget left for."""
+    budget = _budget.get()
+    if budget is not None and size > budget.left:
+        raise TemplateLimitError(MEMORY_LIMIT, token=None)
+
+
+def _charge(size: int) -> None:
+    """Takes ``size`` bytes, built, from the render's budget."""
+    _reserve(size)
+    budget = _budget.get()
+    if budget is not None:
+        budget.left -= size
+
+
+def _deep_size(value: Any, seen: dict[int, int] | None = None) -> int:
+    """Bytes of ``value`` with everything it holds, counting an item once per reference: a list
+    of 8,192 references to one 150 KB string counts 1.2 GB, what joining or printing it builds."""
+    if not isinstance(value, list | tuple | dict | range):
+        return sys.getsizeof(value)
+    seen = {} if seen is None else seen
+    if id(value) in seen:
+        return seen[id(value)]
+    seen[id(value)] = 0  # JSON has no cycles, but a cycle must not recurse forever
+    if isinstance(value, range):
+        size = sys.getsizeof(value) + len(value) * (sys.getsizeof(MAX_ITEMS) + 8)
+    elif isinstance(value, dict):
+        size = sys.getsizeof(value) + sum(_deep_size(k, seen) + _deep_size(v, seen) for k, v in value.items())
+    else:
+        size = sys.getsizeof(value) + sum(_deep_size(item, seen) for item in value)
+    seen[id(value)] = size
+    return size
+
+
+def _repr_length(value: Any, seen: dict[int, int]) -> int:
+    """At least the characters of ``str(value)`` for a list or object (what a string filter makes
+    of one): strings inside it are quoted and escaped, up to 10 characters for one."""
+    if isinstance(value, bool) or value is None:
+        return 5
+    if isinstance(value, int):
+        return value.bit_length() // 3 + 4  # decimal digits, a sign and the separator
+    if isinstance(value, float):
+        return 32
+    if not isinstance(value, str | list | tuple | dict):
+        return 64 + (len(str(value)) if isinstance(value, Decimal) else 0)
+    if id(value) in seen:
+        return seen[id(value)]
+    seen[id(value)] = 0
+    if isinstance(value, str):
+        per_character = (2 if value.isprintable() else 4) if value.isascii() else 10
+        length = per_character * len(value) + 4
+    elif isinstance(value, dict):
+        length = 4 + sum(_repr_length(k, seen) + _repr_length(v, seen) for k, v in value.items())
+    else:
+        length = 4 + sum(_repr_length(item, seen) for item in value)
+    seen[id(value)] = length
+    return length
+
+
+def _text_length(value: Any, seen: dict[int, int] | None = None) -> int:
+    """At least the characters of ``value`` as Liquid prints it (or ``join`` or ``append`` takes
+    it): a string as it is, a list as its items' text, anything else as ``str(value)``."""
+    seen = {} if seen is None else seen
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list | tuple):
+        return sum(len(item) if isinstance(item, str) else _repr_length(item, seen) for item in value)
+    return _repr_length(value, seen)
+
+
+def _leaves(value: Any, level: int = 5):
+    """The items of a list as Liquid's array filters flatten it (five levels deep)."""
+    for item in value:
+        if level and isinstance(item, list | tuple):
+            yield from _leaves(item, level - 1)
+        else:
+            yield item
+
+
+def _flat_items(value: Any) -> list:
+    """What an array filter walks: the flattened list (refused past ``MAX_ITEMS`` items, before it
+    is all made), or the value alone."""
+    if not isinstance(value, list | tuple):
+        return [value]
+    items = []
+    for item in _leaves(value):
+        items.append(item)
+        if len(items) > MAX_ITEMS:
+            raise TemplateLimitError(ITEMS_LIMIT, token=None)
+    return items
+
+
+def _bounded_str(value: Any) -> str:
+    """``str(value)``, refused before it is made when it would pass ``MAX_VALUE`` characters."""
+    if isinstance(value, list | tuple | dict) and _repr_length(value, {}) > MAX_VALUE:
+        raise TemplateLimitError(VALUE_LIMIT, token=None)
+    return str(value)
+
+
+def _check_printable(value: Any) -> None:
+    if isinstance(value, list | tuple | dict) and _text_length(value) > OUTPUT_BYTES:
+        raise TemplateLimitError(OUTPUT_LIMIT, token=None)
+
+
+# Filters that take a list as their left value (the others make it text); the first group walks
+# a flattened copy of it.
+SEQUENCE_FILTERS = frozenset(
+    {"join", "concat", "map", "reverse", "sort", "sort_natural", "where", "reject", "find", "find_index", "has"}
+    | {"uniq", "compact", "sum"}
+)
+LIST_FILTERS = SEQUENCE_FILTERS | {"first", "last", "size", "default", "slice"}
+# Filters whose arguments are values to compare or return, never made text.
+VALUE_ARGUMENTS = frozenset({"default", "where", "reject", "find", "find_index", "has"})
+# Filters that return (a part of) what they were given: nothing new is built.
+PASS_THROUGH = frozenset({"default", "first", "last", "find"})
+
+
+def _predict(name: str, value: Any, args: tuple) -> None:
+    """Refuses a filter call whose result would pass a limit, before the filter builds it."""
+    # A list or object where text is wanted becomes its ``str()``, up to ten times its length.
+    texts = [] if name in LIST_FILTERS else [value]
+    if name == "concat":
+        texts += args[1:]
+    elif name not in VALUE_ARGUMENTS:
+        texts += args
+    for text in texts:
+        if isinstance(text, list | tuple | dict):
+            _bounded_str(text)
+    if name in SEQUENCE_FILTERS:
+        items = _flat_items(value)
+    if name == "join":
+        separator = _text_length(args[0]) if args else 1
+        seen: dict[int, int] = {}
+        length = sum(_text_length(item, seen) for item in items) + max(len(items) - 1, 0) * separator
+        if length > MAX_VALUE:
+            raise TemplateLimitError(VALUE_LIMIT, token=None)
+    elif name in ("append", "prepend"):
+        if _text_length(value) + (_text_length(args[0]) if args else 0) > MAX_VALUE:
+            raise TemplateLimitError(VALUE_LIMIT, token=None)
+    elif name in ("replace", "replace_first", "replace_last") and args:
+        # Replacing "" inserts the replacement between every character, so a few chained calls
+        # would otherwise build gigabytes in one step.
+        text, old = str(value), str(args[0])
+        new = str(args[1]) if len(args) > 1 and not is_undefined(args[1]) else ""
+        count = 1 if name != "replace" else len(text) + 1 if old == "" else text.count(old)
+        if len(text) + count * max(len(new) - len(old), 0) > MAX_VALUE:
+            raise TemplateLimitError(VALUE_LIMIT, token=None)
+    elif name == "split":
+        text = value if isinstance(value, str) else str(value)
+        separator = args[0] if args else None
+        if separator is None or is_undefined(separator) or separator == "":
+            pieces = len(text)
+        elif separator == " ":
+            pieces = sum(1 for _ in re.finditer(r"\s+", text)) + 1
+        else:
+            pieces = text.count(str(separator)) + 1
+        if pieces > MAX_ITEMS:
+            raise TemplateLimitError(ITEMS_LIMIT, token=None)
+    elif name == "concat":
+        other = args[0] if args else []
+        if isinstance(other, list | tuple):
+            if len(items) + len(other) > MAX_ITEMS:
+                raise TemplateLimitError(ITEMS_LIMIT, token=None)
+            _reserve(_deep_size(items) + _deep_size(other))
+    elif name == "slice":
+        _reserve(_deep_size(value))  # a slice is never more than what it is cut from
+
+
+def _bounded(name: str, func: Callable) -> Callable:
+    """``func`` with the render's time budget and its arguments' sizes checked before, its
+    result's size predicted before for the filters that can build more than they are given
+    (``_predict``), and its result's size checked and charged to the memory budget after."""
 
     @functools.wraps(func)
     def bounded(value, *args, **kwargs):
@@ -218,12 +504,17 @@ def _bounded(name: str, func: Callable) -> Callable:
             # build the whole string before its size could be checked.
             if isinstance(argument, range | list | tuple | dict) and len(argument) > MAX_ITEMS:
                 raise TemplateLimitError(ITEMS_LIMIT, token=None)
-        if name == "replace" and args:
-            text, old, new = str(value), str(args[0]), str(args[1]) if len(args) > 1 else ""
-            count = len(text) + 1 if old == "" else text.count(old)
-            if len(text) + count * (len(new) - len(old)) > MAX_VALUE:
-                raise TemplateLimitError(VALUE_LIMIT, token=None)
-        return _check_value(func(value, *args, **kwargs))
+        _predict(name, value, args)
+        try:
+            result = func(value, *args, **kwargs)
+        except (ArithmeticError, ValueError) as exc:
+            # math.floor(float("inf")), a decimal out of range, a date out of range: the
+            # template's mistake, not ours
+            raise FilterError(f"{name}: {exc}", token=None) from exc
+        _check_value(result)
+        if name not in PASS_THROUGH and result is not value and not any(result is a for a in args):
+            _charge(_deep_size(result))
+        return result
 
     return bounded
 
@@ -446,6 +737,7 @@ def render(variant: dict, data: dict, *, channel: str) -> dict:
     data = _plain_json(data)
     prefix = f"variants[{variant.get('name', '?')}]"
     token = _deadline.set(time.monotonic() + RENDER_SECONDS)
+    budget_token = _budget.set(_Budget(MEMORY_BYTES))
     try:
         content: dict[str, Any] = {}
         for field in FIELDS[channel]:
@@ -460,6 +752,7 @@ def render(variant: dict, data: dict, *, channel: str) -> dict:
             _check_time_as_render_error(f"{prefix}.{field}")
     finally:
         _deadline.reset(token)
+        _budget.reset(budget_token)
     if channel == "email":
         if content.get("subject"):
             content["subject"] = " ".join(content["subject"].split())  # no header injection
@@ -570,28 +863,29 @@ HREF = re.compile(r'(<a\b[^>]*?\bhref=")(https?://[^"]*)(")', re.IGNORECASE)
 TEXT_URL = re.compile(r"https?://[^\s<>\"'()]+[^\s<>\"'().,;:!?\]]")
 
 
-def _tracked(url: str, message_id: int) -> str:
+def _tracked(url: str, message_id: int, preview: bool = False) -> str:
     if url.startswith(f"{signed_links.absolute('/m/')}"):
         return url  # already one of ours (an unsubscribe link the author placed)
-    return signed_links.click_url(message_id, url)
+    return signed_links.click_url(message_id, url, preview=preview)
 
 
-def email_finalize(content: dict, *, message_id: int, org, purpose: str) -> dict:
+def email_finalize(content: dict, *, message_id: int, org, purpose: str, preview: bool = False) -> dict:
     """The email as sent: every http(s) link (in the HTML and the text) becomes a signed click
     redirect holding the original URL (query and UTM parameters included), the open pixel is
     appended, and a marketing email gets a footer with its unsubscribe link and the org's postal
     address (the RFC 8058 ``List-Unsubscribe`` headers are the email provider's). Transactional mail gets neither
-    footer nor unsubscribe (it needs no consent, so there is nothing to withdraw)."""
+    footer nor unsubscribe (it needs no consent, so there is nothing to withdraw). ``preview``: the
+    links are a preview's, which record and unsubscribe nothing (``signed_links``)."""
     content = dict(content)
     marketing = purpose == "marketing"
-    unsubscribe = signed_links.unsubscribe_url(message_id) if marketing else None
+    unsubscribe = signed_links.unsubscribe_url(message_id, preview=preview) if marketing else None
     address = (org.postal_address or "").strip()
     html = content.get("html")
     if html:
         html = HREF.sub(
             lambda m: (
                 m.group(1)
-                + html_lib.escape(_tracked(html_lib.unescape(m.group(2)), message_id), quote=True)
+                + html_lib.escape(_tracked(html_lib.unescape(m.group(2)), message_id, preview), quote=True)
                 + m.group(3)
             ),
             html,
@@ -603,11 +897,12 @@ def email_finalize(content: dict, *, message_id: int, org, purpose: str) -> dict
                 + (f"<p>{html_lib.escape(org.name)}<br>{_address_html(address)}</p>" if address else "")
                 + "</div>"
             )
-        html += f'\n<img src="{html_lib.escape(signed_links.open_url(message_id))}" width="1" height="1" alt="">'
+        pixel = signed_links.open_url(message_id, preview=preview)
+        html += f'\n<img src="{html_lib.escape(pixel)}" width="1" height="1" alt="">'
         content["html"] = html
     text = content.get("text")
     if text is not None:
-        text = TEXT_URL.sub(lambda m: _tracked(m.group(0), message_id), text)
+        text = TEXT_URL.sub(lambda m: _tracked(m.group(0), message_id, preview), text)
         if marketing:
             text += f"\n\n--\nUnsubscribe: {unsubscribe}"
             if address:

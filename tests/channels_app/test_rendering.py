@@ -2,14 +2,19 @@
 
 import re
 import time
+import tracemalloc
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from html import unescape
 from types import SimpleNamespace
 from urllib.parse import unquote
 
 import pytest
+from django.urls import reverse
 
 from channels_app import signed_links
+from channels_app.models import Message, MessageTemplate
+from channels_app.outbox import message_enqueue
 from channels_app.rendering import (
     RenderError,
     choose_variant,
@@ -19,6 +24,8 @@ from channels_app.rendering import (
     template_errors,
     template_warnings,
 )
+from channels_app.template_versions import template_publish
+from tests.factories import ContactFactory
 
 ORG = SimpleNamespace(name="Acme", postal_address="1 Main Street\n10115 Berlin")
 FACTS = {
@@ -261,3 +268,134 @@ def test_transactional_email_has_no_unsubscribe_footer():
     assert "/m/u/" not in final["html"] and "/m/u/" not in final["text"]
     assert "Main Street" not in final["html"]
     assert signed_links.open_url(7) in final["html"]
+
+
+# --- memory: one render builds at most a few MB, whatever the template ----------------------------
+
+# The audit's template (618 characters): a 150 KB capture, split into a list of one item, the list
+# concatenated with itself 13 times (8,192 references to the same string) and joined with the
+# big string: about 2.4 GB built in one ``join`` before any limit looked at it.
+REPRO = (
+    "Hi {{ first_name }}, here is your weekly digest:\n"
+    "{% capture b %}{% for i in (1..2400) %}" + X64 + "{% endfor %}{% endcapture %}"
+    '{% assign l = b | split: "," %}' + "{% assign l = l | concat: l %}" * 13 + "{{ l | join: b }}"
+)
+PEAK_BYTES = 32_000_000
+
+
+@contextmanager
+def traced_peak():
+    """Yields a one-item list that holds, on exit, the most memory allocated at once inside."""
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    baseline = tracemalloc.get_traced_memory()[0]
+    peak = [0]
+    try:
+        yield peak
+    finally:
+        peak[0] = tracemalloc.get_traced_memory()[1] - baseline
+        if started:
+            tracemalloc.stop()
+
+
+def test_the_audits_template_fails_cleanly_within_the_memory_budget():
+    assert len(REPRO) == 618
+    started = time.monotonic()
+    with traced_peak() as peak, pytest.raises(RenderError, match=r"variants\[A\]\.text: memory limit reached"):
+        text(REPRO)
+    assert peak[0] < PEAK_BYTES
+    assert time.monotonic() - started < 2
+
+
+CONCAT_7 = '{% assign l = b | split: "," %}' + "{% assign l = l | concat: l %}" * 7
+MEMORY_RUNAWAY = [
+    # a list of many references to one big string, printed or made text by a filter
+    (CONCAT_7 + "{{ l }}", "memory limit reached"),
+    (CONCAT_7 + "{{ l | upcase }}", "memory limit reached"),
+    (CONCAT_7 + "{{ b | append: l }}", "memory limit reached"),
+    # many big values made one after the other, each under the value and namespace limits
+    ("{% for i in (1..200) %}{% capture c %}{{ b | slice: 0, 100000 }}{% endcapture %}{% endfor %}", "memory limit"),
+    ("{% for i in (1..200) %}{% assign c = b | slice: 0, 100000 | append: i %}{% endfor %}", "memory limit"),
+    # a cycle's key is the text of its arguments, kept for the whole render
+    (
+        '{% for i in (1..200) %}{% assign c = b | slice: 0, 100000 | append: i %}{% cycle "", c %}{% endfor %}',
+        "memory limit",
+    ),
+    # a number too big for the filter's arithmetic
+    ('{{ "1e999999999" | floor }}', "floor: "),
+]
+
+
+@pytest.mark.parametrize(("source", "limit"), MEMORY_RUNAWAY)
+def test_templates_that_build_too_much_fail_within_the_memory_budget(source, limit):
+    big = "{% capture b %}{% for i in (1..2400) %}" + X64 + "{% endfor %}{% endcapture %}"
+    started = time.monotonic()
+    with traced_peak() as peak, pytest.raises(RenderError, match=rf"variants\[A\]\.text: .*{limit}"):
+        text(big + source)
+    assert peak[0] < PEAK_BYTES
+    assert time.monotonic() - started < 2
+
+
+def test_the_budget_is_per_render_call_and_shared_by_its_fields():
+    # 64 KB is allocated 100 times by each field: one field fits in the budget, four do not.
+    field = (
+        "{% capture b %}{% for i in (1..1000) %}"
+        + X64
+        + "{% endfor %}{% endcapture %}"
+        + ("{% for i in (1..100) %}{% assign c = b | append: i %}{% endfor %}ok")
+    )
+    assert text(field) == "ok" and text(field) == "ok"
+    variant = {"name": "A", "subject": field, "preheader": field, "html": field, "text": field}
+    with pytest.raises(RenderError, match=r"variants\[A\]\.(html|text): memory limit reached"):
+        render(variant, data(), channel="email")
+
+
+# --- every path renders through the bounded ``render`` ------------------------------------------------
+
+
+def repro_template(org):
+    return MessageTemplate.objects.create(
+        org=org,
+        slug="digest",
+        name="Digest",
+        channel="email",
+        purpose="marketing",
+        variants=[{"name": "A", "weight": 1, "subject": "Digest", "text": REPRO}],
+    )
+
+
+def test_console_preview_shows_the_limit(org, console):
+    template = repro_template(org)
+    ContactFactory(org=org, email="ana@example.com", first_name="Ana")
+    url = reverse("admin:channels_app_messagetemplate_preview", args=[template.pk])
+    with traced_peak() as peak:
+        response = console.get(url + "?contact=ana@example.com")
+    assert response.status_code == 200
+    assert "variants[A].text: memory limit reached" in unescape(response.content.decode())
+    assert peak[0] < PEAK_BYTES
+
+
+def test_api_dry_run_reports_the_limit(org, api, contact, publish):
+    template = repro_template(org)
+    template_publish(template=template)
+    workflow = publish([{"id": "mail", "type": "action", "action": "send_email", "config": {"template": "digest"}}])
+    with traced_peak() as peak:
+        response = api.post(
+            f"/api/v1/workflows/{workflow.pk}/dry-run/", {"contact_id": contact.pk}, content_type="application/json"
+        )
+    assert response.status_code == 200, response.content
+    [action] = response.json()["actions"]
+    assert "variants[A].text: memory limit reached" in action["preview"]["error"]
+    assert peak[0] < PEAK_BYTES
+
+
+def test_sending_refuses_the_template_and_writes_nothing(org, contact):
+    template = repro_template(org)
+    template_publish(template=template)
+    template.refresh_from_db()
+    with traced_peak() as peak, pytest.raises(RenderError, match=r"variants\[A\]\.text: memory limit reached"):
+        message_enqueue(org=org, contact=contact, template=template, idempotency_key="digest:1")
+    assert not Message.objects.exists()
+    assert peak[0] < PEAK_BYTES
