@@ -8,7 +8,9 @@ from channels_app.rendering import RenderError, email_finalize, render, template
 from marketing.conditions.facts import contact_facts
 from marketing.models import Contact, User
 
-PREVIEW_MESSAGE_ID = 0  # links in a preview are signed for no message: clicking them records nothing
+# A preview belongs to no message: its links are signed as a preview's (``signed_links``), so they
+# record, redirect and unsubscribe nothing, even when a test send carries them out of the console.
+PREVIEW_MESSAGE_ID = 0
 
 
 def template_publish(*, template: MessageTemplate, by: User | None = None) -> TemplateVersion:
@@ -51,5 +53,7 @@ def template_preview(*, template: MessageTemplate, contact: Contact, variant_nam
     except RenderError as exc:
         raise ValidationError({"variants": [str(exc)]}) from exc
     if template.channel == Channel.EMAIL:
-        content = email_finalize(content, message_id=PREVIEW_MESSAGE_ID, org=template.org, purpose=template.purpose)
+        content = email_finalize(
+            content, message_id=PREVIEW_MESSAGE_ID, org=template.org, purpose=template.purpose, preview=True
+        )
     return content

@@ -4,8 +4,10 @@
 
 Every link carries a token signed for its message (``channels_app.signed_links``), so nothing
 here trusts a URL or an id from the request: a forged or altered click token gets a 400, never a
-redirect. What happens is recorded as an event through ``marketing.ingestion`` (source "email"),
-so scoring, segments and wait-for-event steps see it like any other event:
+redirect. A preview's link (signed as a preview's, or for message 0) gets a page saying it comes
+from a preview, and records, redirects and unsubscribes nothing. What happens is recorded as an
+event through ``marketing.ingestion`` (source "email"), so scoring, segments and wait-for-event
+steps see it like any other event:
 
 - ``email_opened``: one per message (event message_id ``open:<pk>``). An open that looks like
   a machine's (a mail scanner, a prefetch, Apple Mail Privacy Protection's bare
@@ -137,6 +139,23 @@ def _message_of(kind: str, token: str) -> tuple[dict | None, Message | None]:
     return payload, message
 
 
+def _preview_payload(kind: str, token: str, payload: dict | None) -> dict | None:
+    """The payload when ``token`` is a preview's link (signed as a preview's, or a live token for
+    message 0 as previews were once signed), else None. A preview belongs to no message, so its
+    links must not pass for a message's."""
+    if payload is not None:
+        return payload if payload.get("m") == 0 else None
+    return signed_links.preview_read(kind, token)
+
+
+def _preview_notice(request: HttpRequest, kind: str, payload: dict) -> HttpResponse:
+    """The page a preview's link shows: what it would do in a sent email, having done nothing."""
+    url = _redirect_target(payload) if kind == signed_links.CLICK else None
+    response = render(request, "channels_app/preview_link.html", {"kind": kind, "url": url})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 def _message_properties(message: Message) -> dict:
     properties = {"message_id": message.pk, "channel": message.channel}
     if message.template_version_id:
@@ -243,6 +262,8 @@ def click_redirect(request: HttpRequest, token: str) -> HttpResponse:
     """``GET /m/c/<token>``: records the click and redirects (302) to the link's URL exactly as
     written, query and UTM parameters included. A forged or altered token gets a 400."""
     payload, message = _message_of(signed_links.CLICK, token)
+    if (preview := _preview_payload(signed_links.CLICK, token, payload)) is not None:
+        return _preview_notice(request, signed_links.CLICK, preview)
     url = _redirect_target(payload)
     if url is None:
         return HttpResponseBadRequest("This link is broken or has been altered.", content_type="text/plain")
@@ -310,7 +331,9 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     when the person presses its "Unsubscribe" button) needs no CSRF token: the signed token is
     the proof, and the provider has no cookies to send. The page's own form is CSRF-checked.
     """
-    _, message = _message_of(signed_links.UNSUBSCRIBE, token)
+    payload, message = _message_of(signed_links.UNSUBSCRIBE, token)
+    if (preview := _preview_payload(signed_links.UNSUBSCRIBE, token, payload)) is not None:
+        return _preview_notice(request, signed_links.UNSUBSCRIBE, preview)
     if message is None or message.contact_id is None:
         return render(request, "channels_app/unsubscribe.html", {"invalid": True}, status=400)
     org = message.org

@@ -1,7 +1,8 @@
 """The public endpoints behind message links: open pixel, click redirect, unsubscribe."""
 
+import re
 import uuid
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from django.core import signing
@@ -10,6 +11,7 @@ from django_scopes import scopes_disabled
 
 from channels_app import signed_links
 from channels_app.models import Message, MessageTemplate, TemplateVersion
+from channels_app.template_versions import template_preview
 from compliance.models import ConsentRecord
 from compliance.selectors import consent_given
 from compliance.services import consent_record
@@ -139,10 +141,60 @@ def test_a_signed_link_that_is_no_http_url_is_refused(org, client):
         assert response.status_code == 400 and "Location" not in response
 
 
-def test_a_preview_link_redirects_and_records_nothing(org, client):
-    response = client.get(path_of(signed_links.click_url(0, "https://acme.io/")))
-    assert response.status_code == 302 and response["Location"] == "https://acme.io/"
+def preview_links(org) -> dict[str, str]:
+    """The open, click and unsubscribe paths of a marketing email's preview in the console."""
+    template = MessageTemplate.objects.create(
+        org=org,
+        slug="preview",
+        name="Preview",
+        channel="email",
+        variants=[{"name": "A", "weight": 1, "subject": "Hi", "html": '<p><a href="https://acme.io/">go</a></p>'}],
+    )
+    html = template_preview(template=template, contact=ContactFactory(org=org))["html"]
+    found = dict(re.findall(r'(?:href|src)="https?://[^"/]+(/m/([ocu])/[^"]+)"', html))
+    return {kind: path for path, kind in found.items()}
+
+
+def test_links_from_a_preview_do_nothing_and_say_so(org, client):
+    message = make_message(org)  # a real message of the org: a preview link must not reach it
+    consent_record(org=org, contact=message.contact, purpose="email_marketing", granted=True, source="form")
+    links = preview_links(org)
+
+    opened = client.get(links["o"])
+    clicked = client.get(links["c"])
+    page = client.get(links["u"])
+    one_click = client.post(
+        links["u"], data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
+
+    assert opened.status_code == 200 and opened.content == PIXEL_GIF
+    assert clicked.status_code == 200 and "Location" not in clicked
+    assert b"from a preview" in clicked.content and b"https://acme.io/" in clicked.content
+    assert page.status_code == 200 and b"from a preview" in page.content and b"<form" not in page.content
+    assert one_click.status_code == 200 and b"from a preview" in one_click.content
+    assert not Event.objects.exists() and not ConsentRecord.objects.filter(granted=False).exists()
+    message.refresh_from_db()
+    assert message.status == "sent" and message.status_history == []
+
+
+def test_links_signed_for_message_zero_do_nothing_and_say_so(org, client):
+    """Preview links minted before previews had their own signature carried message id 0."""
+    clicked = client.get(path_of(signed_links.click_url(0, "https://acme.io/")))
+    page = client.get(path_of(signed_links.unsubscribe_url(0)))
+
+    assert clicked.status_code == 200 and "Location" not in clicked and b"from a preview" in clicked.content
+    assert page.status_code == 200 and b"from a preview" in page.content
     assert not Event.objects.exists()
+
+
+def test_a_preview_link_cannot_pass_for_a_live_one(org):
+    """The preview's tokens are signed apart: the same payload never reads as a live token."""
+    live = urlsplit(signed_links.click_url(7, "https://acme.io/")).path.rsplit("/", 1)[1]
+    preview = urlsplit(signed_links.click_url(7, "https://acme.io/", preview=True)).path.rsplit("/", 1)[1]
+
+    assert live != preview
+    with pytest.raises(signing.BadSignature):
+        signed_links.read(signed_links.CLICK, unquote(preview))
 
 
 # --- unsubscribe ------------------------------------------------------------------------------------
