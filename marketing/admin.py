@@ -35,6 +35,7 @@ from marketing.conditions import NotCompilable, to_q, validate
 from marketing.conditions.facts import iso
 from marketing.conditions.fields import CONTACT, NAMES
 from marketing.csv_export import csv_stream
+from marketing.identity import identity_conflict_resolve
 from marketing.imports import import_errors_stream, import_file_check, import_job_create
 from marketing.models import (
     AnonymousId,
@@ -45,6 +46,7 @@ from marketing.models import (
     ContactMerge,
     DispatchBatch,
     Event,
+    IdentityConflict,
     ImportJob,
     ImportRowError,
     LeadStatus,
@@ -452,6 +454,79 @@ class ContactMergeAdmin(TenantAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(IdentityConflict)
+class IdentityConflictAdmin(TenantAdmin):
+    """Two known contacts a public call (write key, form) named at once: kept apart until someone
+    merges them here (the older contact is kept, as with a server key) or dismisses the conflict.
+    Admins and marketers resolve; analysts look."""
+
+    list_display = ("contact", "other_contact", "source", "occurrences", "status", "last_seen_at", "resolved_by")
+    list_filter = ("status", "source", "last_seen_at")
+    search_fields = ("=contact__email", "=other_contact__email", "=contact__external_id", "=other_contact__external_id")
+    search_help_text = "Exact email or user id of either contact."
+    list_select_related = ("contact", "other_contact", "resolved_by")
+    readonly_fields = (
+        "contact",
+        "other_contact",
+        "identifiers",
+        "source",
+        "summary",
+        "occurrences",
+        "status",
+        "merge",
+        "resolved_by",
+        "resolved_at",
+        "created_at",
+        "last_seen_at",
+    )
+    actions = ("identity_conflicts_merge", "identity_conflicts_dismiss")
+    change_form_template = "admin/marketing/identityconflict/change_form.html"
+    resolve_buttons = (
+        ("identity_conflicts_merge", "Merge the two contacts"),
+        ("identity_conflicts_dismiss", "Dismiss (keep them apart)"),
+    )
+
+    def has_add_permission(self, request):
+        return False  # written by identity resolution only
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the record of what a public key tried stays; dismiss it instead
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "may_resolve": self.has_change_permission(request),
+            "resolve_buttons": self.resolve_buttons,
+        }
+        return super().change_view(request, object_id, form_url, context)
+
+    @admin.action(description="Merge the two contacts of the selected conflicts", permissions=["change"])
+    def identity_conflicts_merge(self, request, queryset):
+        return self._resolve(request, queryset, "merge", "merged")
+
+    @admin.action(description="Dismiss the selected conflicts (keep the contacts apart)", permissions=["change"])
+    def identity_conflicts_dismiss(self, request, queryset):
+        return self._resolve(request, queryset, "dismiss", "dismissed")
+
+    def _resolve(self, request, queryset, action: str, done: str):
+        resolved = 0
+        for conflict in queryset.order_by("pk"):
+            try:
+                identity_conflict_resolve(conflict=conflict, action=action, by=request.user)
+                resolved += 1
+            except ValidationError as exc:
+                self.message_user(request, f"Conflict #{conflict.pk}: {' '.join(exc.messages)}", messages.ERROR)
+        if resolved:
+            self.message_user(request, f"{resolved} conflict(s) {done}.", messages.SUCCESS)
+        selected = request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)
+        if request.POST.get("_from_change_page") and len(selected) == 1 and selected[0].isdigit():
+            return HttpResponseRedirect(reverse("admin:marketing_identityconflict_change", args=[selected[0]]))
+        return None
 
 
 @admin.register(PropertyDefinition)

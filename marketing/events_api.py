@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketing.api_auth import HasTrackingKey
+from marketing.identity import Trust
 from marketing.ingestion import MAX_BATCH, events_ingest, events_validate
 
 MAX_BODY_BYTES = 5 * 1024 * 1024  # 1,000 events of ~5 KB; settings.DATA_UPLOAD_MAX_MEMORY_SIZE is above it
@@ -74,7 +75,8 @@ class EventsView(APIView):
         if len(raw) > MAX_BATCH:
             raise ValidationError({"events": [f"At most {MAX_BATCH} events per batch; this one has {len(raw)}."]})
         items, errors = events_validate(raw)
-        results = events_ingest(org=request.auth.org, items=items, errors=errors, source="api")
+        trust = Trust.of_key(request.auth)  # write keys may send events too, but never merge known contacts
+        results = events_ingest(org=request.auth.org, items=items, errors=errors, source="api", trust=trust)
         counts = {"stored": 0, "duplicate": 0, "error": 0}
         for result in results:
             counts[result.status] += 1

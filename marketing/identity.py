@@ -5,27 +5,39 @@ bulk). When one call ties identifiers that belong to two different contacts (an 
 after anonymous browsing, a form filled in by a known visitor), ``contact_identify`` merges
 them: the anonymous one folds into the known one, events, tags, lists and anonymous ids move,
 and a ``ContactMerge`` row records both sides and every conflicting field.
+
+How far a call may go depends on who makes it (``Trust``): a server key, the console, an import
+or a signed webhook may merge any contacts; a public caller (a write key embedded in a web page,
+a public form) may only fold an anonymous visitor into a known contact. Anyone can type anyone's
+email into a page, so when a public call names two *known* contacts nothing is merged: the call
+goes to the contact it names by user id or email, and an ``IdentityConflict`` waits for an
+operator to merge the two (``identity_conflict_resolve``) or dismiss it.
 """
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from marketing.bulk_sql import insert_returning
 from marketing.email_addresses import normalise_email
 from marketing.models import (
     AnonymousId,
+    ApiKey,
     Contact,
     ContactMerge,
     Event,
+    IdentityConflict,
     LifecycleStage,
     ListMembership,
     Organization,
+    User,
 )
 
 logger = logging.getLogger(__name__)
@@ -44,6 +56,23 @@ MERGE_FIELDS = (
     "owner_id",
 )
 STAGE_ORDER = {stage: i for i, stage in enumerate(LifecycleStage.values)}
+
+
+class Trust(StrEnum):
+    """Who makes an identity call, which decides what it may merge.
+
+    ``SERVER``: a server API key, the console, an import, a signed webhook: may merge any
+    contacts. ``PUBLIC``: a write key (embedded in web pages) or a public form: may fold an
+    anonymous contact into a known one, never two known contacts into one.
+    """
+
+    SERVER = "server"
+    PUBLIC = "public"
+
+    @classmethod
+    def of_key(cls, key: ApiKey) -> "Trust":
+        """A server-scope key's calls are ``SERVER``; a write key's (embeddable) ``PUBLIC``."""
+        return cls.SERVER if key.scope == ApiKey.Scope.SERVER else cls.PUBLIC
 
 
 @dataclass(frozen=True)
@@ -133,6 +162,7 @@ def contact_merge(*, org: Organization, kept: Contact, gone: Contact, reason: st
         kept.last_activity_at = max(activity) if activity else None
 
         moved = _move_rows(org, kept, gone)
+        settled = _conflicts_follow(org, kept, gone)
         gone_pk = gone.pk
         gone.delete()  # frees its email/external_id for kept, and drops what did not move
         kept.save()
@@ -145,6 +175,10 @@ def contact_merge(*, org: Organization, kept: Contact, gone: Contact, reason: st
             moved=moved,
             reason=reason,
         )
+        if settled:
+            IdentityConflict.objects.filter(org=org, pk__in=settled).update(
+                status=IdentityConflict.Status.MERGED, merge=merge, resolved_at=merge.merged_at
+            )
     logger.info(
         "contact merged org=%s kept=%s merged=%s reason=%s conflicts=%d",
         org.slug,
@@ -181,37 +215,186 @@ def _move_rows(org: Organization, kept: Contact, gone: Contact) -> dict[str, int
     return moved
 
 
+def _conflicts_follow(org: Organization, kept: Contact, gone: Contact) -> list[int]:
+    """Open identity conflicts between the two are settled by this merge (their ids returned);
+    the merged contact's conflicts with third contacts move to the kept one, as its events do."""
+    pair = Q(contact=kept, other_contact=gone) | Q(contact=gone, other_contact=kept)
+    settled = list(
+        IdentityConflict.objects.filter(pair, org=org, status=IdentityConflict.Status.OPEN).values_list("pk", flat=True)
+    )
+    IdentityConflict.objects.filter(org=org, contact=gone).exclude(other_contact=kept).update(contact=kept)
+    IdentityConflict.objects.filter(org=org, other_contact=gone).exclude(contact=kept).update(other_contact=kept)
+    return settled
+
+
 # --- one call: identify / form / alias ----------------------------------------------------------
 
 
-def contact_identify(*, org: Organization, ref: ContactRef, reason: str = "identify") -> Contact:
+def contact_identify(
+    *,
+    org: Organization,
+    ref: ContactRef,
+    reason: str = "identify",
+    trust: Trust = Trust.PUBLIC,
+    summary: dict[str, Any] | None = None,
+) -> Contact:
     """The contact these identifiers name, created if none does, merged if several do.
 
     Contacts found by the identifiers are folded into one: a known contact (with an email or a
     user id) is kept over an anonymous one; between known ones, the older is kept. Identifiers
     the kept contact lacks are attached to it.
+
+    With ``Trust.PUBLIC`` (the default, so that a caller who forgets cannot merge) two known
+    contacts are never merged: the one the call names by contact id, user id or email (in that
+    order) is returned, anonymous ones still fold into it, and an ``IdentityConflict`` (source
+    ``reason``, with ``summary``: the call's shape, no personal values) records the others.
     """
     with transaction.atomic():
         found = _contacts_named_by(org, ref)
         if not found:
             return _create_for(org, ref)
-        found.sort(key=lambda c: (not (c.email or c.external_id), c.created_at, c.pk))
-        kept = found[0]
-        for other in found[1:]:
+        found.sort(key=lambda c: (not _is_known(c), c.created_at, c.pk))
+        kept, others, apart = found[0], found[1:], []
+        known = [c for c in found if _is_known(c)]
+        if trust is Trust.PUBLIC and len(known) > 1:
+            kept = _named_first(ref, known)
+            apart = [c for c in known if c.pk != kept.pk]
+            others = [c for c in found if not _is_known(c)]
+        for other in others:
             contact_merge(org=org, kept=kept, gone=other, reason=reason)
             kept.refresh_from_db()
+        if apart:
+            identifiers = _whose(org, ref, [kept, *apart])
+        for other in apart:
+            identity_conflict_record(
+                org=org, contact=kept, other=other, identifiers=identifiers, source=reason, summary=summary
+            )
+        taken = {value for c in apart for value in (c.email, c.external_id) if value}
         changed = []
-        if ref.email and not kept.email:
+        if ref.email and not kept.email and ref.email not in taken:
             kept.email = ref.email
             changed.append("email")
-        if ref.external_id and not kept.external_id:
+        if ref.external_id and not kept.external_id and ref.external_id not in taken:
             kept.external_id = ref.external_id
             changed.append("external_id")
         if changed:
             kept.save(update_fields=[*changed, "updated_at"])
         if ref.anonymous_id:
+            # An anonymous id of a contact kept apart stays that contact's (its history with it).
             AnonymousId.objects.get_or_create(org=org, value=ref.anonymous_id, defaults={"contact": kept})
     return kept
+
+
+def _is_known(contact: Contact) -> bool:
+    return bool(contact.email or contact.external_id)
+
+
+def _named_first(ref: ContactRef, known: list[Contact]) -> Contact:
+    """The known contact a call names most firmly: by contact id, then user id, then email."""
+    for attribute, value in (("pk", ref.contact_id), ("external_id", ref.external_id), ("email", ref.email)):
+        for contact in known:
+            if value and getattr(contact, attribute) == value:
+                return contact
+    return known[0]
+
+
+def _whose(org: Organization, ref: ContactRef, contacts: list[Contact]) -> dict[str, dict[str, Any]]:
+    """Each identifier the call sent, with the contact it belongs to (None: nobody's yet)."""
+    anonymous_owner = (
+        AnonymousId.objects.filter(org=org, value=ref.anonymous_id).values_list("contact_id", flat=True).first()
+        if ref.anonymous_id
+        else None
+    )
+    owners = {
+        "contact_id": lambda c: c.pk == ref.contact_id,
+        "external_id": lambda c: c.external_id == ref.external_id,
+        "email": lambda c: c.email == ref.email,
+    }
+    identifiers = {}
+    for name, owns in owners.items():
+        value = getattr(ref, name)
+        if value:
+            identifiers[name] = {"value": value, "contact": next((c.pk for c in contacts if owns(c)), None)}
+    if ref.anonymous_id:
+        identifiers["anonymous_id"] = {"value": ref.anonymous_id, "contact": anonymous_owner}
+    return identifiers
+
+
+# --- conflicts: two known contacts a public call named ------------------------------------------
+
+
+def identity_conflict_record(
+    *,
+    org: Organization,
+    contact: Contact,
+    other: Contact,
+    identifiers: dict[str, Any],
+    source: str,
+    summary: dict[str, Any] | None = None,
+) -> IdentityConflict:
+    """Records that a public call named ``contact`` and also ``other`` (both known), or counts
+    the call on the pair's conflict recorded before (open or dismissed: a dismissed pair is not
+    reopened by the same browser calling again)."""
+    now = timezone.now()
+    with transaction.atomic():
+        # The pair's rows, locked in id order, serialise two calls recording the same pair. NO KEY
+        # UPDATE does not wait for the batches that are inserting events of these contacts.
+        pair_rows = Contact.objects.select_for_update(no_key=True).filter(org=org, pk__in=[contact.pk, other.pk])
+        list(pair_rows.order_by("pk"))
+        pair = Q(contact=contact, other_contact=other) | Q(contact=other, other_contact=contact)
+        earlier = IdentityConflict.objects.filter(pair, org=org).exclude(status=IdentityConflict.Status.MERGED).first()
+        if earlier is not None:
+            IdentityConflict.objects.filter(pk=earlier.pk).update(occurrences=F("occurrences") + 1, last_seen_at=now)
+            return earlier
+        conflict = IdentityConflict.objects.create(
+            org=org,
+            contact=contact,
+            other_contact=other,
+            identifiers=identifiers,
+            source=source,
+            summary=summary or {},
+            created_at=now,
+            last_seen_at=now,
+        )
+    logger.warning(
+        "identity conflict org=%s conflict=%s contact=%s other=%s source=%s",
+        org.slug,
+        conflict.pk,
+        contact.pk,
+        other.pk,
+        source,
+    )
+    return conflict
+
+
+def identity_conflict_resolve(*, conflict: IdentityConflict, action: str, by: User) -> IdentityConflict:
+    """Resolves an open conflict: ``merge`` folds the two contacts into one through
+    ``contact_merge`` (the older is kept, as a server call would; reason ``identity_conflict``),
+    ``dismiss`` keeps them apart for good. Records who and when; one transaction."""
+    if action not in ("merge", "dismiss"):
+        raise ValidationError({"action": "Choose merge or dismiss."})
+    with transaction.atomic():
+        conflict = IdentityConflict.objects.select_for_update().select_related("org").get(pk=conflict.pk)
+        if conflict.status != IdentityConflict.Status.OPEN:
+            raise ValidationError({"status": f"This conflict is already {conflict.get_status_display().lower()}."})
+        if action == "merge":
+            contacts = [conflict.contact, conflict.other_contact]
+            if None in contacts:
+                raise ValidationError(
+                    {"contact": "One of the two contacts no longer exists; dismiss this conflict instead."}
+                )
+            kept, gone = sorted(contacts, key=lambda c: (c.created_at, c.pk))
+            conflict.merge = contact_merge(org=conflict.org, kept=kept, gone=gone, reason="identity_conflict")
+            conflict.status = IdentityConflict.Status.MERGED
+        else:
+            conflict.status = IdentityConflict.Status.DISMISSED
+        conflict.resolved_by, conflict.resolved_at = by, timezone.now()
+        conflict.save(update_fields=["status", "merge", "resolved_by", "resolved_at"])
+    logger.info(
+        "identity conflict resolved org=%s conflict=%s action=%s by=%s", conflict.org.slug, conflict.pk, action, by.pk
+    )
+    conflict.refresh_from_db()
+    return conflict
 
 
 def _contacts_named_by(org: Organization, ref: ContactRef) -> list[Contact]:
@@ -245,11 +428,18 @@ def _create_for(org: Organization, ref: ContactRef) -> Contact:
 # --- a batch: set-based lookups and creation ----------------------------------------------------
 
 
-def contacts_resolve(*, org: Organization, refs: list[ContactRef]) -> Resolution:
+def contacts_resolve(
+    *,
+    org: Organization,
+    refs: list[ContactRef],
+    trust: Trust = Trust.PUBLIC,
+    summary: dict[str, Any] | None = None,
+) -> Resolution:
     """The contact id of each ref, creating contacts in bulk for identifiers never seen.
 
     Refs whose identifiers belong to different contacts go through ``contact_identify`` (and
-    are merged) one by one; everything else takes a few queries for the whole batch.
+    are merged as ``trust`` allows) one by one; everything else takes a few queries for the
+    whole batch.
     """
     unique = list({ref.key(): ref for ref in refs}.values())
     by_id = set(
@@ -289,13 +479,13 @@ def contacts_resolve(*, org: Organization, refs: list[ContactRef]) -> Resolution
                 to_link[ref.anonymous_id] = contact_id
         else:
             to_create.append(ref)
-    resolved.update(_create_many(org, to_create, to_link))
+    resolved.update(_create_many(org, to_create, to_link, trust=trust, summary=summary))
     if to_link:
         AnonymousId.objects.bulk_create(
             [AnonymousId(org=org, value=v, contact_id=c) for v, c in sorted(to_link.items())], ignore_conflicts=True
         )
     for ref in slow:
-        resolved[ref.key()] = contact_identify(org=org, ref=ref, reason="event").pk
+        resolved[ref.key()] = contact_identify(org=org, ref=ref, reason="event", trust=trust, summary=summary).pk
     contact_ids = [resolved.get(ref.key()) for ref in refs]
     return Resolution(
         contact_ids=contact_ids, errors={i: errors[ref.key()] for i, ref in enumerate(refs) if ref.key() in errors}
@@ -308,7 +498,9 @@ def _lookup(org: Organization, column: str, values: set[str]) -> dict[str, int]:
     return dict(Contact.objects.filter(org=org, **{f"{column}__any_of": list(values)}).values_list(column, "pk"))
 
 
-def _create_many(org: Organization, refs: list[ContactRef], to_link: dict[str, int]) -> dict[tuple, int]:
+def _create_many(
+    org: Organization, refs: list[ContactRef], to_link: dict[str, int], *, trust: Trust, summary: dict[str, Any] | None
+) -> dict[tuple, int]:
     """Creates one contact per distinct new identity; returns ref key → contact id."""
     if not refs:
         return {}
@@ -335,7 +527,7 @@ def _create_many(org: Organization, refs: list[ContactRef], to_link: dict[str, i
         for ref in known:
             contact_id = by_external.get(ref.external_id) if ref.external_id else by_email.get(ref.email)
             if contact_id is None:  # two refs of this batch named the same person differently
-                contact_id = contact_identify(org=org, ref=ref, reason="event").pk
+                contact_id = contact_identify(org=org, ref=ref, reason="event", trust=trust, summary=summary).pk
             result[ref.key()] = contact_id
             if ref.anonymous_id:
                 to_link[ref.anonymous_id] = contact_id

@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from marketing.csv_export import csv_stream, csv_write
 from marketing.email_addresses import normalise_email
+from marketing.identity import Trust
 from marketing.ingestion import events_ingest, events_validate
 from marketing.models import (
     Company,
@@ -802,7 +803,12 @@ def _events_batch(context: _Context, rows: list[dict[str, str | None]], first_ro
     parsed, errors = events_validate(items)
     job = context.job
     results = events_ingest(
-        org=context.org, items=parsed, errors=errors, source="import", dispatch=job.dispatch and not job.dry_run
+        org=context.org,
+        items=parsed,
+        errors=errors,
+        source="import",
+        dispatch=job.dispatch and not job.dry_run,
+        trust=Trust.SERVER,  # an upload in the console: identities merge as with a server key
     )
     for result, number in zip(results, numbers, strict=True):
         if result.status == "error":

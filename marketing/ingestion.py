@@ -21,7 +21,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from marketing.bulk_sql import insert_returning
 from marketing.dispatch import dispatch_enqueue
-from marketing.identity import ContactRef, contacts_resolve, ref_from
+from marketing.identity import ContactRef, Trust, contacts_resolve, ref_from
 from marketing.models import Contact, Event, Organization, PropertyDefinition
 from marketing.properties import properties_check
 
@@ -113,11 +113,14 @@ def events_ingest(
     source: str,
     errors: dict[int, dict[str, str]] | None = None,
     dispatch: bool = True,
+    trust: Trust = Trust.PUBLIC,
 ) -> list[ItemResult]:
     """Stores a validated batch; ``items[i] is None`` where ``errors[i]`` says why.
 
     One transaction: contacts are resolved (and created) in bulk, properties are type-checked,
     new events are inserted once each, and a dispatch batch is queued to run after commit.
+    ``trust`` is the sender's (``marketing.identity.Trust``): a public one (a write key) never merges
+    two known contacts; server keys and imports pass ``Trust.SERVER``.
     """
     errors = dict(errors or {})
     now = timezone.now()
@@ -149,7 +152,7 @@ def events_ingest(
 
     for attempt in range(DEADLOCK_RETRIES):
         try:
-            return _store(org, items, refs, good, errors, source=source, dispatch=dispatch, now=now)
+            return _store(org, items, refs, good, errors, source=source, dispatch=dispatch, now=now, trust=trust)
         except OperationalError as exc:
             # Batches take their locks in a fixed order; a merge can still meet a deadlock. The
             # batch rolled back whole and is idempotent by message_id, so running it again is safe.
@@ -202,10 +205,12 @@ def _is_deadlock(exc: OperationalError) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) == "40P01"
 
 
-def _store(org, items, refs, good, errors, *, source, dispatch, now) -> list[ItemResult]:
+def _store(org, items, refs, good, errors, *, source, dispatch, now, trust) -> list[ItemResult]:
     errors = dict(errors)
     with transaction.atomic():
-        resolution = contacts_resolve(org=org, refs=[refs[i] for i in good])
+        resolution = contacts_resolve(
+            org=org, refs=[refs[i] for i in good], trust=trust, summary={"call": "event", "source": source}
+        )
         rows = []
         seen_message_ids = set()
         duplicates_in_batch = {}

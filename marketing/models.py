@@ -432,6 +432,66 @@ class ContactMerge(TenantModel):
         return f"#{self.merged_contact_id} → {self.kept}"
 
 
+class IdentityConflict(TenantModel):
+    """A public call (write key, form) whose identifiers named two known contacts: not merged,
+    kept here for an operator to merge or dismiss.
+
+    ``contact`` is the one the call named by its email or user id (its event and traits went
+    there); ``other_contact`` the known contact its other identifier (usually the browser's
+    anonymous id) belongs to. One row per pair: the same call again counts ``occurrences``.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        MERGED = "merged", "Merged"
+        DISMISSED = "dismissed", "Dismissed"
+
+    contact = models.ForeignKey(
+        Contact,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The contact the call named (its email or user id); the call was stored against it.",
+    )
+    other_contact = models.ForeignKey(
+        Contact,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The other known contact the call's identifiers point at.",
+    )
+    identifiers = models.JSONField(
+        default=dict, help_text='Per identifier the call sent, its value and whose it is: {"value": …, "contact": id}.'
+    )
+    source = models.CharField(max_length=40, help_text="identify, alias, form or event.")
+    summary = models.JSONField(
+        default=dict, blank=True, help_text="The call's shape: its kind and the names (not values) of what it sent."
+    )
+    occurrences = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    merge = models.ForeignKey(
+        ContactMerge,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The merge that resolved it.",
+    )
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen_at", "-pk"]
+        indexes = [models.Index(fields=["org", "status", "last_seen_at"], name="identityconflict_org_status")]
+
+    def __str__(self) -> str:
+        return f"#{self.contact_id or '?'} / #{self.other_contact_id or '?'} ({self.get_status_display()})"
+
+
 class DispatchBatch(TenantModel):
     """Stored events waiting to be (or that were) handed to the event consumers, one row per batch.
 

@@ -27,7 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from marketing import services
 from marketing.api_keys import api_key_from_token
 from marketing.cors import cors_headers, cors_preflight, cors_refusal
-from marketing.identity import contact_identify, contact_merge, ref_from
+from marketing.identity import Trust, contact_identify, contact_merge, identity_conflict_record, ref_from
 from marketing.ingestion import events_ingest, events_validate
 from marketing.models import AnonymousId, Company, Contact, PropertyDefinition
 from marketing.properties import properties_check
@@ -127,7 +127,7 @@ def _event_item(message: dict, call: str) -> dict:
     }
 
 
-def _identify(org, message: dict) -> dict:
+def _identify(org, message: dict, trust: Trust) -> dict:
     traits = message.get("traits") if isinstance(message.get("traits"), dict) else {}
     context_traits = (message.get("context") or {}).get("traits") or {}
     email = traits.get("email") or (context_traits.get("email") if isinstance(context_traits, dict) else None)
@@ -137,7 +137,8 @@ def _identify(org, message: dict) -> dict:
         return {"status": "error", "errors": {f"traits.{k}": "; ".join(v) for k, v in exc.message_dict.items()}}
     if not (ref.external_id or ref.email or ref.anonymous_id):
         return {"status": "error", "errors": {"userId": "identify needs a userId, an anonymousId or traits.email"}}
-    contact = contact_identify(org=org, ref=ref, reason="identify")
+    summary = {"call": "identify", "traits": sorted(str(key) for key in traits)[:50]}  # names, never values
+    contact = contact_identify(org=org, ref=ref, reason="identify", trust=trust, summary=summary)
     fields: dict[str, Any] = {}
     properties = {}
     for key, value in traits.items():
@@ -174,25 +175,39 @@ def _identify(org, message: dict) -> dict:
     return {"status": "identified", "contact_id": contact.pk}
 
 
-def _alias(org, message: dict) -> dict:
+def _alias(org, message: dict, trust: Trust) -> dict:
     previous, user_id = message.get("previousId"), message.get("userId")
     if not previous or not user_id:
         return {"status": "error", "errors": {"previousId": "alias needs previousId and userId"}}
-    target = contact_identify(org=org, ref=ref_from(external_id=user_id), reason="alias")
+    ref = ref_from(external_id=user_id)
+    target_existed = Contact.objects.filter(org=org, external_id=ref.external_id).exists()
+    target = contact_identify(org=org, ref=ref, reason="alias", trust=trust)
     earlier = (
         Contact.objects.filter(org=org, external_id=str(previous)).first()
         or Contact.objects.filter(
             org=org, pk__in=AnonymousId.objects.filter(org=org, value=str(previous)).values("contact_id")
         ).first()
     )
+    earlier_known = earlier is not None and bool(earlier.email or earlier.external_id)
     if earlier is None:
         AnonymousId.objects.get_or_create(org=org, value=str(previous), defaults={"contact": target})
+    elif earlier.pk != target.pk and trust is Trust.PUBLIC and target_existed and earlier_known:
+        # Two known contacts: a public key may not merge them (see marketing.identity).
+        identifiers = {
+            "external_id": {"value": ref.external_id, "contact": target.pk},
+            "previous_id": {"value": str(previous), "contact": earlier.pk},
+        }
+        identity_conflict_record(
+            org=org, contact=target, other=earlier, identifiers=identifiers, source="alias", summary={"call": "alias"}
+        )
     elif earlier.pk != target.pk:
         contact_merge(org=org, kept=target, gone=earlier, reason="alias")
     return {"status": "aliased", "contact_id": target.pk}
 
 
-def messages_handle(org, messages: list[Any], *, batch_context: dict | None = None) -> list[dict]:
+def messages_handle(
+    org, messages: list[Any], *, batch_context: dict | None = None, trust: Trust = Trust.PUBLIC
+) -> list[dict]:
     """Handles Segment messages in order of kind: events as one stored batch, then identify/alias."""
     results: list[dict | None] = [None] * len(messages)
     event_positions, raw_events = [], []
@@ -213,17 +228,16 @@ def messages_handle(org, messages: list[Any], *, batch_context: dict | None = No
             results[index] = {"status": "error", "errors": {"type": f"unknown call type {call!r}"}}
     if raw_events:
         items, errors = events_validate(raw_events)
-        for index, result in zip(
-            event_positions, events_ingest(org=org, items=items, errors=errors, source="segment"), strict=True
-        ):
+        stored = events_ingest(org=org, items=items, errors=errors, source="segment", trust=trust)
+        for index, result in zip(event_positions, stored, strict=True):
             results[index] = result.as_dict()
     for index, message in enumerate(messages):
         if results[index] is not None:
             continue
         if message["type"] == "identify":
-            results[index] = _identify(org, message)
+            results[index] = _identify(org, message, trust)
         elif message["type"] == "alias":
-            results[index] = _alias(org, message)
+            results[index] = _alias(org, message, trust)
         else:
             results[index] = {"status": "ignored", "reason": "group calls are not supported yet"}
     return [{"index": i, **r} for i, r in enumerate(results)]
@@ -257,10 +271,10 @@ def _tracking_view(call: str | None):
                     )
                     return cors_headers(response, request)
                 context = data.get("context") if isinstance(data.get("context"), dict) else None
-                results = messages_handle(key.org, batch, batch_context=context)
+                results = messages_handle(key.org, batch, batch_context=context, trust=Trust.of_key(key))
                 return cors_headers(JsonResponse({"success": True, "results": results}), request)
             data.setdefault("type", call)
-            result = messages_handle(key.org, [data])[0]
+            result = messages_handle(key.org, [data], trust=Trust.of_key(key))[0]
             ok = result["status"] != "error"
             return cors_headers(JsonResponse({"success": ok, **result}, status=200 if ok else 400), request)
 

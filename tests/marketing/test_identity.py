@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from marketing.identity import contact_identify, contact_merge, ref_from
+from marketing.identity import Trust, contact_identify, contact_merge, ref_from
 from marketing.models import AnonymousId, Contact, ContactMerge, Event
 from tests.factories import ContactFactory, ContactListFactory, TagFactory
 
@@ -76,10 +76,10 @@ def test_merge_with_conflicting_properties_newer_wins_and_both_are_recorded(org)
     assert Contact.objects.count() == 1
 
 
-def test_identify_naming_two_known_contacts_merges_into_the_older(org):
+def test_a_server_identify_naming_two_known_contacts_merges_into_the_older(org):
     first = ContactFactory(org=org, email="ana@example.com")
     second = ContactFactory(org=org, email=None, external_id="u-1")
-    kept = contact_identify(org=org, ref=ref_from(email="ana@example.com", external_id="u-1"))
+    kept = contact_identify(org=org, ref=ref_from(email="ana@example.com", external_id="u-1"), trust=Trust.SERVER)
     assert kept.pk == first.pk
     assert Contact.objects.get().external_id == "u-1"
     assert ContactMerge.objects.get().merged_contact_id == second.pk
