@@ -125,6 +125,14 @@ def test_runaway_templates_are_cut_off_quickly_with_the_limit_named(source, limi
     assert time.monotonic() - started < 2
 
 
+def test_a_field_with_too_many_tags_is_refused_before_it_is_parsed():
+    started = time.monotonic()
+    with pytest.raises(RenderError, match=r"variants\[A\]\.text: more than 2000 outputs and tags"):
+        text("{{x}}" * 39_000)  # under the size limit; parsing it took 12 s and kept 23 MB
+    assert time.monotonic() - started < 0.5
+    assert text("{{ first_name }}" * 100).startswith("Ana")
+
+
 def test_render_time_is_bounded(monkeypatch):
     monkeypatch.setattr("channels_app.rendering.RENDER_SECONDS", 0.0)
     with pytest.raises(RenderError, match="time limit reached"):
