@@ -35,6 +35,7 @@ from django.db import connection, transaction
 from django.db.models import F, prefetch_related_objects
 from django.utils import timezone
 
+from channels_app.metrics import sends_count
 from channels_app.models import Channel, Message, MessageStatus, MessageTemplate, Purpose, Suppression
 from channels_app.providers import PermanentError, TransientError, provider_for
 from channels_app.rate_limits import rate_limit_wait
@@ -595,6 +596,7 @@ def messages_send(*, message_ids: list[int], now: datetime | None = None) -> dic
         for sender, session in sessions.values():
             if session is not None:
                 sender.close_session(session)
+        sends_count(messages=claimed, results=results)  # the outcomes recorded, even if one send crashed
     return results
 
 

@@ -10,9 +10,11 @@ class MarketingConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         import marketing.bulk_sql  # noqa: F401  registers the __any_of lookup
+        from marketing.metrics import gauges_register, marketing_gauges
         from marketing.schedules import schedules_install
 
         post_migrate.connect(schedules_install, sender=self)
+        gauges_register(marketing_gauges)
 
 
 class ConsoleAdminConfig(AdminConfig):

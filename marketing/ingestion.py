@@ -22,6 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 from marketing.bulk_sql import insert_returning
 from marketing.dispatch import dispatch_enqueue
 from marketing.identity import ContactRef, Trust, contacts_resolve, ref_from
+from marketing.metrics import EVENTS_INGESTED, counter_incr
 from marketing.models import Contact, Event, Organization, PropertyDefinition
 from marketing.properties import properties_check
 
@@ -272,4 +273,5 @@ def _insert_events(
         returning=["id", "message_id"],
     )
     returned = {message_id: event_id for event_id, message_id in stored}
+    counter_incr(EVENTS_INGESTED, len(returned), source=source)  # after commit: what a rollback undoes is not counted
     return {r[0]: (returned[r[5]], r[5]) for r in rows if r[5] in returned}

@@ -228,6 +228,10 @@ VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="")
 # append to X-Forwarded-For. 0 (the default): none, the socket's peer is the client.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
+# Metrics (marketing/metrics.py, docs/metrics.md): GET /metrics wants "Authorization: Bearer <token>".
+# Empty (the default): the endpoint answers 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # Outbound HTTP (webhook actions) ----------------------------------------------------------------
 # Hosts exempt from the private-address guard of workflows/outbound_http.py, e.g. a loopback
 # test server or an internal service you trust: "127.0.0.1,hooks.internal:8443".

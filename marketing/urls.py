@@ -1,4 +1,4 @@
-"""URLs: the console (admin), the REST API under /api/v1/, its schema and docs, health probes."""
+"""URLs: the console (admin), the REST API under /api/v1/, its schema and docs, health probes, metrics."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -10,6 +10,7 @@ from rest_framework.routers import DefaultRouter
 from marketing.api import CompanyViewSet, ContactViewSet
 from marketing.events_api import EventsView
 from marketing.health import healthz, readyz
+from marketing.metrics import metrics_view
 from marketing.segments_api import ConditionsValidateView, SegmentViewSet
 from workflows.api import WorkflowInstanceViewSet, WorkflowViewSet
 from workflows.webhooks import workflow_webhook
@@ -40,6 +41,7 @@ urlpatterns = [
     path("hooks/workflows/<int:workflow_id>/", workflow_webhook, name="workflow-webhook"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler400 = "marketing.error_pages.bad_request"

@@ -11,10 +11,13 @@ class WorkflowsConfig(AppConfig):
         pre_migrate.connect(_sqlite_legacy_alter_table, dispatch_uid="workflows-sqlite-legacy-alter-table")
         from marketing.conditions import register_namespace
         from marketing.embedded import embedded_service
+        from marketing.metrics import gauges_register
         from marketing.schedules import system_jobs_register
         from workflows import embedded_runner, services  # noqa: F401  services registers its merge handler
+        from workflows.metrics import workflow_gauges
 
         embedded_service(embedded_runner.start)
+        gauges_register(workflow_gauges)
         register_namespace("workflow")  # a run's trigger, variables and step results (docs/conditions.md)
         system_jobs_register(
             {

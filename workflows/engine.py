@@ -34,6 +34,7 @@ from marketing.tenancy import org_context
 from workflows import steps as step_kinds
 from workflows.actions import ActionContext, Deferred, PermanentError, RetryableError, actions
 from workflows.definitions import settings_of
+from workflows.metrics import step_runs_count
 from workflows.models import (
     Approval,
     AutomationExecution,
@@ -93,6 +94,7 @@ class Batch:
 
     def write(self, instances: list[WorkflowInstance]) -> None:
         insert_rows(WorkflowStepRun, self.step_runs)
+        step_runs_count(self.step_runs)  # by outcome, once the batch commits
         insert_rows(AutomationExecution, self.executions)
         for instance in instances:
             instance.updated_at = self.now
