@@ -43,7 +43,27 @@ def to_q(rule: Any, subject: str, *, org, now: datetime | None = None, within: l
     ``within`` (contact ids) is a hint for a query over only those contacts: operators that read
     other tables (event counts) then restrict their subqueries to them.
     """
-    return _Compiler(subject, org, now or timezone.now(), within).truthy(rule)
+    return _without_empty_in(_Compiler(subject, org, now or timezone.now(), within).truthy(rule))
+
+
+# Matches no row, like ``pk__in=[]``, but compiles to SQL: Django raises EmptyResultSet for an
+# empty IN, which a queryset turns into "no rows" but ``query.sql_with_params()`` (a segment's
+# INSERT … SELECT) lets through, so a rule like ``false`` or ``{"in": [{"var": "country"}, []]}``
+# was a 500. A primary key is never NULL, so this is false for every row.
+NOTHING = Q(pk__isnull=True)
+
+
+def _without_empty_in(q: Q) -> Q:
+    """``q`` with every ``…__in=[]`` (``NONE``, an ``in`` over an empty list) replaced by ``NOTHING``."""
+    rewritten = Q()
+    rewritten.connector, rewritten.negated = q.connector, q.negated
+    for child in q.children:
+        if isinstance(child, Q):
+            child = _without_empty_in(child)
+        elif isinstance(child, tuple) and child[0].endswith("__in") and isinstance(child[1], list | tuple | set):
+            child = NOTHING if not child[1] else child
+        rewritten.children.append(child)
+    return rewritten
 
 
 class JsonValue(Func):
@@ -289,11 +309,12 @@ class _Compiler:
                 raise NotCompilable("“in” over a list of mixed types")
             if info.type == DATETIME and info.json_key is None:
                 raise NotCompilable(f"the datetime “{info.path}” in a list")
-            q = (
-                Q(**{f"{info.lookup}__in": values})
-                if info.json_key is None
-                else Q(_never_null(JsonIn(self._expression(info), values)))
-            )
+            if not values:
+                q = NOTHING  # "in []": nothing is in an empty list (and "IN ()" is not SQL)
+            elif info.json_key is None:
+                q = Q(**{f"{info.lookup}__in": values})
+            else:
+                q = Q(_never_null(JsonIn(self._expression(info), values)))
             if None in haystack:
                 q |= Q(**{f"{info.lookup}__isnull": True}) if info.json_key is None else _null_json(info)
             return q
