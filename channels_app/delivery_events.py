@@ -45,27 +45,34 @@ def message_delivery_event(
     hard_bounce: bool = False,
     at: datetime | None = None,
     provider_event_id: str = "",
+    machine: bool = False,
 ) -> bool:
     """Records a provider's report on ``message``; True when it changed the message's status.
 
     ``status`` is one of ``ADVANCES``' keys. ``hard_bounce`` (with ``bounced`` or ``failed``)
     suppresses the address; ``complained`` always does. ``provider_event_id`` makes a report the
-    provider sends twice count once (it is kept in the history entry and checked there)."""
+    provider sends twice count once (it is kept in the history entry and checked there).
+    ``machine``: an open or click the provider saw from a machine (a scanner, Apple's privacy
+    proxy): kept in the history with ``"machine": true``, it moves nothing."""
     from channels_app.tracking import _event_record, _message_properties
 
     if status not in ADVANCES:
         raise ValueError(f"not a delivery status: {status}")
+    if machine and status not in (S.OPENED, S.CLICKED):
+        raise ValueError(f"only an open or a click can be a machine's, not {status}")
     at = at or timezone.now()
     entry = {"status": status, "at": at.isoformat(), "reason": reason[:1000]}
     if provider_event_id:
         entry["event"] = provider_event_id
+    if machine:
+        entry["machine"] = True
     with org_context(message.org), transaction.atomic():
         row = Message.objects.select_for_update(of=("self",)).select_related("org", "contact").get(pk=message.pk)
         if provider_event_id and any(item.get("event") == provider_event_id for item in row.status_history):
             return False
         row.status_history = [*row.status_history, entry]
         fields = ["status_history"]
-        changed = row.status in ADVANCES[status]
+        changed = row.status in ADVANCES[status] and not machine
         if changed:
             row.status = status
             fields.append("status")

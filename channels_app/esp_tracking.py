@@ -18,7 +18,9 @@ rejected, failed   ``failed``; a hard bounce when the ESP refused the address as
 complained         ``complained`` (suppressed, email_marketing consent withdrawn)
 unsubscribed       the email_marketing consent is withdrawn, as by our own unsubscribe link
                    (``tracking.unsubscribe_record``); the status does not change
-opened, clicked    the status and history only (see ``tracking_event_received``)
+opened, clicked    the status and history only (see ``tracking_event_received``); a machine's
+                   open or click (``MACHINE_FLAGS``, or a scanner's or Apple's proxy's user
+                   agent) only the history
 anything else      logged and ignored (deferred: the ESP keeps trying and reports the end)
 =================  ==========================================================================
 
@@ -81,6 +83,35 @@ SOFT_BOUNCES = {
 }
 
 
+# ESPs that flag machine opens and clicks themselves, and how their raw event says so (each returns
+# True for a machine's). Keyed by anymail's esp_name.
+MACHINE_FLAGS = {
+    # SendGrid marks opens fetched by Apple Mail Privacy Protection's proxy.
+    "SendGrid": lambda raw: raw.get("sg_machine_open") is True,
+    # Mailgun's client-info.bot: "apple", "gmail" or "generic" (a scanner); empty for a person.
+    "Mailgun": lambda raw: bool(((raw.get("event-data") or {}).get("client-info") or {}).get("bot")),
+}
+
+
+def _machine_reason(event: AnymailTrackingEvent, esp_name: str) -> str:
+    """Why the ESP's open or click is a machine's ("" for a person's): the ESP's own flag, else
+    the user agent it saw, read as our pixel reads it. No user agent says nothing here (many ESPs
+    send none)."""
+    from channels_app.tracking import agent_machine_reason
+
+    if event.event_type not in (EventType.OPENED, EventType.CLICKED):
+        return ""
+    flag = MACHINE_FLAGS.get(esp_name)
+    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
+    try:
+        if flag and flag(raw):
+            return f"{esp_name} flags it"
+    except (AttributeError, TypeError):  # an unexpected payload shape: the user agent decides
+        pass
+    agent = event.user_agent if isinstance(event.user_agent, str) else ""
+    return (agent.strip() and agent_machine_reason(agent)) or ""
+
+
 def _hard_bounce(event: AnymailTrackingEvent, esp_name: str) -> bool:
     """Whether the report means the address cannot receive mail (so it is suppressed)."""
     if event.event_type in (EventType.REJECTED, EventType.FAILED):
@@ -108,11 +139,12 @@ def _event_key(event: AnymailTrackingEvent, esp_name: str) -> str:
     return f"{prefix}:{event.event_type}:{digest}"
 
 
-def _reason(event: AnymailTrackingEvent, esp_name: str) -> str:
+def _reason(event: AnymailTrackingEvent, esp_name: str, *, machine: str = "") -> str:
     details = [str(item) for item in (event.description, event.mta_response) if item]
     if event.reject_reason:
         details.insert(0, f"reject reason {event.reject_reason}")
-    return f"{esp_name} {event.event_type}" + (f": {'; '.join(details)}" if details else "")
+    what = f"{esp_name} {event.event_type}" + (f" (machine: {machine})" if machine else "")
+    return what + (f": {'; '.join(details)}" if details else "")
 
 
 def message_for_event(event: AnymailTrackingEvent) -> Message | None:
@@ -156,8 +188,10 @@ def tracking_event_received(sender, event: AnymailTrackingEvent, esp_name: str, 
     Opens and clicks from the ESP only move the status and append to the history: they are not
     recorded as ``email_opened``/``email_clicked`` events, because our own open pixel and click
     redirect are in every tracked email and record those already (one open per message, one click
-    per link, machine opens told apart). The ESP, when its own tracking is on, sees the same open
-    or click; a second event would count it twice for scoring, segments and waits.
+    per link, machine opens and clicks as their own types). The ESP, when its own tracking is on,
+    sees the same open or click; a second event would count it twice for scoring, segments and
+    waits. A machine's open or click (``_machine_reason``) is kept in the history and moves
+    nothing, as with our own pixel and redirect.
 
     Without ``ANYMAIL["WEBHOOK_SECRET"]`` anymail still answers a view that has no signature
     check; such a report could come from anyone, so it is ignored (and logged) rather than allowed
@@ -190,11 +224,13 @@ def tracking_event_received(sender, event: AnymailTrackingEvent, esp_name: str, 
             proof={"esp": esp_name, "event": key, "reason": _reason(event, esp_name)[:500]},
         )
         return
+    machine = _machine_reason(event, esp_name)
     message_delivery_event(
         message,
         STATUSES[event.event_type],
-        reason=_reason(event, esp_name),
+        reason=_reason(event, esp_name, machine=machine),
         hard_bounce=_hard_bounce(event, esp_name),
         at=event.timestamp,
         provider_event_id=key,
+        machine=bool(machine),
     )

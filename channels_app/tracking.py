@@ -9,17 +9,21 @@ from a preview, and records, redirects and unsubscribes nothing. What happens is
 event through ``marketing.ingestion`` (source "email"), so scoring, segments and wait-for-event
 steps see it like any other event:
 
-- ``email_opened``: one per message (event message_id ``open:<pk>``). An open that looks like
-  a machine's (a mail scanner, a prefetch, Apple Mail Privacy Protection's bare
-  ``Mozilla/5.0``) is its own event (``open-machine:<pk>``) with ``machine_open: true``, so a
-  later real open still counts and rules can leave machine opens out.
+- ``email_opened``: one per message (event message_id ``open:<pk>``).
 - ``email_clicked``: one per message and link (``click:<pk>:<sha1(url)[:12]>``), with the url
-  and its utm_* parameters; scanners' clicks are flagged ``machine_click: true``.
+  and its utm_* parameters.
+- ``email_opened_machine`` / ``email_clicked_machine``: an open or click that looks like a
+  machine's (a mail scanner, a link checker, a prefetch, Apple Mail Privacy Protection's bare
+  ``Mozilla/5.0``), once per message (``open-machine:<pk>``) or per link
+  (``click-machine:<pk>:<sha1(url)[:12]>``), with ``machine_reason``. A type of its own
+  (``marketing.machine_events``) and a key of its own, so the person's open or click after it
+  is still recorded as theirs, and nothing counts the machine's unless it names its type.
 - ``unsubscribed``: one per message; the email_marketing consent is withdrawn at once
   (``compliance.services.consent_record``), which is what the sender checks before every send.
 
 The first open and click move the message's status to opened/clicked (unless a later state such
-as clicked, bounced or complained is already set) and append to its ``status_history``.
+as clicked, bounced or complained is already set) and append to its ``status_history``; a
+machine's is appended to the history ("machine open: …", "machine click: …") and moves nothing.
 Recording is rate limited per link (per signed token), not per client IP: mailbox providers
 fetch images and post one-click unsubscribes for all their users from a few addresses, and a
 per-IP limit would drop real opens and refuse real unsubscribes in a large campaign. A token
@@ -48,7 +52,9 @@ from channels_app.delivery_events import ADVANCES
 from channels_app.models import Message, MessageStatus
 from compliance.selectors import consent_states
 from compliance.services import consent_record
+from marketing.client_address import client_ip
 from marketing.ingestion import events_ingest, events_validate
+from marketing.machine_events import MACHINE_TYPES
 from marketing.tenancy import org_context
 from marketing.web_tracking import PIXEL_GIF, UTM_PARAMETERS
 
@@ -99,6 +105,12 @@ def machine_reason(request: HttpRequest) -> str | None:
     agent = request.headers.get("User-Agent", "").strip()
     if not agent:
         return "no user agent"
+    return agent_machine_reason(agent)
+
+
+def agent_machine_reason(agent: str) -> str | None:
+    """Why this user agent looks like a machine's (a scanner, Apple's proxy), or None."""
+    agent = agent.strip()
     if agent == "Mozilla/5.0":
         # Apple Mail Privacy Protection's proxy fetches every image with exactly this agent.
         return "apple mail privacy protection"
@@ -196,7 +208,7 @@ def _history_append(message: Message, entry: dict, *, status: str | None = None,
 
 def _request_proof(request: HttpRequest) -> dict:
     return {
-        "ip": request.META.get("REMOTE_ADDR", ""),
+        "ip": client_ip(request),
         "user_agent": request.headers.get("User-Agent", "")[:MAX_USER_AGENT],
     }
 
@@ -219,12 +231,15 @@ def open_pixel(request: HttpRequest, token: str) -> HttpResponse:
     if _rate_limited(request, group="channels.open", rate=OPEN_RATE, token=token):
         return _gif()
     machine = machine_reason(request)
-    properties = {**_message_properties(message), "machine_open": machine is not None}
-    key = f"open-machine:{message.pk}" if machine else f"open:{message.pk}"
+    properties = _message_properties(message)
+    if machine:
+        kind, key, properties["machine_reason"] = MACHINE_TYPES["email_opened"], f"open-machine:{message.pk}", machine
+    else:
+        kind, key = "email_opened", f"open:{message.pk}"
     with org_context(message.org):
-        if _event_record(message, type="email_opened", key=key, properties=properties):
+        if _event_record(message, type=kind, key=key, properties=properties):
             if machine:
-                _history_append(message, {"status": "opened", "reason": f"machine open: {machine}"})
+                _history_append(message, {"status": "opened", "reason": f"machine open: {machine}", "machine": True})
             else:
                 _history_append(
                     message, {"status": "opened", "reason": "pixel"}, status=MessageStatus.OPENED, replaces=OPENABLE
@@ -270,16 +285,26 @@ def click_redirect(request: HttpRequest, token: str) -> HttpResponse:
     recordable = message is not None and message.contact_id is not None
     if recordable and not _rate_limited(request, group="channels.click", rate=CLICK_RATE, token=token):
         machine = machine_reason(request)
-        properties = {**_message_properties(message), **_url_properties(url), "machine_click": machine is not None}
-        key = f"click:{message.pk}:{hashlib.sha1(url.encode(), usedforsecurity=False).hexdigest()[:12]}"
+        properties = {**_message_properties(message), **_url_properties(url)}
+        link = f"{message.pk}:{hashlib.sha1(url.encode(), usedforsecurity=False).hexdigest()[:12]}"
+        # The machine's click has a key of its own: a scanner following the link first must not
+        # use up the key of the person's click that comes after it.
+        if machine:
+            kind, key, properties["machine_reason"] = MACHINE_TYPES["email_clicked"], f"click-machine:{link}", machine
+        else:
+            kind, key = "email_clicked", f"click:{link}"
         with org_context(message.org):
-            if _event_record(message, type="email_clicked", key=key, properties=properties) and not machine:
-                _history_append(
-                    message,
-                    {"status": "clicked", "reason": "link", "url": url},
-                    status=MessageStatus.CLICKED,
-                    replaces=CLICKABLE,
-                )
+            if _event_record(message, type=kind, key=key, properties=properties):
+                if machine:
+                    entry = {"status": "clicked", "reason": f"machine click: {machine}", "url": url, "machine": True}
+                    _history_append(message, entry)
+                else:
+                    _history_append(
+                        message,
+                        {"status": "clicked", "reason": "link", "url": url},
+                        status=MessageStatus.CLICKED,
+                        replaces=CLICKABLE,
+                    )
     response = HttpResponseRedirect(url)
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"  # the token stays out of the target's logs

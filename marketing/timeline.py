@@ -9,6 +9,7 @@ import heapq
 from dataclasses import dataclass
 from datetime import datetime
 
+from marketing.machine_events import MACHINE_EVENT_TYPES
 from marketing.models import Contact, ContactMerge, Event
 
 
@@ -62,7 +63,8 @@ class EventEntries(TimelineSource):
         return [
             TimelineEntry(
                 at=e.occurred_at,
-                kind=self.kind,
+                # A scanner's or a privacy proxy's open or click: shown apart (dimmed), as it counts nowhere.
+                kind="machine" if e.type in MACHINE_EVENT_TYPES else self.kind,
                 title=e.type,
                 detail=", ".join(f"{k}: {v}" for k, v in list(e.properties.items())[:6]),
             )

@@ -50,7 +50,7 @@ EVENT_MIX = [
     ("page_view", {"path": "/blog/launch"}, 20),
     ("page_view", {"path": "/case-studies/acme"}, 6),
     ("page_view", {"path": "/product/demo"}, 4),
-    ("email_opened", {"machine_open": False}, 15),
+    ("email_opened", {}, 15),
     ("email_clicked", {"url": "https://acme.example/pricing"}, 8),
     ("form_submitted", {"form": "newsletter"}, 5),
     ("content_downloaded", {"kind": "whitepaper"}, 5),

@@ -3,9 +3,11 @@ behavioural and fit rules, then the demo's stored events scored through it.
 
 Rules are matched to the event types the product records: ``page_view`` (``properties.path``,
 from the tracking API's page calls), ``email_opened`` / ``email_clicked`` / ``unsubscribed``
-(channels' tracking; machine opens score nothing), ``email_replied`` (sent by an integration),
-``form_submitted`` (``properties.form``, from hosted forms), ``content_downloaded``
-(``properties.kind``) and ``demo_requested`` (its rule hands the contact to sales).
+(channels' tracking; a machine's open or click is ``email_opened_machine`` /
+``email_clicked_machine``, which no rule here names, so it scores nothing), ``email_replied``
+(sent by an integration), ``form_submitted`` (``properties.form``, from hosted forms),
+``content_downloaded`` (``properties.kind``) and ``demo_requested`` (its rule hands the contact
+to sales).
 """
 
 from marketing.demo import demo_seeder

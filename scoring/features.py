@@ -8,9 +8,11 @@ prediction rebuilds exactly the columns the model was trained on from the names 
 - ``page_views_{7,30,90}d:<path>``: page views of the org's most viewed paths (``/pricing``);
 - ``days_since_last_event`` (capped at ``LOOKBACK_DAYS``), ``days_since_first_seen``
   (the contact's ``created_at``);
-- ``email_opens_90d``, ``email_clicks_90d``, ``email_click_rate`` (clicks per open): machine
-  opens (Apple Mail Privacy Protection, scanners: ``machine_open: true``) are left out of every
-  count, as scoring leaves them out;
+- ``email_opens_90d``, ``email_clicks_90d``, ``email_click_rate`` (clicks per open): the
+  person's own ``email_opened`` / ``email_clicked``. Machine opens and clicks (Apple Mail Privacy
+  Protection, scanners: ``email_opened_machine`` / ``email_clicked_machine``) are left out of
+  every feature, the vocabulary and ``days_since_last_event`` included: they say nothing about
+  the person;
 - fit: ``company_size_log`` (log1p of employees), ``has_company``, ``industry:<x>`` and
   ``country:<x>`` one-hot for the org's commonest values, ``seniority:<level>`` from keywords in
   the job title.
@@ -34,6 +36,7 @@ import numpy as np
 from django.db import connection
 from django.db.models import Count
 
+from marketing.machine_events import MACHINE_EVENT_TYPES
 from marketing.models import Company, Contact, Event
 
 WINDOWS = (7, 30, 90)
@@ -44,8 +47,9 @@ TOP_INDUSTRIES = 8
 TOP_COUNTRIES = 10
 CONVERSION_EVENT_TYPES = ("purchase", "order_completed")
 CONVERTED_STAGES = ("customer", "evangelist")
-# Types that are the label itself or are derived from the score: not evidence of intent.
-EXCLUDED_EVENT_TYPES = (*CONVERSION_EVENT_TYPES, "score_threshold_crossed")
+# Types that are the label itself, are derived from the score, or are no person's doing (machine
+# opens and clicks): not evidence of intent.
+EXCLUDED_EVENT_TYPES = (*CONVERSION_EVENT_TYPES, "score_threshold_crossed", *sorted(MACHINE_EVENT_TYPES))
 # Keyword → level, checked in this order (a "VP Sales" is a vp, a "Sales Manager" a manager).
 SENIORITY = (
     ("executive", re.compile(r"\b(ceo|cto|cfo|coo|cmo|cio|chief|founder|co-founder|president|owner)\b", re.I)),
@@ -179,13 +183,11 @@ def _vendor_sql() -> dict[str, str]:
         return {
             "days": "(EXTRACT(EPOCH FROM ({a} - {b})) / 86400.0)",
             "path": "(e.properties ->> 'path')",
-            "machine": "COALESCE((e.properties ->> 'machine_open') = 'true', FALSE)",
             "param_ts": "CAST(%s AS timestamptz)",
         }
     return {  # SQLite: datetimes are text, JSON is text
         "days": "(julianday({a}) - julianday({b}))",
         "path": "json_extract(e.properties, '$.path')",
-        "machine": "COALESCE(json_extract(e.properties, '$.machine_open') = 1, 0)",
         "param_ts": "%s",
     }
 
@@ -242,14 +244,15 @@ def _query(*, org, spec: FeatureSpec, now, contact_ids, training: bool) -> list[
     # prediction the window is a constant, so the (org, contact, type, occurred_at) index serves it.
     age = sql["days"].format(a="b.as_of", b="e.occurred_at")
     since = f"AND e.occurred_at >= {sql['param_ts']}" if not training else ""
+    machine = ", ".join(["%s"] * len(MACHINE_EVENT_TYPES))
     ctes.append(
         f"""ev AS (
             SELECT e.contact_id, e.type, {sql["path"]} AS path, {age} AS age
               FROM {event_t} e JOIN base b ON b.id = e.contact_id
              WHERE e.org_id = %s AND e.occurred_at < b.as_of {since}
-               AND NOT (e.type = 'email_opened' AND {sql["machine"]}))"""  # noqa: S608  fixed SQL
+               AND e.type NOT IN ({machine}))"""  # noqa: S608  fixed SQL; values are parameters
     )
-    params += [org.pk, *([since_param] if since else [])]
+    params += [org.pk, *([since_param] if since else []), *sorted(MACHINE_EVENT_TYPES)]
 
     aggregates, agg_params = [], []
     for days in WINDOWS:

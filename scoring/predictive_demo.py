@@ -83,8 +83,8 @@ def _history(rng: random.Random, now) -> tuple[list[dict], list[dict]]:
             ("form_submitted", {"form": "contact"}, 0.15 * drive),
             ("content_downloaded", {"kind": "whitepaper"}, 0.3 * drive),
             ("page_view", None, 3.0),  # browsing everyone does
-            ("email_opened", {"machine_open": False}, 2.5),
-            ("email_opened", {"machine_open": True}, 2.0),  # Apple MPP: says nothing about intent
+            ("email_opened", {}, 2.5),
+            ("email_opened_machine", {}, 2.0),  # Apple MPP: says nothing about intent
         ]
         events = []
         for event_type, properties, mean in mix:

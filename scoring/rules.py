@@ -50,7 +50,6 @@ from scoring.models import ContactScore, ScoreLedger, ScoringModel, ScoringRule
 logger = logging.getLogger(__name__)
 
 THRESHOLD_EVENT = "score_threshold_crossed"
-MACHINE_OPEN_TYPES = {"email_opened"}
 
 
 class ScoringRaceError(Exception):
@@ -113,10 +112,6 @@ def rule_reads_contact(rule: ScoringRule) -> bool:
     return reads
 
 
-def reads_machine_open(rule) -> bool:
-    return "machine_open" in json.dumps(rule)
-
-
 _UNPREPARED = object()
 
 
@@ -145,14 +140,6 @@ def rule_matches(rule: ScoringRule, facts: dict, *, contact, now, facts_json: st
         who = contact.pk if contact is not None else None
         logger.warning("scoring rule not evaluable rule=%s contact=%s error=%s", rule.pk, who, exc)
         return False
-
-
-def excluded_machine_open(rule: ScoringRule, event) -> bool:
-    """Opens flagged as machine opens (privacy proxies, scanners) score nothing,
-    unless the rule's condition names ``machine_open`` itself (then it decides)."""
-    if event.type not in MACHINE_OPEN_TYPES or (event.properties or {}).get("machine_open") is not True:
-        return False
-    return not reads_machine_open(rule.condition)
 
 
 def period_key(period: str, at: datetime) -> tuple:
@@ -408,7 +395,7 @@ def events_score(
             contact = tally.contacts.get(event.contact_id) if event.type in reading else None
             facts = facts_json = None
             for rule in behaviour[event.type]:
-                if (event.pk, rule.pk) in done or excluded_machine_open(rule, event):
+                if (event.pk, rule.pk) in done:
                     continue
                 if rule.condition not in (None, {}, True) and facts is None:
                     facts = contact_facts(contact, names=tally.names) if contact is not None else {}

@@ -64,7 +64,7 @@ def test_pixel_records_one_open_event_and_marks_the_message_opened(org, client):
     assert event.contact_id == message.contact_id
     assert event.message_id == f"open:{message.pk}"
     assert event.source == "email"
-    assert event.properties["machine_open"] is False
+    assert "machine_reason" not in event.properties
     assert event.properties["template"] == message.template_version.template.slug
     message.refresh_from_db()
     assert message.status == "opened"
@@ -77,15 +77,17 @@ def test_pixel_with_a_bad_token_still_answers_the_gif(org, client):
     assert not Event.objects.exists()
 
 
-def test_machine_open_is_flagged_and_does_not_change_the_status(org, client):
+def test_machine_open_is_its_own_type_and_does_not_change_the_status(org, client):
     message = make_message(org)
 
     client.get(path_of(signed_links.open_url(message.pk)), HTTP_USER_AGENT="Mozilla/5.0")  # Apple MPP
+    message.refresh_from_db()
+    assert message.status == "sent"
     client.get(path_of(signed_links.open_url(message.pk)))  # then the person
 
-    machine, person = Event.objects.filter(type="email_opened").order_by("id")
-    assert machine.properties["machine_open"] is True and machine.message_id == f"open-machine:{message.pk}"
-    assert person.properties["machine_open"] is False
+    machine, person = Event.objects.order_by("id")
+    assert (machine.type, machine.message_id) == ("email_opened_machine", f"open-machine:{message.pk}")
+    assert (person.type, person.message_id) == ("email_opened", f"open:{message.pk}")
     message.refresh_from_db()
     assert message.status == "opened"
 

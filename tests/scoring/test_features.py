@@ -45,10 +45,11 @@ def ana(org):
         _event(org, contact, "page_view", days, path="/blog")
     _event(org, contact, "page_view", 4, path="/pricing")
     _event(org, contact, "page_view", 45, path="/pricing")
-    _event(org, contact, "email_opened", 10, machine_open=False)
+    _event(org, contact, "email_opened", 10)
     _event(org, contact, "email_opened", 12)
-    _event(org, contact, "email_opened", 5, machine_open=True)  # a proxy's open: not engagement
+    _event(org, contact, "email_opened_machine", 5)  # a proxy's open: not engagement
     _event(org, contact, "email_clicked", 3)
+    _event(org, contact, "email_clicked_machine", 0.5)  # a scanner's click: not even recency
     _event(org, contact, "unsubscribed", 1)  # not in the vocabulary: only recency sees it
     return contact
 
@@ -59,6 +60,7 @@ def test_counts_per_window_recency_and_engagement(org, ana):
     assert (row["events_7d:page_view"], row["events_30d:page_view"], row["events_90d:page_view"]) == (2, 3, 5)
     assert (row["page_views_7d:/pricing"], row["page_views_30d:/pricing"], row["page_views_90d:/pricing"]) == (1, 1, 2)
     assert row["events_30d:email_opened"] == 2  # the machine open is not counted
+    assert row["days_since_last_event"] == pytest.approx(1, abs=1e-3)  # nor the machine click
     assert row["events_7d:email_clicked"] == 1 and row["events_90d:demo_requested"] == 0
     assert row["days_since_last_event"] == pytest.approx(1, abs=1e-3)
     assert row["days_since_first_seen"] == pytest.approx(50, abs=1e-3)
@@ -140,6 +142,7 @@ def test_vocabulary_is_the_orgs_commonest_and_round_trips_through_names(org, ana
     _event(org, ana, "purchase", 1)
 
     assert spec.event_types[0] == "page_view" and "purchase" not in feature_spec_for(org=org).event_types
+    assert not {"email_opened_machine", "email_clicked_machine"} & set(spec.event_types)
     assert spec.page_paths[:2] == ("/blog", "/pricing")
     assert spec.industries == ("software",) and spec.countries == ("DE",)
     assert FeatureSpec.from_names(spec.names) == spec

@@ -227,17 +227,15 @@ def test_a_redelivered_batch_adds_nothing(org, model, contact):
     assert_identity(model)
 
 
-def test_machine_opens_score_nothing_unless_the_rule_asks_about_them(org, model, contact):
+def test_machine_opens_score_nothing_unless_a_rule_names_their_type(org, model, contact):
     opened = make_rule(model, "email_opened", 2, name="open")
-    human = make_event(contact, "email_opened", {"machine_open": False})
-    machine = make_event(contact, "email_opened", {"machine_open": True})
+    human = make_event(contact, "email_opened")
+    machine = make_event(contact, "email_opened_machine")
     events_score(org=org, events=[human, machine])
     assert list(ScoreLedger.objects.filter(rule=opened).values_list("event", flat=True)) == [human.pk]
 
-    make_rule(
-        model, "email_opened", 1, name="scanner", condition={"==": [{"var": "event.properties.machine_open"}, True]}
-    )
-    again = make_event(contact, "email_opened", {"machine_open": True})
+    make_rule(model, "email_opened_machine", 1, name="scanner")
+    again = make_event(contact, "email_opened_machine")
     events_score(org=org, events=[again])
     assert list(ScoreLedger.objects.filter(event=again).values_list("rule__name", flat=True)) == ["scanner"]
 
@@ -336,7 +334,7 @@ def test_the_demo_rules_follow_the_issue(org, contact):
         make_event(contact, "page_view", {"path": "/pricing"}, at=DAY + timedelta(minutes=1)),
         make_event(contact, "form_submitted", {"form": "newsletter"}, at=DAY + timedelta(minutes=2)),
         make_event(contact, "content_downloaded", {"kind": "webinar"}, at=DAY + timedelta(minutes=3)),
-        make_event(contact, "email_opened", {"machine_open": True}, at=DAY + timedelta(minutes=4)),
+        make_event(contact, "email_opened_machine", at=DAY + timedelta(minutes=4)),
     ]
     events_score(org=org, events=events)
     assert score_of(contact, model) == 100 + 5 + 15 + 20 + 40  # no fit points (Brazil, no title); no machine open
