@@ -6,15 +6,36 @@ event is reported with its field and reason; the valid ones in the same batch ar
 
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketing.api_auth import HasTrackingKey
 from marketing.identity import Trust
 from marketing.ingestion import MAX_BATCH, events_ingest, events_validate
+from marketing.json_input import JsonInputError, json_parse, json_problem
 
 MAX_BODY_BYTES = 5 * 1024 * 1024  # 1,000 events of ~5 KB; settings.DATA_UPLOAD_MAX_MEMORY_SIZE is above it
+
+
+class BatchJSONParser(JSONParser):
+    """JSON with bounded nesting but no per-value checks: ``events_validate`` checks each event on
+    its own, so one event with a NUL character is that event's error and the others are stored."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        raw = stream.read() if stream is not None else b""
+        try:
+            return json_parse(raw or b"null", check=False)
+        except JsonInputError as exc:
+            raise ParseError(f"JSON parse error: {exc}.") from None
+
+
+def _declared_length(request) -> int:
+    try:
+        return int(request.headers.get("Content-Length") or 0)
+    except ValueError:  # not a number: Django reads no body either
+        return 0
 
 
 class EventResultSerializer(serializers.Serializer):
@@ -30,6 +51,7 @@ class EventsView(APIView):
     """Stores a batch of events; each names its contact by contact_id, email, external_id or anonymous_id."""
 
     permission_classes = [HasTrackingKey]
+    parser_classes = [BatchJSONParser, FormParser, MultiPartParser]
 
     @extend_schema(
         request=inline_serializer("EventBatch", {"events": serializers.ListField(child=serializers.DictField())}),
@@ -64,7 +86,7 @@ class EventsView(APIView):
         ],
     )
     def post(self, request):
-        if int(request.headers.get("Content-Length") or 0) > MAX_BODY_BYTES:
+        if _declared_length(request) > MAX_BODY_BYTES:
             return Response(
                 {"detail": f"Request body over {MAX_BODY_BYTES // 1024 // 1024} MB; send smaller batches."},
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -72,6 +94,10 @@ class EventsView(APIView):
         raw = request.data.get("events") if isinstance(request.data, dict) else None
         if not isinstance(raw, list):
             raise ValidationError({"events": ["Send a JSON object with a list under “events”."]})
+        # The rest of the body is the request's own: a bad value there refuses the request.
+        problem = json_problem({key: value for key, value in request.data.items() if key != "events"})
+        if problem:
+            raise ValidationError({problem.path: [problem.reason]})
         if len(raw) > MAX_BATCH:
             raise ValidationError({"events": [f"At most {MAX_BATCH} events per batch; this one has {len(raw)}."]})
         items, errors = events_validate(raw)

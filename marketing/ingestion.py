@@ -10,7 +10,7 @@ duplicate items are told apart without a query per event.
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -22,6 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 from marketing.bulk_sql import insert_returning
 from marketing.dispatch import dispatch_enqueue
 from marketing.identity import ContactRef, Trust, contacts_resolve, ref_from
+from marketing.json_input import json_problem
 from marketing.metrics import EVENTS_INGESTED, counter_incr
 from marketing.models import Contact, Event, Organization, PropertyDefinition
 from marketing.properties import properties_check
@@ -31,6 +32,11 @@ logger = logging.getLogger(__name__)
 MAX_BATCH = 1000
 DEADLOCK_RETRIES = 3
 MAX_FUTURE = timedelta(days=1)
+# Earlier times are a client's bug (a zero or garbage clock), and before year 1 in UTC PostgreSQL
+# stores dates that Python cannot read back.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_BIGINT = 2**63 - 1
+MAX_PATH = 100  # characters of a field's name quoted back in an error
 
 
 class EventIn(BaseModel):
@@ -39,7 +45,7 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     type: str = Field(min_length=1, max_length=100)
-    contact_id: StrictInt | None = None
+    contact_id: StrictInt | None = Field(default=None, ge=1, le=MAX_BIGINT)
     email: str | None = Field(default=None, max_length=254)
     external_id: str | None = Field(default=None, max_length=200)
     anonymous_id: str | None = Field(default=None, max_length=200)
@@ -78,13 +84,18 @@ def pydantic_errors(exc: PydanticValidationError) -> dict[str, str]:
     """Pydantic's errors as {"field.path": "reason"}."""
     errors = {}
     for error in exc.errors():
-        path = ".".join(str(part) for part in error["loc"]) or "event"
+        path = ".".join(str(part)[:MAX_PATH] for part in error["loc"]) or "event"
         errors[path] = error["msg"].removeprefix("Value error, ")
     return errors
 
 
 def events_validate(raw_items: list[Any]) -> tuple[list[EventIn | None], dict[int, dict[str, str]]]:
-    """Parses raw items; returns the parsed ones (None where invalid) and errors by index."""
+    """Parses raw items; returns the parsed ones (None where invalid) and errors by index.
+
+    Values PostgreSQL cannot store (NUL characters, lone surrogates), non-finite numbers and
+    deep nesting are that item's error, named by its path (``properties.plan``), so a batch
+    parsed without those checks (``json_parse(check=False)``) loses only its bad items.
+    """
     parsed: list[EventIn | None] = []
     errors: dict[int, dict[str, str]] = {}
     now = timezone.now()
@@ -92,6 +103,12 @@ def events_validate(raw_items: list[Any]) -> tuple[list[EventIn | None], dict[in
         if not isinstance(raw, dict):
             parsed.append(None)
             errors[index] = {"event": "must be a JSON object"}
+            continue
+        problem = json_problem(raw)
+        if problem:
+            parsed.append(None)
+            where = problem.path if problem.path not in ("", "body") else "event"  # "body": a top-level key
+            errors[index] = {where[:MAX_PATH]: problem.reason}
             continue
         try:
             item = EventIn.model_validate(raw)
@@ -102,6 +119,10 @@ def events_validate(raw_items: list[Any]) -> tuple[list[EventIn | None], dict[in
         if item.occurred_at and item.occurred_at > now + MAX_FUTURE:
             parsed.append(None)
             errors[index] = {"occurred_at": "is more than a day in the future"}
+            continue
+        if item.occurred_at and item.occurred_at < EARLIEST:
+            parsed.append(None)
+            errors[index] = {"occurred_at": "is before 1970"}
             continue
         parsed.append(item)
     return parsed, errors

@@ -25,7 +25,8 @@ def infer_type(value: Any) -> str | None:
     if isinstance(value, list):
         return Type.LIST
     if isinstance(value, str):
-        return Type.DATETIME if ISO_DATETIME.match(value) else Type.STRING
+        # "2026-13-45" has the shape of a date but is none: a key it defined would refuse it.
+        return Type.DATETIME if ISO_DATETIME.match(value) and _parses_as_datetime(value) else Type.STRING
     return None
 
 
@@ -76,7 +77,7 @@ def properties_check(*, org, subject: str, items: list[dict[str, Any]]) -> list[
     Returns, per item, its errors keyed ``properties.<key>`` (empty when it is fine). Keys never
     seen before get ``auto`` definitions typed by their first non-null value in this batch.
     """
-    keys = {key for item in items for key in item}
+    keys = {key for item in items for key in item if KEY.match(key)}  # a bad key is an error below, not a lookup
     known = {d.key: d for d in PropertyDefinition.objects.filter(org=org, subject=subject, key__in=keys)}
     new = {}
     for item in items:

@@ -28,7 +28,8 @@ from marketing import services
 from marketing.api_keys import api_key_from_token
 from marketing.cors import cors_headers, cors_preflight, cors_refusal
 from marketing.identity import Trust, contact_identify, contact_merge, identity_conflict_record, ref_from
-from marketing.ingestion import events_ingest, events_validate
+from marketing.ingestion import MAX_PATH, events_ingest, events_validate
+from marketing.json_input import JsonInputError, json_parse, json_problem
 from marketing.models import AnonymousId, Company, Contact, PropertyDefinition
 from marketing.properties import properties_check
 from marketing.tenancy import org_context
@@ -38,6 +39,11 @@ logger = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 500 * 1024
 MAX_MESSAGE_BYTES = 32 * 1024
 EVENT_CALLS = {"track", "page", "screen"}
+CALLS = (*sorted(EVENT_CALLS), "identify", "alias", "group")
+MAX_ID = 200  # characters of userId, anonymousId, previousId and messageId: the columns' width
+# Where the events API names a field, the Segment field it came from ("event" is the whole item:
+# it named no contact).
+SEGMENT_FIELDS = {"type": "event", "external_id": "userId", "anonymous_id": "anonymousId", "message_id": "messageId"}
 TRAIT_FIELDS = {  # Segment's reserved traits (both spellings) -> contact fields
     "firstName": "first_name",
     "first_name": "first_name",
@@ -58,14 +64,26 @@ UTM = {
 
 
 class RequestRefusedError(Exception):
-    def __init__(self, status: int, detail: str):
+    def __init__(self, status: int, detail: str, errors: dict[str, str] | None = None):
         super().__init__(detail)
-        self.status, self.detail = status, detail
+        self.status, self.detail, self.errors = status, detail, errors
+
+    def response(self) -> JsonResponse:
+        body = {"success": False, "detail": self.detail, **({"errors": self.errors} if self.errors else {})}
+        return JsonResponse(body, status=self.status)
 
 
-def _read_body(request: HttpRequest) -> dict:
-    length = int(request.headers.get("Content-Length") or 0)
-    if length > MAX_REQUEST_BYTES:
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.headers.get("Content-Length") or 0)
+    except ValueError:  # not a number: Django reads no body either
+        return 0
+
+
+def _read_body(request: HttpRequest, *, check: bool) -> dict:
+    """The body as a JSON object. ``check=False`` (a batch) leaves the per-value checks to each
+    message, so that one bad message is that message's error."""
+    if _declared_length(request) > MAX_REQUEST_BYTES:
         raise RequestRefusedError(413, f"Request body over {MAX_REQUEST_BYTES // 1024} KB.")
     body = request.body
     if request.headers.get("Content-Encoding", "").lower() == "gzip":
@@ -77,11 +95,12 @@ def _read_body(request: HttpRequest) -> dict:
     if len(body) > MAX_REQUEST_BYTES:
         raise RequestRefusedError(413, f"Request body over {MAX_REQUEST_BYTES // 1024} KB.")
     try:
-        data = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestRefusedError(400, f"Body is not JSON: {exc}.") from exc
+        data = json_parse(body or b"{}", check=check)
+    except JsonInputError as exc:
+        errors = {exc.path or "body": exc.reason}
+        raise RequestRefusedError(400, f"Body is not acceptable JSON: {exc}.", errors) from None
     if not isinstance(data, dict):
-        raise RequestRefusedError(400, "Body must be a JSON object.")
+        raise RequestRefusedError(400, "Body must be a JSON object.", {"body": "must be a JSON object"})
     return data
 
 
@@ -92,76 +111,182 @@ def _write_key(request: HttpRequest, data: dict) -> str:
             decoded = base64.b64decode(header.split(None, 1)[1], validate=True).decode()
         except (binascii.Error, UnicodeDecodeError, IndexError) as exc:
             raise RequestRefusedError(401, "Malformed basic authorization header.") from exc
-        return decoded.split(":", 1)[0]
-    if header.lower().startswith("bearer "):
-        return header.split(None, 1)[1].strip()
-    if data.get("writeKey"):
-        return str(data["writeKey"])
-    raise RequestRefusedError(401, "Send the write key as the basic-auth user name or as writeKey in the body.")
+        key = decoded.split(":", 1)[0]
+    elif header.lower().startswith("bearer "):
+        key = header[len("bearer ") :].strip()
+    elif data.get("writeKey"):
+        key = data["writeKey"]
+    else:
+        raise RequestRefusedError(401, "Send the write key as the basic-auth user name or as writeKey in the body.")
+    # Keys are printable ASCII; anything else (a NUL, a list) would only reach the key lookup to fail there.
+    if not isinstance(key, str) or not (key.isascii() and key.isprintable()):
+        raise RequestRefusedError(401, "Malformed write key: expected mk_<id>_<secret>.")
+    return key
+
+
+def _is_text(value: Any) -> bool:
+    """A value that reads as text: a string or a number, or nothing at all."""
+    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
+
+
+def _id_problem(value: Any) -> str | None:
+    """Why an id (userId, anonymousId, messageId, previousId) cannot be used; None when it can."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return "must be a string or a number"
+    if len(str(value)) > MAX_ID:
+        return f"at most {MAX_ID} characters"
+    return None
+
+
+def _context_errors(context: Any) -> dict[str, str]:
+    """What makes a message's (or a batch's) ``context`` unusable, by field; empty when it is fine."""
+    if context is None:
+        return {}
+    if not isinstance(context, dict):
+        return {"context": "must be an object"}
+    errors: dict[str, str] = {}
+    campaign = context.get("campaign")
+    if campaign is not None and not isinstance(campaign, dict):
+        errors["context.campaign"] = "must be an object"
+    elif campaign:
+        errors |= {f"context.campaign.{key}": "must be a string" for key in UTM if not _is_text(campaign.get(key))}
+    if context.get("traits") is not None and not isinstance(context["traits"], dict):
+        errors["context.traits"] = "must be an object"
+    return errors
+
+
+def _message_errors(message: dict, *, checked: bool) -> dict[str, str]:
+    """What makes a message unusable, by Segment's field names; empty when it is fine.
+
+    ``checked``: its values went through ``json_parse``'s checks already (a single call).
+    """
+    if not checked:
+        problem = json_problem(message)
+        if problem:
+            where = problem.path if problem.path not in ("", "body") else "message"  # "body": a top-level key
+            return {where[:MAX_PATH]: problem.reason}
+    call = message.get("type")
+    if call not in CALLS:
+        return {"type": f"must be one of {', '.join(CALLS)}"}
+    errors = _context_errors(message.get("context"))
+    for name in ("userId", "anonymousId", "messageId", *(("previousId",) if call == "alias" else ())):
+        problem = _id_problem(message.get(name))
+        if problem:
+            errors[name] = problem
+    if call in EVENT_CALLS:
+        if message.get("properties") is not None and not isinstance(message["properties"], dict):
+            errors["properties"] = "must be an object"
+        if call != "track" and not _is_text(message.get("name")):
+            errors["name"] = "must be a string"
+    elif call == "identify" and message.get("traits") is not None and not isinstance(message["traits"], dict):
+        errors["traits"] = "must be an object"
+    return errors
 
 
 def _event_item(message: dict, call: str) -> dict:
-    properties = dict(message.get("properties") or {}) if isinstance(message.get("properties"), dict) else {}
+    """A checked message as an item for ``events_validate``."""
+    properties = dict(message.get("properties") or {})
     if call == "track":
         event_type = message.get("event")
-    elif call == "page":
-        event_type = "page_view"
-        if message.get("name"):
-            properties.setdefault("name", message["name"])
+    else:
+        event_type = "page_view" if call == "page" else "screen_view"
+        if message.get("name") not in (None, ""):
+            properties.setdefault("name", str(message["name"]))
+    if call == "page":
         campaign = (message.get("context") or {}).get("campaign") or {}
         for key, target in UTM.items():
-            if isinstance(campaign, dict) and campaign.get(key):
-                properties.setdefault(target, campaign[key])
-    else:
-        event_type = "screen_view"
-        if message.get("name"):
-            properties.setdefault("name", message["name"])
-    user_id, anonymous_id = message.get("userId"), message.get("anonymousId")
+            if campaign.get(key) not in (None, ""):
+                properties.setdefault(target, str(campaign[key]))
+    user_id, anonymous_id, message_id = message.get("userId"), message.get("anonymousId"), message.get("messageId")
     return {
         "type": event_type,
         "external_id": str(user_id) if user_id not in (None, "") else None,
         "anonymous_id": str(anonymous_id) if anonymous_id not in (None, "") else None,
         "properties": properties,
         "occurred_at": message.get("timestamp") or message.get("originalTimestamp"),
-        "message_id": str(message["messageId"]) if message.get("messageId") else None,
+        "message_id": str(message_id) if message_id not in (None, "") else None,
     }
 
 
+def _segment_errors(errors: dict[str, str], message: dict) -> dict[str, str]:
+    """An event item's errors under the names the message used (``external_id`` -> ``userId``)."""
+    names = {**SEGMENT_FIELDS, "occurred_at": "timestamp" if message.get("timestamp") else "originalTimestamp"}
+    renamed = {}
+    for where, reason in errors.items():
+        if where == "event":  # the item as a whole: it named no contact
+            renamed["userId"] = "needs a userId or an anonymousId"
+            continue
+        head, dot, rest = where.partition(".")
+        renamed[names.get(head, head) + dot + rest] = reason
+    return renamed
+
+
+def _traits_split(traits: dict) -> tuple[dict[str, Any], dict[str, Any], dict[str, str], dict[str, str]]:
+    """Segment traits as contact fields (the company by name), custom properties, the trait each
+    field came from (to name it in errors), and errors by trait."""
+    fields: dict[str, Any] = {}
+    properties, trait_of, errors = {}, {}, {}
+    for key, value in traits.items():
+        if key in TRAIT_FIELDS:
+            if value in (None, ""):
+                continue
+            name = TRAIT_FIELDS[key]
+            limit = Contact._meta.get_field(name).max_length
+            if not _is_text(value):
+                errors[f"traits.{key}"] = "must be a string"
+            elif name != "phone" and len(str(value)) > limit:  # a phone is normalised before its length counts
+                errors[f"traits.{key}"] = f"at most {limit} characters"
+            else:
+                fields[name], trait_of[name] = str(value), key
+        elif key == "name" and isinstance(value, str) and " " in value.strip():
+            first, last = value.strip().split(" ", 1)
+            for name, part in (("first_name", first), ("last_name", last)):
+                if name not in fields:
+                    fields[name], trait_of[name] = part, "name"
+        elif key == "company":
+            name = value.get("name") if isinstance(value, dict) else value
+            if not isinstance(value, dict | str | None):
+                errors["traits.company"] = "must be an object or a string"
+            elif not _is_text(name):
+                errors["traits.company.name"] = "must be a string"
+            elif name not in (None, ""):
+                fields["company"], trait_of["company"] = str(name)[:200], "company"
+        elif key not in ("email", "id", "createdAt", "created_at", "address", "avatar"):
+            properties[key] = value
+    return fields, properties, trait_of, errors
+
+
 def _identify(org, message: dict, trust: Trust) -> dict:
-    traits = message.get("traits") if isinstance(message.get("traits"), dict) else {}
+    """Everything is checked before the first write: a bad trait stores nothing."""
+    traits = message.get("traits") or {}
     context_traits = (message.get("context") or {}).get("traits") or {}
-    email = traits.get("email") or (context_traits.get("email") if isinstance(context_traits, dict) else None)
+    email, email_field = traits.get("email"), "traits.email"
+    if not email and context_traits.get("email"):
+        email, email_field = context_traits["email"], "context.traits.email"
+    if email is not None and not isinstance(email, str):
+        return {"status": "error", "errors": {email_field: "must be a string"}}
+    fields, properties, trait_of, errors = _traits_split(traits)
+    if errors:
+        return {"status": "error", "errors": errors}
     try:
         ref = ref_from(external_id=message.get("userId"), email=email, anonymous_id=message.get("anonymousId"))
     except ValidationError as exc:
-        return {"status": "error", "errors": {f"traits.{k}": "; ".join(v) for k, v in exc.message_dict.items()}}
+        return {"status": "error", "errors": {email_field: "; ".join(exc.message_dict.get("email", exc.messages))}}
     if not (ref.external_id or ref.email or ref.anonymous_id):
         return {"status": "error", "errors": {"userId": "identify needs a userId, an anonymousId or traits.email"}}
-    summary = {"call": "identify", "traits": sorted(str(key) for key in traits)[:50]}  # names, never values
-    contact = contact_identify(org=org, ref=ref, reason="identify", trust=trust, summary=summary)
-    fields: dict[str, Any] = {}
-    properties = {}
-    for key, value in traits.items():
-        if key in TRAIT_FIELDS:
-            if value not in (None, ""):
-                fields[TRAIT_FIELDS[key]] = str(value)
-        elif key == "name" and isinstance(value, str) and " " in value.strip():
-            first, last = value.strip().split(" ", 1)
-            fields.setdefault("first_name", first)
-            fields.setdefault("last_name", last)
-        elif key == "company" and isinstance(value, dict | str):
-            name = value.get("name") if isinstance(value, dict) else value
-            if name:
-                fields["company"] = Company.objects.get_or_create(org=org, name=str(name)[:200])[0]
-        elif key not in ("email", "id", "createdAt", "created_at", "address", "avatar"):
-            properties[key] = value
     problems = properties_check(org=org, subject=PropertyDefinition.Subject.CONTACT, items=[properties])[0]
     if problems:
-        return {
-            "status": "error",
-            "contact_id": contact.pk,
-            "errors": {f"traits.{k.split('.', 1)[1]}": v for k, v in problems.items()},
-        }
+        return {"status": "error", "errors": {f"traits.{k.split('.', 1)[1]}": v for k, v in problems.items()}}
+    summary = {"call": "identify", "traits": sorted(str(key) for key in traits)[:50]}  # names, never values
+    contact = contact_identify(org=org, ref=ref, reason="identify", trust=trust, summary=summary)
+    if "company" in fields:
+        # By name, which is not unique: the oldest of that name.
+        name = fields["company"]
+        fields["company"] = Company.objects.filter(org=org, name=name).order_by("pk").first() or (
+            Company.objects.create(org=org, name=name)
+        )
     if properties:
         fields["properties"] = {**contact.properties, **properties}
     try:
@@ -170,14 +295,14 @@ def _identify(org, message: dict, trust: Trust) -> dict:
         return {
             "status": "error",
             "contact_id": contact.pk,
-            "errors": {f"traits.{k}": "; ".join(v) for k, v in exc.message_dict.items()},
+            "errors": {f"traits.{trait_of.get(k, k)}": "; ".join(v) for k, v in exc.message_dict.items()},
         }
     return {"status": "identified", "contact_id": contact.pk}
 
 
 def _alias(org, message: dict, trust: Trust) -> dict:
     previous, user_id = message.get("previousId"), message.get("userId")
-    if not previous or not user_id:
+    if previous in (None, "") or user_id in (None, ""):
         return {"status": "error", "errors": {"previousId": "alias needs previousId and userId"}}
     ref = ref_from(external_id=user_id)
     target_existed = Contact.objects.filter(org=org, external_id=ref.external_id).exists()
@@ -206,31 +331,47 @@ def _alias(org, message: dict, trust: Trust) -> dict:
 
 
 def messages_handle(
-    org, messages: list[Any], *, batch_context: dict | None = None, trust: Trust = Trust.PUBLIC
+    org,
+    messages: list[Any],
+    *,
+    batch_context: dict | None = None,
+    checked: bool = False,
+    trust: Trust = Trust.PUBLIC,
 ) -> list[dict]:
-    """Handles Segment messages in order of kind: events as one stored batch, then identify/alias."""
+    """Handles Segment messages in order of kind: events as one stored batch, then identify/alias.
+
+    Each message is checked on its own (``checked``: its values passed ``json_parse`` already), so
+    a bad one is an error at its index, named by field, and the others are handled.
+    """
     results: list[dict | None] = [None] * len(messages)
     event_positions, raw_events = [], []
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             results[index] = {"status": "error", "errors": {"message": "must be a JSON object"}}
             continue
-        if batch_context and isinstance(message.get("context"), dict):
-            message["context"] = {**batch_context, **message["context"]}
+        if batch_context:
+            own = message.get("context")
+            if own is None:
+                message["context"] = batch_context
+            elif isinstance(own, dict):
+                message["context"] = {**batch_context, **own}
         if len(json.dumps(message, default=str)) > MAX_MESSAGE_BYTES:
             results[index] = {"status": "error", "errors": {"message": f"over {MAX_MESSAGE_BYTES // 1024} KB"}}
             continue
-        call = message.get("type")
-        if call in EVENT_CALLS:
+        errors = _message_errors(message, checked=checked)
+        if errors:
+            results[index] = {"status": "error", "errors": errors}
+            continue
+        if message["type"] in EVENT_CALLS:
             event_positions.append(index)
-            raw_events.append(_event_item(message, call))
-        elif call not in ("identify", "alias", "group"):
-            results[index] = {"status": "error", "errors": {"type": f"unknown call type {call!r}"}}
+            raw_events.append(_event_item(message, message["type"]))
     if raw_events:
         items, errors = events_validate(raw_events)
         stored = events_ingest(org=org, items=items, errors=errors, source="segment", trust=trust)
         for index, result in zip(event_positions, stored, strict=True):
             results[index] = result.as_dict()
+            if result.status == "error":
+                results[index]["errors"] = _segment_errors(result.errors, messages[index])
     for index, message in enumerate(messages):
         if results[index] is not None:
             continue
@@ -240,7 +381,7 @@ def messages_handle(
             results[index] = _alias(org, message, trust)
         else:
             results[index] = {"status": "ignored", "reason": "group calls are not supported yet"}
-    return [{"index": i, **r} for i, r in enumerate(results)]
+    return [{**r, "index": i} for i, r in enumerate(results)]
 
 
 def _tracking_view(call: str | None):
@@ -251,30 +392,32 @@ def _tracking_view(call: str | None):
         if request.method != "POST":
             return cors_headers(JsonResponse({"detail": "Use POST."}, status=405), request)
         try:
-            data = _read_body(request)
+            data = _read_body(request, check=call is not None)
+            if call is None:
+                # A batch's messages are checked one by one below; the rest of its body here.
+                problem = json_problem({k: v for k, v in data.items() if k != "batch"})
+                if problem:
+                    raise RequestRefusedError(400, f"{problem}.", {problem.path or "body": problem.reason})
             key, problem = api_key_from_token(_write_key(request, data))
             if key is None:
                 raise RequestRefusedError(401, problem)
         except RequestRefusedError as refused:
-            return cors_headers(
-                JsonResponse({"success": False, "detail": refused.detail}, status=refused.status), request
-            )
+            return cors_headers(refused.response(), request)
         refusal = cors_refusal(request, key.org)
         if refusal:
             return refusal
         with org_context(key.org):
             if call is None:
                 batch = data.get("batch")
-                if not isinstance(batch, list):
-                    response = JsonResponse(
-                        {"success": False, "detail": "batch must be a list of messages"}, status=400
-                    )
-                    return cors_headers(response, request)
-                context = data.get("context") if isinstance(data.get("context"), dict) else None
-                results = messages_handle(key.org, batch, batch_context=context, trust=Trust.of_key(key))
+                errors = {"batch": "must be a list of messages"} if not isinstance(batch, list) else {}
+                errors |= _context_errors(data.get("context"))
+                if errors:
+                    refused = RequestRefusedError(400, "; ".join(f"{k}: {v}" for k, v in errors.items()), errors)
+                    return cors_headers(refused.response(), request)
+                results = messages_handle(key.org, batch, batch_context=data.get("context"), trust=Trust.of_key(key))
                 return cors_headers(JsonResponse({"success": True, "results": results}), request)
             data.setdefault("type", call)
-            result = messages_handle(key.org, [data], trust=Trust.of_key(key))[0]
+            result = messages_handle(key.org, [data], checked=True, trust=Trust.of_key(key))[0]
             ok = result["status"] != "error"
             return cors_headers(JsonResponse({"success": ok, **result}, status=200 if ok else 400), request)
 

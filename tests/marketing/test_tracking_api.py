@@ -89,7 +89,7 @@ def test_text_plain_gzip_and_write_key_in_the_body(org, write_key):
     assert response.status_code == 200
     results = response.json()["results"]
     assert [r["status"] for r in results] == ["stored", "error", "ignored"]
-    assert "type" in results[1]["errors"]
+    assert "event" in results[1]["errors"]
     with scopes_disabled():
         event = Event.objects.get(org=org, message_id="m-1")
     assert event.occurred_at.isoformat() == "2026-11-28T09:00:00+00:00"
