@@ -46,11 +46,12 @@ from channels_app.providers.push import vapid_public_key
 from compliance.selectors import consent_states
 from compliance.services import consent_record
 from marketing.api_keys import api_key_from_token
+from marketing.client_address import client_ip
 from marketing.cors import cors_headers, cors_preflight, cors_refusal
 from marketing.identity import contact_identify, merge_handler, ref_from
 from marketing.models import Contact, Organization
 from marketing.tenancy import org_context
-from marketing.web_tracking import json_object
+from marketing.web_tracking import client_rate_key, json_object
 from workflows.outbound_http import allowed_host, url_problem
 
 logger = logging.getLogger(__name__)
@@ -229,7 +230,7 @@ def _rate_limited(request: HttpRequest, *, group: str, rate: str) -> bool:
     """Counts this request against the client IP's budget; a cache outage lets it through
     (logged), as in ``marketing.web_tracking``."""
     try:
-        return is_ratelimited(request, group=group, key="ip", rate=rate, increment=True)
+        return is_ratelimited(request, group=group, key=client_rate_key, rate=rate, increment=True)
     except RedisError as exc:
         logger.warning("rate limit unavailable group=%s error=%r", group, exc)
         return False
@@ -311,7 +312,7 @@ def _subscribe(request: HttpRequest, org: Organization, data: dict[str, Any]) ->
         text = data.get("consentText")
         proof = {
             "text": text[:MAX_CONSENT_TEXT] if isinstance(text, str) else None,
-            "ip": request.META.get("REMOTE_ADDR", ""),
+            "ip": client_ip(request),
             "user_agent": user_agent[:MAX_USER_AGENT],
             "origin": request.headers.get("Origin", ""),
             "push_service": urlsplit(cleaned["endpoint"]).hostname,

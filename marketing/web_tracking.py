@@ -6,8 +6,9 @@ and sends its page views to the Segment-compatible ``/v1/page``.)
 These endpoints are public: a web page calls them with the organisation's *write* key, which is
 safe to embed because it can only add events. So they are CSRF-exempt (there is no session to
 ride on), refuse an ``Origin`` the org has not allowed (``marketing.cors``), and are rate limited
-per client IP. Everything they store goes through ``events_ingest`` and ``contact_identify``,
-like every other source; see docs/tracking.md.
+per client IP (``marketing.client_address.client_ip``, counted from the right of X-Forwarded-For).
+Everything they store goes through ``events_ingest`` and ``contact_identify``, like every other
+source; see docs/tracking.md.
 """
 
 import base64
@@ -33,6 +34,7 @@ from django_ratelimit.core import is_ratelimited
 from redis.exceptions import RedisError
 
 from marketing.api_keys import api_key_from_token
+from marketing.client_address import client_ip
 from marketing.cors import cors_headers, cors_preflight, cors_refusal
 from marketing.email_addresses import normalise_email
 from marketing.identity import Trust, contact_identify, ref_from
@@ -54,7 +56,10 @@ MAX_TITLE = 500
 # Per client IP. A page view per second is more than a person reads; a person fills in one form
 # a few times at most, while a bot fills it in hundreds of times.
 PIXEL_RATE = "120/m"
-FORM_RATE = "10/m"
+FORM_RATE = "10/m"  # per address and form
+# Per address and organisation, whatever the form: slugs are free text (any slug is accepted), so
+# a limit per form alone is no limit for a bot that makes up a new slug for every post.
+FORM_ORG_RATE = "20/m"
 RETRY_AFTER_SECONDS = 60
 
 CONSENT_PURPOSES = ("email_marketing", "sms", "tracking", "profiling", "sale_sharing")
@@ -81,6 +86,12 @@ def _key_from(raw: Any) -> tuple[ApiKey | None, str | None]:
     return api_key_from_token(raw.strip())
 
 
+def client_rate_key(group: str, request: HttpRequest) -> str:
+    """django-ratelimit's key: the client's address as ``client_ip`` vouches for it (ratelimit's
+    own ``"ip"`` key reads ``REMOTE_ADDR``, which is the proxy's, or a header the client wrote)."""
+    return client_ip(request)
+
+
 def _rate_limited(request: HttpRequest, *, group: str, rate: str) -> bool:
     """Counts this request against the client IP's budget in ``group``; True when over it.
 
@@ -91,14 +102,10 @@ def _rate_limited(request: HttpRequest, *, group: str, rate: str) -> bool:
     losing a lead to a Redis blip is worse than a minute without a limit.
     """
     try:
-        return is_ratelimited(request, group=group, key="ip", rate=rate, increment=True)
+        return is_ratelimited(request, group=group, key=client_rate_key, rate=rate, increment=True)
     except RedisError as exc:
         logger.warning("rate limit unavailable group=%s error=%r", group, exc)
         return False
-
-
-def _client_ip(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def _origin_of(url: str) -> str | None:
@@ -436,8 +443,16 @@ def _form_success(
     return render(request, "marketing/form_thanks.html", {"org": org, "back_url": back})
 
 
+def _form_limited(request: HttpRequest, *, org: Organization, form: str) -> bool:
+    """Counts a submission per address and form and per address and organisation; True when
+    over either (both are counted, so a burst on one form also spends the organisation's)."""
+    per_form = _rate_limited(request, group=f"web_tracking.form:{org.pk}:{form}", rate=FORM_RATE)
+    per_org = _rate_limited(request, group=f"web_tracking.form-org:{org.pk}", rate=FORM_ORG_RATE)
+    return per_form or per_org
+
+
 def _form_handle(request: HttpRequest, *, org: Organization, form: str, data: dict[str, Any]) -> HttpResponse:
-    if _rate_limited(request, group=f"web_tracking.form:{org.pk}:{form}", rate=FORM_RATE):
+    if _form_limited(request, org=org, form=form):
         response = _form_problem(
             request,
             status=429,
@@ -448,11 +463,11 @@ def _form_handle(request: HttpRequest, *, org: Organization, form: str, data: di
     if _single(data.get("_hp")):
         # The honeypot field is hidden from people; only bots fill it in. They get the same
         # answer as anyone, so they learn nothing, and nothing is stored.
-        logger.info("form honeypot filled org=%s form=%s ip=%s", org.slug, form, _client_ip(request))
+        logger.info("form honeypot filled org=%s form=%s ip=%s", org.slug, form, client_ip(request))
         return _form_success(request, org=org, data=data, contact_id=None)
     try:
         submission = form_submission_clean(
-            form=form, data=data, org=org, ip=_client_ip(request), user_agent=request.headers.get("User-Agent", "")
+            form=form, data=data, org=org, ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")
         )
         contact = form_submission_record(org=org, submission=submission)
     except ValidationError as exc:

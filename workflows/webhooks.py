@@ -33,6 +33,7 @@ from marketing.identity import Trust, contact_identify, ref_from
 from marketing.json_input import JsonInputError, json_parse
 from marketing.models import Contact
 from marketing.tenancy import org_context
+from marketing.web_tracking import client_rate_key
 from workflows.models import Workflow
 from workflows.outbound_http import signature_valid
 from workflows.services import workflow_enrol
@@ -76,7 +77,7 @@ def _rate_limited(request: HttpRequest, workflow_id: int) -> bool:
     """Counts the call against its IP's budget for this workflow; a cache outage lets it through."""
     try:
         return is_ratelimited(
-            request, group=f"workflow-webhook:{workflow_id}", key="ip", rate=WEBHOOK_RATE, increment=True
+            request, group=f"workflow-webhook:{workflow_id}", key=client_rate_key, rate=WEBHOOK_RATE, increment=True
         )
     except RedisError as exc:
         logger.warning("rate limit unavailable group=workflow-webhook error=%r", exc)
