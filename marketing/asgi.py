@@ -1,7 +1,8 @@
 """ASGI entry point: Django for HTTP, Channels for websockets (live workflow status).
 
 Serve with ``daphne marketing.asgi:application`` (or ``uvicorn``); websocket routes are
-collected from the apps' ``routing`` modules.
+collected from the apps' ``routing`` modules. HTTP goes through ``BodyLimits`` first: a body
+over its route's limit is refused with a 413 before Django reads it (``marketing.body_limits``).
 """
 
 import os
@@ -15,11 +16,12 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from marketing.body_limits import BodyLimits  # noqa: E402
 from workflows.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodyLimits(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
