@@ -20,15 +20,27 @@ MAX_BODY_BYTES = 5 * 1024 * 1024  # 1,000 events of ~5 KB; settings.DATA_UPLOAD_
 
 
 class BatchJSONParser(JSONParser):
-    """JSON with bounded nesting but no per-value checks: ``events_validate`` checks each event on
-    its own, so one event with a NUL character is that event's error and the others are stored."""
+    """JSON whose bad values are the bad events' errors, not the request's: a body with a NUL
+    character in one event is parsed again without the per-value checks (``check=False``) and
+    ``events_validate`` checks each event on its own, so the others are stored.
+
+    Most bodies are clean, and one walk (``json_parse``) checks all of them at once; the request's
+    ``body_checked`` tells the view which it was, so that clean events are not walked twice.
+    """
 
     def parse(self, stream, media_type=None, parser_context=None):
-        raw = stream.read() if stream is not None else b""
+        raw = (stream.read() if stream is not None else b"") or b"null"
+        request = (parser_context or {}).get("request")
         try:
-            return json_parse(raw or b"null", check=False)
-        except JsonInputError as exc:
-            raise ParseError(f"JSON parse error: {exc}.") from None
+            data, checked = json_parse(raw), True
+        except JsonInputError:
+            try:
+                data, checked = json_parse(raw, check=False), False
+            except JsonInputError as exc:  # not JSON, or nested too deeply to read at all
+                raise ParseError(f"JSON parse error: {exc}.") from None
+        if request is not None:
+            request.body_checked = checked
+        return data
 
 
 def _declared_length(request) -> int:
@@ -100,7 +112,7 @@ class EventsView(APIView):
             raise ValidationError({problem.path: [problem.reason]})
         if len(raw) > MAX_BATCH:
             raise ValidationError({"events": [f"At most {MAX_BATCH} events per batch; this one has {len(raw)}."]})
-        items, errors = events_validate(raw)
+        items, errors = events_validate(raw, checked=getattr(request, "body_checked", False))
         trust = Trust.of_key(request.auth)  # write keys may send events too, but never merge known contacts
         results = events_ingest(org=request.auth.org, items=items, errors=errors, source="api", trust=trust)
         counts = {"stored": 0, "duplicate": 0, "error": 0}

@@ -89,12 +89,15 @@ def pydantic_errors(exc: PydanticValidationError) -> dict[str, str]:
     return errors
 
 
-def events_validate(raw_items: list[Any]) -> tuple[list[EventIn | None], dict[int, dict[str, str]]]:
+def events_validate(
+    raw_items: list[Any], *, checked: bool = False
+) -> tuple[list[EventIn | None], dict[int, dict[str, str]]]:
     """Parses raw items; returns the parsed ones (None where invalid) and errors by index.
 
     Values PostgreSQL cannot store (NUL characters, lone surrogates), non-finite numbers and
     deep nesting are that item's error, named by its path (``properties.plan``), so a batch
     parsed without those checks (``json_parse(check=False)``) loses only its bad items.
+    ``checked``: the items passed ``json_problem`` already (a body ``json_parse`` accepted whole).
     """
     parsed: list[EventIn | None] = []
     errors: dict[int, dict[str, str]] = {}
@@ -104,7 +107,7 @@ def events_validate(raw_items: list[Any]) -> tuple[list[EventIn | None], dict[in
             parsed.append(None)
             errors[index] = {"event": "must be a JSON object"}
             continue
-        problem = json_problem(raw)
+        problem = None if checked else json_problem(raw)
         if problem:
             parsed.append(None)
             where = problem.path if problem.path not in ("", "body") else "event"  # "body": a top-level key

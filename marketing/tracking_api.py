@@ -80,9 +80,12 @@ def _declared_length(request: HttpRequest) -> int:
         return 0
 
 
-def _read_body(request: HttpRequest, *, check: bool) -> dict:
-    """The body as a JSON object. ``check=False`` (a batch) leaves the per-value checks to each
-    message, so that one bad message is that message's error."""
+def _read_body(request: HttpRequest, *, lenient: bool) -> tuple[dict, bool]:
+    """The body as a JSON object, and whether its values passed ``json_parse``'s checks.
+
+    ``lenient`` (a batch): a body with a bad value is read again without those checks, which then
+    run message by message, so that one bad message is that message's error. Most bodies are clean
+    and one walk checks them whole."""
     if _declared_length(request) > MAX_REQUEST_BYTES:
         raise RequestRefusedError(413, f"Request body over {MAX_REQUEST_BYTES // 1024} KB.")
     body = request.body
@@ -95,13 +98,21 @@ def _read_body(request: HttpRequest, *, check: bool) -> dict:
     if len(body) > MAX_REQUEST_BYTES:
         raise RequestRefusedError(413, f"Request body over {MAX_REQUEST_BYTES // 1024} KB.")
     try:
-        data = json_parse(body or b"{}", check=check)
+        data, checked = json_parse(body or b"{}"), True
     except JsonInputError as exc:
-        errors = {exc.path or "body": exc.reason}
-        raise RequestRefusedError(400, f"Body is not acceptable JSON: {exc}.", errors) from None
+        if not lenient:
+            raise _unreadable(exc) from None
+        try:
+            data, checked = json_parse(body, check=False), False
+        except JsonInputError as again:  # not JSON, or nested too deeply to read at all
+            raise _unreadable(again) from None
     if not isinstance(data, dict):
         raise RequestRefusedError(400, "Body must be a JSON object.", {"body": "must be a JSON object"})
-    return data
+    return data, checked
+
+
+def _unreadable(exc: JsonInputError) -> RequestRefusedError:
+    return RequestRefusedError(400, f"Body is not acceptable JSON: {exc}.", {exc.path or "body": exc.reason})
 
 
 def _write_key(request: HttpRequest, data: dict) -> str:
@@ -366,7 +377,7 @@ def messages_handle(
             event_positions.append(index)
             raw_events.append(_event_item(message, message["type"]))
     if raw_events:
-        items, errors = events_validate(raw_events)
+        items, errors = events_validate(raw_events, checked=True)  # their values came from checked messages
         stored = events_ingest(org=org, items=items, errors=errors, source="segment", trust=trust)
         for index, result in zip(event_positions, stored, strict=True):
             results[index] = result.as_dict()
@@ -392,8 +403,8 @@ def _tracking_view(call: str | None):
         if request.method != "POST":
             return cors_headers(JsonResponse({"detail": "Use POST."}, status=405), request)
         try:
-            data = _read_body(request, check=call is not None)
-            if call is None:
+            data, checked = _read_body(request, lenient=call is None)
+            if call is None and not checked:
                 # A batch's messages are checked one by one below; the rest of its body here.
                 problem = json_problem({k: v for k, v in data.items() if k != "batch"})
                 if problem:
@@ -414,7 +425,9 @@ def _tracking_view(call: str | None):
                 if errors:
                     refused = RequestRefusedError(400, "; ".join(f"{k}: {v}" for k, v in errors.items()), errors)
                     return cors_headers(refused.response(), request)
-                results = messages_handle(key.org, batch, batch_context=data.get("context"), trust=Trust.of_key(key))
+                results = messages_handle(
+                    key.org, batch, batch_context=data.get("context"), checked=checked, trust=Trust.of_key(key)
+                )
                 return cors_headers(JsonResponse({"success": True, "results": results}), request)
             data.setdefault("type", call)
             result = messages_handle(key.org, [data], checked=True, trust=Trust.of_key(key))[0]
