@@ -2,10 +2,15 @@
 
 CORS alone does not stop a browser from *sending* a simple request (a form post, a text/plain
 beacon), so a request whose ``Origin`` the org has not allowed is refused outright (403), not
-merely left unreadable. Requests without an ``Origin`` (servers, SDKs, image pixels) pass.
+merely left unreadable. Requests without an ``Origin`` (servers, SDKs, image pixels) pass. A
+preflight (no key, so no org) is granted only to an origin some organisation allows.
 """
 
+from django.db import connection
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from marketing.models import Organization
 
 ALLOWED_HEADERS = "Content-Type, Authorization, Content-Encoding"
 
@@ -44,11 +49,30 @@ def cors_headers(response: HttpResponse, request: HttpRequest) -> HttpResponse:
     return response
 
 
+def origin_allowed_anywhere(origin: str) -> bool:
+    """True when some organisation lists ``origin`` among its allowed origins (one query)."""
+    wanted = normalise_origin(origin)
+    if connection.vendor == "postgresql":
+        # jsonb containment: the lists are stored normalised (Organization.clean); the origin as
+        # sent covers a list written around clean().
+        as_sent = Q(allowed_origins__contains=[origin.strip()]) if origin.strip() != wanted else Q()
+        return Organization.objects.filter(Q(allowed_origins__contains=[wanted]) | as_sent).exists()
+    # SQLite (the embedded mode) has no JSON containment; it holds a handful of organisations.
+    lists = Organization.objects.values_list("allowed_origins", flat=True)
+    return any(wanted in {normalise_origin(o) for o in origins if isinstance(o, str)} for origins in lists)
+
+
 def cors_preflight(request: HttpRequest) -> HttpResponse:
-    """Answers an OPTIONS preflight. The org is not known before the real request (which carries
-    the key), so the real request is where the origin is checked."""
+    """Answers an OPTIONS preflight. It carries no key, so the org is not known: the origin is
+    granted (with credentials) only when some organisation allows it, and the real request is
+    checked against its own org. Any other origin gets no ``Access-Control-Allow-Origin``, so the
+    browser never sends the real request."""
     response = HttpResponse(status=204)
     response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
     response["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
     response["Access-Control-Max-Age"] = "86400"
+    origin = request.headers.get("Origin")
+    if origin and not origin_allowed_anywhere(origin):
+        response["Vary"] = "Origin"
+        return response
     return cors_headers(response, request)

@@ -273,6 +273,44 @@ def test_an_allowed_origin_may_read_the_answer(site_key):
     assert Contact.objects.filter(email="ana@example.com").exists()
 
 
+def preflight(path="/t/forms/newsletter/", origin=SITE):
+    return Client().options(path, HTTP_ORIGIN=origin, HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
+
+
+@pytest.mark.parametrize("path", ["/t/forms/newsletter/", "/v1/track", "/m/push/subscriptions"])
+def test_a_preflight_from_an_origin_no_organisation_allows_gets_no_cors_grant(site_key, path):
+    response = preflight(path, origin="https://evil.example")
+
+    assert response.status_code == 204
+    assert "Access-Control-Allow-Origin" not in response
+    assert "Access-Control-Allow-Credentials" not in response
+    assert "Origin" in response["Vary"]
+
+
+@pytest.mark.parametrize("origin", [SITE, SITE.upper() + "/"])
+def test_a_preflight_from_an_origin_some_organisation_allows_is_granted_in_one_query(
+    site_key, origin, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(1):
+        response = preflight(origin=origin)
+
+    assert response.status_code == 204
+    assert response["Access-Control-Allow-Origin"] == origin
+    assert response["Access-Control-Allow-Credentials"] == "true"
+
+
+def test_a_preflight_is_granted_for_an_origin_another_organisation_allows(org, other_org):
+    other_org.allowed_origins = ["https://shop.globex.example"]
+    other_org.save(update_fields=["allowed_origins"])
+
+    granted = preflight(origin="https://shop.globex.example")
+    refused = preflight(origin="https://shop.globex.example.evil.example")
+
+    # The preflight carries no key, so the org is not known; the real request is checked per org.
+    assert granted["Access-Control-Allow-Origin"] == "https://shop.globex.example"
+    assert "Access-Control-Allow-Origin" not in refused
+
+
 def test_redirect_to_an_allowed_origin_is_a_303(site_key):
     response = post_form(site_key, {"email": "ana@example.com", "_redirect": f"{SITE}/thanks?x=1"})
 
