@@ -7,6 +7,7 @@ and ``REDIS_URL``; see README.md for the full list.
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "guardian",
+    "axes",  # before marketing: the console wraps its admin pages as superuser-only (marketing/admin.py)
     "marketing.apps.MarketingConfig",
     "workflows",
     "scoring",
@@ -79,6 +81,7 @@ MIDDLEWARE = [
     "marketing.tenancy.CurrentOrgMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "marketing.urls"
@@ -135,6 +138,7 @@ SCORING_DECAY_WORKERS = env.int("SCORING_DECAY_WORKERS", default=2)
 
 AUTH_USER_MODEL = "marketing.User"
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password check
     "django.contrib.auth.backends.ModelBackend",
     "marketing.roles.RoleBackend",
     "guardian.backends.ObjectPermissionBackend",
@@ -227,6 +231,16 @@ VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="")
 # Client addresses (marketing/client_address.py): how many reverse proxies in front of the app
 # append to X-Forwarded-For. 0 (the default): none, the socket's peer is the client.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# Login throttling (django-axes): failed console logins are counted per username and client address
+# together, so a guesser is stopped while the person signs in from elsewhere (and cannot be locked
+# out from elsewhere). Each failure while locked starts the cool-off again; a success resets the count.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "marketing.client_address.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/login_locked_out.html"
 
 # Metrics (marketing/metrics.py, docs/metrics.md): GET /metrics wants "Authorization: Bearer <token>".
 # Empty (the default): the endpoint answers 404.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.http import HttpRequest
 from django.test import Client
 from django_scopes import scopes_disabled
 
@@ -43,7 +44,7 @@ def test_seed_demo_is_idempotent(db, settings):
             User.objects.count(),
         ) == counts
     assert "password: demo" in out.getvalue()
-    assert Client().login(username="admin", password="demo")
+    assert Client().login(request=HttpRequest(), username="admin", password="demo")  # axes needs a request
 
 
 def test_seed_demo_refuses_production_without_force(db, settings):
