@@ -6,6 +6,7 @@ comparison is constant-time.
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import timedelta
 
@@ -13,6 +14,9 @@ from django.utils import timezone
 
 PREFIX_LENGTH = 8
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# What ``new_key_parts`` makes: anything else (a NUL, a surrogate, a space) is malformed before it
+# reaches the database or the hash.
+KEY_FORMAT = re.compile(rf"mk_([a-z0-9]{{{PREFIX_LENGTH}}})_([A-Za-z0-9_-]{{1,200}})")
 
 
 def secret_hash(secret: str) -> str:
@@ -36,11 +40,12 @@ def api_key_from_token(token: str):
     """Returns (ApiKey, None) for a valid raw key, else (None, a reason to show)."""
     from marketing.models import ApiKey
 
-    parts = token.split("_", 2)
-    if len(parts) != 3 or parts[0] != "mk" or len(parts[1]) != PREFIX_LENGTH or not parts[2]:
+    match = KEY_FORMAT.fullmatch(token) if isinstance(token, str) else None
+    if match is None:
         return None, "Malformed API key: expected mk_<id>_<secret>."
-    key = ApiKey.objects.with_scopes_disabled().select_related("org").filter(prefix=parts[1]).first()
-    if key is None or not hmac.compare_digest(key.secret_hash, secret_hash(parts[2])):
+    prefix, secret = match.groups()
+    key = ApiKey.objects.with_scopes_disabled().select_related("org").filter(prefix=prefix).first()
+    if key is None or not hmac.compare_digest(key.secret_hash, secret_hash(secret)):
         return None, "Invalid API key."
     if key.revoked_at is not None:
         return None, "This API key has been revoked."

@@ -4,6 +4,7 @@ import pytest
 from django.test import Client
 from django_scopes import scopes_disabled
 
+from marketing.api_keys import api_key_from_token
 from marketing.models import Company, Contact
 from marketing.services import api_key_create, api_key_revoke
 from tests.factories import CompanyFactory, ContactFactory, TagFactory
@@ -175,6 +176,21 @@ def test_requests_without_a_valid_server_key_are_refused(org):
     assert status(f"Bearer {revoked_raw}").json() == {"detail": "This API key has been revoked."}
     assert status(f"Bearer {write_key}").status_code == 403
     assert status(f"Bearer {server_raw}").status_code == 200
+
+
+@pytest.mark.parametrize("secret", ["x\x00y", "\udc80", "é", "a b", "a" * 201])
+def test_a_key_with_characters_no_key_has_is_malformed_not_a_server_error(org, secret):
+    prefix = api_key_create(org=org, name="server")[1].split("_")[1]
+    raw = f"mk_{prefix}_{secret}"
+    if secret != "\udc80":  # headers reach Django as latin-1: a surrogate can only come in a body
+        response = Client(headers={"Authorization": f"Bearer {raw}"}).get(CONTACTS)
+        assert response.status_code == 401
+    response = Client().post(
+        "/v1/track", {"writeKey": raw, "event": "x", "userId": "u"}, content_type="application/json"
+    )
+    assert response.status_code in (400, 401)  # a NUL or surrogate in the body is the body's error
+    assert api_key_from_token(raw) == (None, "Malformed API key: expected mk_<id>_<secret>.")
+    assert api_key_from_token(f"mk_{prefix[:7]}\x00_{secret}")[0] is None
 
 
 def test_schema_and_docs_are_served(db):
