@@ -53,9 +53,9 @@ def _declared_length(request) -> int:
 class EventResultSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["stored", "duplicate", "error"])
-    event_id = serializers.IntegerField(required=False)
-    contact_id = serializers.IntegerField(required=False)
-    message_id = serializers.CharField(required=False)
+    event_id = serializers.IntegerField(required=False, allow_null=True, help_text="null for a duplicate")
+    contact_id = serializers.IntegerField(required=False, allow_null=True)
+    message_id = serializers.CharField(required=False, allow_null=True)
     errors = serializers.DictField(child=serializers.CharField(), required=False)
 
 

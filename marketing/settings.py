@@ -324,5 +324,8 @@ LOGGING = {
         # Embedded, every task runs inline in the web process: a "succeeded" line each is noise.
         "celery.app.trace": {"level": "WARNING" if EMBEDDED else "INFO"},
         "twilio.http_client": {"level": "WARNING"},  # a dozen INFO lines a request, no value
+        # django-axes announces itself on every start: one stray line on each command's stderr.
+        # Its lockout warnings come from its other modules and still show.
+        "axes.apps": {"level": "WARNING"},
     },
 }
