@@ -66,9 +66,7 @@ class Workflow(TenantModel):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
-    draft_definition = models.JSONField(
-        default=dict, help_text="The definition being edited (docs/workflows.md)."
-    )
+    draft_definition = models.JSONField(default=dict, help_text="The definition being edited (docs/workflows.md).")
     live_version = models.ForeignKey(
         "WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
