@@ -49,6 +49,7 @@ from channels_app.providers.sms import CALLBACK_HARD_BOUNCE_CODES, UNSUBSCRIBED,
 from compliance.selectors import consent_states
 from compliance.services import consent_record
 from marketing.ingestion import events_ingest, events_validate
+from marketing.json_input import json_problem
 from marketing.models import Contact, Organization
 from marketing.phone_numbers import normalise_phone
 from marketing.tenancy import org_context
@@ -73,6 +74,15 @@ def twilio_signed(request: HttpRequest) -> bool:
         return False
     url = f"{settings.SITE_URL}{request.get_full_path()}"
     return RequestValidator(auth_token).validate(url, request.POST, signature)
+
+
+def _unstorable(request: HttpRequest) -> HttpResponse | None:
+    """A 400 naming the first form field that holds what cannot be stored (a NUL, a lone
+    surrogate), else None. A signature proves who sent the form, not what it holds."""
+    problem = json_problem({key: request.POST.getlist(key) for key in request.POST})
+    if problem is None:
+        return None
+    return HttpResponseBadRequest(f"{problem}.", content_type="text/plain")
 
 
 def _forbidden(request: HttpRequest) -> HttpResponse:
@@ -100,6 +110,8 @@ def status_callback(request: HttpRequest, token: str) -> HttpResponse:
     (queued, sent, …) change nothing."""
     if not twilio_signed(request):
         return _forbidden(request)
+    if refusal := _unstorable(request):
+        return refusal
     message_id = status_token_read(token)
     message = (
         Message.objects.with_scopes_disabled().select_related("org").filter(pk=message_id).first()
@@ -270,6 +282,8 @@ def inbound(request: HttpRequest) -> HttpResponse:
     docstring for what each keyword does). Answers TwiML: a message for HELP, else empty."""
     if not twilio_signed(request):
         return _forbidden(request)
+    if refusal := _unstorable(request):
+        return refusal
     phone = _phone(request.POST.get("From", ""))
     body = request.POST.get("Body", "")
     to = request.POST.get("To", "")

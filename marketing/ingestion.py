@@ -16,7 +16,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
 from django.utils import timezone
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from marketing.bulk_sql import insert_returning
@@ -52,6 +52,17 @@ class EventIn(BaseModel):
     properties: dict[str, Any] = Field(default_factory=dict)
     occurred_at: AwareDatetime | None = None
     message_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def in_utc(cls, value: datetime | None) -> datetime | None:
+        """Stored in UTC: PostgreSQL refuses offsets of 16 hours or more, which ISO-8601 allows."""
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of range") from None
 
     @model_validator(mode="after")
     def names_a_contact(self):

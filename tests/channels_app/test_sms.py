@@ -525,6 +525,16 @@ def test_an_inbound_text_without_a_message_sid_is_a_400_naming_it(org, texter, t
     assert not Suppression.objects.exists()
 
 
+@pytest.mark.parametrize("field", ["MessageSid", "Body", "To"])
+def test_a_signed_text_holding_a_nul_is_a_400_naming_the_field(org, texter, twilio, field):
+    form = {"From": PHONE, "To": FROM, "Body": "STOP", "MessageSid": "SMnul", "AccountSid": ACCOUNT_SID}
+    form[field] = form[field] + "\x00"
+    response = twilio_post(INBOUND, form)
+
+    assert response.status_code == 400 and field in response.content.decode()
+    assert not Suppression.objects.exists()
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_deliveries_of_one_stop_act_once(org, texter, twilio):

@@ -44,6 +44,15 @@ def test_a_batch_with_three_bad_events_stores_the_other_97(org, api):
     assert Contact.objects.count() == 7  # visitor0…6, each created once
 
 
+def test_an_offset_postgresql_refuses_is_stored_as_the_same_instant_in_utc(org, api):
+    # ISO-8601 allows offsets up to ±23:59; PostgreSQL refuses 16 hours or more.
+    body = post(api, [good_event(1, occurred_at="2026-11-28T10:00:00+23:59")]).json()
+
+    assert body["stored"] == 1, body
+    stored = Event.objects.get().occurred_at
+    assert stored.isoformat() == "2026-11-27T10:01:00+00:00"
+
+
 def test_resending_the_same_message_ids_stores_nothing_new(org, api):
     events = [good_event(i) for i in range(20)]
     first = post(api, events).json()
