@@ -75,11 +75,23 @@ NAMES_WORD = re.compile(r"\b(tags|lists)\b")
 
 class GuardVerdict(NamedTuple):
     """What the guards say of a message now: ``send``, ``block`` (with the reason) or ``hold``
-    (with the reason and ``until``, when the window opens)."""
+    (with the reason and ``until``, when the window opens). ``kind`` names the guard that spoke,
+    for counting: ``no_address``, ``consent`` or ``suppression`` (blocks), ``frequency_cap`` or
+    ``quiet_hours`` (holds)."""
 
     verdict: str
     reason: str = ""
     until: datetime | None = None
+    kind: str = ""
+
+
+class EarlierSend(NamedTuple):
+    """A send of the same run, not stored (a dry run's or a projection's), that frequency caps
+    count like a stored message sent at ``at``."""
+
+    channel: str
+    purpose: str
+    at: datetime
 
 
 class UnpublishedTemplateError(ValueError):
@@ -386,15 +398,20 @@ class _Caps:
     """The frequency caps of one org's batch (``org.frequency_caps``, e.g. ``{"email": {"day": 2,
     "week": 5}}``): the marketing messages already sent to its contacts in the longest window,
     read in one query per batch, plus those this batch lets through, so two messages to one
-    contact in one batch cannot both pass a cap of one."""
+    contact in one batch cannot both pass a cap of one, plus ``earlier`` (contact id: the
+    unstored sends of its simulated run)."""
 
-    def __init__(self, messages: list[Message], now: datetime):
+    def __init__(self, messages: list[Message], now: datetime, earlier: dict[int, list[EarlierSend]] | None = None):
         org = messages[0].org
         self.now = now
         self.caps = {channel: cap for channel, cap in (org.frequency_caps or {}).items() if isinstance(cap, dict)}
         capped = [m for m in messages if self.applies(m)]
         self.windows = {m.pk: _cap_windows(now, _zone(m)) for m in capped}
-        self.sent: dict[tuple[str, int], list[tuple[int, datetime]]] = defaultdict(list)
+        self.sent: dict[tuple[str, int | None], list[tuple[int | None, datetime]]] = defaultdict(list)
+        for contact_id, sends in (earlier or {}).items():
+            for send in sends:
+                if send.purpose == Purpose.MARKETING:
+                    self.sent[send.channel, contact_id].append((None, send.at))
         if not capped:
             return
         earliest = min(start for w in self.windows.values() for start, _, _ in w.values())
@@ -423,7 +440,7 @@ class _Caps:
             count = sum(1 for pk, at in sent if at >= start and pk != message.pk)
             if count >= cap:
                 reason = f"frequency cap: {count} {message.channel} sent {label} (at most {cap} a {period})"
-                holds.append(GuardVerdict(HOLD, reason, next_start))
+                holds.append(GuardVerdict(HOLD, reason, next_start, "frequency_cap"))
         return max(holds, key=lambda hold: hold.until) if holds else None
 
     def going_out(self, message: Message) -> None:
@@ -449,10 +466,12 @@ def _quiet_hold(message: Message, now: datetime, zone: ZoneInfo) -> GuardVerdict
     if until <= local:
         until = _at_local(local.date() + timedelta(days=1), end, zone)
     reason = f"quiet hours: {start:%H:%M}–{end:%H:%M} {zone.key}"
-    return GuardVerdict(HOLD, reason, until)
+    return GuardVerdict(HOLD, reason, until, "quiet_hours")
 
 
-def messages_guards(messages: list[Message], now: datetime) -> dict[int, GuardVerdict]:
+def messages_guards(
+    messages: list[Message], now: datetime, *, earlier: dict[int, list[EarlierSend]] | None = None
+) -> dict[int, GuardVerdict]:
     """Whether each of one org's ``messages`` (with ``org`` and ``contact`` loaded) may go out at
     ``now``, by message id: blocked without an address or a contact, without marketing consent
     (email_marketing, sms, push by channel), or when its address is suppressed (any reason for
@@ -460,21 +479,24 @@ def messages_guards(messages: list[Message], now: datetime) -> dict[int, GuardVe
     frequency cap (until the contact's next local day or week) or quiet hours in the contact's
     time zone, else the org's (the org's hours; SMS 21:00–08:00 when the org sets none), until
     the window opens. At most one query per check for the whole batch. Call inside
-    ``org_context(org)``."""
+    ``org_context(org)``. ``earlier`` (contact id: sends of its run not stored, as a dry run
+    has them) counts toward the caps as if sent. A projection's SQL form of these rules is
+    ``workflows.projection``; a test holds the two together."""
     verdicts: dict[int, GuardVerdict] = {}
     for message in messages:
         if message.contact_id is None:
-            verdicts[message.pk] = GuardVerdict(BLOCK, "the contact no longer exists")
+            verdicts[message.pk] = GuardVerdict(BLOCK, "the contact no longer exists", kind="no_address")
         elif not message.to:
             channel = message.get_channel_display().lower()
-            verdicts[message.pk] = GuardVerdict(BLOCK, f"the contact has no {channel} address")
+            verdicts[message.pk] = GuardVerdict(BLOCK, f"the contact has no {channel} address", kind="no_address")
     rest = [m for m in messages if m.pk not in verdicts]
     if not rest:
         return verdicts
-    blocks = {**_suppression_blocks(rest), **_consent_blocks(rest)}  # consent's reason wins, as it comes first
-    verdicts.update({pk: GuardVerdict(BLOCK, reason) for pk, reason in blocks.items()})
+    # Consent's reason wins, as it comes first.
+    for kind, blocks in (("suppression", _suppression_blocks(rest)), ("consent", _consent_blocks(rest))):
+        verdicts.update({pk: GuardVerdict(BLOCK, reason, kind=kind) for pk, reason in blocks.items()})
     rest = [m for m in rest if m.pk not in verdicts]
-    caps = _Caps(rest, now) if rest else None
+    caps = _Caps(rest, now, earlier) if rest else None
     for message in rest:
         hold = caps.hold(message)
         if hold is None and message.purpose == Purpose.MARKETING:
@@ -489,6 +511,24 @@ def message_guards(message: Message, now: datetime) -> GuardVerdict:
     """``messages_guards`` for one message."""
     with org_context(message.org):
         return messages_guards([message], now)[message.pk]
+
+
+def send_guards(
+    *,
+    org: Organization,
+    contact: Contact,
+    channel: str,
+    purpose: str,
+    to: str,
+    now: datetime,
+    earlier: list[EarlierSend] = (),
+) -> GuardVerdict:
+    """``messages_guards`` for a message that is not stored — what a dry run (and so a
+    projection) asks of a send step: ``contact`` on ``channel`` for ``purpose`` at ``now``, to
+    ``to`` (the provider's address, or a destination), after the run's own ``earlier`` sends."""
+    message = Message(pk=0, org=org, contact=contact, channel=channel, purpose=purpose, to=to or "")
+    with org_context(org):
+        return messages_guards([message], now, earlier={contact.pk: list(earlier)})[0]
 
 
 # --- send ----------------------------------------------------------------------------------------

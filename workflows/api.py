@@ -32,6 +32,7 @@ from workflows.models import (
     WorkflowStepRun,
     WorkflowVersion,
 )
+from workflows.projection import workflow_project
 
 MAX_CONTACT_IDS = 1000
 PAGE_PARAMETERS = [
@@ -234,6 +235,29 @@ ANALYTICS = inline(
         "failed": serializers.IntegerField(),
         "steps": serializers.DictField(help_text="Per step id: runs, failed, median_s."),
         "performance": serializers.DictField(help_text="The workflow's row of v_automation_performance."),
+    },
+)
+
+
+class ProjectionInput(serializers.Serializer):
+    segment = serializers.SlugField(max_length=100, help_text="The slug of the segment whose members would start.")
+
+
+PROJECTION = inline(
+    "ProjectionResult",
+    {
+        "contacts": serializers.IntegerField(help_text="The segment's members."),
+        "steps": serializers.DictField(child=serializers.IntegerField(), help_text="Step id: contacts reaching it."),
+        "sends": serializers.IntegerField(help_text="Messages the send steps would send."),
+        "blocked": serializers.DictField(
+            child=serializers.IntegerField(), help_text="Sends stopped for good: consent, suppression, no_address."
+        ),
+        "held": serializers.DictField(
+            child=serializers.IntegerField(), help_text="Sends held until a window opens: frequency_cap, quiet_hours."
+        ),
+        "sample_size": serializers.IntegerField(
+            allow_null=True, help_text="null: exact; else the members dry-run, whose sums were scaled up."
+        ),
     },
 )
 DRY_RUN = inline(
@@ -491,6 +515,30 @@ class WorkflowViewSet(CrudViewSet):
             max_steps=data["max_steps"],
         )
         return Response(result)
+
+    @extend_schema(
+        summary="Projected volume over a segment, before publishing",
+        description=(
+            "What the workflow would do if every member of the segment started it now: contacts "
+            "reaching each step, messages sent, blocked and held by the guards. It projects the draft "
+            "when the draft has steps (a marketer previews before publishing), else the live version. "
+            "Every wait times out and every approval is approved. Exact where every condition compiles "
+            "to SQL; otherwise a deterministic sample of members is dry-run and scaled up "
+            "(`sample_size`)."
+        ),
+        request=ProjectionInput,
+        responses=PROJECTION,
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def projection(self, request, pk=None):
+        workflow = self.get_object()
+        serializer = ProjectionInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        slug = serializer.validated_data["segment"]
+        segment = Segment.objects.filter(org=request.auth.org, slug=slug).first()
+        if segment is None:
+            _refuse("segment", f"No segment with slug “{slug}”.")
+        return Response(workflow_project(workflow=workflow, segment=segment))
 
 
 @extend_schema_view(

@@ -20,6 +20,10 @@ What is simulated, and how:
 - Actions change nothing, so a later condition sees the contact as it is now (a tag an earlier
   ``add_tag`` step would add is not there); ``set_variable`` is the exception, since it only
   changes the run's own variables.
+- A send step's preview carries ``guard``: what the outbox's guards (the one function sending
+  asks) would say at that simulated time — ``send``, ``block`` or ``hold`` with the guard's
+  ``kind`` and reason — counting the stored messages plus this run's earlier sends that the
+  guards let through. A projection (``workflows.projection``) adds these up over a segment.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -225,6 +229,7 @@ def _simulate(
         _deliver_events(instance, events, contact, clock)
     else:
         stopped = "max_steps"
+    _guard_sends(workflow=workflow, contact=contact, definition=definition, trace=trace)
     return _report(
         workflow=workflow,
         contact=contact,
@@ -238,6 +243,52 @@ def _simulate(
         taken=taken,
         stopped=stopped,
     )
+
+
+def _guard_sends(*, workflow: Workflow, contact: Contact, definition: dict, trace: list[dict]) -> None:
+    """Adds the guards' verdict to each send step's preview, in the order of the path; a step
+    whose template has no published version sends nothing and gets none."""
+    from channels_app.models import MessageTemplate
+    from channels_app.outbox import SEND, EarlierSend, _address, send_guards
+    from workflows.actions import actions
+
+    registry, steps = actions(), {s["id"]: s for s in definition["steps"]}
+    earlier: list[EarlierSend] = []
+    for entry in trace:
+        preview = (
+            entry["detail"].get("dry_run") if entry["type"] == "action" and isinstance(entry["detail"], dict) else None
+        )
+        step = steps.get(entry["step"], {})
+        channel = getattr(registry.get(step.get("action")), "channel", "")
+        if not isinstance(preview, dict) or not channel:
+            continue
+        config = step.get("config", {})
+        template = (
+            MessageTemplate.objects.filter(org=workflow.org, slug=config.get("template", ""), channel=channel)
+            .exclude(live_version=None)
+            .first()
+        )
+        if template is None:
+            continue
+        at = datetime.fromisoformat(entry["at"])
+        to = config["destination"] if "destination" in config else _address(contact, channel)
+        verdict = send_guards(
+            org=workflow.org,
+            contact=contact,
+            channel=channel,
+            purpose=template.purpose,
+            to=to,
+            now=at,
+            earlier=earlier,
+        )
+        preview["guard"] = {
+            "verdict": verdict.verdict,
+            "kind": verdict.kind,
+            "reason": verdict.reason,
+            "until": iso(verdict.until) if verdict.until else None,
+        }
+        if verdict.verdict == SEND:
+            earlier.append(EarlierSend(channel, template.purpose, at))
 
 
 def _waiting(instance: WorkflowInstance, kind: str) -> list[dict]:

@@ -1,0 +1,452 @@
+"""Projected volume: what a workflow would do to a segment if every member started it now
+(docs/workflows.md, "Projection").
+
+A projection is, by definition, the sum of one dry run per member (``workflows.dry_run``),
+started now, with no simulated events (every wait times out), every approval approved, and each
+send step answered by the outbox's guards counting stored messages plus the run's own earlier
+sends. The answer: how many contacts reach each step, how many messages would go out, how many
+the guards would block (no consent, a suppressed address, no address) and hold (a frequency
+cap, quiet hours).
+
+Running a dry run per member does not scale to 100,000 contacts, so the projection walks the
+definition set-based instead, when it can: the members are a query, filtered step by step
+(a condition by its rule compiled with ``to_q`` at the step's time, a split by the same hash
+the engine uses, computed in SQL), delays, waits and approvals move one clock that every member
+shares, and each send step's guards are one grouped query in which the earlier send steps'
+verdicts are columns (so a frequency cap counts the run's own earlier sends). Where the walk
+cannot follow every member the same way — a rule that does not compile, a delay until a local
+time (each contact's clock differs), parallel branches or loops — it runs the dry run for a
+deterministic sample of the members instead and scales the sums up, stating the sample size.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models import DecimalField, Func, QuerySet, TextField, Value
+from django.db.models.functions import Cast, Concat
+from django.db.models.lookups import GreaterThanOrEqual, LessThan
+from django.utils import timezone
+
+from marketing.conditions import NotCompilable, to_q
+from marketing.models import Contact, Organization, Segment, SegmentMembership
+from marketing.tenancy import org_context
+from workflows import durations
+from workflows.definitions import definition_errors, settings_of
+from workflows.dry_run import DEFAULT_HORIZON, workflow_dry_run
+from workflows.models import Workflow
+from workflows.steps import DEFAULT_WAIT_TIMEOUT
+
+DEFAULT_SAMPLE = 200
+MAX_PATHS = 500  # distinct routes through the definition before the walk gives way to a sample
+BLOCKS = ("consent", "suppression", "no_address")
+HOLDS = ("frequency_cap", "quiet_hours")
+TWO_64 = 2**64
+
+
+def projection_definition(*, workflow: Workflow) -> tuple[dict, str]:
+    """(definition, where it came from): the draft when it has steps — a marketer previews before
+    publishing —, else the live version."""
+    if (workflow.draft_definition or {}).get("steps") or workflow.live_version_id is None:
+        return workflow.draft_definition or {}, "the draft"
+    return workflow.live_version.definition, f"live version {workflow.live_version.number}"
+
+
+def workflow_project(
+    *,
+    workflow: Workflow,
+    segment: Segment,
+    now: datetime | None = None,
+    sample: int = DEFAULT_SAMPLE,
+    definition: dict | None = None,
+) -> dict:
+    """The projected volume of ``workflow`` (its draft when it has one, else its live version;
+    or ``definition``) over ``segment``'s members, all starting at ``now``:
+    ``{"contacts", "steps": {id: n}, "sends", "blocked": {...}, "held": {...}, "sample_size"}``.
+    ``sample_size`` is None when the figures are exact (set-based), else the number of members
+    dry-run (at most ``sample``) whose sums were scaled up. Raises ValidationError on
+    ``definition`` for a definition that cannot be published."""
+    if definition is None:
+        definition, _source = projection_definition(workflow=workflow)
+    errors = definition_errors(definition, org=workflow.org)
+    if errors:
+        raise ValidationError({"definition": errors})
+    if segment.org_id != workflow.org_id:
+        raise ValidationError({"segment": ["No such segment in this workflow's organisation."]})
+    now = now or timezone.now()
+    org = workflow.org
+    with org_context(org):
+        members = Contact.objects.filter(
+            org=org,
+            pk__in=SegmentMembership.objects.filter(org=org, segment=segment, exited_at__isnull=True).values(
+                "contact_id"
+            ),
+        )
+        if connection.vendor == "postgresql":
+            try:
+                return _Walk(workflow=workflow, definition=definition, members=members, now=now).result()
+            except NotCompilable:
+                pass  # some member's way cannot be told in SQL: dry-run a sample instead
+        return _sampled(workflow=workflow, definition=definition, members=members, now=now, sample=sample)
+
+
+def _empty(definition: dict) -> dict:
+    return {
+        "contacts": 0,
+        "steps": {step["id"]: 0 for step in definition["steps"]},
+        "sends": 0,
+        "blocked": dict.fromkeys(BLOCKS, 0),
+        "held": dict.fromkeys(HOLDS, 0),
+        "sample_size": None,
+    }
+
+
+def dry_run_tally(report: dict, totals: dict) -> None:
+    """Adds one dry run's report to ``totals`` (a projection's shape): the steps it reached, and
+    each send step's guard verdict."""
+    for step_id in {item["step"] for item in report["path"] if item["step"]}:
+        totals["steps"][step_id] = totals["steps"].get(step_id, 0) + 1
+    for preview in report["actions"]:
+        guard = preview["preview"].get("guard") if isinstance(preview["preview"], dict) else None
+        if guard is None:
+            continue
+        if guard["verdict"] == "send":
+            totals["sends"] += 1
+        elif guard["verdict"] == "block":
+            totals["blocked"][guard["kind"]] += 1
+        else:
+            totals["held"][guard["kind"]] += 1
+
+
+def _sampled(*, workflow: Workflow, definition: dict, members: QuerySet, now: datetime, sample: int) -> dict:
+    """A dry run for each of an evenly spread, deterministic sample of the members (by id), the
+    sums scaled by members / sample."""
+    ids = list(members.order_by("pk").values_list("pk", flat=True))
+    totals = _empty(definition)
+    totals["contacts"] = len(ids)
+    sample = max(1, sample)
+    chosen = ids if len(ids) <= sample else [ids[i * len(ids) // sample] for i in range(sample)]
+    for contact in Contact.objects.filter(pk__in=chosen).select_related("company").order_by("pk"):
+        report = workflow_dry_run(workflow=workflow, contact=contact, start=now, definition=definition, approve=True)
+        dry_run_tally(report, totals)
+    factor = len(ids) / len(chosen) if chosen else 0
+    totals["steps"] = {step: round(n * factor) for step, n in totals["steps"].items()}
+    totals["sends"] = round(totals["sends"] * factor)
+    totals["blocked"] = {kind: round(n * factor) for kind, n in totals["blocked"].items()}
+    totals["held"] = {kind: round(n * factor) for kind, n in totals["held"].items()}
+    totals["sample_size"] = len(chosen)
+    return totals
+
+
+# -- the set-based walk -----------------------------------------------------------------------
+
+
+class _SplitPoint(Func):
+    """Where a contact falls in a split, as ``SplitStep`` computes it: the first 8 bytes of the
+    SHA-256 of "workflow:step:contact" read as an unsigned integer (0 ≤ point < 2^64)."""
+
+    template = (
+        "mod(('x' || encode(substring(sha256(convert_to(%(expressions)s, 'UTF8')) from 1 for 8), 'hex'))"
+        f"::bit(64)::bigint::numeric + {TWO_64}, {TWO_64})"
+    )
+    output_field = DecimalField()
+
+
+@dataclass(frozen=True)
+class _Send:
+    """A send step passed on a route: its verdict is column ``v<index>`` of the guard query."""
+
+    index: int
+    channel: str
+    purpose: str
+    at: datetime
+    destination: str | None
+
+
+@dataclass
+class _Route:
+    """The members that take one route so far, the time they reach its end, and its sends."""
+
+    members: QuerySet
+    at: datetime
+    sends: tuple[_Send, ...] = ()
+    seen: frozenset = frozenset()
+    count: int | None = None
+
+    def narrowed(self, members: QuerySet) -> "_Route":
+        return replace(self, members=members, count=None)
+
+    def size(self) -> int:
+        if self.count is None:
+            self.count = self.members.count()
+        return self.count
+
+
+@dataclass
+class _Walk:
+    workflow: Workflow
+    definition: dict
+    members: QuerySet
+    now: datetime
+    totals: dict = field(default_factory=dict)
+    routes: int = 0
+    sends: int = 0
+
+    def result(self) -> dict:
+        from workflows.actions import actions
+
+        self.org: Organization = self.workflow.org
+        self.steps = {step["id"]: step for step in self.definition["steps"]}
+        self.settings = settings_of(self.definition)
+        self.registry = actions()
+        self.totals = _empty(self.definition)
+        self.zones = _time_zones(self.org)
+        first = _Route(members=self.members, at=self.now)
+        self.totals["contacts"] = first.size()
+        self._go(self.definition["steps"][0]["id"], first)
+        return self.totals
+
+    def _q(self, rule, at: datetime):
+        return to_q(rule, "contact", org=self.org, now=at)
+
+    def _split_by(self, route: _Route, rule) -> tuple[_Route, _Route]:
+        holds = route.members.filter(self._q(rule, route.at))
+        return route.narrowed(holds), route.narrowed(route.members.exclude(pk__in=holds.values("pk")))
+
+    def _paused(self, route: _Route, until: datetime) -> _Route | None:
+        """The route after a pause until ``until``: a woken run checks the goal and exit rules
+        first, and a dry run stops at its horizon."""
+        if until - self.now > DEFAULT_HORIZON:
+            return None
+        route = replace(route, at=until)
+        for name in ("goal", "exit"):
+            if self.settings.get(name) is not None:
+                route = self._split_by(route, self.settings[name])[1]
+        return route
+
+    def _go(self, step_id: str | None, route: _Route | None) -> None:
+        if step_id is None or route is None:
+            return
+        if step_id in route.seen:
+            raise NotCompilable(f"steps[{step_id}]: a cycle")
+        self.routes += 1
+        if self.routes > MAX_PATHS:
+            raise NotCompilable("too many routes through the definition")
+        if route.size() == 0:
+            return  # nobody comes this way
+        self.totals["steps"][step_id] += route.size()
+        route = replace(route, seen=route.seen | {step_id})
+        step = self.steps[step_id]
+        kind = step["type"]
+        if kind == "action":
+            channel = getattr(self.registry.get(step["action"]), "channel", "")
+            if channel:
+                route = self._send(step, channel, route)
+            self._go(step.get("next"), route)
+        elif kind in ("condition", "goal"):
+            rule = step["condition"] if kind == "condition" else step.get("condition", self.settings.get("goal"))
+            holds, rest = self._split_by(route, rule)
+            if kind == "condition":
+                self._go(step["true_next"], holds)
+            self._go(step["false_next"] if kind == "condition" else step.get("next"), rest)
+        elif kind == "switch":
+            for case in step["cases"]:
+                holds, route = self._split_by(route, case["when"])
+                self._go(case["next"], holds)
+            self._go(step["default_next"], route)
+        elif kind == "split":
+            self._split(step, route)
+        elif kind == "delay":
+            config = step["config"]
+            if "until_local_time" in config:
+                raise NotCompilable(f"steps[{step_id}]: a delay until a local time ends at each contact's own time")
+            if "duration" in config:
+                until = durations.after(route.at, config["duration"])
+            else:
+                until = datetime.fromisoformat(config["until"])
+                until = until if until.tzinfo else until.replace(tzinfo=route.at.tzinfo)
+            self._go(step.get("next"), self._paused(route, until) if until > route.at else route)
+        elif kind == "wait_for_event":  # no simulated events: every wait times out
+            deadline = durations.after(route.at, step.get("timeout", DEFAULT_WAIT_TIMEOUT))
+            self._go(step.get("timeout_next"), self._paused(route, deadline))
+        elif kind == "approval":  # approved at once, after the pause a decision is
+            self._go(step["approved_next"], self._paused(route, route.at))
+        elif kind != "stop":
+            raise NotCompilable(f"steps[{step_id}]: a {kind} step")
+
+    def _split(self, step: dict, route: _Route) -> None:
+        prefix = f"{self.workflow.pk}:{step['id']}:"
+        total = sum(Decimal(str(b["weight"])) for b in step["branches"])
+        point = _SplitPoint(Concat(Value(prefix), Cast("pk", output_field=TextField()))) * Value(total)
+        low = Decimal(0)
+        for index, branch in enumerate(step["branches"]):
+            high = low + Decimal(str(branch["weight"]))
+            members = route.members.filter(GreaterThanOrEqual(point, Value(low * TWO_64)))
+            if index < len(step["branches"]) - 1:  # the last branch takes the rest, as in the engine
+                members = members.filter(LessThan(point, Value(high * TWO_64)))
+            self._go(branch["next"], route.narrowed(members))
+            low = high
+
+    def _send(self, step: dict, channel: str, route: _Route) -> _Route:
+        from channels_app.models import MessageTemplate
+
+        config = step.get("config", {})
+        template = (
+            MessageTemplate.objects.filter(org=self.org, slug=config.get("template", ""), channel=channel)
+            .exclude(live_version=None)
+            .first()
+        )
+        if template is None:
+            return route  # nothing published: the step sends nothing
+        self.sends += 1
+        send = _Send(self.sends, channel, template.purpose, route.at, config.get("destination"))
+        for verdict, count in _guard_counts(
+            org=self.org, members=route.members, sends=[*route.sends, send], zones=self.zones
+        ).items():
+            if verdict == "send":
+                self.totals["sends"] += count
+            elif verdict in BLOCKS:
+                self.totals["blocked"][verdict] += count
+            else:
+                self.totals["held"][verdict] += count
+        return replace(route, sends=(*route.sends, send))
+
+
+# -- the guards in SQL --------------------------------------------------------------------------
+
+
+def _valid_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError):
+        return "UTC"
+    return name
+
+
+def _time_zones(org: Organization) -> tuple[str, list[str]]:
+    """(the org's zone, the contacts' zones that both Python and PostgreSQL know): a contact's
+    zone outside the list is read as UTC, as the outbox reads it."""
+    names = set(Contact.objects.filter(org=org).exclude(time_zone="").values_list("time_zone", flat=True).distinct())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_timezone_names WHERE name = ANY(%s)", [sorted(names)])
+        known = {row[0] for row in cursor.fetchall()}
+    return _valid_zone(org.default_time_zone or "UTC"), sorted(n for n in known if _valid_zone(n) == n)
+
+
+def _guard_counts(*, org: Organization, members: QuerySet, sends: list[_Send], zones) -> Counter:
+    """How many of ``members`` the last of ``sends`` would send, block or hold, by guard kind:
+    the rules of ``channels_app.outbox.messages_guards`` as one query, in which each earlier send
+    of the route is a column holding that contact's verdict, so a frequency cap counts the
+    run's own earlier sends that went out."""
+    from channels_app.models import Message, Suppression
+    from compliance.models import ConsentRecord
+
+    members_sql, members_params = members.values("pk").query.sql_with_params()
+    org_zone, known_zones = zones
+    sql = [
+        f"WITH g0 AS (SELECT c.id, c.email, c.phone, "  # noqa: S608  table names from the models
+        f"CASE WHEN coalesce(c.time_zone, '') = '' THEN %s WHEN c.time_zone = ANY(%s) THEN c.time_zone "
+        f"ELSE 'UTC' END AS tz FROM {Contact._meta.db_table} c WHERE c.id IN ({members_sql}))"
+    ]
+    params: list = [org_zone, known_zones, *members_params]
+    tables = {
+        "message": Message._meta.db_table,
+        "suppression": Suppression._meta.db_table,
+        "consent": ConsentRecord._meta.db_table,
+    }
+    for position, send in enumerate(sends, start=1):
+        expression, expression_params = _verdict_sql(org, send, sends[: position - 1], tables, f"g{position - 1}")
+        before = f"g{position - 1}"
+        sql.append(f", g{position} AS (SELECT {before}.*, {expression} AS v{send.index} FROM {before})")  # noqa: S608
+        params += expression_params
+    last = sends[-1]
+    sql.append(f" SELECT v{last.index}, count(*) FROM g{len(sends)} GROUP BY v{last.index}")  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute("".join(sql), params)
+        return Counter(dict(cursor.fetchall()))
+
+
+def _address_sql(send: _Send, g: str) -> tuple[str, list]:
+    """The message's address for each contact (``outbox._address``), as SQL over row ``g``."""
+    from channels_app.models import Channel
+    from channels_app.push_subscriptions import PushSubscription
+
+    if send.destination is not None:
+        return "%s", [send.destination]
+    if send.channel == Channel.EMAIL:
+        return f"coalesce({g}.email, '')", []
+    if send.channel == Channel.SMS:
+        return f"coalesce({g}.phone, '')", []  # stored as E.164 already
+    if send.channel == Channel.PUSH:
+        table = PushSubscription._meta.db_table
+        count = f"(SELECT count(*) FROM {table} p WHERE p.contact_id = {g}.id)"  # noqa: S608  a model's table
+        return (
+            f"(CASE WHEN {count} = 0 THEN '' WHEN {count} = 1 THEN 'push:1 subscription' "
+            f"ELSE 'push:' || {count} || ' subscriptions' END)"
+        ), []
+    raise NotCompilable(f"the {send.channel} channel's address")
+
+
+def _verdict_sql(org: Organization, send: _Send, earlier: list[_Send], tables: dict, g: str) -> tuple[str, list]:
+    """A CASE over row ``g`` naming the first guard that stops ``send`` ("no_address", "consent",
+    "suppression", "frequency_cap", "quiet_hours"), else "send"; the guards in the outbox's
+    order, so consent wins over suppression as it does there."""
+    from channels_app.models import Purpose
+    from channels_app.outbox import BLOCKS_TRANSACTIONAL, CONSENT_PURPOSE, DEFAULT_QUIET_HOURS
+
+    address, address_params = _address_sql(send, g)
+    marketing = send.purpose == Purpose.MARKETING
+    cases: list[str] = [f"WHEN {address} = '' THEN 'no_address'"]
+    params: list = [*address_params]
+    if marketing and send.channel in CONSENT_PURPOSE:
+        cases.append(
+            f"WHEN (SELECT r.granted FROM {tables['consent']} r WHERE r.org_id = %s AND r.contact_id = {g}.id "  # noqa: S608
+            "AND r.purpose = %s ORDER BY r.recorded_at DESC, r.id DESC LIMIT 1) IS NOT TRUE THEN 'consent'"
+        )
+        params += [org.pk, CONSENT_PURPOSE[send.channel]]
+    normal = f"lower(btrim({address}))"
+    cases.append(
+        f"WHEN EXISTS (SELECT 1 FROM {tables['suppression']} s WHERE s.org_id = %s AND s.channel = %s "  # noqa: S608
+        f"AND s.address IN ({normal}, encode(sha256(convert_to({normal}, 'UTF8')), 'hex'))"
+        f"{'' if marketing else ' AND s.reason = ANY(%s)'}) THEN 'suppression'"
+    )
+    params += [org.pk, send.channel, *address_params, *address_params]
+    if not marketing:
+        params.append(sorted(str(reason) for reason in BLOCKS_TRANSACTIONAL))
+    caps = (org.frequency_caps or {}).get(send.channel)
+    if marketing and isinstance(caps, dict):
+        over = []
+        for period in ("day", "week"):
+            cap = caps.get(period)
+            if isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0:
+                continue
+            start = f"(date_trunc('{period}', %s::timestamptz AT TIME ZONE {g}.tz) AT TIME ZONE {g}.tz)"
+            terms = [
+                f"(SELECT count(*) FROM {tables['message']} ms WHERE ms.org_id = %s AND ms.contact_id = {g}.id "  # noqa: S608
+                f"AND ms.channel = %s AND ms.purpose = %s AND ms.sent_at >= {start})"
+            ]
+            params += [org.pk, send.channel, Purpose.MARKETING, send.at]
+            for prior in earlier:
+                if prior.channel == send.channel and prior.purpose == Purpose.MARKETING:
+                    terms.append(
+                        f"(CASE WHEN {g}.v{prior.index} = 'send' AND %s::timestamptz >= {start} THEN 1 ELSE 0 END)"
+                    )
+                    params += [prior.at, send.at]
+            over.append(f"({' + '.join(terms)}) >= %s")
+            params.append(cap)
+        if over:
+            cases.append(f"WHEN {' OR '.join(over)} THEN 'frequency_cap'")
+    if org.quiet_hours_start is not None and org.quiet_hours_end is not None:
+        quiet = (org.quiet_hours_start, org.quiet_hours_end)
+    else:
+        quiet = DEFAULT_QUIET_HOURS.get(send.channel)
+    if marketing and quiet and quiet[0] != quiet[1]:
+        start, end = quiet
+        local = f"(%s::timestamptz AT TIME ZONE {g}.tz)::time"
+        cases.append(f"WHEN ({local} >= %s {'AND' if start < end else 'OR'} {local} < %s) THEN 'quiet_hours'")
+        params += [send.at, start, send.at, end]
+    return f"(CASE {' '.join(cases)} ELSE 'send' END)", params
