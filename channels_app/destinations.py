@@ -8,6 +8,7 @@ calls go through ``workflows.outbound_http`` (the SSRF guard that pins the check
 for every destination-based provider.
 """
 
+import logging
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,6 +21,8 @@ from workflows import outbound_http
 TRANSIENT_STATUSES = {408, 429}
 REASON_CHARS = 300  # of a receiver's error body kept in the message's reason
 LABELS = {Channel.SLACK: "Slack", Channel.WEBHOOK: "webhook", Channel.SOCIAL: "social"}
+
+logger = logging.getLogger(__name__)
 
 
 def destination_problems(*, org, slug: str, channel: str) -> list[str]:
@@ -44,6 +47,22 @@ def destination_for_message(message) -> Destination:
     if not destination.active:
         raise PermanentError(f"destination: “{message.to}” is inactive.")
     return destination
+
+
+def destination_logged(destination: Destination, message) -> str | None:
+    """Writes ``message`` to the log instead of sending it when ``destination`` has no URL (what the
+    library makes: nothing leaves the system until someone gives it one); returns the provider id
+    then, else None."""
+    if destination.url:
+        return None
+    logger.info(
+        "destination message logged channel=%s destination=%s key=%s content=%r",
+        destination.channel,
+        destination.slug,
+        message.idempotency_key,
+        message.content,
+    )
+    return f"log:{message.idempotency_key}"
 
 
 def url_problem(url: str) -> str | None:

@@ -40,6 +40,9 @@ class MessageTemplate(TenantModel):
     live_version = models.ForeignKey(
         "TemplateVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    library_template = models.SlugField(
+        max_length=100, blank=True, help_text="The library template that made it (empty: made by hand)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -193,12 +196,18 @@ class Destination(TenantModel):
     name = models.CharField(max_length=200)
     channel = models.CharField(max_length=10, choices=CHANNELS)
     url = models.URLField(
-        max_length=1000, help_text="Slack incoming-webhook URL, webhook endpoint, or the social server (https://…)."
+        max_length=1000,
+        blank=True,
+        help_text="Slack incoming-webhook URL, webhook endpoint, or the social server (https://…). "
+        "Empty: messages are written to the log, nothing leaves the system.",
     )
     secret = models.CharField(
         max_length=500, blank=True, help_text="Webhook signing secret, or the social account's access token."
     )
     active = models.BooleanField(default=True, help_text="Messages to an inactive destination fail.")
+    library_template = models.SlugField(
+        max_length=100, blank=True, help_text="The library template that made it (empty: made by hand)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -587,6 +587,9 @@ class Segment(TenantModel):
     rule = models.JSONField(null=True, blank=True, help_text="A JsonLogic rule over contacts (dynamic only).")
     member_count = models.PositiveIntegerField(default=0)
     computed_at = models.DateTimeField(null=True, blank=True)
+    library_template = models.SlugField(
+        max_length=100, blank=True, help_text="The library template that made it (empty: made by hand)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

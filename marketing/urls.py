@@ -12,7 +12,7 @@ from marketing.events_api import EventsView
 from marketing.health import healthz, readyz
 from marketing.metrics import metrics_view
 from marketing.segments_api import ConditionsValidateView, SegmentViewSet
-from workflows.api import WorkflowInstanceViewSet, WorkflowViewSet
+from workflows.api import WorkflowInstanceViewSet, WorkflowTemplateViewSet, WorkflowViewSet
 from workflows.webhooks import workflow_webhook
 
 router = DefaultRouter(trailing_slash=True)
@@ -22,6 +22,7 @@ router.register("companies", CompanyViewSet, basename="company")
 router.register("segments", SegmentViewSet, basename="segment")
 router.register("workflows", WorkflowViewSet, basename="workflow")
 router.register("workflow-instances", WorkflowInstanceViewSet, basename="workflow-instance")
+router.register("workflow-templates", WorkflowTemplateViewSet, basename="workflow-template")
 
 public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 

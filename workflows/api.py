@@ -30,6 +30,7 @@ from workflows.models import (
     Workflow,
     WorkflowInstance,
     WorkflowStepRun,
+    WorkflowTemplate,
     WorkflowVersion,
 )
 from workflows.projection import workflow_project
@@ -603,3 +604,69 @@ class WorkflowInstanceViewSet(CrudViewSet):
         if instance.status != InstanceStatus.FAILED:
             _refuse("status", f"Only a failed run can be retried; this one is {instance.status}.")
         return self._changed(instance, services.instances_retry(instances=self._one(instance)), "retried")
+
+# -- the template library -----------------------------------------------------------------------
+
+
+class WorkflowTemplateOutput(serializers.ModelSerializer):
+    class Meta:
+        model = WorkflowTemplate
+        fields = ("id", "slug", "name", "description", "category", "tags", "usage_count", "updated_at")
+        read_only_fields = fields
+
+
+class TemplateUseInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, default="", help_text="Default: the template's.")
+    slug = serializers.SlugField(
+        max_length=100, required=False, default="", help_text="Default: the template's (then -2, -3, … when taken)."
+    )
+
+
+class CreatedOutput(serializers.Serializer):
+    slug = serializers.CharField()
+    reused = serializers.BooleanField(help_text="It existed (by slug) and was kept as it is.")
+
+
+class TemplateUseOutput(serializers.Serializer):
+    workflow = WorkflowDetailOutput()
+    created = inline(
+        "LibraryCreated",
+        {
+            "message_templates": CreatedOutput(many=True),
+            "segments": CreatedOutput(many=True),
+            "destinations": CreatedOutput(many=True),
+        },
+    )
+
+
+class WorkflowTemplateViewSet(CrudViewSet):
+    """The org's template library. Using a template makes a draft workflow and the message
+    templates, segments and destinations it names that the org lacks (drafts: publish the
+    templates and activate the destinations before the workflow)."""
+
+    model = WorkflowTemplate
+    output_serializer = WorkflowTemplateOutput
+    permission_classes = [HasServerKey]
+    search_fields = ("name", "slug", "description")
+    ordering_fields = ("name", "category", "usage_count")
+    ordering = ("category", "name", "id")
+
+    def org_queryset(self, org):
+        return WorkflowTemplate.objects.filter(org=org, status=WorkflowTemplate.Status.ACTIVE)
+
+    @extend_schema(
+        summary="Use the template: a draft workflow and what it names",
+        request=TemplateUseInput,
+        responses={201: TemplateUseOutput},
+    )
+    @action(detail=True, methods=["post"])
+    def use(self, request, pk=None):
+        template = self.get_object()
+        serializer = TemplateUseInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = serializer.validated_data
+        by = request.user if getattr(request.user, "is_authenticated", False) else None
+        workflow, created = services.library_use(template=template, by=by, name=fields["name"], slug=fields["slug"])
+        fresh = Workflow.objects.select_related("live_version").get(pk=workflow.pk)
+        output = WorkflowDetailOutput(fresh, context=self.get_serializer_context()).data
+        return Response({"workflow": output, "created": created}, status=status.HTTP_201_CREATED)

@@ -1,6 +1,8 @@
 """Demo data of workflows (part of ``seed_demo``, found by ``marketing.demo``'s autodiscovery).
 
-Installs the template library for the demo org and two live workflows that use only actions
+Installs the template library for the demo org, with every message template (published),
+destination (active, logging its messages) and segment the templates name, so each one can be used
+and published as it is; and two live workflows that use only actions
 shipped today, with a few demo contacts enrolled, so the console shows runs waiting, done and
 moving. Idempotent: workflows are keyed by slug, and contacts are enrolled only when their
 workflow is first made.
@@ -91,9 +93,11 @@ def demo_workflows(*, org, users, stdout) -> None:
     from marketing.models import Contact
     from workflows.library import library_install
     from workflows.models import Workflow
-    from workflows.services import workflow_create, workflow_enrol_manually, workflow_publish
+    from workflows.services import library_content_install, workflow_create, workflow_enrol_manually, workflow_publish
 
     installed = library_install(org=org)
+    content = library_content_install(org=org)
+    new = sum(not row["reused"] for rows in content.values() for row in rows)
     contacts = list(Contact.objects.filter(org=org, email__isnull=False).order_by("pk").values_list("pk", flat=True))
     made = []
     for slug, name, description, definition, who in DEMO_WORKFLOWS:
@@ -107,6 +111,6 @@ def demo_workflows(*, org, users, stdout) -> None:
         enrolled = workflow_enrol_manually(workflow=workflow, contact_ids=contacts[who], by=users.get("marketer"))
         made.append(f"{slug} ({enrolled} enrolled)")
     stdout.write(
-        f"Demo workflows: {installed} templates added or updated; "
-        + (f"made {', '.join(made)}." if made else "workflows already there.")
+        f"Demo workflows: {installed} templates added or updated, {new} message templates, destinations and "
+        "segments for them; " + (f"made {', '.join(made)}." if made else "workflows already there.")
     )

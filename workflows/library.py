@@ -5,10 +5,12 @@ Each template is a definition in the format of docs/workflows.md. Some use actio
 register (``send_email``, ``send_sms``, ``notify_slack``, ``post_social``, ``handoff_to_sales``,
 ``adjust_score``): a template is stored as it is, and its workflow is validated when it is
 published, so until those apps are installed such a workflow cannot be published (the error
-names the action). Everything else in them is valid today; tests hold them to that.
+names the action).
 
-A template that needs something of the org's own names it in ``requires`` (the weekly report
-enrols a segment's members): the operator creates it, or changes the trigger, before publishing.
+What a definition names (message templates, destinations, segments) is listed by ``template_needs``
+and shipped in ``workflows.library_content``; using a template (``workflows.services.library_use``)
+creates what the org lacks. Scores fit the default scoring model of the demo (base 100, "medium"
+at 300): a branch on the score asks for 300, which a contact reaches by behaviour, not by existing.
 """
 
 import copy
@@ -104,7 +106,7 @@ LEAD_QUALIFICATION = Template(
                 "name": "Route",
                 "cases": [
                     {"name": "Enterprise", "when": {">=": [{"var": "company.size"}, 500]}, "next": "enterprise"},
-                    {"name": "Hot lead", "when": {">=": [{"var": "score"}, 100]}, "next": "qualified"},
+                    {"name": "Hot lead (300+)", "when": {">=": [{"var": "score"}, 300]}, "next": "qualified"},
                 ],
                 "default_next": "nurture",
             },
@@ -257,8 +259,8 @@ PRODUCT_LAUNCH_DRIP = Template(
 LEAD_NURTURE = Template(
     slug="lead-nurture",
     name="Lead nurture",
-    description="After a content download, one lesson every four days from a list the workflow keeps, "
-    "then sales for leads that scored 50 or more. Leaves the run once the lead becomes an SQL.",
+    description="After a content download, a guide, a case study and a webinar invitation four days "
+    "apart, then sales for leads that scored 300 or more. Leaves the run once the lead becomes an SQL.",
     category=WorkflowTemplate.Category.LEAD_NURTURE,
     tags=["nurture", "content", "email"],
     definition={
@@ -268,32 +270,17 @@ LEAD_NURTURE = Template(
             "exit": {"in": [{"var": "lifecycle_stage"}, ["sql", "opportunity", "customer"]]},
         },
         "steps": [
-            {
-                "id": "lessons",
-                "type": "action",
-                "name": "The lessons to send",
-                "action": "set_variable",
-                "config": {"name": "lessons", "value": ["nurture-guide", "nurture-case-study", "nurture-webinar"]},
-                "next": "each",
-            },
-            {
-                "id": "each",
-                "type": "loop",
-                "name": "For each lesson",
-                "over": "workflow.vars.lessons",
-                "as": "lesson",
-                "max": 10,
-                "body_next": "send",
-                "next": "hot",
-            },
-            # The email template reads the lesson's slug from workflow.vars.lesson.
-            _email("send", "nurture-lesson", "gap", "Send the lesson"),
-            {"id": "gap", "type": "delay", "config": {"duration": "P4D"}, "next": "each"},
+            _email("guide", "nurture-guide", "gap_1", "Send the guide"),
+            {"id": "gap_1", "type": "delay", "config": {"duration": "P4D"}, "next": "case_study"},
+            _email("case_study", "nurture-case-study", "gap_2", "Send the case study"),
+            {"id": "gap_2", "type": "delay", "config": {"duration": "P4D"}, "next": "webinar"},
+            _email("webinar", "nurture-webinar", "gap_3", "Invite to the webinar"),
+            {"id": "gap_3", "type": "delay", "config": {"duration": "P4D"}, "next": "hot"},
             {
                 "id": "hot",
                 "type": "condition",
-                "name": "Score 50 or more?",
-                "condition": {">=": [{"var": "score"}, 50]},
+                "name": "Score 300 or more?",
+                "condition": {">=": [{"var": "score"}, 300]},
                 "true_next": "handoff",
                 "false_next": "tag",
             },
@@ -301,7 +288,7 @@ LEAD_NURTURE = Template(
                 "id": "handoff",
                 "type": "action",
                 "action": "handoff_to_sales",
-                "config": {"note": "Nurtured lead scored 50+"},
+                "config": {"note": "Nurtured lead scored 300+"},
                 "next": None,
             },
             {"id": "tag", "type": "action", "action": "add_tag", "config": {"tags": ["nurtured"]}, "next": None},
@@ -394,7 +381,8 @@ INFLUENCER_LIFECYCLE = Template(
     slug="influencer-campaign-lifecycle",
     name="Influencer campaign lifecycle",
     description="From signing to payout: the brief, reminders until content arrives, a marketer's "
-    "approval (or a revision round), publishing, a check of every deliverable, payout and thanks.",
+    "approval (or a revision round), publishing, a check of every deliverable, a payout note to "
+    "finance and thanks.",
     category=WorkflowTemplate.Category.SOCIAL,
     tags=["social", "influencers", "approval"],
     definition={
@@ -466,8 +454,8 @@ INFLUENCER_LIFECYCLE = Template(
                 "id": "payout",
                 "type": "action",
                 "name": "Request the payout",
-                "action": "http_request",
-                "config": {"url": "https://payments.example.com/influencer-payouts", "method": "POST", "sign": True},
+                "action": "notify_slack",
+                "config": {"template": "influencer-payout", "destination": "finance"},
                 "next": "thanks",
             },
             _email("thanks", "influencer-thanks", "alumni", "Thank them"),
@@ -572,7 +560,8 @@ CHURN_PREVENTION = Template(
 TRIAL_TO_PAID = Template(
     slug="trial-to-paid",
     name="Trial to paid",
-    description="Over a 14-day trial: getting started, a text if no feature is used in three days, "
+    description="Over a 14-day trial: getting started, a text (or an email, without a phone number) if "
+    "no feature is used in three days, "
     "sales for active trials or a discount for the rest, and a reminder before the end. The run "
     "ends as soon as the contact becomes a customer.",
     category=WorkflowTemplate.Category.CAMPAIGN,
@@ -590,7 +579,15 @@ TRIAL_TO_PAID = Template(
                 "event": "feature_used",
                 "timeout": "P3D",
                 "next": "day7",
-                "timeout_next": "text",
+                "timeout_next": "has_phone",
+            },
+            {
+                "id": "has_phone",
+                "type": "condition",
+                "name": "Has a phone number?",
+                "condition": {"!=": [{"var": ["phone", ""]}, ""]},
+                "true_next": "text",
+                "false_next": "help_email",
             },
             {
                 "id": "text",
@@ -599,6 +596,7 @@ TRIAL_TO_PAID = Template(
                 "config": {"template": "trial-need-help"},
                 "next": "day7",
             },
+            _email("help_email", "trial-need-help-email", "day7", "Offer help by email"),
             {"id": "day7", "type": "delay", "config": {"duration": "P4D"}, "next": "engaged"},
             {
                 "id": "engaged",
@@ -636,6 +634,28 @@ TEMPLATES: tuple[Template, ...] = (
     CHURN_PREVENTION,
     TRIAL_TO_PAID,
 )
+
+
+# Actions whose config names a message template, and a destination, by slug.
+SEND_ACTIONS = ("send_email", "send_sms", "send_push", "notify_slack", "post_social")
+
+
+def template_needs(definition: dict) -> dict[str, list[str]]:
+    """The slugs of the message templates, destinations and segments ``definition`` names, each
+    list in the order of first mention."""
+    needs: dict[str, list[str]] = {"message_templates": [], "segments": [], "destinations": []}
+
+    def add(kind: str, slug) -> None:
+        if isinstance(slug, str) and slug and slug not in needs[kind]:
+            needs[kind].append(slug)
+
+    add("segments", (definition.get("trigger") or {}).get("segment"))
+    for step in definition.get("steps") or []:
+        if step.get("type") == "action" and step.get("action") in SEND_ACTIONS:
+            config = step.get("config") or {}
+            add("message_templates", config.get("template"))
+            add("destinations", config.get("destination"))
+    return needs
 
 
 def library_templates() -> tuple[Template, ...]:

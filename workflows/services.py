@@ -95,6 +95,8 @@ def workflow_publish(*, workflow: Workflow, by: User | None = None) -> WorkflowV
     with transaction.atomic():
         workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
         _check_definition(workflow.draft_definition, workflow.org)
+        if not_ready := _unready_sends(workflow.draft_definition, workflow.org):
+            raise ValidationError({"definition": not_ready})
         definition = workflow.draft_definition
         number = (workflow.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
         version = WorkflowVersion.objects.create(
@@ -373,16 +375,117 @@ def approval_decide(*, approval: Approval, approved: bool, by: User, note: str =
     return approval
 
 
-def workflow_from_template(
+def _unready_sends(definition: dict, org: Organization) -> list[str]:
+    """Why the send steps of ``definition`` would fail once live: a message template never
+    published, a destination switched off (each named, with its step). Checked at publish only:
+    a draft may name what is still being written."""
+    from channels_app.models import Destination, MessageTemplate
+    from workflows.library import SEND_ACTIONS
+
+    sends = [s for s in definition.get("steps", []) if s.get("type") == "action" and s.get("action") in SEND_ACTIONS]
+    names = {(s.get("config") or {}).get("template") for s in sends}
+    drafts = MessageTemplate.objects.filter(org=org, slug__in=names, live_version__isnull=True)
+    unpublished = set(drafts.values_list("slug", flat=True))
+    targets = {(s.get("config") or {}).get("destination") for s in sends}
+    inactive = set(Destination.objects.filter(org=org, slug__in=targets, active=False).values_list("slug", flat=True))
+    problems = []
+    for step in sends:
+        config = step.get("config") or {}
+        if config.get("template") in unpublished:
+            problems.append(
+                f"steps[{step['id']}].template: the message template “{config['template']}” is not published; "
+                "review and publish it first."
+            )
+        if config.get("destination") in inactive:
+            problems.append(
+                f"steps[{step['id']}].destination: the destination “{config['destination']}” is inactive; "
+                "activate it first."
+            )
+    return problems
+
+
+def _library_content_create(*, org: Organization, needs: dict, origin: str, ready: bool) -> dict:
+    """Makes what ``needs`` names and ``org`` lacks, from the library's content, marked with
+    ``origin``; reuses what exists by slug. ``ready``: templates published and destinations
+    active (the demo); else drafts to review. Returns ``created`` as ``library_use`` answers it."""
+    from channels_app.models import Destination, MessageTemplate
+    from channels_app.template_versions import template_publish
+    from marketing.models import Segment
+    from marketing.segments import segment_save
+    from workflows.library_content import DESTINATIONS, MESSAGE_TEMPLATES, SEGMENTS
+
+    created: dict[str, list[dict]] = {"message_templates": [], "segments": [], "destinations": []}
+    for slug in needs["message_templates"]:
+        content = MESSAGE_TEMPLATES.get(slug)
+        if content is None and not MessageTemplate.objects.filter(org=org, slug=slug).exists():
+            continue  # not the library's: publishing names it
+        template, made = MessageTemplate.objects.get_or_create(
+            org=org,
+            slug=slug,
+            defaults={
+                "name": content.name if content else slug,
+                "channel": content.channel if content else "",
+                "purpose": content.purpose if content else "",
+                "variants": content.variants if content else [],
+                "library_template": origin,
+            },
+        )
+        if ready and template.live_version_id is None:
+            template_publish(template=template)
+        created["message_templates"].append({"slug": slug, "reused": not made})
+    for slug in needs["destinations"]:
+        content = DESTINATIONS.get(slug)
+        if content is None and not Destination.objects.filter(org=org, slug=slug).exists():
+            continue
+        destination, made = Destination.objects.get_or_create(
+            org=org,
+            slug=slug,
+            defaults={
+                "name": content.name if content else slug,
+                "channel": content.channel if content else "",
+                "url": "",  # logged, not sent, until someone gives it a URL
+                "active": ready,
+                "library_template": origin,
+            },
+        )
+        if ready and not destination.active and destination.library_template:
+            Destination.objects.filter(pk=destination.pk).update(active=True)
+        created["destinations"].append({"slug": slug, "reused": not made})
+    for slug in needs["segments"]:
+        content = SEGMENTS.get(slug)
+        made = not Segment.objects.filter(org=org, slug=slug).exists()
+        if made and content is None:
+            continue
+        if made:
+            segment = segment_save(
+                org=org, name=content.name, slug=slug, rule=content.rule, description=content.description
+            )
+            Segment.objects.filter(pk=segment.pk).update(library_template=origin)
+        created["segments"].append({"slug": slug, "reused": not made})
+    return created
+
+
+def library_use(
     *, template: WorkflowTemplate, by: User | None = None, name: str = "", slug: str = ""
-) -> Workflow:
-    """A draft workflow from a library template (its usage count goes up)."""
+) -> tuple[Workflow, dict]:
+    """A draft workflow from a library template, with every message template, destination and
+    segment it names that the org lacks (drafts to review: unpublished templates, inactive
+    destinations, each marked with the template's slug); what exists by slug is reused. A second
+    use makes ``<slug>-2``. Returns the workflow and ``created`` (``{"message_templates":
+    [{"slug", "reused"}], "segments": [...], "destinations": [...]}``)."""
+    from workflows.library import template_needs
+
     slug = slug or template.slug
-    taken = set(Workflow.objects.filter(org=template.org, slug__startswith=slug).values_list("slug", flat=True))
-    candidate, n = slug, 2
-    while candidate in taken:
-        candidate, n = f"{slug}-{n}", n + 1
     with transaction.atomic():
+        # Serialises uses of one template: two would otherwise race for the same slugs.
+        template = WorkflowTemplate.objects.select_for_update().get(pk=template.pk)
+        taken = set(Workflow.objects.filter(org=template.org, slug__startswith=slug).values_list("slug", flat=True))
+        candidate, n = slug, 2
+        while candidate in taken:
+            candidate, n = f"{slug}-{n}", n + 1
+        created = _library_content_create(
+            org=template.org, needs=template_needs(template.definition), origin=template.slug, ready=False
+        )
         workflow = Workflow.objects.create(
             org=template.org,
             name=name or template.name,
@@ -393,7 +496,31 @@ def workflow_from_template(
             created_by=by,
         )
         WorkflowTemplate.objects.filter(pk=template.pk).update(usage_count=F("usage_count") + 1)
-    return workflow
+    return workflow, created
+
+
+def workflow_from_template(
+    *, template: WorkflowTemplate, by: User | None = None, name: str = "", slug: str = ""
+) -> Workflow:
+    """``library_use``, for callers that want the workflow alone."""
+    return library_use(template=template, by=by, name=name, slug=slug)[0]
+
+
+def library_content_install(*, org: Organization) -> dict:
+    """Everything the org's library templates name, ready to send (templates published,
+    destinations active, logging until given a URL): what the demo starts with, so each template
+    can be used and published as it is. Returns ``created`` summed over the templates."""
+    from workflows.library import template_needs
+
+    total: dict[str, list[dict]] = {"message_templates": [], "segments": [], "destinations": []}
+    with transaction.atomic():
+        for template in WorkflowTemplate.objects.filter(org=org).order_by("pk"):
+            created = _library_content_create(
+                org=org, needs=template_needs(template.definition), origin=template.slug, ready=True
+            )
+            for kind, rows in created.items():
+                total[kind].extend(rows)
+    return total
 
 
 def date_triggers_enrol(*, now: datetime | None = None) -> int:

@@ -17,7 +17,7 @@ import logging
 
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
-from channels_app.destinations import destination_for_message, destination_post
+from channels_app.destinations import destination_for_message, destination_logged, destination_post
 from channels_app.providers import PermanentError, Provider, provider
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ class SlackWebhook(Provider):
 
     def send(self, message, session=None) -> str:
         destination = destination_for_message(message)
+        if logged := destination_logged(destination, message):
+            return logged
         body = slack_body(message.content or {})
         if not body:
             raise PermanentError("content: a Slack message needs a text or a payload.")

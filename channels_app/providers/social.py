@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from django.conf import settings
 
-from channels_app.destinations import destination_for_message, destination_post
+from channels_app.destinations import destination_for_message, destination_logged, destination_post
 from channels_app.providers import PermanentError, Provider, provider
 
 logger = logging.getLogger(__name__)
@@ -100,4 +100,6 @@ class SocialPost(Provider):
         text = (message.content or {}).get("text", "")
         if not text:
             raise PermanentError("content: a social post needs a text.")
+        if logged := destination_logged(destination, message):
+            return logged
         return social.post(destination, text, message.idempotency_key)

@@ -6,7 +6,7 @@ The body is ``{"message": <id>, "contact": {id, email, first_name, last_name}, "
 key>`` so the receiver can drop the repeat a dead sender may cause (docs/workflows.md).
 """
 
-from channels_app.destinations import destination_for_message, destination_post
+from channels_app.destinations import destination_for_message, destination_logged, destination_post
 from channels_app.providers import Provider, provider
 
 CONTACT_FIELDS = ("id", "email", "first_name", "last_name")
@@ -33,6 +33,8 @@ class Webhook(Provider):
 
     def send(self, message, session=None) -> str:
         destination = destination_for_message(message)
+        if logged := destination_logged(destination, message):
+            return logged
         destination_post(
             destination.url,
             body=webhook_body(message),

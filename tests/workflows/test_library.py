@@ -116,7 +116,7 @@ def test_install_is_idempotent_and_keeps_usage_counts(org, other_org):
         assert not WorkflowTemplate.objects.filter(org=other_org).exists()
 
 
-def test_a_workflow_from_a_template_publishes_only_once_its_actions_exist(org):
+def test_a_workflow_from_a_template_publishes_only_once_the_drafts_it_made_are_published(org):
     library_install(org=org)
     workflow = workflow_from_template(template=WorkflowTemplate.objects.get(org=org, slug="welcome-series"))
 
@@ -124,8 +124,9 @@ def test_a_workflow_from_a_template_publishes_only_once_its_actions_exist(org):
         workflow_publish(workflow=workflow)
 
     messages = error.value.message_dict["definition"]
-    # Until channels registers send_email its steps are unknown; then their email templates are missing.
-    assert messages and all("unknown action “send_email”" in m or "there is no template" in m for m in messages)
+    # Using the template made its four emails as drafts: each is named until someone publishes it.
+    assert len(messages) == 4 and all("is not published; review and publish it first." in m for m in messages)
+    assert "steps[welcome].template: the message template “welcome-1”" in messages[0]
 
 
 def test_install_command(org):
