@@ -1,15 +1,26 @@
 """How the REST API authenticates, authorises, paginates and reports errors.
 
-The org of an API request is its key's org, resolved once by ``CurrentOrgMiddleware``; these
-classes read that result, so the key is parsed and checked in one place.
+Two callers: an API key (``Authorization: Bearer …``), and the console's own pages, which call
+the same API with the logged-in session (CSRF enforced on writes). The org of a request is
+resolved once by ``CurrentOrgMiddleware`` (the key's org, or the session's current org); these
+classes read that result, so the key and the session are checked in one place. Either way
+``request.auth.org`` is the org a view acts for.
+
+A server key may use the whole API of its org; a write key only tracking and forms. A session may
+do what its role in the current org allows (``marketing.roles``), model by model.
 """
+
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, pagination, permissions
-from rest_framework.authentication import BaseAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 
-from marketing.models import ApiKey
+from marketing.models import ApiKey, Membership, Organization
+
+# POST actions that compute an answer and write nothing: reading the model is enough.
+COMPUTING_ACTIONS = frozenset({"validate", "dry_run", "projection", "preview"})
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -37,16 +48,87 @@ class ApiKeySchema(OpenApiAuthenticationExtension):
         return {"type": "http", "scheme": "bearer", "bearerFormat": "mk_<id>_<secret>"}
 
 
+@dataclass(frozen=True)
+class ConsoleSession:
+    """``request.auth`` of a console session: the org it acts in and the user's membership there
+    (None for a superuser who is not a member). Views read ``request.auth.org`` as for a key."""
+
+    org: Organization | None
+    membership: Membership | None
+
+
+class ConsoleSessionAuthentication(SessionAuthentication):
+    """The console's logged-in session, acting in the session's current org; DRF enforces the
+    CSRF token on unsafe methods (a page sends it as ``X-CSRFToken``)."""
+
+    def authenticate(self, request):
+        django_request = request._request
+        if django_request.headers.get("Authorization", "").lower().startswith("bearer "):
+            return None  # a key, good or bad, is the key authentication's answer
+        found = super().authenticate(request)
+        if found is None:
+            return None
+        session = ConsoleSession(getattr(django_request, "org", None), getattr(django_request, "membership", None))
+        return (found[0], session)
+
+
+class ConsoleSessionSchema(OpenApiAuthenticationExtension):
+    """Documents the console's session (the ``sessionid`` cookie) in the OpenAPI schema."""
+
+    target_class = ConsoleSessionAuthentication
+    name = "ConsoleSession"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "cookie", "name": "sessionid"}
+
+
 class HasServerKey(permissions.BasePermission):
-    """A server-scope key: the full API of its org. Write keys may only track and submit forms."""
+    """The API's default: a server-scope key (the full API of its org; write keys may only track
+    and submit forms), or a console session whose role in the current org grants the action on
+    the view's model (``marketing.roles``): GET reads (view), POST creates (add; a POST on one
+    object, change), PUT and PATCH change, DELETE deletes. A view names its model with ``model``
+    or ``permission_model``, and overrides an action's verb with ``permission_actions``
+    (``{"preview": "view"}``; a plain APIView keys it by method, ``{"post": "view"}``)."""
 
     message = "This endpoint needs a server API key; write keys may only send tracking calls."
 
     def has_permission(self, request, view) -> bool:
-        key = request.auth
-        if not isinstance(key, ApiKey):
+        auth = request.auth
+        if isinstance(auth, ConsoleSession):
+            return _session_may(request, view)
+        if not isinstance(auth, ApiKey):
             raise exceptions.NotAuthenticated("Send an API key: Authorization: Bearer mk_<id>_<secret>.")
-        return key.scope == ApiKey.Scope.SERVER
+        return auth.scope == ApiKey.Scope.SERVER
+
+
+def _session_may(request, view) -> bool:
+    """Whether the session's role grants the view's model action; refuses with a sentence."""
+    org = request.auth.org
+    if org is None:
+        raise exceptions.PermissionDenied("You are not a member of any organisation; ask an admin to invite you.")
+    model = getattr(view, "permission_model", None) or getattr(view, "model", None)
+    if model is None:
+        raise exceptions.PermissionDenied("This endpoint takes an API key only.")
+    name = getattr(view, "action", None) or request.method.lower()
+    verb = getattr(view, "permission_actions", {}).get(name) or _verb(request.method, name)
+    opts = model._meta
+    if request.user.has_perm(f"{opts.app_label}.{verb}_{opts.model_name}"):
+        return True
+    membership = request.auth.membership
+    role = membership.get_role_display().lower() if membership else "account"
+    raise exceptions.PermissionDenied(
+        f"Your role ({role}) may not {verb} {opts.verbose_name_plural} in {org.name}; ask an admin of the organisation."
+    )
+
+
+def _verb(method: str, action: str) -> str:
+    if method in permissions.SAFE_METHODS or action in COMPUTING_ACTIONS:
+        return "view"
+    if method == "POST":
+        return "add" if action in ("create", "post") else "change"
+    if method == "DELETE" and action in ("destroy", "delete"):
+        return "delete"
+    return "change"  # PUT, PATCH, and DELETE of a part (a segment's members)
 
 
 class HasTrackingKey(permissions.BasePermission):

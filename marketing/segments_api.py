@@ -1,9 +1,10 @@
-"""REST API of segments and of the condition language: ``/api/v1/segments/`` and
+"""REST API of segments and of the condition language: ``/api/v1/segments/`` (with
+``segments/preview/``, what a rule would select before it is saved) and
 ``/api/v1/conditions/validate/``.
 
 Segments are written through ``marketing.segments`` (which validates a dynamic segment's rule,
 compiles it to SQL and computes its members); the views validate input, call the service and
-serialise. The org is always the API key's; another org's segment id answers 404.
+serialise. The org is the API key's or the console session's; another org's segment id answers 404.
 """
 
 import django_filters
@@ -30,6 +31,7 @@ from marketing.segments import (
 )
 
 MAX_CONTACT_IDS = 1000
+PREVIEW_SAMPLE = 10
 
 
 class SegmentInput(serializers.Serializer):
@@ -74,6 +76,15 @@ class ContactIdsInput(serializers.Serializer):
     contact_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_CONTACT_IDS
     )
+
+
+class PreviewInput(serializers.Serializer):
+    rule = serializers.JSONField(help_text="A JsonLogic rule over contacts, as a dynamic segment holds.")
+
+
+class PreviewOutput(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Contacts the rule selects now: the count saving would give.")
+    sample = ContactOutput(many=True, help_text=f"The first {PREVIEW_SAMPLE} of them, by id.")
 
 
 MembersChanged = inline_serializer(
@@ -135,6 +146,33 @@ class SegmentViewSet(CrudViewSet):
     def destroy(self, request, pk=None):
         segment_delete(segment=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="What a rule would select now (count and a sample), without saving a segment",
+        description="Checked and compiled to SQL as saving a dynamic segment does: a rule with an unknown "
+        "field or operator, or a part with no SQL form, is a 400 naming it on `rule`.",
+        request=PreviewInput,
+        responses={200: PreviewOutput},
+    )
+    @action(detail=False, methods=["post"], filter_backends=[])
+    def preview(self, request):
+        serializer = PreviewInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rule, org = serializer.validated_data["rule"], request.auth.org
+        if rule is None:
+            raise ValidationError({"rule": ["Write a rule first (or build one with the rule builder)."]})
+        try:
+            validate(rule, "contact", org=org)
+            q = to_q(rule, "contact", org=org)
+        except DjangoValidationError as exc:
+            raise ValidationError({"rule": exc.messages}) from None
+        except NotCompilable as exc:
+            raise ValidationError({"rule": [f"Segments run in SQL, and this part has no SQL form: {exc}"]}) from None
+        # The query segment_recompute runs, as a subquery: a rule over tags or lists may join a
+        # contact once per tag, and each contact counts once.
+        matching = selectors.contacts_for(org=org).filter(pk__in=Contact.objects.filter(org=org).filter(q).values("pk"))
+        sample = matching.order_by("pk")[:PREVIEW_SAMPLE]
+        return Response({"count": matching.count(), "sample": ContactOutput(sample, many=True).data})
 
     # -- members --------------------------------------------------------------------------------
 
@@ -231,6 +269,8 @@ class ConditionsValidateView(APIView):
     """
 
     permission_classes = [HasServerKey]
+    permission_model = Contact  # a session needs to read contacts: the answer counts them
+    permission_actions = {"post": "view"}
 
     @extend_schema(
         request=ConditionInput,

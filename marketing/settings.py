@@ -255,7 +255,11 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # REST API ---------------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["marketing.api_auth.ApiKeyAuthentication"],
+    # A key first; else the console's session in its current org, with CSRF on writes.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "marketing.api_auth.ApiKeyAuthentication",
+        "marketing.api_auth.ConsoleSessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["marketing.api_auth.HasServerKey"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # The API speaks JSON (anything else is a 415), parsed with bounded nesting and without NUL,

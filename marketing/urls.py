@@ -7,10 +7,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
+from channels_app.api import DestinationViewSet, MessageTemplateViewSet
 from marketing.api import CompanyViewSet, ContactViewSet
 from marketing.events_api import EventsView
 from marketing.health import healthz, readyz
 from marketing.metrics import metrics_view
+from marketing.pickers_api import ConditionFieldsView, ListViewSet, MemberViewSet, TagViewSet
 from marketing.segments_api import ConditionsValidateView, SegmentViewSet
 from workflows.api import WorkflowInstanceViewSet, WorkflowTemplateViewSet, WorkflowViewSet
 from workflows.webhooks import workflow_webhook
@@ -23,6 +25,12 @@ router.register("segments", SegmentViewSet, basename="segment")
 router.register("workflows", WorkflowViewSet, basename="workflow")
 router.register("workflow-instances", WorkflowInstanceViewSet, basename="workflow-instance")
 router.register("workflow-templates", WorkflowTemplateViewSet, basename="workflow-template")
+# The console's pickers (read-only)
+router.register("message-templates", MessageTemplateViewSet, basename="message-template")
+router.register("destinations", DestinationViewSet, basename="destination")
+router.register("members", MemberViewSet, basename="member")
+router.register("tags", TagViewSet, basename="tag")
+router.register("lists", ListViewSet, basename="list")
 
 public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
@@ -31,6 +39,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/events/", EventsView.as_view(), name="api-events"),
     path("api/v1/conditions/validate/", ConditionsValidateView.as_view(), name="api-conditions-validate"),
+    path("api/v1/conditions/fields/", ConditionFieldsView.as_view(), name="api-conditions-fields"),
     path("api/v1/", include("scoring.urls")),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="api-schema"),

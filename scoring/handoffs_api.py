@@ -17,7 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from marketing.api import CrudViewSet
-from marketing.models import Contact
+from marketing.models import ApiKey, Contact
 from scoring.handoffs import (
     LIVE,
     HandoffStateError,
@@ -27,6 +27,7 @@ from scoring.handoffs import (
     handoff_create,
     handoff_reject,
     handoff_sla_state,
+    handoffs_visible_to,
     sla_state_q,
 )
 from scoring.models import Handoff
@@ -127,7 +128,11 @@ class HandoffViewSet(CrudViewSet):
     search_fields = ()
 
     def org_queryset(self, org):
-        return Handoff.objects.filter(org=org).select_related("assignee")
+        handoffs = Handoff.objects.filter(org=org).select_related("assignee")
+        if isinstance(self.request.auth, ApiKey):
+            return handoffs
+        # A console session sees what the console shows it: a rep their own, a manager all.
+        return handoffs_visible_to(user=self.request.user, org=org, queryset=handoffs)
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "now": timezone.now()}
@@ -152,10 +157,15 @@ class HandoffViewSet(CrudViewSet):
 
     def _act(self, service, **kwargs) -> Response:
         try:
-            handoff = service(handoff=self.get_object(), api_key=self.request.auth, **kwargs)
+            handoff = service(handoff=self.get_object(), **self._caller(), **kwargs)
         except HandoffStateError as exc:
             return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
         return self._output(handoff)
+
+    def _caller(self) -> dict:
+        """A key acts as the org; a session as its user (the assignee or a manager)."""
+        auth = self.request.auth
+        return {"api_key": auth} if isinstance(auth, ApiKey) else {"user": self.request.user}
 
     @extend_schema(
         summary="Accept (the rep takes the contact)",

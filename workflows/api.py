@@ -379,7 +379,7 @@ class WorkflowViewSet(CrudViewSet):
     @action(detail=True, methods=["post"])
     def publish(self, request, pk=None):
         workflow = self.get_object()
-        services.workflow_publish(workflow=workflow)
+        services.workflow_publish(workflow=workflow, by=request.user)  # None for a key
         return self._detail(workflow)
 
     def _status_changed(self, workflow: Workflow, instances: int) -> Response:
@@ -459,7 +459,7 @@ class WorkflowViewSet(CrudViewSet):
             unknown = sorted(wanted - set(ids))
             if unknown:
                 _refuse("contact_ids", f"No contact with id {', '.join(map(str, unknown))}.")
-        enrolled = services.workflow_enrol_manually(workflow=workflow, contact_ids=ids) if ids else 0
+        enrolled = services.workflow_enrol_manually(workflow=workflow, contact_ids=ids, by=request.user) if ids else 0
         return Response({"enrolled": enrolled, "requested": len(ids)})
 
     @extend_schema(
