@@ -1,21 +1,21 @@
 """Console pages of the channels app: message templates (validated at save, published as
 versions, previewed against a real contact), the outbox and the suppression list."""
 
-import smtplib
-from email.utils import formataddr
+import uuid
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import EmailMultiAlternatives
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from unfold.contrib.filters.admin import AutocompleteSelectFilter
 
 from channels_app.destinations import masked_secret, masked_url, url_problem
 from channels_app.models import Destination, Message, MessageTemplate, Suppression
+from channels_app.outbox import notice_enqueue
 from channels_app.rendering import template_errors, template_warnings
 from channels_app.template_versions import template_preview, template_publish
 from marketing.admin import ReadOnlyAdmin, TenantAdmin
@@ -47,8 +47,8 @@ class MessageTemplateAdmin(TenantAdmin):
     freezes it as a version that new messages use, "Preview" renders it for a real contact."""
 
     form = MessageTemplateForm
-    list_display = ("name", "slug", "channel", "purpose", "live", "updated_at")
-    list_filter = ("channel", "purpose")
+    list_display = ("name", "slug", "channel", "purpose", "live", "library_template", "updated_at")
+    list_filter = ("channel", "purpose", "library_template")
     search_fields = ("name", "slug")
     list_select_related = ("live_version",)
     readonly_fields = ("live_version", "preview_link")
@@ -137,28 +137,30 @@ class MessageTemplateAdmin(TenantAdmin):
         return TemplateResponse(request, "admin/channels_app/messagetemplate/preview.html", context)
 
     def _send_test(self, request, template: MessageTemplate, content: dict) -> None:
-        """ "Send test to me": the preview, as rendered, to the console user's own address. Not an
-        outbox message (no contact is written to); the subject says it is a test."""
+        """ "Send test to me": the preview, as rendered, to the console user's own address, as an
+        outbox message with no contact (transactional: no consent needed, a suppressed address is
+        still refused), so it shows in the outbox with its status; the subject says it is a test."""
         if template.channel != "email":
             self.message_user(request, "Test sends are for email templates.", messages.ERROR)
             return
         if not request.user.email:
             self.message_user(request, "Your user has no email address to send the test to.", messages.ERROR)
             return
-        mail = EmailMultiAlternatives(
+        message = notice_enqueue(
+            org=request.org,
+            to=request.user.email,
+            user=request.user,
             subject=f"[Test] {content.get('subject', '')}",
-            body=content.get("text", ""),
-            from_email=formataddr((request.org.from_name, request.org.from_email)) if request.org.from_email else None,
-            to=[request.user.email],
+            text=content.get("text", ""),
+            html=content.get("html", ""),
+            key=f"test-{template.pk}-{request.user.pk}-{uuid.uuid4().hex}",
         )
-        if content.get("html"):
-            mail.attach_alternative(content["html"], "text/html")
-        try:
-            mail.send()
-        except (OSError, smtplib.SMTPException) as exc:
-            self.message_user(request, f"The test could not be sent: {exc}", messages.ERROR)
-        else:
-            self.message_user(request, f"Test sent to {request.user.email}.", messages.SUCCESS)
+        url = reverse("admin:channels_app_message_change", args=[message.pk])
+        self.message_user(
+            request,
+            format_html('Test queued for {}: <a href="{}">see it in the outbox</a>.', request.user.email, url),
+            messages.SUCCESS,
+        )
 
 
 @admin.register(Message)
@@ -166,7 +168,8 @@ class MessageAdmin(ReadOnlyAdmin):
     """The outbox: every message, with its status history; read-only (sending is the outbox's job)."""
 
     list_display = ("created_at", "channel", "to", "subject", "status", "purpose", "workflow", "step_id", "attempts")
-    list_filter = ("status", "channel", "purpose", "workflow")
+    list_filter = ("status", "channel", "purpose", ("workflow", AutocompleteSelectFilter))
+    list_filter_submit = True
     search_fields = ("to", "contact__email", "idempotency_key", "provider_message_id")
     list_select_related = ("workflow",)
     date_hierarchy = "created_at"
@@ -256,6 +259,8 @@ class DestinationForm(forms.ModelForm):
 
     def clean_url(self):
         url = self.cleaned_data.get("url") or (self.instance.url if self.instance.pk else "")
+        if not url and self.instance.library_template:
+            return ""  # the library's destinations log their messages until given a URL
         problem = url_problem(url) if url else "This field is required."
         if problem:
             raise ValidationError(problem)
@@ -268,8 +273,8 @@ class DestinationAdmin(TenantAdmin):
     are shown to the host only, secrets by their last four characters."""
 
     form = DestinationForm
-    list_display = ("name", "slug", "channel", "target", "secret_masked", "active", "created_at")
-    list_filter = ("channel", "active")
+    list_display = ("name", "slug", "channel", "target", "secret_masked", "active", "library_template", "created_at")
+    list_filter = ("channel", "active", "library_template")
     search_fields = ("name", "slug")
 
     @admin.display(description="URL")

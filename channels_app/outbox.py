@@ -148,6 +148,57 @@ def message_enqueue(
     return message
 
 
+# Keys of mail to people who are not contacts (``notice_enqueue``): the guards know them by it.
+NOTICE_KEY = "notice:"
+
+
+def notice_enqueue(
+    *, org: Organization, to: str, subject: str, text: str, key: str, html: str = "", user=None, now=None
+) -> Message:
+    """Queues a transactional email to someone who is not a contact — a rep told of a handoff, a
+    console user's test send — and enqueues its send after commit: an outbox row with no contact
+    and ``purpose = transactional``, addressed to ``to`` (``user``, when given, is recorded in the
+    content as the recipient). The guards skip consent for it, not suppression. ``key`` makes it
+    idempotent: a second call with the same key returns the existing row. Logs one line."""
+    now = now or timezone.now()
+    content = {"subject": subject, "text": text, **({"html": html} if html else {})}
+    if user is not None:
+        content["recipient_user"] = user.pk
+    with transaction.atomic():
+        message, created = Message.objects.with_scopes_disabled().get_or_create(
+            idempotency_key=f"{NOTICE_KEY}{key}"[:200],
+            defaults={
+                "org": org,
+                "channel": Channel.EMAIL,
+                "purpose": Purpose.TRANSACTIONAL,
+                "to": to,
+                "content": content,
+                "status": MessageStatus.QUEUED,
+                "status_history": [_history(MessageStatus.QUEUED, now, "notice")],
+                "next_attempt_at": now,
+                "created_at": now,
+            },
+        )
+        if created:
+            _send_after_commit(message.pk)
+    logger.info("notice queued org=%s message=%s to=%s subject=%r", org.slug, message.pk, to, subject)
+    return message
+
+
+def _is_notice(message: Message) -> bool:
+    return message.contact_id is None and message.idempotency_key.startswith(NOTICE_KEY)
+
+
+def _notice_verdicts(messages: list[Message]) -> dict[int, GuardVerdict]:
+    """The guards of mail to non-contacts: transactional, so no consent, caps or quiet hours;
+    blocked without an address or when it is suppressed."""
+    verdicts = {m.pk: GuardVerdict(BLOCK, "no email address") for m in messages if not m.to}
+    rest = [m for m in messages if m.to]
+    if rest:
+        verdicts.update({pk: GuardVerdict(BLOCK, reason) for pk, reason in _suppression_blocks(rest).items()})
+    return {**{m.pk: GuardVerdict(SEND) for m in rest}, **verdicts}
+
+
 def _reserved_ids(count: int) -> list[int] | None:
     """``count`` fresh ``Message`` ids from the table's sequence (PostgreSQL), so each message is
     rendered with its own id (its signed links) before the one INSERT; None elsewhere."""
@@ -626,7 +677,9 @@ def messages_send(*, message_ids: list[int], now: datetime | None = None) -> dic
     try:
         for group in by_org.values():
             with org_context(group[0].org):
-                verdicts = messages_guards(group, now)
+                notices = [m for m in group if _is_notice(m)]
+                verdicts = messages_guards([m for m in group if not _is_notice(m)], now)
+                verdicts.update(_notice_verdicts(notices) if notices else {})
                 for message in group:
                     if clock.monotonic() > deadline:
                         results[message.pk] = _release(message, now)

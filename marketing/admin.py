@@ -20,7 +20,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.core.handlers.asgi import ASGIRequest
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.forms.fields import InvalidJSONInput
 from django.http import Http404, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
@@ -155,6 +155,64 @@ class OwnerFilter(UserFilter):
     none_label = "No owner"
 
 
+class IdentityFilter(admin.SimpleListFilter):
+    """Known contacts (with an email or an external id) by default; anonymous visitors, known only
+    by a cookie id until they identify themselves, apart, and everyone under "All"."""
+
+    title = "identity"
+    parameter_name = "identity"
+    CHOICES = (("known", "Known (email or external id)"), ("anonymous", "Anonymous visitors"), ("all", "All"))
+
+    def lookups(self, request, model_admin):
+        return self.CHOICES
+
+    def choices(self, changelist):
+        # No extra "All" entry: "known" stands for no choice, and "all" is a choice of its own.
+        current = self.value() or "known"
+        for value, label in self.CHOICES:
+            yield {
+                "selected": current == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
+
+    def queryset(self, request, queryset):
+        known = (Q(email__isnull=False) & ~Q(email="")) | (Q(external_id__isnull=False) & ~Q(external_id=""))
+        value = self.value() or "known"
+        if value == "anonymous":
+            return queryset.exclude(known)
+        return queryset if value == "all" else queryset.filter(known)
+
+
+class HistoryFilter(admin.SimpleListFilter):
+    """Contacts whose activity was imported as history (events with source "history", such as the
+    demo's past customers that predictive scoring learns from) apart from live ones."""
+
+    title = "activity"
+    parameter_name = "activity"
+
+    def lookups(self, request, model_admin):
+        return (("live", "Live (no imported history)"), ("history", "Imported history"))
+
+    def queryset(self, request, queryset):
+        if self.value() not in ("live", "history"):
+            return queryset
+        history = Exists(Event.objects.filter(org=request.org, contact=OuterRef("pk"), source="history"))
+        return queryset.filter(history) if self.value() == "history" else queryset.exclude(history)
+
+
+def is_sales_rep(request) -> bool:
+    """A sales member who does not manage the queue: they change their own leads only and never
+    reassign one (a manager, an org admin or a superuser does)."""
+    membership = getattr(request, "membership", None)
+    return (
+        not request.user.is_superuser
+        and membership is not None
+        and membership.role == "sales"
+        and not membership.sales_manager
+    )
+
+
 class ReadOnlyInline(ReadOnly, admin.TabularInline):
     """Rows the system writes, shown under the row they belong to."""
 
@@ -214,7 +272,17 @@ class ContactAdmin(TenantAdmin):
         "created_at",
     )
     list_display_links = ("display_name", "email")
-    list_filter = ("lifecycle_stage", "lead_status", OwnerFilter, "tags", "lists", "country", "created_at")
+    list_filter = (
+        IdentityFilter,
+        HistoryFilter,
+        "lifecycle_stage",
+        "lead_status",
+        OwnerFilter,
+        "tags",
+        "lists",
+        "country",
+        "created_at",
+    )
     search_fields = ("email", "first_name", "last_name", "company__name")
     search_help_text = "Search by email, name or company."
     list_select_related = ("company", "owner")
@@ -235,6 +303,29 @@ class ContactAdmin(TenantAdmin):
         ("Tags and properties", {"fields": ("tags", "properties")}),
         ("History", {"fields": ("created_at", "updated_at", "last_activity_at"), "classes": ("collapse",)}),
     )
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and is_sales_rep(request) and obj.owner_id not in (None, request.user.pk):
+            return False  # another rep's lead: read-only
+        return super().has_change_permission(request, obj)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        if not is_sales_rep(request) or "owner" not in form_class.base_fields:
+            return form_class
+        user = request.user
+
+        class SalesRepContactForm(form_class):
+            def clean_owner(self):
+                owner = self.cleaned_data.get("owner")
+                before = self.instance.owner if self.instance.pk else None
+                if owner == before or (before is None and owner == user):
+                    return owner  # unchanged, or an unowned lead taken by the rep
+                raise ValidationError(
+                    "Only a sales manager can reassign a contact. You may take an unowned contact yourself."
+                )
+
+        return SalesRepContactForm
 
     def get_urls(self):
         timeline = self.admin_site.admin_view(self.timeline_view)

@@ -3,8 +3,8 @@
 ``handoff_create`` is what scoring rules (``demo_requested``), threshold crossings, the
 ``handoff_to_sales`` workflow action, the nurture sweep and the API call. It assigns a rep by the
 org's ``HandoffPolicy`` (round-robin, territory, skill or workload), sets the SLA, gives the rep
-django-guardian object permissions on the item, and tells the rep after commit (an email, and a
-Slack post to the policy's destination).
+django-guardian object permissions on the item, and tells the rep after commit (an email through
+the outbox, and a Slack post to the policy's destination).
 
 A rep then accepts, rejects (back to nurture, with a reason) or converts the handoff. Each of
 those is permission-checked: the assignee (through the guardian object permission the item was
@@ -29,7 +29,6 @@ from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.urls import NoReverseMatch, reverse
@@ -38,6 +37,7 @@ from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 from guardian.utils import get_user_obj_perms_model
 
+from channels_app.outbox import notice_enqueue
 from marketing.celery import enqueue_on_commit
 from marketing.identity import merge_handler
 from marketing.models import ApiKey, Contact, LeadStatus, LifecycleStage, Membership, Organization, Role, User
@@ -338,10 +338,10 @@ def handoff_notify(*, handoff_id: int, org_id: int, destination: str = "") -> No
     destination, posts it there. Called after commit; a failure is logged, never raised (the
     handoff exists and is in the queue either way).
 
-    Why not the outbox: ``message_enqueue`` sends a template to a *contact*, and a rep is a user.
-    The rep's email goes through Django's mail backend (the same SMTP/ESP the outbox uses). The
-    Slack post goes through the Slack provider's guarded webhook client (the SSRF guard, no
-    retries), without an outbox row: the org need not have a template for it. A failed Slack
+    The rep's email is an outbox message with no contact (``notice_enqueue``: transactional, so
+    suppression applies and consent does not), visible in the console's outbox. The Slack post
+    goes through the Slack provider's guarded webhook client (the SSRF guard, no retries),
+    without an outbox row: the org need not have a template for it. A failed Slack
     post is logged and not retried; the email and the queue remain.
     """
     from marketing.tenancy import org_context
@@ -361,16 +361,15 @@ def handoff_notify(*, handoff_id: int, org_id: int, destination: str = "") -> No
             f"Accept by {handoff.sla_due_at:%Y-%m-%d %H:%M} UTC: {link}"
         )
         if rep is not None and rep.email:
-            try:
-                send_mail(
-                    subject=f"New lead for you: {who}",
-                    message=f"Hello {rep.get_full_name() or rep.username},\n\n{text}\n"
-                    + (f"\nWhy: {handoff.detail}\n" if handoff.detail else ""),
-                    from_email=None,
-                    recipient_list=[rep.email],
-                )
-            except Exception:
-                logger.exception("handoff email failed org=%s handoff=%s", org.slug, handoff.pk)
+            notice_enqueue(
+                org=org,
+                to=rep.email,
+                user=rep,
+                subject=f"New lead for you: {who}",
+                text=f"Hello {rep.get_full_name() or rep.username},\n\n{text}\n"
+                + (f"\nWhy: {handoff.detail}\n" if handoff.detail else ""),
+                key=f"handoff-{handoff.pk}-to-{rep.pk}",
+            )
         if destination:
             assigned = f"{text} (assigned to {rep.username if rep else 'nobody yet'})"
             _slack_post(org, destination, text=assigned, key=f"handoff-{handoff.pk}")
@@ -650,10 +649,14 @@ def handoffs_overdue_notify(*, org: Organization, now: datetime | None = None) -
         text += handoff_console_url(handoff.pk)
         rep = handoff.assignee
         if rep is not None and rep.email:
-            try:
-                send_mail(f"Overdue lead: {handoff.contact}", text, None, [rep.email])
-            except Exception:
-                logger.exception("handoff reminder failed org=%s handoff=%s", org.slug, handoff.pk)
+            notice_enqueue(
+                org=org,
+                to=rep.email,
+                user=rep,
+                subject=f"Overdue lead: {handoff.contact}",
+                text=text,
+                key=f"handoff-overdue-{handoff.pk}-to-{rep.pk}",
+            )
         if policy is not None and policy.notify_destination:
             _slack_post(org, policy.notify_destination, text=text, key=f"handoff-overdue-{handoff.pk}")
     return reminded

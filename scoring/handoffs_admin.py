@@ -89,8 +89,8 @@ class AssignForm(forms.Form):
 
 
 class HandoffAdmin(TenantAdmin):
-    list_display = ("contact_link", "score", "reason", "status", "assignee", "sla_badge", "sla_due_at", "created_at")
-    list_display_links = ("score",)
+    list_display = ("contact_name", "score", "reason", "status", "assignee", "sla_badge", "sla_due_at", "created_at")
+    list_display_links = ("contact_name",)  # a row opens the handoff (the contact is linked from there)
     list_filter = ("status", "reason", AssigneeFilter, SlaStateFilter)
     list_select_related = ("contact", "assignee")
     search_fields = ("contact__email", "contact__first_name", "contact__last_name")
@@ -133,12 +133,15 @@ class HandoffAdmin(TenantAdmin):
 
     # Columns ---------------------------------------------------------------------------------
 
-    @admin.display(description="contact", ordering="contact__email")
-    def contact_link(self, obj: Handoff):
+    @admin.display(description="contact", ordering="contact__last_name")
+    def contact_name(self, obj: Handoff) -> str:
         contact = obj.contact
-        name = f"{contact.first_name} {contact.last_name}".strip() or contact.email or f"#{contact.pk}"
-        url = reverse("admin:marketing_contact_change", args=[contact.pk])
-        return format_html('<a href="{}">{}</a>', url, name)
+        return f"{contact.first_name} {contact.last_name}".strip() or contact.email or f"#{contact.pk}"
+
+    @admin.display(description="contact")
+    def contact_link(self, obj: Handoff):
+        url = reverse("admin:marketing_contact_change", args=[obj.contact_id])
+        return format_html('<a href="{}">{}</a>', url, self.contact_name(obj))
 
     @admin.display(description="SLA")
     def sla_badge(self, obj: Handoff):
@@ -170,6 +173,8 @@ class HandoffAdmin(TenantAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         handoff = self._visible(request, object_id)  # another rep's handoff: 404, not a redirect
         context = {**(extra_context or {}), **self._detail_context(request, handoff)}
+        context.setdefault("title", f"Handoff: {self.contact_name(handoff)}")  # whose lead, not "View handoff"
+        context.setdefault("subtitle", None)
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def _detail_context(self, request, handoff: Handoff) -> dict:

@@ -233,7 +233,8 @@ class WorkflowAdmin(TenantAdmin):
             try:
                 outcome = call(workflow)
             except ValidationError as exc:
-                self.message_user(request, f"“{workflow}” was not {verb}: {'; '.join(exc.messages)}", messages.ERROR)
+                text = error_sentences(f"“{workflow}” was not {verb}:", exc.messages)
+                self.message_user(request, text, messages.ERROR)
             else:
                 self.message_user(request, f"“{workflow}” {verb}{outcome}.", messages.SUCCESS)
         selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
@@ -303,6 +304,12 @@ class WorkflowAdmin(TenantAdmin):
         except ValidationError as exc:
             self.message_user(request, "; ".join(exc.messages), messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
+
+
+def error_sentences(lead: str, errors: list[str]) -> str:
+    """``lead`` and the errors as separate sentences, each ending once with a full stop (the
+    services' messages may end with one or not; joined with "; " they read ".;")."""
+    return " ".join([lead, *(e.strip().rstrip(".;") + "." for e in errors if e.strip())])
 
 
 @admin.register(WorkflowVersion)

@@ -127,18 +127,50 @@ def test_the_demo_publishes_a_welcome_email_once(org):
     assert (template.channel, template.live_version.number) == ("email", 1)
 
 
-def test_send_test_to_me_mails_the_preview_to_the_console_user(org, console, marketer, smtp, member_factory):
+def test_send_test_to_me_goes_through_the_outbox_to_the_console_user(
+    org, console, marketer, smtp, member_factory, eager_tasks, django_capture_on_commit_callbacks
+):
     marketer.email = "mara@acme.io"
     marketer.save()
     assert add(console, VARIANTS).status_code == 302
     template = MessageTemplate.objects.get()
     ContactFactory(org=org, email="ana@example.com", first_name="Ana")
     url = reverse("admin:channels_app_messagetemplate_preview", args=[template.pk]) + "?contact=ana@example.com"
-    page = console.post(url).content.decode()
-    assert "Test sent to mara@acme.io" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        page = console.post(url).content.decode()
+    assert "Test queued for mara@acme.io" in page
     (received,) = smtp.received
     assert received.rcpt_tos == ["mara@acme.io"]
     assert received.message["Subject"] == "[Test] Hi Ana"
-    assert Message.objects.count() == 0  # a test is not an outbox send
+    # An outbox message to the user, not to the contact previewed: transactional, no contact.
+    (message,) = Message.objects.all()
+    assert (message.contact_id, message.purpose, message.to, message.status) == (
+        None,
+        "transactional",
+        "mara@acme.io",
+        "sent",
+    )
+    assert message.content["recipient_user"] == marketer.pk
+    outbox = console.get(reverse("admin:channels_app_message_changelist")).content.decode()
+    assert "[Test] Hi Ana" in outbox and "mara@acme.io" in outbox
+    assert reverse("admin:channels_app_message_change", args=[message.pk]) in page  # the link to it
     analyst = client_for(member_factory(org, Role.ANALYST, username="ann"))
     assert analyst.post(url).status_code == 403
+
+
+def test_a_test_send_to_a_suppressed_address_is_blocked_in_the_outbox(
+    org, console, marketer, smtp, eager_tasks, django_capture_on_commit_callbacks
+):
+    """Transactional mail skips consent (the user never gave any), not suppression."""
+    marketer.email = "mara@acme.io"
+    marketer.save()
+    Suppression.objects.create(org=org, channel="email", address="mara@acme.io", reason="complaint")
+    assert add(console, VARIANTS).status_code == 302
+    template = MessageTemplate.objects.get()
+    ContactFactory(org=org, email="ana@example.com", first_name="Ana")
+    url = reverse("admin:channels_app_messagetemplate_preview", args=[template.pk]) + "?contact=ana@example.com"
+    with django_capture_on_commit_callbacks(execute=True):
+        console.post(url)
+    (message,) = Message.objects.all()
+    assert message.status == "blocked" and message.error == "suppressed: spam complaint"
+    assert smtp.received == []

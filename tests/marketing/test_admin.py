@@ -275,3 +275,85 @@ def test_api_key_created_in_the_console_is_shown_once_and_works(org, member_fact
     raw = message.split("<code>")[1].split("</code>")[0]
 
     assert Client().get("/api/v1/contacts/", headers={"Authorization": f"Bearer {raw}"}).status_code == 200
+
+
+def test_the_contact_list_shows_known_contacts_and_keeps_anonymous_ones_apart(org, console):
+    ContactFactory(org=org, email="ana@example.com")
+    ContactFactory(org=org, email=None, external_id="crm-7", first_name="Crm")
+    ContactFactory(org=org, email=None, external_id=None, first_name="Cookie")
+
+    def names(**params):
+        response = console.get(CHANGELIST, params)
+        assert response.status_code == 200
+        return sorted(c.email or c.external_id or c.first_name for c in response.context["cl"].result_list)
+
+    assert names() == ["ana@example.com", "crm-7"]
+    assert names(identity="anonymous") == ["Cookie"]
+    assert names(identity="all") == ["Cookie", "ana@example.com", "crm-7"]
+    page = console.get(CHANGELIST).content.decode()
+    assert "Anonymous visitors" in page and "Known (email or external id)" in page
+
+
+def test_the_contact_list_tells_imported_history_apart(org, console):
+    from django.utils import timezone
+
+    from marketing.models import Event
+
+    live = ContactFactory(org=org, email="live@example.com")
+    past = ContactFactory(org=org, email="history-1@example.net")
+    now = timezone.now()
+    Event.objects.create(org=org, contact=live, type="page_view", occurred_at=now, message_id="m1")
+    Event.objects.create(org=org, contact=past, type="page_view", occurred_at=now, message_id="m2", source="history")
+
+    def emails(**params):
+        return sorted(c.email for c in console.get(CHANGELIST, params).context["cl"].result_list)
+
+    assert emails(activity="history") == ["history-1@example.net"]
+    assert emails(activity="live") == ["live@example.com"]
+
+
+def test_a_sales_rep_changes_only_their_own_leads_and_never_reassigns(org, member_factory):
+    rep = member_factory(org, Role.SALES, username="rep1")
+    other = member_factory(org, Role.SALES, username="rep2")
+    client = Client()
+    client.force_login(rep)
+    theirs = ContactFactory(org=org, email="theirs@example.com", owner=other)
+    mine = ContactFactory(org=org, email="mine@example.com", owner=rep)
+    unowned = ContactFactory(org=org, email="free@example.com")
+
+    def save(contact, owner):
+        data = {
+            "email": contact.email,
+            "lifecycle_stage": "lead",
+            "lead_status": "new",
+            "owner": owner.pk if owner else "",
+            "properties": "{}",
+            "listmembership_set-TOTAL_FORMS": "0",
+            "listmembership_set-INITIAL_FORMS": "0",
+            "anonymous_ids-TOTAL_FORMS": "0",
+            "anonymous_ids-INITIAL_FORMS": "0",
+        }
+        return client.post(change_url(contact), data)
+
+    # Another rep's lead is read-only: no form to post, and posting is refused.
+    assert save(theirs, rep).status_code == 403
+    # Their own lead: giving it to another rep is a manager's move, refused on the field.
+    refused = save(mine, other)
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors["owner"] == [
+        "Only a sales manager can reassign a contact. You may take an unowned contact yourself."
+    ]
+    # An unowned lead may be taken.
+    assert save(unowned, rep).status_code == 302
+    with scopes_disabled():
+        assert [c.owner_id for c in (theirs, mine, unowned) if c.refresh_from_db() is None] == [
+            other.pk,
+            rep.pk,
+            rep.pk,
+        ]
+    # A manager reassigns.
+    boss = member_factory(org, Role.ADMIN, username="boss")
+    client.force_login(boss)
+    assert save(mine, other).status_code == 302
+    mine.refresh_from_db()
+    assert mine.owner_id == other.pk

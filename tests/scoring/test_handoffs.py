@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 from guardian.shortcuts import get_perms
 
+from channels_app.models import Message, Suppression
 from marketing.models import Contact, Event, LeadStatus, LifecycleStage, Membership, Role
 from marketing.tenancy import org_context
 from scoring.handoffs import (
@@ -24,6 +25,7 @@ from scoring.handoffs import (
     handoff_convert,
     handoff_create,
     handoff_is_manager,
+    handoff_notify,
     handoff_reject,
     handoff_sla_state,
     handoffs_create,
@@ -358,8 +360,35 @@ def test_overdue_handoffs_remind_the_rep_once(org, reps, django_capture_on_commi
     mail.outbox.clear()
     assert handoffs_overdue_notify(org=org, now=NOW) == 1
     assert handoffs_overdue_notify(org=org, now=NOW) == 0
-    [email] = mail.outbox
-    assert email.to == [handoff.assignee.email] and email.subject.startswith("Overdue lead")
+    [reminder] = Message.objects.filter(content__subject__startswith="Overdue lead")
+    assert reminder.to == handoff.assignee.email and reminder.purpose == "transactional"
+
+
+def test_handoff_notices_are_transactional_outbox_messages_with_a_log_line(
+    org, reps, django_capture_on_commit_callbacks, eager_tasks, caplog
+):
+    contact = make_contact(org, first_name="Ana", last_name="Lima", email="ana@example.com")
+    with caplog.at_level("INFO", logger="channels_app.outbox"), django_capture_on_commit_callbacks(execute=True):
+        handoff = hand(org, contact)
+    [message] = Message.objects.all()
+    assert (message.contact_id, message.purpose, message.channel) == (None, "transactional", "email")
+    assert message.to == reps[0].email and message.content["recipient_user"] == reps[0].pk
+    assert message.content["subject"].startswith("New lead for you: Ana Lima")
+    assert message.status == "sent"  # no consent asked of a rep; sent through the outbox
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("notice queued")]
+    assert f"message={message.pk}" in line and f"to={reps[0].email}" in line
+    assert "Hello" not in line  # the body stays in the outbox, not in the log
+    handoff_notify(handoff_id=handoff.pk, org_id=org.pk)  # a redelivered task: the same message
+    assert Message.objects.count() == 1
+
+
+def test_a_suppressed_rep_address_blocks_the_notice(org, reps, django_capture_on_commit_callbacks, eager_tasks):
+    Suppression.objects.create(org=org, channel="email", address=reps[0].email, reason="hard_bounce")
+    with django_capture_on_commit_callbacks(execute=True):
+        hand(org)
+    [message] = Message.objects.all()
+    assert message.status == "blocked" and message.error == "suppressed: hard bounce"
+    assert mail.outbox == []
 
 
 # Notifications -----------------------------------------------------------------------------------
@@ -373,8 +402,9 @@ def test_the_rep_is_emailed_after_commit_with_the_contact_and_a_console_link(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         handoff = hand(org, contact, reason="demo_request", detail="asked for a demo")
     assert mail.outbox == []  # nothing before commit
-    for callback in callbacks:
-        callback()
+    with django_capture_on_commit_callbacks(execute=True):  # the notice's own send, after its commit
+        for callback in callbacks:
+            callback()
     [email] = mail.outbox
     assert email.to == [reps[0].email]
     assert "Ana Lima <ana@example.com>" in email.subject

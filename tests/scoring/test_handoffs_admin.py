@@ -283,3 +283,15 @@ def test_a_sales_manager_in_one_org_is_a_plain_rep_in_another(org, other_org, re
         own_b.refresh_from_db()
         theirs_b.refresh_from_db()
     assert (own_b.assignee, theirs_b.status) == (lead, Handoff.Status.OPEN)
+
+
+def test_a_queue_row_opens_the_handoff_titled_with_the_contacts_name(org, reps, queue):
+    mine, _ = queue
+    rep = client_for(reps[0])
+    page = rep.get(reverse(CHANGELIST)).content.decode()
+    assert f'href="{change_url(mine)}"' in page  # the row's link is the handoff's page
+    assert reverse("admin:marketing_contact_change", args=[mine.contact_id]) not in page
+    detail = rep.get(change_url(mine))
+    assert detail.context["title"] == "Handoff: Ana Lima"
+    # The contact is one click further, from the handoff's page.
+    assert reverse("admin:marketing_contact_change", args=[mine.contact_id]) in detail.content.decode()

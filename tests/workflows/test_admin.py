@@ -646,3 +646,15 @@ def test_enrolling_by_hand_needs_the_change_permission_on_workflows(org, member_
 
     assert "enrol_contacts" not in actions
     assert not WorkflowInstance.objects.filter(contact=newcomer).exists()
+
+
+def test_publish_errors_are_separate_sentences(org, console, publish):
+    workflow = publish(HELLO_WAIT_BYE, slug="stale")
+    broken = {"trigger": {"type": "manual"}, "steps": [{"id": "a", "type": "nope"}, {"id": "b", "type": "nope"}]}
+    Workflow.objects.filter(pk=workflow.pk).update(draft_definition=broken)
+
+    [text] = [m for m in messages_of(act(console, "workflow", "publish", [workflow])) if "not published" in m]
+
+    assert ".;" not in text and ".." not in text
+    assert text.startswith("“stale” was not published: steps[a].type") and text.endswith(".")
+    assert "wait_for_event. steps[b].type" in text  # one sentence per error
