@@ -21,7 +21,7 @@ deterministic sample of the members instead and scales the sums up, stating the 
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -176,6 +176,9 @@ class _Route:
     sends: tuple[_Send, ...] = ()
     seen: frozenset = frozenset()
     count: int | None = None
+    # Sends whose verdicts are not counted yet: counted together, in one query, when the
+    # members change or the route ends (until then every one of them applies to all members).
+    pending: tuple[_Send, ...] = ()
 
     def narrowed(self, members: QuerySet) -> "_Route":
         return replace(self, members=members, count=None)
@@ -213,7 +216,26 @@ class _Walk:
     def _q(self, rule, at: datetime):
         return to_q(rule, "contact", org=self.org, now=at)
 
+    def _flush(self, route: _Route) -> _Route:
+        """Counts the verdicts of the route's pending sends for its members (one query)."""
+        if not route.pending:
+            return route
+        if route.size():
+            counts = _guard_counts(
+                org=self.org, members=route.members, sends=route.sends, counted=route.pending, zones=self.zones
+            )
+            for send in route.pending:
+                for verdict, count in counts[send.index].items():
+                    if verdict == "send":
+                        self.totals["sends"] += count
+                    elif verdict in BLOCKS:
+                        self.totals["blocked"][verdict] += count
+                    else:
+                        self.totals["held"][verdict] += count
+        return replace(route, pending=())
+
     def _split_by(self, route: _Route, rule) -> tuple[_Route, _Route]:
+        route = self._flush(route)
         holds = route.members.filter(self._q(rule, route.at))
         return route.narrowed(holds), route.narrowed(route.members.exclude(pk__in=holds.values("pk")))
 
@@ -221,6 +243,7 @@ class _Walk:
         """The route after a pause until ``until``: a woken run checks the goal and exit rules
         first, and a dry run stops at its horizon."""
         if until - self.now > DEFAULT_HORIZON:
+            self._flush(route)
             return None
         route = replace(route, at=until)
         for name in ("goal", "exit"):
@@ -229,7 +252,10 @@ class _Walk:
         return route
 
     def _go(self, step_id: str | None, route: _Route | None) -> None:
-        if step_id is None or route is None:
+        if route is None:
+            return
+        if step_id is None:
+            self._flush(route)
             return
         if step_id in route.seen:
             raise NotCompilable(f"steps[{step_id}]: a cycle")
@@ -275,10 +301,13 @@ class _Walk:
             self._go(step.get("timeout_next"), self._paused(route, deadline))
         elif kind == "approval":  # approved at once, after the pause a decision is
             self._go(step["approved_next"], self._paused(route, route.at))
-        elif kind != "stop":
+        elif kind == "stop":
+            self._flush(route)
+        else:
             raise NotCompilable(f"steps[{step_id}]: a {kind} step")
 
     def _split(self, step: dict, route: _Route) -> None:
+        route = self._flush(route)
         prefix = f"{self.workflow.pk}:{step['id']}:"
         total = sum(Decimal(str(b["weight"])) for b in step["branches"])
         point = _SplitPoint(Concat(Value(prefix), Cast("pk", output_field=TextField()))) * Value(total)
@@ -304,16 +333,7 @@ class _Walk:
             return route  # nothing published: the step sends nothing
         self.sends += 1
         send = _Send(self.sends, channel, template.purpose, route.at, config.get("destination"))
-        for verdict, count in _guard_counts(
-            org=self.org, members=route.members, sends=[*route.sends, send], zones=self.zones
-        ).items():
-            if verdict == "send":
-                self.totals["sends"] += count
-            elif verdict in BLOCKS:
-                self.totals["blocked"][verdict] += count
-            else:
-                self.totals["held"][verdict] += count
-        return replace(route, sends=(*route.sends, send))
+        return replace(route, sends=(*route.sends, send), pending=(*route.pending, send))
 
 
 # -- the guards in SQL --------------------------------------------------------------------------
@@ -330,44 +350,81 @@ def _valid_zone(name: str) -> str:
 def _time_zones(org: Organization) -> tuple[str, list[str]]:
     """(the org's zone, the contacts' zones that both Python and PostgreSQL know): a contact's
     zone outside the list is read as UTC, as the outbox reads it."""
-    names = set(Contact.objects.filter(org=org).exclude(time_zone="").values_list("time_zone", flat=True).distinct())
+    zones = Contact.objects.filter(org=org).exclude(time_zone="").order_by().values_list("time_zone", flat=True)
+    names = set(zones.distinct())
     with connection.cursor() as cursor:
         cursor.execute("SELECT name FROM pg_timezone_names WHERE name = ANY(%s)", [sorted(names)])
         known = {row[0] for row in cursor.fetchall()}
     return _valid_zone(org.default_time_zone or "UTC"), sorted(n for n in known if _valid_zone(n) == n)
 
 
-def _guard_counts(*, org: Organization, members: QuerySet, sends: list[_Send], zones) -> Counter:
-    """How many of ``members`` the last of ``sends`` would send, block or hold, by guard kind:
-    the rules of ``channels_app.outbox.messages_guards`` as one query, in which each earlier send
-    of the route is a column holding that contact's verdict, so a frequency cap counts the
-    run's own earlier sends that went out."""
+def _guard_counts(
+    *, org: Organization, members: QuerySet, sends: tuple[_Send, ...], counted: tuple[_Send, ...], zones
+) -> dict[int, Counter]:
+    """For each of ``counted`` (the last of a route's ``sends``), how many of ``members`` it would
+    send, block or hold, by guard kind: the rules of ``channels_app.outbox.messages_guards`` as
+    one query, in which each send of the route is a column holding that contact's verdict, so a
+    frequency cap counts the run's own earlier sends that went out."""
     from channels_app.models import Message, Suppression
+    from channels_app.outbox import CONSENT_PURPOSE
     from compliance.models import ConsentRecord
 
-    members_sql, members_params = members.values("pk").query.sql_with_params()
+    members_sql, members_params = members.order_by().values("pk").query.sql_with_params()
     org_zone, known_zones = zones
-    sql = [
-        f"WITH g0 AS (SELECT c.id, c.email, c.phone, "  # noqa: S608  table names from the models
-        f"CASE WHEN coalesce(c.time_zone, '') = '' THEN %s WHEN c.time_zone = ANY(%s) THEN c.time_zone "
-        f"ELSE 'UTC' END AS tz FROM {Contact._meta.db_table} c WHERE c.id IN ({members_sql}))"
-    ]
-    params: list = [org_zone, known_zones, *members_params]
     tables = {
         "message": Message._meta.db_table,
         "suppression": Suppression._meta.db_table,
         "consent": ConsentRecord._meta.db_table,
     }
+    # Each contact's marketing sends on a capped channel since the earliest window could start
+    # (a week and a time zone before the first send), as an array joined once: the caps then
+    # count in the row instead of a subquery per contact.
+    capped = sorted({send.channel for send in sends if (org.frequency_caps or {}).get(send.channel)})
+    since = min(send.at for send in sends) - timedelta(days=9)
+    columns, joins, join_params = [], [], []
+    for channel in capped:
+        if not channel.isidentifier():
+            raise NotCompilable(f"the {channel} channel's name")
+        columns.append(f", coalesce(sent_{channel}.times, '{{}}') AS sent_{channel}")
+        joins.append(
+            f" LEFT JOIN (SELECT contact_id, array_agg(sent_at) AS times FROM {tables['message']} "  # noqa: S608
+            "WHERE org_id = %s AND channel = %s AND purpose = %s AND sent_at >= %s GROUP BY contact_id) "
+            f"sent_{channel} ON sent_{channel}.contact_id = c.id"
+        )
+        join_params += [org.pk, channel, "marketing", since]
+    # Each contact's newest consent record per purpose the route's marketing sends need, joined once.
+    purposes = sorted(
+        {CONSENT_PURPOSE[s.channel] for s in sends if s.purpose == "marketing" and s.channel in CONSENT_PURPOSE}
+    )
+    for purpose in purposes:
+        columns.append(f", consent_{purpose}.granted AS consent_{purpose}")
+        joins.append(
+            f" LEFT JOIN (SELECT DISTINCT ON (r.contact_id) r.contact_id, r.granted FROM {tables['consent']} r "  # noqa: S608
+            "WHERE r.org_id = %s AND r.purpose = %s ORDER BY r.contact_id, r.recorded_at DESC, r.id DESC) "
+            f"consent_{purpose} ON consent_{purpose}.contact_id = c.id"
+        )
+        join_params += [org.pk, purpose]
+    sql = [
+        f"WITH g0 AS MATERIALIZED (SELECT c.id, c.email, c.phone, "  # noqa: S608  table names from the models
+        f"CASE WHEN coalesce(c.time_zone, '') = '' THEN %s WHEN c.time_zone = ANY(%s) THEN c.time_zone "
+        f"ELSE 'UTC' END AS tz{''.join(columns)} FROM {Contact._meta.db_table} c{''.join(joins)} "
+        f"WHERE c.id IN ({members_sql}))"
+    ]
+    params: list = [org_zone, known_zones, *join_params, *members_params]
     for position, send in enumerate(sends, start=1):
         expression, expression_params = _verdict_sql(org, send, sends[: position - 1], tables, f"g{position - 1}")
         before = f"g{position - 1}"
-        sql.append(f", g{position} AS (SELECT {before}.*, {expression} AS v{send.index} FROM {before})")  # noqa: S608
+        sql.append(f", g{position} AS MATERIALIZED (SELECT {before}.*, {expression} AS v{send.index} FROM {before})")  # noqa: S608
         params += expression_params
-    last = sends[-1]
-    sql.append(f" SELECT v{last.index}, count(*) FROM g{len(sends)} GROUP BY v{last.index}")  # noqa: S608
+    verdicts = ", ".join(f"v{send.index}" for send in counted)
+    sql.append(f" SELECT {verdicts}, count(*) FROM g{len(sends)} GROUP BY {verdicts}")  # noqa: S608
+    counts: dict[int, Counter] = {send.index: Counter() for send in counted}
     with connection.cursor() as cursor:
         cursor.execute("".join(sql), params)
-        return Counter(dict(cursor.fetchall()))
+        for *row, count in cursor.fetchall():
+            for send, verdict in zip(counted, row, strict=True):
+                counts[send.index][verdict] += count
+    return counts
 
 
 def _address_sql(send: _Send, g: str) -> tuple[str, list]:
@@ -403,20 +460,19 @@ def _verdict_sql(org: Organization, send: _Send, earlier: list[_Send], tables: d
     cases: list[str] = [f"WHEN {address} = '' THEN 'no_address'"]
     params: list = [*address_params]
     if marketing and send.channel in CONSENT_PURPOSE:
-        cases.append(
-            f"WHEN (SELECT r.granted FROM {tables['consent']} r WHERE r.org_id = %s AND r.contact_id = {g}.id "  # noqa: S608
-            "AND r.purpose = %s ORDER BY r.recorded_at DESC, r.id DESC LIMIT 1) IS NOT TRUE THEN 'consent'"
-        )
-        params += [org.pk, CONSENT_PURPOSE[send.channel]]
+        cases.append(f"WHEN {g}.consent_{CONSENT_PURPOSE[send.channel]} IS NOT TRUE THEN 'consent'")
     normal = f"lower(btrim({address}))"
-    cases.append(
-        f"WHEN EXISTS (SELECT 1 FROM {tables['suppression']} s WHERE s.org_id = %s AND s.channel = %s "  # noqa: S608
-        f"AND s.address IN ({normal}, encode(sha256(convert_to({normal}, 'UTF8')), 'hex'))"
-        f"{'' if marketing else ' AND s.reason = ANY(%s)'}) THEN 'suppression'"
+    # An uncorrelated subquery: PostgreSQL hashes it once instead of probing per contact.
+    suppressed = (
+        f"(SELECT s.address FROM {tables['suppression']} s WHERE s.org_id = %s AND s.channel = %s"  # noqa: S608
+        f"{'' if marketing else ' AND s.reason = ANY(%s)'})"
     )
-    params += [org.pk, send.channel, *address_params, *address_params]
-    if not marketing:
-        params.append(sorted(str(reason) for reason in BLOCKS_TRANSACTIONAL))
+    suppressed_params = [org.pk, send.channel] + ([] if marketing else [sorted(map(str, BLOCKS_TRANSACTIONAL))])
+    cases.append(
+        f"WHEN {normal} IN {suppressed} OR encode(sha256(convert_to({normal}, 'UTF8')), 'hex') IN {suppressed} "
+        "THEN 'suppression'"
+    )
+    params += [*address_params, *suppressed_params, *address_params, *suppressed_params]
     caps = (org.frequency_caps or {}).get(send.channel)
     if marketing and isinstance(caps, dict):
         over = []
@@ -425,11 +481,8 @@ def _verdict_sql(org: Organization, send: _Send, earlier: list[_Send], tables: d
             if isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0:
                 continue
             start = f"(date_trunc('{period}', %s::timestamptz AT TIME ZONE {g}.tz) AT TIME ZONE {g}.tz)"
-            terms = [
-                f"(SELECT count(*) FROM {tables['message']} ms WHERE ms.org_id = %s AND ms.contact_id = {g}.id "  # noqa: S608
-                f"AND ms.channel = %s AND ms.purpose = %s AND ms.sent_at >= {start})"
-            ]
-            params += [org.pk, send.channel, Purpose.MARKETING, send.at]
+            terms = [f"(SELECT count(*) FROM unnest({g}.sent_{send.channel}) t WHERE t >= {start})"]  # noqa: S608
+            params.append(send.at)
             for prior in earlier:
                 if prior.channel == send.channel and prior.purpose == Purpose.MARKETING:
                     terms.append(
