@@ -1189,8 +1189,8 @@ class SegmentAdmin(TenantAdmin):
     the membership history on the change page, and contacts added by hand to static ones."""
 
     form = SegmentForm
-    list_display = ("name", "slug", "kind", "member_count", "computed_at")
-    list_filter = ("kind",)
+    list_display = ("name", "slug", "kind", "member_count", "computed_at", "library_template")
+    list_filter = ("kind", "library_template")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     actions = ("recompute", "export_members_csv")

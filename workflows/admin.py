@@ -26,6 +26,7 @@ from marketing.admin import TenantAdmin
 from marketing.models import Contact, Segment, SegmentMembership
 from workflows import services
 from workflows.models import (
+    ACTIVE_STATUSES,
     Approval,
     AutomationExecution,
     Delivery,
@@ -244,6 +245,13 @@ class WorkflowAdmin(TenantAdmin):
 
     @admin.action(description="Publish the draft (new runs start on it)", permissions=["change"])
     def publish(self, request, queryset):
+        selected = list(queryset[:2])
+        if (
+            len(selected) == 1
+            and WorkflowInstance.objects.filter(workflow=selected[0], status__in=ACTIVE_STATUSES).exists()
+        ):
+            return publish_page(self, request, selected[0])  # ask what happens to the running runs
+
         def call(workflow):
             version = services.workflow_publish(workflow=workflow, by=request.user)
             return f" as version {version.number}"
@@ -310,6 +318,114 @@ def error_sentences(lead: str, errors: list[str]) -> str:
     """``lead`` and the errors as separate sentences, each ending once with a full stop (the
     services' messages may end with one or not; joined with "; " they read ".;")."""
     return " ".join([lead, *(e.strip().rstrip(".;") + "." for e in errors if e.strip())])
+
+
+# --- publishing with running runs: keep them on their version, or move them ---------------------
+
+
+def _waiting_at(workflow: Workflow) -> list[dict]:
+    """Where the running runs of ``workflow`` stand: one row per version and step with a token
+    there, with how many runs. Read from the tokens, so parallel branches count at each step."""
+    counts: dict[tuple[int, str], int] = {}
+    runs = WorkflowInstance.objects.filter(workflow=workflow, status__in=ACTIVE_STATUSES)
+    for version_id, tokens in runs.values_list("version_id", "tokens").iterator(chunk_size=2000):
+        for step_id in {t["step"] for t in tokens}:
+            counts[(version_id, step_id)] = counts.get((version_id, step_id), 0) + 1
+    versions = {v.pk: v for v in WorkflowVersion.objects.filter(pk__in={v for v, _ in counts})}
+    rows = []
+    for (version_id, step_id), runs_there in sorted(counts.items(), key=lambda i: (versions[i[0][0]].number, i[0][1])):
+        step = next((s for s in versions[version_id].definition["steps"] if s["id"] == step_id), {})
+        rows.append(
+            {"version": versions[version_id].number, "step": step_id, "type": step.get("type", ""), "runs": runs_there}
+        )
+    return rows
+
+
+class PublishForm(forms.Form):
+    """What happens to the running runs when the draft is published: they stay on their version,
+    or move, with a choice of step (of the same type) for each step the draft no longer has."""
+
+    runs = forms.ChoiceField(
+        label="Running runs",
+        choices=[("keep", "Keep them on the version they started on"), ("move", "Move them to the new version")],
+        initial="keep",
+        widget=forms.RadioSelect,
+    )
+
+    def __init__(self, *args, waiting: list[dict], draft_steps: list[dict], keep_label: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["runs"].choices = [("keep", keep_label), self.fields["runs"].choices[1]]
+        by_id = {s["id"]: s for s in draft_steps if isinstance(s, dict) and "id" in s}
+        self.removed: list[str] = []
+        for row in waiting:
+            kept = by_id.get(row["step"])
+            name = f"map_{row['step']}"
+            if (kept is not None and kept["type"] == row["type"]) or name in self.fields:
+                continue
+            self.removed.append(row["step"])
+            same_type = [s for s in draft_steps if s.get("type") == row["type"]]
+            self.fields[name] = forms.ChoiceField(
+                label=f"Runs waiting at “{row['step']}” ({row['type']}) go to",
+                required=False,
+                choices=[("", "— choose a step —")]
+                + [(s["id"], f"{s['id']} — {s['name']}" if s.get("name") else s["id"]) for s in same_type],
+                help_text="The new version has no step of this id and type; only its "
+                f"{row['type']} steps can take these runs."
+                if same_type
+                else f"The new version has no {row['type']} step: these runs can only keep their version.",
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("runs") == "move":
+            for step_id in self.removed:
+                if not cleaned.get(f"map_{step_id}"):
+                    self.add_error(f"map_{step_id}", f"Choose where the runs waiting at “{step_id}” go.")
+        return cleaned
+
+    def step_map(self) -> dict[str, str]:
+        return {step_id: self.cleaned_data[f"map_{step_id}"] for step_id in self.removed}
+
+
+def publish_page(modeladmin, request, workflow: Workflow):
+    """The intermediate page of "Publish" when runs are running: it lists them per step and asks
+    whether they keep their version (the default) or move to the new one, and where."""
+    waiting = _waiting_at(workflow)
+    runs = WorkflowInstance.objects.filter(workflow=workflow, status__in=ACTIVE_STATUSES).count()
+    draft_steps = (workflow.draft_definition or {}).get("steps") or []
+    live = workflow.live_version
+    keep_label = (
+        f"Keep them on version {live.number}"
+        if live and {r["version"] for r in waiting} == {live.number}
+        else "Keep them on the versions they started on"
+    )
+    data = request.POST if request.POST.get("apply") else None
+    form = PublishForm(data, waiting=waiting, draft_steps=draft_steps, keep_label=keep_label)
+    if form.is_valid():
+        move = form.cleaned_data["runs"] == "move"
+        try:
+            version = services.workflow_publish(
+                workflow=workflow, by=request.user, migrate={"map": form.step_map()} if move else None
+            )
+        except ValidationError as exc:
+            add_errors(form, exc, {"migrate": None})
+        else:
+            modeladmin.message_user(request, f"“{workflow}” published as version {version.number}.")
+            outcome = f"moved to version {version.number}" if move else "keep the version they started on"
+            modeladmin.message_user(request, f"{runs} running run(s) {outcome}.")
+            return HttpResponseRedirect(reverse("admin:workflows_workflow_change", args=[workflow.pk]))
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": f"Publish “{workflow}”",
+        "opts": modeladmin.model._meta,
+        "workflow": workflow,
+        "waiting": waiting,
+        "runs": runs,
+        "next_number": (workflow.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1,
+        "form": form,
+        "action_checkbox_name": ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/workflows/publish.html", context)
 
 
 @admin.register(WorkflowVersion)

@@ -3,8 +3,10 @@ publish refusing drafts it made, and — in the seeded demo org — every templa
 and run for a demo contact until each of its send steps is ``sent`` (email to a loopback SMTP
 server, Slack and social to destinations that log)."""
 
+import tempfile
 from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -256,3 +258,100 @@ def test_every_library_template_is_used_published_and_sends_in_the_demo(
     emails = [m for m in messages if m.channel == "email"]
     # (a handoff also mails the sales rep it is assigned to: not a message of the workflow)
     assert len([r for r in smtp.received if r.rcpt_tos == [contact.email]]) == len(emails)
+
+
+# -- the console ------------------------------------------------------------------------------
+
+TEMPLATE_LIST = "/admin/workflows/workflowtemplate/"
+SHOTS = Path(tempfile.gettempdir()) / "library-shots"  # kept after the run, to look at
+
+
+def test_the_console_use_button_opens_the_new_workflow_and_says_what_it_made(console, org, library):
+    template = library["churn-prevention"]
+    page = console.get(TEMPLATE_LIST)
+    assert f'formaction="{TEMPLATE_LIST}{template.pk}/use/"' in page.content.decode()
+
+    response = console.post(f"{TEMPLATE_LIST}{template.pk}/use/", follow=True)
+
+    workflow = Workflow.objects.get(org=org, slug="churn-prevention")
+    assert response.redirect_chain[-1][0] == f"/admin/workflows/workflow/{workflow.pk}/change/"
+    [message] = [str(m) for m in response.context["messages"]]
+    assert message.startswith("Created the draft workflow “Churn prevention” from “Churn prevention”; made 3 ")
+    assert "(drafts to publish: we-miss-you, win-back-offer, churn-risk)" in message
+    assert "1 destination (inactive until you activate them: customer-success)" in message
+
+
+def test_the_console_action_on_one_template_opens_it_and_on_a_second_use_says_what_it_reused(console, org, library):
+    template = library["weekly-performance-report"]
+    library_use(template=template)
+    data = {"action": "create_workflow", "_selected_action": [template.pk]}
+
+    response = console.post(TEMPLATE_LIST, data, follow=True)
+
+    workflow = Workflow.objects.get(org=org, slug="weekly-performance-report-2")
+    assert response.redirect_chain[-1][0] == f"/admin/workflows/workflow/{workflow.pk}/change/"
+    [message] = [str(m) for m in response.context["messages"]]
+    assert "made nothing else; reused 2 message templates" in message and "1 segment (report-recipients)" in message
+
+
+def test_the_console_use_is_a_post_and_needs_permission(org, library, member_factory):
+    from django.test import Client
+
+    from marketing.models import Role
+
+    client = Client()
+    client.force_login(member_factory(org, Role.ANALYST))
+    template = library["welcome-series"]
+
+    assert client.post(f"{TEMPLATE_LIST}{template.pk}/use/").status_code == 403
+    assert not Workflow.objects.filter(org=org).exists()
+
+
+def test_library_lists_show_where_things_came_from(console, org, library):
+    library_use(template=library["weekly-performance-report"])
+    MessageTemplate.objects.create(org=org, slug="mine", name="Mine", channel="email", variants=[])
+
+    made = console.get("/admin/channels_app/messagetemplate/?library_template=weekly-performance-report")
+    assert made.status_code == 200
+    assert set(made.context["cl"].result_list.values_list("slug", flat=True)) == {
+        "weekly-performance-report",
+        "weekly-report-sent",
+    }
+    for url in ("/admin/channels_app/destination/", "/admin/marketing/segment/"):
+        page = console.get(url)
+        assert page.status_code == 200 and "weekly-performance-report" in page.content.decode()
+
+
+@pytest.mark.slow
+def test_using_a_template_in_chromium_opens_the_workflow(org, library, live_server, member_factory):
+    from marketing.models import Role
+
+    chromium = "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip(f"{chromium} is missing: install Debian's chromium package to run the browser test")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    member_factory(org, Role.MARKETER, username="mara")
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+    with sync_playwright() as playwright:
+        SHOTS.mkdir(exist_ok=True)
+        browser = playwright.chromium.launch(executable_path=chromium, args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            page.goto(f"{live_server.url}/admin/login/?next={TEMPLATE_LIST}")
+            page.fill("#id_username", "mara")
+            page.fill("#id_password", "pw-for-tests")
+            with page.expect_navigation():
+                page.click("[type=submit]")
+            page.screenshot(path=str(SHOTS / "1-library.png"), full_page=True)
+            list_width = page.evaluate("document.documentElement.scrollWidth")
+            with page.expect_navigation():
+                page.click("[data-use-template=trial-to-paid]")
+            page.screenshot(path=str(SHOTS / "2-used.png"), full_page=True)
+            url, text = page.url, page.inner_text("body")
+        finally:
+            browser.close()
+
+    workflow = Workflow.objects.get(org=org, slug="trial-to-paid")
+    assert url.endswith(f"/admin/workflows/workflow/{workflow.pk}/change/")
+    assert "Created the draft workflow “Trial to paid”" in text and "trial-need-help" in text
+    assert list_width <= 1366
