@@ -166,6 +166,23 @@ class InstanceDetailOutput(InstanceOutput):
         read_only_fields = fields
 
 
+class MoveInput(serializers.Serializer):
+    map = serializers.DictField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        default=dict,
+        help_text="Old step id → new step id; a step left out keeps its id.",
+    )
+
+
+class PublishInput(serializers.Serializer):
+    migrate = MoveInput(
+        required=False,
+        help_text="Move running runs to the new version with this step map ({} keeps step ids); "
+        "without it they finish on their version.",
+    )
+
+
 class DefinitionInput(serializers.Serializer):
     definition = serializers.JSONField()
 
@@ -375,11 +392,18 @@ class WorkflowViewSet(CrudViewSet):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    @extend_schema(summary="Publish the draft as a new live version", request=None, responses=WorkflowDetailOutput)
+    @extend_schema(
+        summary="Publish the draft as a new live version (optionally moving running runs to it)",
+        request=PublishInput,
+        responses=WorkflowDetailOutput,
+    )
     @action(detail=True, methods=["post"])
     def publish(self, request, pk=None):
         workflow = self.get_object()
-        services.workflow_publish(workflow=workflow, by=request.user)  # None for a key
+        fields = PublishInput(data=request.data)
+        fields.is_valid(raise_exception=True)
+        migrate = fields.validated_data.get("migrate")
+        services.workflow_publish(workflow=workflow, by=request.user, migrate=migrate)  # None for a key
         return self._detail(workflow)
 
     def _status_changed(self, workflow: Workflow, instances: int) -> Response:

@@ -79,6 +79,114 @@ def _version(version_id: int) -> tuple[dict, dict, dict]:
     return definition, {s["id"]: s for s in definition["steps"]}, settings_of(definition)
 
 
+def move_targets(
+    *, occupied: dict[int, set[str]], old_steps: dict[int, dict], new_steps: dict, step_map: dict, number: int
+) -> tuple[dict[int, dict[str, str]], list[str]]:
+    """Where each occupied step of each older version goes in version ``number``, and what stops
+    the move: a removed step without a target, a target that is not a step, a target of
+    another type (a waiting token keeps its wait, which only a step of its type understands).
+
+    ``occupied`` maps a version id to the steps its running instances have tokens at,
+    ``old_steps`` a version id to its steps by id; a step absent from ``step_map`` keeps its id.
+    """
+    targets: dict[int, dict[str, str]] = {}
+    problems: list[str] = []
+    removed: set[str] = set()
+    for version_id, step_ids in sorted(occupied.items()):
+        for step_id in sorted(step_ids):
+            target = step_map.get(step_id, step_id)
+            old_type = old_steps[version_id].get(step_id, {}).get("type")
+            new = new_steps.get(target)
+            if new is None:
+                if step_id in step_map:
+                    problems.append(f"“{step_id}” cannot move to “{target}”: version {number} has no such step.")
+                else:
+                    removed.add(step_id)
+            elif new["type"] != old_type:
+                problems.append(
+                    f"“{step_id}” is a {old_type} step where runs wait, but “{target}” in version {number} is a "
+                    f"{new['type']} step: choose a {old_type} step for it."
+                )
+            else:
+                targets.setdefault(version_id, {})[step_id] = target
+    if removed:
+        listed = ", ".join(f"“{s}”" for s in sorted(removed))
+        problems.insert(0, f"Runs wait at steps that version {number} removed; choose where they go: {listed}.")
+    return targets, list(dict.fromkeys(problems))
+
+
+def tokens_move(instance: WorkflowInstance, *, targets: dict[str, str], version_id: int, record: dict) -> list:
+    """Moves ``instance`` (in memory) to another version: its tokens' steps per ``targets``, with
+    their waits, wake times and attempts as they are. Returns the (old, new) step pairs moved.
+
+    Visit counters carry over, and a token that changes step gets the next visit of its new
+    step, so the idempotency keys (instance:step:visit) of what runs after never repeat one.
+    """
+    pairs = []
+    for token in instance.tokens:
+        old, new = token["step"], targets[token["step"]]
+        if new == old:
+            continue
+        token["step"] = new
+        if token.get("visit") is not None:
+            instance.visits[new] = instance.visits.get(new, 0) + 1
+            token["visit"] = instance.visits[new]
+        pairs.append((old, new))
+    if instance.tokens:
+        instance.current_step = instance.tokens[0]["step"]
+    instance.version_id = version_id
+    instance.migrate_to = None
+    instance.moves = [*instance.moves, record]
+    return pairs
+
+
+def approvals_move(instance_ids: list[int], pairs: set[tuple[str, str]]) -> None:
+    """Open approvals follow their tokens to the new step ids."""
+    for old, new in sorted(pairs):
+        Approval.objects.with_scopes_disabled().filter(
+            instance_id__in=instance_ids, status=Approval.Status.PENDING, step_id=old
+        ).update(step_id=new)
+
+
+def _deferred_moves(instances: list[WorkflowInstance], batch: "Batch") -> None:
+    """Applies the moves a publish left on rows a batch held, before their steps run. A run
+    whose tokens went on meanwhile to a step the map does not cover stays on its version (the
+    record says why)."""
+    for instance in instances:
+        move = instance.migrate_to
+        if not move:
+            continue
+        version_id, number = move["version"], move.get("number")
+        for needed in (version_id, instance.version_id):
+            if needed not in batch.versions:
+                batch.versions[needed] = _version(needed)
+        old_steps, new_steps = batch.versions[instance.version_id][1], batch.versions[version_id][1]
+        targets, problems = move_targets(
+            occupied={instance.version_id: {t["step"] for t in instance.tokens}},
+            old_steps={instance.version_id: old_steps},
+            new_steps=new_steps,
+            step_map=move.get("map") or {},
+            number=number,
+        )
+        record = {
+            "from": instance.version_id,
+            "to": version_id,
+            "number": number,
+            "map": move.get("map") or {},
+            "by": move.get("by"),
+            "at": iso(batch.now),
+        }
+        if problems:
+            instance.migrate_to = None
+            instance.moves = [*instance.moves, {**record, "skipped": " ".join(problems)}]
+            batch.moved.append(instance)
+            continue
+        targets = targets.get(instance.version_id, {})
+        pairs = tokens_move(instance, targets=targets, version_id=version_id, record=record)
+        approvals_move([instance.pk], set(pairs))
+        batch.moved.append(instance)
+
+
 class Batch:
     """What one claimed batch writes at its end, and publishes after commit."""
 
@@ -91,6 +199,7 @@ class Batch:
         self.transition_totals: dict[int, int] = defaultdict(int)
         self.deliveries: list[int] = []
         self.versions: dict[int, tuple[dict, dict, dict]] = {}  # read once per batch
+        self.moved: list[WorkflowInstance] = []  # moved to a newer version at this claim
 
     def write(self, instances: list[WorkflowInstance]) -> None:
         insert_rows(WorkflowStepRun, self.step_runs)
@@ -99,6 +208,8 @@ class Batch:
         for instance in instances:
             instance.updated_at = self.now
         update_rows(instances, INSTANCE_FIELDS)
+        if self.moved:  # rare: not worth three more columns on every row of every batch
+            update_rows(self.moved, ["version", "migrate_to", "moves"])
 
     def after_commit(self) -> None:
         from marketing.celery import enqueue_on_commit
@@ -540,6 +651,7 @@ def advance_batch(*, limit: int = BATCH, now: datetime | None = None) -> int:
         for instance in instances:
             instance.org, instance.workflow = orgs[instance.org_id], workflows[instance.workflow_id]
             by_org[instance.org_id].append(instance)
+        _deferred_moves(instances, batch)
         for org_id, group in by_org.items():
             with org_context(orgs[org_id]):
                 for instance in group:

@@ -164,6 +164,14 @@ class WorkflowInstance(TenantModel):
     result = models.CharField(max_length=20, choices=Result.choices, blank=True)
     error = models.TextField(blank=True)
     paused_status = models.CharField(max_length=10, blank=True, help_text="The status a paused run goes back to.")
+    # Set when a publish meant to move this run but a running batch held its row: the engine
+    # moves it when it next claims it, before running any step.
+    migrate_to = models.JSONField(
+        null=True, blank=True, help_text='A move waiting for the next claim: {"version": id, "map": {old: new}}.'
+    )
+    moves = models.JSONField(
+        default=list, blank=True, help_text="Moves to newer versions: from, to, the step map, by whom, when."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

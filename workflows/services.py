@@ -11,6 +11,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from marketing.bulk_sql import update_rows
 from marketing.celery import enqueue_on_commit
 from marketing.identity import merge_handler
 from marketing.models import Membership, Organization, Role, User
@@ -89,9 +90,11 @@ def workflow_update(*, workflow: Workflow, **fields) -> Workflow:
     return workflow
 
 
-def workflow_publish(*, workflow: Workflow, by: User | None = None) -> WorkflowVersion:
-    """Freezes the draft as a new version and makes it live (new runs start on it; running
-    ones finish on theirs). A schedule trigger gets its ScheduledJob kept in step."""
+def workflow_publish(*, workflow: Workflow, by: User | None = None, migrate: dict | None = None) -> WorkflowVersion:
+    """Freezes the draft as a new version and makes it live (new runs start on it). Running
+    runs finish on their version, unless ``migrate`` is given (``{"map": {old step: new step}}``;
+    ``{}`` maps each step to the one with its id): then they move to the new version in the same
+    transaction (``instances_move``). A schedule trigger gets its ScheduledJob kept in step."""
     with transaction.atomic():
         workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
         _check_definition(workflow.draft_definition, workflow.org)
@@ -110,7 +113,69 @@ def workflow_publish(*, workflow: Workflow, by: User | None = None) -> WorkflowV
             workflow.status = Workflow.Status.ACTIVE
         workflow.save(update_fields=["live_version", "trigger_type", "trigger_event", "status", "updated_at"])
         _schedule_sync(workflow, trigger_config)
+        if migrate is not None:
+            instances_move(workflow=workflow, version=version, step_map=migrate.get("map") or {}, by=by)
     return version
+
+
+def instances_move(
+    *, workflow: Workflow, version: WorkflowVersion, step_map: dict[str, str], by: User | None = None
+) -> dict[str, int]:
+    """Moves the running runs of ``workflow``'s older versions to ``version``: each token goes to
+    the step ``step_map`` names (or the step with its id), keeping its wait, wake time and
+    visits; open approvals follow; the move is recorded on the run. Raises a ValidationError
+    naming every step without a target of its type, and then moves nothing.
+
+    Runs a batch holds locked get ``migrate_to`` and move when the engine next claims them
+    (this waits for that batch to commit). Call it inside the publish's transaction; returns
+    ``{"moved": n, "deferred": n}``.
+    """
+    from workflows.engine import approvals_move, move_targets, tokens_move
+
+    now = timezone.now()
+    older = WorkflowInstance.objects.filter(workflow=workflow, status__in=ACTIVE_STATUSES).exclude(version=version)
+    free = list(older.order_by("pk").select_for_update(skip_locked=True, of=("self",)))
+    free_ids = {i.pk for i in free}
+    # What a batch holds, as last committed: checked now, and again when the move applies.
+    held = list(older.exclude(pk__in=free_ids).values_list("pk", "version_id", "tokens"))
+    occupied: dict[int, set[str]] = {}
+    for version_id, tokens in [(i.version_id, i.tokens) for i in free] + [(v, t) for _, v, t in held]:
+        occupied.setdefault(version_id, set()).update(t["step"] for t in tokens)
+    definitions = dict(WorkflowVersion.objects.filter(pk__in=list(occupied)).values_list("pk", "definition"))
+    old_steps = {pk: {s["id"]: s for s in d["steps"]} for pk, d in definitions.items()}
+    new_steps = {s["id"]: s for s in version.definition["steps"]}
+    targets, problems = move_targets(
+        occupied=occupied, old_steps=old_steps, new_steps=new_steps, step_map=step_map, number=version.number
+    )
+    if problems:
+        raise ValidationError({"migrate": problems})
+    who = by.get_username() if by else None
+    pairs: set[tuple[str, str]] = set()
+    for instance in free:
+        record = {
+            "from": instance.version_id,
+            "to": version.pk,
+            "number": version.number,
+            "map": step_map,
+            "by": who,
+            "at": now.isoformat(),
+        }
+        pairs.update(
+            tokens_move(instance, targets=targets.get(instance.version_id, {}), version_id=version.pk, record=record)
+        )
+        instance.updated_at = now
+    update_rows(free, ["version", "tokens", "visits", "current_step", "migrate_to", "moves", "updated_at"])
+    approvals_move(sorted(free_ids), pairs)
+    deferred = 0
+    if held:
+        # Due now, so the next claim applies the move; the claim then recomputes the wake time
+        # from the tokens, which the move keeps.
+        deferred = older.filter(pk__in=[pk for pk, _, _ in held]).update(
+            migrate_to={"version": version.pk, "number": version.number, "map": step_map, "by": who},
+            wake_at=now,
+        )
+        _run_soon()
+    return {"moved": len(free), "deferred": deferred}
 
 
 def _schedule_sync(workflow: Workflow, trigger_config: dict) -> None:

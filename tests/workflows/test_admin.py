@@ -312,7 +312,7 @@ def test_publish_pause_resume_and_archive(org, console, marketer, running):
         url("workflow_change", draft.pk), {"name": "welcome", "slug": "welcome", "draft_definition": definition(ASK)}
     )
 
-    published = act(console, "workflow", "publish", [running])
+    published = act(console, "workflow", "publish", [running], apply="1", runs="keep")  # its runs: keep them
     running.refresh_from_db()
     assert running.live_version.number == 2 and running.live_version.published_by == marketer
     assert "“welcome” published as version 2." in messages_of(published)
