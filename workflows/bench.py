@@ -650,9 +650,9 @@ class ProjectionScenario(Scenario):
                 self.org_empty(org)
 
     def _data(self, org: Organization, n: int, progress):
-        """N contacts in SQL from the row number, 70 % with email consent and 60 % with SMS
-        consent, 2 % suppressed, 5 % with a marketing email sent the day before; a segment of
-        them all; the two templates and the workflow (a draft)."""
+        """N contacts in SQL from the row number, email consent for all (withdrawn for a tenth)
+        and SMS consent for 60 %, 2 % suppressed, 5 % with a marketing email sent the day before;
+        a segment of them all; the two templates and the workflow (a draft)."""
         from channels_app.models import Message, MessageTemplate, Suppression
         from channels_app.template_versions import template_publish
         from marketing.models import Contact, Segment
