@@ -24,6 +24,8 @@ from marketing.models import Contact, ContactList, Membership, PropertyDefinitio
 
 EVENT_TYPES_SHOWN = 200
 EVENTS_READ_PER_TYPE = 200  # the newest events of a type whose property keys are listed
+# CLDR regions, pseudo-locales and ISO's exceptionally reserved codes: no contact lives there.
+NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "ZZ", "XA", "XB", "AC", "CP", "CQ", "DG", "EA", "IC", "TA"}
 
 
 class MemberOutput(serializers.ModelSerializer):
@@ -197,7 +199,7 @@ def _property_fields(prefix: str, group: str, definitions) -> list[dict]:
 def country_choices() -> list[tuple[str, str]]:
     """ISO 3166 alpha-2 codes with their English names, by name (babel's CLDR territories)."""
     territories = Locale("en").territories
-    codes = (c for c in territories if len(c) == 2 and c.isalpha() and c not in {"EU", "EZ", "UN", "QO", "ZZ"})
+    codes = (c for c in territories if len(c) == 2 and c.isalpha() and c not in NOT_COUNTRIES)
     return sorted(((c, territories[c]) for c in codes), key=lambda pair: pair[1])
 
 

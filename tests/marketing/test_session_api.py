@@ -1,6 +1,9 @@
 """The console's session on the REST API: CSRF on writes, the session's current org, the role's
 model permissions (403 with a sentence), guardian on handoffs, who acted; keys keep working."""
 
+import tempfile
+from pathlib import Path
+
 import pytest
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
@@ -16,6 +19,9 @@ from workflows.models import WorkflowVersion
 from workflows.services import workflow_create
 
 CONTACTS = "/api/v1/contacts/"
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(tempfile.gettempdir()) / "session-api-shots"  # kept after the run, to look at
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 JSON = "application/json"
 
 
@@ -189,3 +195,45 @@ def test_a_sessions_contact_list_has_bounded_queries(org, marketer, django_asser
         response = browser.get(CONTACTS, {"page_size": 20})
 
     assert len(response.json()["results"]) == 20
+
+
+@pytest.mark.slow
+def test_a_console_page_in_chromium_calls_the_api_with_its_session_and_csrf_cookie(org, live_server, marketer):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    ContactFactory(org=org, country="DE", email="ana@example.com")
+    call = """async ([method, url, body, withToken]) => {
+        const token = (document.cookie.match(/csrftoken=([^;]+)/) || [])[1] || "";
+        const headers = {"Content-Type": "application/json", ...(withToken ? {"X-CSRFToken": token} : {})};
+        const response = await fetch(url, {method, headers, credentials: "same-origin",
+                                           body: body === null ? undefined : JSON.stringify(body)});
+        return [response.status, await response.json()];
+    }"""
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 768})
+            page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+            page.fill("#id_username", "mara")
+            page.fill("#id_password", "pw-for-tests")
+            with page.expect_navigation():
+                page.click("[type=submit]")
+            rule = {"rule": {"==": [{"var": "country"}, "DE"]}}
+            preview_without = page.evaluate(call, ["POST", "/api/v1/segments/preview/", rule, False])
+            preview = page.evaluate(call, ["POST", "/api/v1/segments/preview/", rule, True])
+            created = page.evaluate(call, ["POST", "/api/v1/contacts/", {"email": "bo@example.com"}, True])
+            members = page.evaluate(call, ["GET", "/api/v1/members/", None, False])
+            page.goto(f"{live_server.url}/api/v1/conditions/fields/")
+            SHOTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(SHOTS / "conditions-fields.png"))
+        finally:
+            browser.close()
+
+    assert preview_without[0] == 403 and "CSRF" in preview_without[1]["detail"]
+    assert preview[0] == 200 and preview[1]["count"] == 1
+    assert preview[1]["sample"][0]["email"] == "ana@example.com"
+    assert created[0] == 201
+    assert Contact.objects.filter(org=org, email="bo@example.com").exists()
+    assert members[0] == 200 and [m["id"] for m in members[1]["results"]] == [marketer.pk]
