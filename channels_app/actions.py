@@ -11,7 +11,7 @@ from typing import ClassVar
 from channels_app.models import Channel, MessageTemplate
 from workflows.actions import Action, ActionContext, PermanentError, action
 
-TEMPLATE = {"type": "string", "minLength": 1, "maxLength": 100}
+TEMPLATE = {"type": "string", "minLength": 1, "maxLength": 100, "title": "Message template"}
 
 
 def _template(org, slug: str, channel: str) -> MessageTemplate | None:
@@ -42,6 +42,13 @@ class SendTemplate(Action):
             "properties": {"template": TEMPLATE, **self.extra_properties},
             "additionalProperties": False,
         }
+
+    @property
+    def ui(self) -> dict[str, str]:
+        widgets = {"template": f"ref:message_template:{self.channel}"}
+        if "destination" in self.extra_properties:
+            widgets["destination"] = f"ref:destination:{self.channel}"
+        return widgets
 
     def check(self, config, *, org):
         slug = config.get("template", "")
@@ -112,6 +119,7 @@ class SendEmail(SendTemplate):
 
     name = "send_email"
     label = "Send an email"
+    description = "Sends the contact an email from one of your email templates."
     channel = Channel.EMAIL
 
 
@@ -121,6 +129,7 @@ class SendSMS(SendTemplate):
 
     name = "send_sms"
     label = "Send an SMS"
+    description = "Sends the contact a text message from one of your SMS templates."
     channel = Channel.SMS
 
 
@@ -130,6 +139,7 @@ class SendPush(SendTemplate):
 
     name = "send_push"
     label = "Send a web push"
+    description = "Sends a notification to the browsers where the contact allowed them."
     channel = Channel.PUSH
 
 
@@ -137,7 +147,9 @@ class SendToDestination(SendTemplate):
     """Base of the destination-based actions: the message goes to the named ``destination`` of
     the org (its slug is the message's ``to``), about the run's contact."""
 
-    extra_properties: ClassVar[dict] = {"destination": {"type": "string", "minLength": 1, "maxLength": 100}}
+    extra_properties: ClassVar[dict] = {
+        "destination": {"type": "string", "minLength": 1, "maxLength": 100, "title": "Destination"}
+    }
 
     def check(self, config, *, org):
         from channels_app.destinations import destination_problems
@@ -155,6 +167,7 @@ class NotifySlack(SendToDestination):
 
     name = "notify_slack"
     label = "Notify Slack"
+    description = "Posts a message about the contact to one of your Slack channels."
     channel = Channel.SLACK
 
 
@@ -165,4 +178,5 @@ class PostSocial(SendToDestination):
 
     name = "post_social"
     label = "Post to social"
+    description = "Posts from one of your social accounts."
     channel = Channel.SOCIAL

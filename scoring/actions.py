@@ -17,13 +17,25 @@ class AdjustScore(Action):
 
     name = "adjust_score"
     label = "Adjust the score"
+    description = "Adds points to the contact's score, or takes them off (a negative number)."
     config_schema = {
         "type": "object",
         "required": ["points"],
         "properties": {
-            "points": {"type": "integer", "minimum": -100000, "maximum": 100000},
-            "model": {"type": "string", "minLength": 1, "maxLength": 100},
-            "note": {"type": "string", "maxLength": 200},
+            "points": {"type": "integer", "minimum": -100000, "maximum": 100000, "title": "Points"},
+            "model": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 100,
+                "title": "Scoring model",
+                "description": "Which score to change (the default one if left empty).",
+            },
+            "note": {
+                "type": "string",
+                "maxLength": 200,
+                "title": "Note",
+                "description": "Shown in the score's history.",
+            },
         },
         "additionalProperties": False,
     }
@@ -86,9 +98,12 @@ class HandoffToSales(Action):
 
     name = "handoff_to_sales"
     label = "Hand off to sales"
+    description = "Puts the contact in the sales queue for a rep to follow up."
     config_schema = {
         "type": "object",
-        "properties": {"note": {"type": "string", "maxLength": 300}},
+        "properties": {
+            "note": {"type": "string", "maxLength": 300, "title": "Note", "description": "What the rep should know."}
+        },
         "additionalProperties": False,
     }
 

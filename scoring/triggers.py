@@ -18,14 +18,35 @@ class ScoreThreshold(Trigger):
 
     name = "score_threshold"
     label = "A score crosses a threshold"
+    description = "Starts when a contact's score rises above (or falls below) one of the scoring model's thresholds."
     config_schema = {
         "type": "object",
         "required": ["type", "threshold"],
         "properties": {
-            "type": {},
-            "model": {"type": "string", "minLength": 1, "maxLength": 100},
-            "threshold": {"type": "string", "minLength": 1, "maxLength": 100},
-            "direction": {"enum": ["up", "down", "either"]},
+            "type": {"type": "string", "title": "Trigger"},
+            "model": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 100,
+                "title": "Scoring model",
+                "description": "Which score (the default one if left empty).",
+            },
+            "threshold": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 100,
+                "title": "Threshold",
+                "description": "The name of one of the model's thresholds, e.g. MQL.",
+            },
+            "direction": {
+                "title": "Direction",
+                "type": "string",
+                "oneOf": [
+                    {"const": "up", "title": "Rises above it"},
+                    {"const": "down", "title": "Falls below it"},
+                    {"const": "either", "title": "Either way"},
+                ],
+            },
         },
         "additionalProperties": False,
     }

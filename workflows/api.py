@@ -4,10 +4,13 @@ Views validate with an input serializer, call a service (``workflows.services``)
 the dry run, and serialise. Every endpoint needs a server key; the org is always the key's, and
 another org's workflow or run answers 404 like a missing one. A definition that cannot be
 published is a 400 on ``definition`` listing each problem as "steps[id].field: what"
-(``workflows.definitions``). See docs/workflows.md, "REST API".
+(``workflows.definitions``), and on ``problems`` as ``{step, path, message}`` for the canvas;
+``catalog/`` serves the registries' step types, actions and triggers with their forms. See
+docs/workflows.md, "REST API" and "The catalog".
 """
 
 import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
@@ -22,7 +25,8 @@ from marketing.api_auth import HasServerKey
 from marketing.models import Contact, Segment, SegmentMembership
 from workflows import selectors, services
 from workflows.analytics import automation_performance
-from workflows.definitions import definition_errors
+from workflows.catalog import workflow_catalog
+from workflows.definitions import definition_problems, problems_for
 from workflows.dry_run import DECISIONS, MAX_EVENTS, workflow_dry_run
 from workflows.models import (
     ACTIVE_STATUSES,
@@ -232,9 +236,41 @@ STATUS_CHANGED = inline(
         "instances": serializers.IntegerField(help_text="Runs paused, resumed or cancelled."),
     },
 )
+PROBLEM = {
+    "step": serializers.CharField(allow_null=True, help_text="The step's id; null for the trigger or settings."),
+    "path": serializers.CharField(allow_blank=True, help_text="The field, e.g. config.duration; empty: the step."),
+    "message": serializers.CharField(),
+}
 VALIDATED = inline(
     "DefinitionValid",
-    {"valid": serializers.BooleanField(), "errors": serializers.ListField(child=serializers.CharField())},
+    {
+        "valid": serializers.BooleanField(),
+        "errors": serializers.ListField(child=serializers.CharField(), help_text="Each problem as a sentence."),
+        "problems": inline(
+            "DefinitionProblem",
+            PROBLEM,
+            many=True,
+            required=False,
+            help_text="Each problem with the step and field it is on (when not valid).",
+        ),
+    },
+)
+CATALOG_ITEM = {
+    "label": serializers.CharField(),
+    "description": serializers.CharField(),
+    "schema": serializers.DictField(help_text="The JSON schema of its form (edges are not fields)."),
+    "ui": serializers.DictField(child=serializers.CharField(), help_text="Field path → widget."),
+    "edges": serializers.ListField(
+        child=serializers.DictField(), help_text='Its exits: {"field", "label"} or {"array", "field", "label_from"}.'
+    ),
+}
+CATALOG = inline(
+    "WorkflowCatalog",
+    {
+        "steps": inline("CatalogStep", {"type": serializers.CharField(), **CATALOG_ITEM}, many=True),
+        "actions": inline("CatalogAction", {"name": serializers.CharField(), **CATALOG_ITEM}, many=True),
+        "triggers": inline("CatalogTrigger", {"name": serializers.CharField(), **CATALOG_ITEM}, many=True),
+    },
 )
 ENROLLED = inline(
     "WorkflowEnrolled",
@@ -354,6 +390,24 @@ class WorkflowViewSet(CrudViewSet):
     def get_serializer_class(self):
         return WorkflowDetailOutput if self.action == "retrieve" else WorkflowOutput
 
+    def handle_exception(self, exc):
+        # The services refuse a definition with its problems as sentences; the canvas also needs
+        # them as {step, path, message} to mark the node and field, so they are added here.
+        response = super().handle_exception(exc)
+        refused = isinstance(exc, DjangoValidationError) and "definition" in getattr(exc, "error_dict", {})
+        if refused and isinstance(response.data, dict):
+            sentences = exc.message_dict["definition"]
+            problems = problems_for(sentences, definition=self._refused_definition(), org=self.request.auth.org)
+            response.data["problems"] = [p.as_dict() for p in problems]
+        return response
+
+    def _refused_definition(self):
+        if self.action == "publish":
+            return self.get_object().draft_definition
+        if self.action in ("create", "update", "partial_update") and isinstance(self.request.data, dict):
+            return self.request.data.get("definition")
+        return None
+
     def get_serializer_context(self):
         context = super().get_serializer_context()
         if self.action in ("update", "partial_update"):
@@ -447,11 +501,25 @@ class WorkflowViewSet(CrudViewSet):
     def validate(self, request):
         serializer = DefinitionInput(data=request.data)
         serializer.is_valid(raise_exception=True)
-        errors = definition_errors(serializer.validated_data["definition"], org=request.auth.org)
+        problems = definition_problems(serializer.validated_data["definition"], org=request.auth.org)
+        if not problems:
+            return Response({"valid": True, "errors": []})
         return Response(
-            {"valid": not errors, "errors": errors},
-            status=status.HTTP_400_BAD_REQUEST if errors else status.HTTP_200_OK,
+            {
+                "valid": False,
+                "errors": [p.sentence for p in problems],
+                "problems": [p.as_dict() for p in problems],
+            },
+            status=status.HTTP_400_BAD_REQUEST,
         )
+
+    @extend_schema(
+        summary="The step types, actions and triggers a definition can use, with their forms",
+        responses=CATALOG,
+    )
+    @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
+    def catalog(self, request):
+        return Response(workflow_catalog())
 
     # -- runs -----------------------------------------------------------------------------------
 

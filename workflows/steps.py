@@ -8,6 +8,7 @@ token); a waiting step is called again when its time comes or what it waits for 
 finds what it waited for in ``run.token["wait"]``.
 """
 
+import copy
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,10 +23,23 @@ EDGE = {"anyOf": [ID, {"type": "null"}]}
 COMMON = {
     "id": ID,
     "type": {"type": "string"},
-    "name": {"type": "string", "maxLength": 200},
+    "name": {
+        "type": "string",
+        "maxLength": 200,
+        "title": "Name",
+        "description": "What the step is called on the canvas.",
+    },
     "position": {"type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number"}}},
 }
+# A condition (JsonLogic) is an object, or true/false; its widget is the rule builder.
+RULE = {"type": ["object", "boolean"]}
+WAIT_LIMIT = {
+    "type": "string",
+    "title": "Give up after",
+    "description": "How long to wait before taking the “timed out” path (30 days if left empty).",
+}
 DEFAULT_WAIT_TIMEOUT = "P30D"
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MAX_LOOP = 1000
 
 
@@ -54,6 +68,11 @@ class Finish:
     reason: str = ""
 
 
+def choice(title: str, options: dict[str, str], **extra) -> dict:
+    """A pick-list field: each value with the label the form shows."""
+    return {"title": title, "type": "string", "oneOf": [{"const": v, "title": t} for v, t in options.items()], **extra}
+
+
 class StepError(Exception):
     """A step failed in a way its ``on_error`` edge (or a failed run) handles."""
 
@@ -63,9 +82,17 @@ class StepError(Exception):
 
 
 class StepType:
+    """Base class. ``schema`` validates the step's JSON (edges included); the catalog serves it to
+    the canvas as a form with ``label``, ``description``, ``ui`` (field path to widget) and
+    ``exits`` (the edges leaving the step and how the canvas labels them, not form fields)."""
+
     name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    description: ClassVar[str] = ""
     schema: ClassVar[dict] = {}
     required: ClassVar[list[str]] = []
+    ui: ClassVar[dict[str, str]] = {}
+    exits: ClassVar[list[dict]] = [{"field": "next", "label": "Next"}]
     pauses: ClassVar[bool] = False  # a cycle through this step does not spin (it waits or is bounded)
 
     def edges(self, step: dict) -> list[tuple[str, str | None]]:
@@ -84,6 +111,27 @@ class StepType:
             "required": ["id", "type", *self.required],
             "properties": {**COMMON, **self.schema},
             "additionalProperties": False,
+        }
+
+    def form_schema(self) -> dict:
+        """The step's fields as a form: ``schema`` without the edges (the canvas draws those) and
+        without what the canvas keeps itself (id, type, position)."""
+        edges = {e["field"] for e in self.exits if "array" not in e}
+        properties = {k: copy.deepcopy(v) for k, v in self.schema.items() if k not in edges}
+        for exit in self.exits:
+            if "array" not in exit:
+                continue
+            if exit["field"] is None:  # the array holds the targets themselves
+                properties.pop(exit["array"], None)
+                continue
+            items = properties[exit["array"]]["items"]
+            items["properties"].pop(exit["field"], None)
+            items["required"] = [r for r in items.get("required", []) if r != exit["field"]]
+        return {
+            "type": "object",
+            "title": self.label,
+            "required": [r for r in self.required if r in properties],
+            "properties": {"name": copy.deepcopy(COMMON["name"]), **properties},
         }
 
 
@@ -111,21 +159,45 @@ def _timeout_check(value, where: str) -> list[str]:
 @step_type
 class ActionStep(StepType):
     name = "action"
+    label = "Do something"
+    description = "Sends a message, tags the contact, calls a URL… (pick the action, then fill in its settings)."
     schema = {
-        "action": {"type": "string"},
-        "config": {"type": "object"},
+        "action": {"type": "string", "title": "Action", "description": "What this step does."},
+        "config": {"type": "object", "title": "Settings", "description": "The settings of the chosen action."},
         "next": EDGE,
         "on_error": EDGE,
         "retry": {
             "type": "object",
+            "title": "If it fails",
             "additionalProperties": False,
             "properties": {
-                "max_attempts": {"type": "integer", "minimum": 1, "maximum": 20},
-                "backoff": {"type": "string"},
+                "max_attempts": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 20,
+                    "title": "Attempts",
+                    "description": "How many times to try before giving up (3 if left empty).",
+                },
+                "backoff": {
+                    "type": "string",
+                    "title": "First retry after",
+                    "description": "How long before trying again; each later wait doubles (30 seconds if left empty).",
+                },
             },
         },
     }
     required = ["action"]
+    ui = {"retry.backoff": "duration"}
+    exits = [{"field": "next", "label": "Next"}, {"field": "on_error", "label": "If it fails"}]
+
+    def form_schema(self):
+        from workflows.actions import actions
+
+        schema = super().form_schema()
+        schema["properties"]["action"]["oneOf"] = [
+            {"const": name, "title": action.label} for name, action in sorted(actions().items())
+        ]
+        return schema
 
     def edges(self, step):
         edges = [("next", step.get("next"))]
@@ -134,18 +206,14 @@ class ActionStep(StepType):
         return edges
 
     def check(self, step, *, org, definition):
-        import jsonschema
-
         from workflows.actions import actions
+        from workflows.definitions import schema_problems
 
         action = actions().get(step.get("action"))
         if action is None:
             return [f"action: unknown action “{step.get('action')}”; known: {', '.join(sorted(actions()))}."]
         config = step.get("config", {})
-        errors = [
-            f"config{''.join(f'.{p}' for p in error.absolute_path)}: {error.message}"
-            for error in jsonschema.Draft202012Validator(action.config_schema).iter_errors(config)
-        ]
+        errors = [f"{p.path}: {p.message}" for p in schema_problems(action.config_schema, config, where="config")]
         if not errors:
             errors += [f"config.{e}" for e in action.check(config, org=org)]
         backoff = step.get("retry", {}).get("backoff")
@@ -160,8 +228,16 @@ class ActionStep(StepType):
 @step_type
 class ConditionStep(StepType):
     name = "condition"
-    schema = {"condition": {}, "true_next": EDGE, "false_next": EDGE}
+    label = "Yes/no branch"
+    description = "Checks something about the contact and goes down the Yes or the No path."
+    schema = {
+        "condition": {**RULE, "title": "Condition", "description": "What must be true to take the Yes path."},
+        "true_next": EDGE,
+        "false_next": EDGE,
+    }
     required = ["condition", "true_next", "false_next"]
+    ui = {"condition": "rule:contact"}
+    exits = [{"field": "true_next", "label": "Yes"}, {"field": "false_next", "label": "No"}]
 
     def edges(self, step):
         return [("true_next", step.get("true_next")), ("false_next", step.get("false_next"))]
@@ -179,21 +255,35 @@ class ConditionStep(StepType):
 @step_type
 class SwitchStep(StepType):
     name = "switch"
+    label = "Several branches"
+    description = "Goes down the first path whose condition the contact meets, or the “Otherwise” path."
     schema = {
         "cases": {
             "type": "array",
+            "title": "Paths",
+            "description": "Checked in order; the first that matches wins.",
             "minItems": 1,
             "maxItems": 50,
             "items": {
                 "type": "object",
+                "title": "Path",
                 "required": ["when", "next"],
                 "additionalProperties": False,
-                "properties": {"when": {}, "next": EDGE, "name": {"type": "string"}},
+                "properties": {
+                    "name": {"type": "string", "title": "Name", "description": "The label of this path on the canvas."},
+                    "when": {**RULE, "title": "When", "description": "What must be true to take this path."},
+                    "next": EDGE,
+                },
             },
         },
         "default_next": EDGE,
     }
     required = ["cases", "default_next"]
+    ui = {"cases[].when": "rule:contact"}
+    exits = [
+        {"array": "cases", "field": "next", "label_from": "name", "label": "Path"},
+        {"field": "default_next", "label": "Otherwise"},
+    ]
 
     def edges(self, step):
         return [
@@ -218,24 +308,34 @@ class SwitchStep(StepType):
 @step_type
 class SplitStep(StepType):
     name = "split"
+    label = "A/B split"
+    description = "Sends each contact down one of several paths at random, in the proportions you set."
     schema = {
         "branches": {
             "type": "array",
+            "title": "Paths",
             "minItems": 2,
             "maxItems": 20,
             "items": {
                 "type": "object",
+                "title": "Path",
                 "required": ["name", "weight", "next"],
                 "additionalProperties": False,
                 "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 50},
-                    "weight": {"type": "number", "exclusiveMinimum": 0},
+                    "name": {"type": "string", "minLength": 1, "maxLength": 50, "title": "Name"},
+                    "weight": {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "title": "Share",
+                        "description": "Its share of contacts, relative to the others (50 and 50 is half each).",
+                    },
                     "next": EDGE,
                 },
             },
         }
     }
     required = ["branches"]
+    exits = [{"array": "branches", "field": "next", "label_from": "name", "label": "Path"}]
 
     def edges(self, step):
         return [(f"branches[{i}].next", b.get("next")) for i, b in enumerate(step.get("branches", []))]
@@ -258,22 +358,40 @@ class SplitStep(StepType):
 @step_type
 class DelayStep(StepType):
     name = "delay"
+    label = "Wait"
+    description = "Waits a while (e.g. 2 days), until a date, or until a time of day in the contact's time zone."
     pauses = True
     schema = {
         "config": {
             "type": "object",
+            "title": "Wait",
             "additionalProperties": False,
             "properties": {
-                "duration": {"type": "string"},
-                "until": {"type": "string", "format": "date-time"},
-                "until_local_time": {"type": "string"},
-                "weekdays": {"type": "array", "items": {"enum": list(durations.WEEKDAYS)}},
+                "duration": {"type": "string", "title": "For", "description": "How long to wait, e.g. 2 days."},
+                "until": {"type": "string", "format": "date-time", "title": "Until", "description": "A date and time."},
+                "until_local_time": {
+                    "type": "string",
+                    "title": "Until the time of day",
+                    "description": "The next time it is this time where the contact lives, e.g. 09:00.",
+                },
+                "weekdays": {
+                    "type": "array",
+                    "title": "On days",
+                    "description": "Only on these days of the week (any day if left empty).",
+                    "items": choice("Day", dict(zip(durations.WEEKDAYS, WEEKDAY_NAMES, strict=True))),
+                    "uniqueItems": True,
+                },
             },
-            "oneOf": [{"required": ["duration"]}, {"required": ["until"]}, {"required": ["until_local_time"]}],
+            "oneOf": [
+                {"title": "Wait a while", "required": ["duration"]},
+                {"title": "Wait until a date", "required": ["until"]},
+                {"title": "Wait until a time of day", "required": ["until_local_time"]},
+            ],
         },
         "next": EDGE,
     }
     required = ["config"]
+    ui = {"config.duration": "duration", "config.until_local_time": "local_time", "config.weekdays": "weekdays"}
 
     def check(self, step, *, org, definition):
         config = step.get("config", {})
@@ -314,15 +432,29 @@ class DelayStep(StepType):
 @step_type
 class WaitForEventStep(StepType):
     name = "wait_for_event"
+    label = "Wait for an event"
+    description = "Waits until the contact does something (opens an email, submits a form…), or gives up after a while."
     pauses = True
     schema = {
-        "event": {"type": "string", "minLength": 1, "maxLength": 100},
-        "filter": {},
-        "timeout": {"type": "string"},
+        "event": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 100,
+            "title": "Event",
+            "description": "What to wait for.",
+        },
+        "filter": {
+            "type": ["object", "boolean", "null"],
+            "title": "Only if",
+            "description": "Only an event that matches this counts (any event of the type if left empty).",
+        },
+        "timeout": WAIT_LIMIT,
         "next": EDGE,
         "timeout_next": EDGE,
     }
     required = ["event", "timeout_next"]
+    ui = {"event": "event_type", "filter": "rule:event", "timeout": "duration"}
+    exits = [{"field": "next", "label": "Arrived"}, {"field": "timeout_next", "label": "Timed out"}]
 
     def edges(self, step):
         return [("next", step.get("next")), ("timeout_next", step.get("timeout_next"))]
@@ -352,23 +484,47 @@ class WaitForEventStep(StepType):
 @step_type
 class ApprovalStep(StepType):
     name = "approval"
+    label = "Ask for approval"
+    description = "Waits until a teammate approves or rejects (they see it under Approvals), or gives up after a while."
     pauses = True
     schema = {
         "approvers": {
             "type": "object",
+            "title": "Who approves",
+            "description": "Anyone with this role, or one of these people.",
             "additionalProperties": False,
             "properties": {
-                "role": {"enum": ["admin", "marketer", "sales", "analyst", "compliance"]},
-                "users": {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+                "role": choice(
+                    "Role",
+                    {
+                        "admin": "Admins",
+                        "marketer": "Marketers",
+                        "sales": "Sales",
+                        "analyst": "Analysts",
+                        "compliance": "Compliance",
+                    },
+                ),
+                "users": {
+                    "type": "array",
+                    "title": "People",
+                    "items": {"type": "integer", "title": "Person"},
+                    "minItems": 1,
+                },
             },
             "minProperties": 1,
         },
-        "timeout": {"type": "string"},
+        "timeout": {**WAIT_LIMIT, "description": "How long to wait for a decision (7 days if left empty)."},
         "approved_next": EDGE,
         "rejected_next": EDGE,
         "timeout_next": EDGE,
     }
     required = ["approvers", "approved_next", "rejected_next", "timeout_next"]
+    ui = {"approvers.users": "ref:user", "timeout": "duration"}
+    exits = [
+        {"field": "approved_next", "label": "Approved"},
+        {"field": "rejected_next", "label": "Rejected"},
+        {"field": "timeout_next", "label": "Timed out"},
+    ]
 
     def edges(self, step):
         return [(name, step.get(name)) for name in ("approved_next", "rejected_next", "timeout_next")]
@@ -395,8 +551,11 @@ class ApprovalStep(StepType):
 @step_type
 class ParallelStep(StepType):
     name = "parallel"
+    label = "Do several things at once"
+    description = "Starts several paths at the same time; they meet again at a “Join” step."
     schema = {"branches": {"type": "array", "minItems": 2, "maxItems": 10, "items": ID}}
     required = ["branches"]
+    exits = [{"array": "branches", "field": None, "label_from": None, "label": "Branch"}]
 
     def edges(self, step):
         return [(f"branches[{i}]", target) for i, target in enumerate(step.get("branches", []))]
@@ -416,7 +575,12 @@ class ParallelStep(StepType):
 @step_type
 class MergeStep(StepType):
     name = "merge"
-    schema = {"mode": {"enum": ["all", "any"]}, "next": EDGE}
+    label = "Join"
+    description = "Where paths started together meet again: go on when all of them, or the first one, arrive."
+    schema = {
+        "mode": choice("Go on when", {"all": "All paths have arrived", "any": "The first path arrives"}),
+        "next": EDGE,
+    }
     required = ["mode"]
 
     def run(self, run, step):
@@ -426,15 +590,34 @@ class MergeStep(StepType):
 @step_type
 class LoopStep(StepType):
     name = "loop"
+    label = "Repeat for each item"
+    description = "Runs the steps of the “For each” path once per item of a list (e.g. each product in a cart)."
     pauses = True  # bounded by ``max``
     schema = {
-        "over": {"type": "string", "minLength": 1},
-        "as": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
-        "max": {"type": "integer", "minimum": 1, "maximum": MAX_LOOP},
+        "over": {
+            "type": "string",
+            "minLength": 1,
+            "title": "List",
+            "description": "Where the list is, e.g. workflow.trigger.properties.items.",
+        },
+        "as": {
+            "type": "string",
+            "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$",
+            "title": "Call each item",
+            "description": "The name later steps use for the current item (letters, digits and _).",
+        },
+        "max": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_LOOP,
+            "title": "At most",
+            "description": f"Stop after this many items ({MAX_LOOP} at most).",
+        },
         "body_next": ID,
         "next": EDGE,
     }
     required = ["over", "as", "body_next"]
+    exits = [{"field": "body_next", "label": "For each"}, {"field": "next", "label": "Done"}]
 
     def edges(self, step):
         return [("body_next", step.get("body_next")), ("next", step.get("next"))]
@@ -462,7 +645,18 @@ class LoopStep(StepType):
 @step_type
 class GoalStep(StepType):
     name = "goal"
-    schema = {"condition": {}, "next": EDGE}
+    label = "Goal check"
+    description = "Ends the run as a success if the contact has reached the goal; otherwise goes on."
+    schema = {
+        "condition": {
+            **RULE,
+            "title": "Goal",
+            "description": "What counts as success (the workflow's goal if left empty).",
+        },
+        "next": EDGE,
+    }
+    ui = {"condition": "rule:contact"}
+    exits = [{"field": "next", "label": "Not reached"}]
 
     def check(self, step, *, org, definition):
         rule = step.get("condition", definition.get("settings", {}).get("goal"))
@@ -480,7 +674,17 @@ class GoalStep(StepType):
 @step_type
 class StopStep(StepType):
     name = "stop"
-    schema = {"reason": {"type": "string", "maxLength": 200}}
+    label = "End"
+    description = "Ends the run here."
+    schema = {
+        "reason": {
+            "type": "string",
+            "maxLength": 200,
+            "title": "Reason",
+            "description": "Shown in the run's history.",
+        }
+    }
+    exits = []
 
     def edges(self, step):
         return []

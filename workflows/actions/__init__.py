@@ -55,11 +55,15 @@ class ActionContext:
 
 
 class Action:
-    """Base class. Subclasses set ``name``, ``label``, ``config_schema`` and implement ``run``."""
+    """Base class. Subclasses set ``name``, ``label``, ``description``, ``config_schema`` (every
+    property with a ``title``), ``ui`` (field to widget, for the canvas's form) and implement
+    ``run``. The catalog (``workflows.catalog``) serves all of it."""
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
+    description: ClassVar[str] = ""
     config_schema: ClassVar[dict] = {"type": "object"}
+    ui: ClassVar[dict[str, str]] = {}
     external: ClassVar[bool] = False
     writes_database: ClassVar[bool] = True  # False: run() only computes (no savepoint needed)
 

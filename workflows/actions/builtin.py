@@ -26,6 +26,18 @@ CONTACT_FIELDS = [
     "lead_status",
 ]
 NAME = {"type": "string", "minLength": 1, "maxLength": 100}
+# Any JSON value: what a field or variable is set to.
+VALUE = {
+    "type": ["string", "number", "boolean", "null", "object", "array"],
+    "title": "Value",
+    "description": "The value to set.",
+}
+VALUE_FROM = {
+    "type": "string",
+    "minLength": 1,
+    "title": "Value from",
+    "description": "Copy the value found here instead, e.g. workflow.trigger.properties.plan.",
+}
 
 
 def _value(config: dict, facts: dict):
@@ -41,17 +53,24 @@ class UpdateField(Action):
 
     name = "update_field"
     label = "Update a contact field"
+    description = "Sets a field of the contact (e.g. lifecycle stage) or one of its custom properties."
     config_schema = {
         "type": "object",
         "required": ["field"],
         "properties": {
-            "field": {"type": "string", "pattern": r"^(properties\.[A-Za-z0-9_]+|[a-z_]+)$"},
-            "value": {},
-            "value_from": {"type": "string", "minLength": 1},
+            "field": {
+                "type": "string",
+                "pattern": r"^(properties\.[A-Za-z0-9_]+|[a-z_]+)$",
+                "title": "Field",
+                "description": "The contact field to set.",
+            },
+            "value": VALUE,
+            "value_from": VALUE_FROM,
         },
-        "oneOf": [{"required": ["value"]}, {"required": ["value_from"]}],
+        "oneOf": [{"title": "A value", "required": ["value"]}, {"title": "Copied from", "required": ["value_from"]}],
         "additionalProperties": False,
     }
+    ui = {"field": "contact_field"}
 
     def check(self, config, *, org):
         field = config.get("field", "")
@@ -78,7 +97,9 @@ class _TagAction(Action):
     config_schema = {
         "type": "object",
         "required": ["tags"],
-        "properties": {"tags": {"type": "array", "items": NAME, "minItems": 1}},
+        "properties": {
+            "tags": {"type": "array", "items": {**NAME, "title": "Tag"}, "minItems": 1, "title": "Tags"},
+        },
         "additionalProperties": False,
     }
 
@@ -92,6 +113,7 @@ class AddTag(_TagAction):
 
     name = "add_tag"
     label = "Add tags"
+    description = "Tags the contact (a new tag is created as needed)."
 
     def run(self, ctx):
         from marketing.services import contacts_tag
@@ -106,6 +128,7 @@ class RemoveTag(_TagAction):
 
     name = "remove_tag"
     label = "Remove tags"
+    description = "Takes tags off the contact."
 
     def run(self, ctx):
         from marketing.models import Tag
@@ -120,9 +143,10 @@ class _ListAction(Action):
     config_schema = {
         "type": "object",
         "required": ["list"],
-        "properties": {"list": NAME},
+        "properties": {"list": {**NAME, "title": "List"}},
         "additionalProperties": False,
     }
+    ui = {"list": "ref:list"}
 
     def check(self, config, *, org):
         if org is not None and not ContactList.objects.filter(org=org, slug=config.get("list")).exists():
@@ -142,6 +166,7 @@ class AddToList(_ListAction):
 
     name = "add_to_list"
     label = "Add to a list"
+    description = "Puts the contact on a static list."
 
     def run(self, ctx):
         from marketing.services import contacts_add_to_list
@@ -158,6 +183,7 @@ class RemoveFromList(_ListAction):
 
     name = "remove_from_list"
     label = "Remove from a list"
+    description = "Takes the contact off a static list."
 
     def run(self, ctx):
         from marketing.services import contacts_remove_from_list
@@ -174,12 +200,13 @@ class SetVariable(Action):
 
     name = "set_variable"
     label = "Set a variable"
+    description = "Remembers a value for this run, for later steps' conditions (workflow.vars.<name>)."
     writes_database = False
     config_schema = {
         "type": "object",
         "required": ["name"],
-        "properties": {"name": NAME, "value": {}, "value_from": {"type": "string", "minLength": 1}},
-        "oneOf": [{"required": ["value"]}, {"required": ["value_from"]}],
+        "properties": {"name": {**NAME, "title": "Variable"}, "value": VALUE, "value_from": VALUE_FROM},
+        "oneOf": [{"title": "A value", "required": ["value"]}, {"title": "Copied from", "required": ["value_from"]}],
         "additionalProperties": False,
     }
 
@@ -198,12 +225,14 @@ class EnrolInWorkflow(Action):
 
     name = "enrol_in_workflow"
     label = "Enrol in another workflow"
+    description = "Starts the contact on another workflow."
     config_schema = {
         "type": "object",
         "required": ["workflow"],
-        "properties": {"workflow": NAME},
+        "properties": {"workflow": {**NAME, "title": "Workflow"}},
         "additionalProperties": False,
     }
+    ui = {"workflow": "ref:workflow"}
 
     def check(self, config, *, org):
         from workflows.models import Workflow
@@ -235,11 +264,19 @@ class Log(Action):
 
     name = "log"
     label = "Log a line"
+    description = "Writes a line to the run's history and the server log, e.g. to mark which path a contact took."
     writes_database = False
     config_schema = {
         "type": "object",
         "required": ["message"],
-        "properties": {"message": {"type": "string", "maxLength": 1000}, "level": {"enum": ["info", "warning"]}},
+        "properties": {
+            "message": {"type": "string", "maxLength": 1000, "title": "Message"},
+            "level": {
+                "title": "Level",
+                "type": "string",
+                "oneOf": [{"const": "info", "title": "Information"}, {"const": "warning", "title": "Warning"}],
+            },
+        },
         "additionalProperties": False,
     }
 
@@ -261,11 +298,12 @@ class Notify(Action):
 
     name = "notify"
     label = "Notify the console"
+    description = "Shows a message in the workflow's live feed in the console."
     writes_database = False
     config_schema = {
         "type": "object",
         "required": ["message"],
-        "properties": {"message": {"type": "string", "minLength": 1, "maxLength": 1000}},
+        "properties": {"message": {"type": "string", "minLength": 1, "maxLength": 1000, "title": "Message"}},
         "additionalProperties": False,
     }
 
@@ -282,7 +320,14 @@ class Notify(Action):
         return {"message": ctx.config["message"]}
 
 
-HEADERS = {"type": "object", "additionalProperties": {"type": "string", "maxLength": 2000}, "maxProperties": 20}
+HEADERS = {
+    "type": "object",
+    "title": "Headers",
+    "description": "Extra HTTP headers, name and value.",
+    "additionalProperties": {"type": "string", "maxLength": 2000, "title": "Value"},
+    "maxProperties": 20,
+}
+URL = {"type": "string", "maxLength": 2000, "title": "URL", "description": "An https:// address on the internet."}
 
 
 class _Outbound(Action):
@@ -327,15 +372,24 @@ class HttpRequest(_Outbound):
 
     name = "http_request"
     label = "HTTP request"
+    description = "Calls another system's URL; later steps can read its answer."
     config_schema = {
         "type": "object",
         "required": ["url"],
         "properties": {
-            "url": {"type": "string", "maxLength": 2000},
-            "method": {"enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]},
+            "url": URL,
+            "method": {
+                "title": "Method",
+                "type": "string",
+                "oneOf": [{"const": m, "title": m} for m in ("GET", "POST", "PUT", "PATCH", "DELETE")],
+            },
             "headers": HEADERS,
-            "body": {},
-            "sign": {"type": "boolean"},
+            "body": {**VALUE, "title": "Body", "description": "What to send (as JSON); not sent with GET."},
+            "sign": {
+                "type": "boolean",
+                "title": "Sign",
+                "description": "Add a signature the other system can check with the workflow's secret.",
+            },
         },
         "additionalProperties": False,
     }
@@ -361,10 +415,11 @@ class Webhook(_Outbound):
 
     name = "webhook"
     label = "Webhook"
+    description = "Sends the contact and this run's details to another system's URL, signed."
     config_schema = {
         "type": "object",
         "required": ["url"],
-        "properties": {"url": {"type": "string", "maxLength": 2000}, "headers": HEADERS},
+        "properties": {"url": URL, "headers": HEADERS},
         "additionalProperties": False,
     }
 

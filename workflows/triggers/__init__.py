@@ -18,13 +18,19 @@ from typing import ClassVar
 
 from django.utils.module_loading import autodiscover_modules
 
+# The definition's ``trigger.type``: the catalog leaves it out of the form (the canvas sets it).
+TYPE = {"type": "string", "title": "Trigger"}
+
 
 class Trigger:
-    """Base class; see the module docstring."""
+    """Base class; see the module docstring. ``label``, ``description`` and ``ui`` (field to
+    widget) are what the canvas shows; every property of ``config_schema`` has a ``title``."""
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
+    description: ClassVar[str] = ""
     config_schema: ClassVar[dict] = {"type": "object"}
+    ui: ClassVar[dict[str, str]] = {}
 
     def check(self, config: dict, *, org) -> list[str]:
         """Errors beyond the JSON schema (an invalid filter, a segment that does not exist)."""

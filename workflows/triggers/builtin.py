@@ -11,10 +11,11 @@ from marketing.conditions import contact_facts, evaluate, reads_names, rule_erro
 from marketing.conditions.fields import DATETIME, field_info
 from marketing.models import Contact, Segment, SegmentMembership
 from workflows.durations import duration_problem
-from workflows.triggers import Trigger, trigger
+from workflows.triggers import TYPE, Trigger, trigger
 
 ENROL_BATCH = 5000
-EVENT_TYPE = {"type": "string", "minLength": 1, "maxLength": 100}
+EVENT_TYPE = {"type": "string", "minLength": 1, "maxLength": 100, "title": "Event"}
+SEGMENT = {"type": "string", "minLength": 1, "maxLength": 100, "title": "Segment"}
 
 
 def filter_matches(rule, *, event, contact) -> bool:
@@ -31,12 +32,22 @@ class EventTrigger(Trigger):
 
     name = "event"
     label = "An event happens"
+    description = "Starts when a contact does something: submits a form, opens an email, visits a page…"
     config_schema = {
         "type": "object",
         "required": ["type", "event"],
-        "properties": {"type": {}, "event": EVENT_TYPE, "filter": {}},
+        "properties": {
+            "type": TYPE,
+            "event": EVENT_TYPE,
+            "filter": {
+                "type": ["object", "boolean", "null"],
+                "title": "Only if",
+                "description": "Only events that match this start a run (every event of the type if left empty).",
+            },
+        },
         "additionalProperties": False,
     }
+    ui = {"event": "event_type", "filter": "rule:event"}
 
     def check(self, config, *, org):
         rule = config.get("filter")
@@ -53,9 +64,10 @@ class _SegmentTrigger(Trigger):
     config_schema = {
         "type": "object",
         "required": ["type", "segment"],
-        "properties": {"type": {}, "segment": {"type": "string", "minLength": 1, "maxLength": 100}},
+        "properties": {"type": TYPE, "segment": SEGMENT},
         "additionalProperties": False,
     }
+    ui = {"segment": "ref:segment"}
 
     def check(self, config, *, org):
         if org is not None and not Segment.objects.filter(org=org, slug=config.get("segment")).exists():
@@ -75,6 +87,7 @@ class SegmentEntered(_SegmentTrigger):
 
     name = "segment_entered"
     label = "A contact enters a segment"
+    description = "Starts when a contact starts matching a segment."
 
 
 @trigger
@@ -83,6 +96,7 @@ class SegmentExited(_SegmentTrigger):
 
     name = "segment_exited"
     label = "A contact leaves a segment"
+    description = "Starts when a contact stops matching a segment."
 
 
 @trigger
@@ -91,7 +105,13 @@ class Manual(Trigger):
 
     name = "manual"
     label = "Started by hand"
-    config_schema = {"type": "object", "required": ["type"], "properties": {"type": {}}, "additionalProperties": False}
+    description = "You enrol contacts yourself, from a selection or a segment (or another system does, by the API)."
+    config_schema = {
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": TYPE},
+        "additionalProperties": False,
+    }
 
 
 def segment_member_batches(segment: Segment, key: str):
@@ -124,20 +144,34 @@ class Schedule(Trigger):
 
     name = "schedule"
     label = "On a schedule"
+    description = "Enrols everyone in a segment on a schedule: every week on Monday at 9, every day, or once."
     config_schema = {
         "type": "object",
         "required": ["type", "segment"],
         "properties": {
-            "type": {},
-            "segment": {"type": "string", "minLength": 1},
-            "cron": {"type": "string"},
-            "every": {"type": "string"},
-            "at": {"type": "string", "format": "date-time"},
-            "time_zone": {"type": "string"},
+            "type": TYPE,
+            "segment": SEGMENT,
+            "cron": {
+                "type": "string",
+                "title": "Repeat",
+                "description": "minute hour day month weekday, e.g. 0 9 * * 1 for Mondays at 9:00.",
+            },
+            "every": {"type": "string", "title": "Every", "description": "How often, e.g. every day."},
+            "at": {"type": "string", "format": "date-time", "title": "Once, at"},
+            "time_zone": {
+                "type": "string",
+                "title": "Time zone",
+                "description": "e.g. Europe/Paris (the organisation's time zone if left empty).",
+            },
         },
-        "oneOf": [{"required": ["cron"]}, {"required": ["every"]}, {"required": ["at"]}],
+        "oneOf": [
+            {"title": "Repeat on a calendar", "required": ["cron"]},
+            {"title": "Every so often", "required": ["every"]},
+            {"title": "Once", "required": ["at"]},
+        ],
         "additionalProperties": False,
     }
+    ui = {"segment": "ref:segment", "every": "duration"}
 
     def check(self, config, *, org):
         errors = _SegmentTrigger.check(self, config, org=org)
@@ -162,16 +196,24 @@ class DateRelative(Trigger):
 
     name = "date_relative"
     label = "Relative to a contact date"
+    description = "Starts some days before or after a date of the contact, e.g. 3 days before their trial ends."
     config_schema = {
         "type": "object",
         "required": ["type", "field", "offset_days"],
         "properties": {
-            "type": {},
-            "field": {"type": "string", "minLength": 1},
-            "offset_days": {"type": "integer", "minimum": -3650, "maximum": 3650},
+            "type": TYPE,
+            "field": {"type": "string", "minLength": 1, "title": "Date", "description": "A date field of the contact."},
+            "offset_days": {
+                "type": "integer",
+                "minimum": -3650,
+                "maximum": 3650,
+                "title": "Days after",
+                "description": "Days after the date (a negative number: days before it; 0: on the day).",
+            },
         },
         "additionalProperties": False,
     }
+    ui = {"field": "contact_field"}
 
     def check(self, config, *, org):
         info = field_info("contact", config.get("field", ""), org=org)
@@ -206,4 +248,10 @@ class InboundWebhook(Trigger):
 
     name = "webhook"
     label = "An inbound webhook"
-    config_schema = {"type": "object", "required": ["type"], "properties": {"type": {}}, "additionalProperties": False}
+    description = "Starts when another system posts to this workflow's webhook address (shown once it is saved)."
+    config_schema = {
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": TYPE},
+        "additionalProperties": False,
+    }
