@@ -115,7 +115,7 @@ class StepType:
 
     def form_schema(self) -> dict:
         """The step's fields as a form: ``schema`` without the edges (the canvas draws those) and
-        without what the canvas keeps itself (id, type, position)."""
+        without what the canvas keeps itself (id, type, name, position)."""
         edges = {e["field"] for e in self.exits if "array" not in e}
         properties = {k: copy.deepcopy(v) for k, v in self.schema.items() if k not in edges}
         for exit in self.exits:
@@ -131,7 +131,7 @@ class StepType:
             "type": "object",
             "title": self.label,
             "required": [r for r in self.required if r in properties],
-            "properties": {"name": copy.deepcopy(COMMON["name"]), **properties},
+            "properties": properties,
         }
 
 
