@@ -33,9 +33,11 @@ def published(org, slug, channel):
 
 
 def definition(condition):
-    """Condition → split (one arm waits an hour) → email → approval → wait (times out) → SMS → email."""
+    """Condition → split (one arm waits an hour) → email → approval → wait (times out) → SMS → email;
+    the goal (a score of 90) ends a run when it wakes from a pause."""
     return {
         "trigger": {"type": "manual"},
+        "settings": {"goal": {">=": [{"var": "score"}, 90]}},
         "steps": [
             {"id": "keen", "type": "condition", "condition": condition, "true_next": "ab", "false_next": "opened"},
             {
@@ -153,6 +155,25 @@ def test_projection_equals_the_sum_of_the_members_dry_runs(org, audience):
     # The case mix reached every guard, so the equality says something of each.
     assert all(projected["blocked"].values()) and all(projected["held"].values()), projected
     assert 0 < projected["steps"]["hour"] < projected["steps"]["ab"]  # the split took both arms
+    assert projected["steps"]["opened"] < projected["contacts"]  # the goal ended some runs at a pause
+
+
+def test_a_delay_until_a_local_time_is_sampled(org, audience):
+    segment, members = audience
+    steps = definition({">=": [{"var": "score"}, 40]})["steps"]
+    steps[2] = {"id": "hour", "type": "delay", "config": {"until_local_time": "09:00"}, "next": "mail"}
+    workflow = Workflow.objects.create(
+        org=org, name="Local", slug="local", draft_definition={"trigger": {"type": "manual"}, "steps": steps}
+    )
+
+    projected = workflow_project(workflow=workflow, segment=segment, now=START, sample=500)
+
+    # Each contact's 09:00 is its own: every member is dry-run (fewer than the sample), so the
+    # figures are the dry runs' sums, with the sample size stated.
+    assert projected["sample_size"] == len(members)
+    assert {k: v for k, v in projected.items() if k != "sample_size"} == {
+        k: v for k, v in dry_run_sum(workflow, members).items() if k != "sample_size"
+    }
 
 
 def test_a_rule_that_does_not_compile_is_sampled_and_scaled_up(org):
