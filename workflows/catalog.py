@@ -25,7 +25,7 @@ def workflow_catalog() -> dict:
                 "type": name,
                 "label": kind.label,
                 "description": kind.description,
-                "schema": kind.form_schema(),
+                "schema": as_form(kind.form_schema()),
                 "ui": dict(kind.ui),
                 "edges": copy.deepcopy(kind.exits),
             }
@@ -36,7 +36,7 @@ def workflow_catalog() -> dict:
                 "name": name,
                 "label": action.label,
                 "description": action.description,
-                "schema": {"title": action.label, **copy.deepcopy(action.config_schema)},
+                "schema": as_form({"title": action.label, **copy.deepcopy(action.config_schema)}),
                 "ui": dict(action.ui),
                 "edges": copy.deepcopy(ACTION_EDGES),
             }
@@ -47,13 +47,33 @@ def workflow_catalog() -> dict:
                 "name": name,
                 "label": trigger.label,
                 "description": trigger.description,
-                "schema": _trigger_form(trigger),
+                "schema": as_form(_trigger_form(trigger)),
                 "ui": dict(trigger.ui),
                 "edges": [],
             }
             for name, trigger in sorted(triggers().items())
         ],
     }
+
+
+def as_form(schema: dict) -> dict:
+    """``schema`` as a form shows it: where an object's ``oneOf`` only says which of its fields
+    is required ("wait for a while" or "until a date"), each choice takes its fields along, so
+    the form asks for the choice first and then shows only that choice's fields. (The registries'
+    schemas say it the validator's way: every field at the top, and no field outside them.)"""
+    properties = schema.get("properties", {})
+    for name, field in properties.items():
+        properties[name] = as_form(field)
+    if isinstance(schema.get("items"), dict):
+        schema["items"] = as_form(schema["items"])
+    options = schema.get("oneOf", [])
+    if options and properties and all("required" in option and "const" not in option for option in options):
+        for option in options:
+            own = {name: properties.pop(name) for name in option["required"] if name in properties}
+            own.update({name: properties.pop(name, field) for name, field in option.get("properties", {}).items()})
+            option["properties"] = own
+        schema.pop("additionalProperties", None)
+    return schema
 
 
 def _trigger_form(trigger) -> dict:

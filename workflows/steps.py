@@ -385,7 +385,12 @@ class DelayStep(StepType):
             "oneOf": [
                 {"title": "Wait a while", "required": ["duration"]},
                 {"title": "Wait until a date", "required": ["until"]},
-                {"title": "Wait until a time of day", "required": ["until_local_time"]},
+                # weekdays go with a time of day (the form shows them with it)
+                {
+                    "title": "Wait until a time of day",
+                    "required": ["until_local_time"],
+                    "properties": {"weekdays": {"type": "array"}},
+                },
             ],
         },
         "next": EDGE,

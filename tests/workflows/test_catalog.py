@@ -68,12 +68,19 @@ def schema_faults(schema, where) -> list[str]:
 
 
 def field_at(schema, path):
-    """The sub-schema of a ui key ("config.duration", "cases[].when"), or None."""
+    """The sub-schema of a ui key ("config.duration", "cases[].when"), or None; a field may be
+    one of an object's choices (``oneOf``)."""
     for part in path.split("."):
         is_list = part.endswith("[]")
-        schema = schema.get("properties", {}).get(part.removesuffix("[]"))
-        if schema is None:
+        places = [schema, *schema.get("oneOf", [])]
+        found = [
+            p["properties"][part.removesuffix("[]")]
+            for p in places
+            if part.removesuffix("[]") in p.get("properties", {})
+        ]
+        if not found:
             return None
+        schema = found[0]
         if is_list:
             schema = schema.get("items")
     return schema
@@ -144,6 +151,23 @@ def test_the_exits_the_canvas_labels(catalog):
     assert send_email["ui"] == {"template": "ref:message_template:email"}
     slack = next(a for a in catalog["actions"] if a["name"] == "notify_slack")
     assert slack["ui"] == {"template": "ref:message_template:slack", "destination": "ref:destination:slack"}
+
+
+def test_a_choice_of_fields_shows_only_the_chosen_ones(catalog):
+    """A delay is "for a while", "until a date" or "until a time of day" (with its weekdays):
+    the form asks which, then shows that choice's fields alone."""
+    delay = next(s for s in catalog["steps"] if s["type"] == "delay")["schema"]["properties"]["config"]
+    assert delay.get("properties", {}) == {}
+    assert [(o["title"], list(o["properties"])) for o in delay["oneOf"]] == [
+        ("Wait a while", ["duration"]),
+        ("Wait until a date", ["until"]),
+        ("Wait until a time of day", ["until_local_time", "weekdays"]),
+    ]
+    schedule = next(t for t in catalog["triggers"] if t["name"] == "schedule")["schema"]
+    assert set(schedule["properties"]) == {"segment", "time_zone"}
+    jsonschema.validate({"segment": "all", "every": "P1D"}, schedule)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"segment": "all"}, schedule)
 
 
 def test_a_form_filled_from_the_catalog_validates_as_a_step(org, api, catalog):
