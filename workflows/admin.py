@@ -218,6 +218,11 @@ class WorkflowAdmin(TenantAdmin):
                 "countsUrl": reverse("admin:workflows_workflow_counts", args=[workflow.pk]),
                 "instanceUrl": reverse("admin:workflows_workflowinstance_change", args=[0]),
             },
+            # The canvas reads and saves through the REST API; the rule builder's fields come with the page.
+            "canvas_api": reverse("workflow-list").removesuffix("workflows/"),
+            "canvas_rules": {
+                k: v for k, v in marketing_admin.rule_builder_config(org=request.org).items() if k != "previewUrl"
+            },
         }
 
     def counts_view(self, request, object_id):

@@ -1,0 +1,175 @@
+"""The workflow canvas in chromium: the workflow page draws the draft's steps with labelled
+edges (laid out by elkjs when the definition has no positions), a step dragged from the palette
+gets a form from its schema, the draft saves through the REST API with the session, and the
+saved steps and positions come back on a reload. Screenshots go to /tmp/canvas-shots/."""
+
+import json
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django_scopes import scopes_disabled
+
+from marketing.models import Role
+from workflows.models import Workflow
+from workflows.services import workflow_create
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+SHOTS = Path(tempfile.gettempdir()) / "canvas-shots"  # kept after the run, to look at
+
+DEFINITION = {
+    "trigger": {"type": "manual"},
+    "steps": [
+        {
+            "id": "engaged",
+            "type": "condition",
+            "name": "Engaged?",
+            "condition": {"and": [{"==": [{"var": "country"}, "DE"]}]},
+            "true_next": "vip",
+            "false_next": "done",
+        },
+        {
+            "id": "vip",
+            "type": "action",
+            "name": "Tag as VIP",
+            "action": "add_tag",
+            "config": {"tags": ["vip"]},
+            "next": None,
+        },
+        {"id": "done", "type": "stop", "name": "Not engaged", "reason": "not engaged"},
+    ],
+}
+
+
+@contextmanager
+def chromium_page():
+    """A 1366-pixel-wide page in headless chromium (opened after the test's rows are written:
+    playwright runs an event loop, and the ORM refuses to run inside one)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1366, "height": 900})
+        finally:
+            browser.close()
+
+
+def session_cookie(user, live_server) -> dict:
+    """The console session of ``user`` as a browser cookie (the login form is the theme's to test)."""
+    client = Client()
+    client.force_login(user)
+    name = settings.SESSION_COOKIE_NAME
+    return {"name": name, "value": client.cookies[name].value, "url": live_server.url}
+
+
+def edge_labels(page) -> list[str]:
+    # SVG text: no innerText.
+    return sorted(page.eval_on_selector_all(".react-flow__edge-text", "nodes => nodes.map(n => n.textContent)"))
+
+
+def drag(page, source, target):
+    """A mouse drag in small steps (React Flow follows pointer moves, not HTML drag and drop)."""
+    start, end = source.bounding_box(), target.bounding_box()
+    page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] / 2, steps=12)
+    page.mouse.up()
+
+
+def test_canvas_draws_adds_a_step_from_the_palette_saves_and_reloads(org, live_server, member_factory):
+    cookie = session_cookie(member_factory(org, Role.MARKETER, username="mara"), live_server)
+    workflow = workflow_create(org=org, name="Nurture", slug="nurture", definition=DEFINITION)
+    with chromium_page() as page:
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        url = f"/admin/workflows/workflow/{workflow.pk}/change/"
+        page.context.add_cookies([cookie])
+        page.goto(live_server.url + url)
+
+        # No positions in the definition: elkjs lays the steps out, top to bottom.
+        page.wait_for_selector(".react-flow__node[data-id=vip]")
+        titles = page.locator(".react-flow__node .canvas-node-title").all_inner_texts()
+        labels = edge_labels(page)
+        tops = {
+            step: page.locator(f".react-flow__node[data-id={step}]").bounding_box()["y"] for step in ("engaged", "vip")
+        }
+        page.screenshot(path=str(SHOTS / "1-loaded.png"), full_page=True)
+
+        # A condition's form is the rule builder, showing the saved rule as a row.
+        page.locator(".react-flow__node[data-id=engaged]").click()
+        rule_row = page.locator(".canvas-side .rule-builder-row")
+        rule_shown = [rule_row.count(), rule_row.nth(0).get_by_label("Value").input_value()]
+
+        # Drag "Wait" from the palette onto the canvas: it is added and its form opens.
+        pane = page.locator(".canvas-flow")
+        page.locator(".canvas-palette-item[data-palette=delay]").drag_to(pane, target_position={"x": 380, "y": 500})
+        page.wait_for_selector(".react-flow__node[data-id=delay]")
+        duration = page.locator(".canvas-side .canvas-duration").first
+        duration.locator("input").fill("2")
+        duration.locator("select").select_option("D")
+        page.get_by_label("Name on the canvas").fill("Two days")
+
+        # Saving before it is linked: the server's error is on the new step.
+        page.get_by_role("button", name="Save draft").click()
+        page.wait_for_selector(".react-flow__node[data-id=delay] .canvas-node-errors")
+        refused = page.inner_text(".canvas-toolbar .canvas-message")
+        page.screenshot(path=str(SHOTS / "2-refused.png"), full_page=True)
+
+        # Link the tag step's exit to the new step, and save.
+        drag(
+            page,
+            page.locator(".react-flow__node[data-id=vip] .react-flow__handle[data-handleid=next]"),
+            page.locator(".react-flow__node[data-id=delay] .react-flow__handle.target"),
+        )
+        page.wait_for_selector(".react-flow__edge[data-id='vip:next']", state="attached")
+        page.get_by_role("button", name="Save draft").click()
+        page.wait_for_selector(".canvas-message.success")
+        saved_message = page.inner_text(".canvas-toolbar .canvas-message")
+        page_form = json.loads(page.input_value("textarea[name=draft_definition]"))  # the page's own Save agrees
+        # Nothing of the canvas reaches past a 1366-pixel window (the page's own fields are the theme's).
+        wide = page.evaluate(
+            "[...document.querySelectorAll('[data-workflow-canvas], [data-workflow-canvas] *')]"
+            ".filter(e => e.getBoundingClientRect().right > window.innerWidth).length"
+        )
+        page.screenshot(path=str(SHOTS / "3-saved.png"), full_page=True)
+
+        # The advanced tab shows the definition as JSON and takes it back unchanged.
+        page.get_by_role("tab", name="Advanced (JSON)").click()
+        as_json = json.loads(page.input_value("textarea[aria-label='Definition (JSON)']"))
+        page.get_by_role("tab", name="Canvas").click()
+        page.wait_for_selector(".react-flow__node[data-id=delay]")
+
+        page.reload()
+        page.wait_for_selector(".react-flow__node[data-id=delay]")
+        reloaded_titles = page.locator(".react-flow__node .canvas-node-title").all_inner_texts()
+        reloaded_labels = edge_labels(page)
+        page.screenshot(path=str(SHOTS / "4-reloaded.png"), full_page=True)
+
+    assert errors == []
+    assert titles == ["Starts when", "Engaged?", "Tag as VIP", "Not engaged"]
+    assert labels == ["No", "Yes"]
+    assert tops["engaged"] < tops["vip"]
+    assert rule_shown == [1, "DE"]
+    assert "delay" in refused or "reach" in refused.lower() or "problem" in refused.lower()
+    assert saved_message == "Draft saved."
+    assert wide == 0
+    with scopes_disabled():
+        saved = Workflow.objects.get(pk=workflow.pk).draft_definition
+    steps = {s["id"]: s for s in saved["steps"]}
+    assert steps["delay"]["type"] == "delay"
+    assert steps["delay"]["config"] == {"duration": "P2D"}
+    assert steps["delay"]["name"] == "Two days"
+    assert steps["vip"]["next"] == "delay"
+    assert all(isinstance(s["position"]["x"], int | float) for s in saved["steps"])  # the layout is kept
+    assert steps["engaged"]["condition"] == DEFINITION["steps"][0]["condition"]  # untouched by the form
+    assert as_json == saved
+    assert page_form == saved
+    assert "Two days" in reloaded_titles
+    assert reloaded_labels == ["Next", "No", "Yes"]
