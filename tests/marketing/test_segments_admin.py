@@ -246,7 +246,7 @@ def test_the_form_offers_the_builder_the_orgs_fields_only(org, other_org, consol
     plan = next(f for f in config["fields"] if f["path"] == "properties.plan")
     assert plan["kind"] == "enum" and plan["options"] == [["pro", "pro"]]
     page = response.content.decode()
-    assert 'id="rule-builder-config"' in page and "marketing/rule_builder.js" in page
+    assert 'id="rule-builder-config"' in page and "console/rule_builder.js" in page
     assert "globex_secret" not in page
 
 
