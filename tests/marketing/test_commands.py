@@ -109,3 +109,23 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_the_demo_keeps_its_mail_in_the_outbox_instead_of_printing_it(
+    db, settings, capsys, monkeypatch, eager_tasks, django_capture_on_commit_callbacks
+):
+    from channels_app.models import Message
+
+    settings.DEBUG = True  # pytest-django turns it off; seed_demo refuses to run without it
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"  # the embedded default
+    monkeypatch.delenv("EMAIL_URL", raising=False)
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):  # the notices go out after commit, as in the demo
+        call_command("demo", "--no-serve", stdout=out)
+
+    printed = capsys.readouterr().out
+    assert "Subject:" not in printed  # the console backend prints every header of every email
+    assert "Mail stays in the outbox" in out.getvalue()
+    with scopes_disabled():
+        notices = Message.objects.filter(org__slug="acme", contact=None, purpose="transactional")
+        assert notices.exists()

@@ -4,8 +4,13 @@ The one command a newcomer runs after installing: on the embedded default (SQLit
 it brings up a working console with demo data and prints where and how to log in.
 """
 
+import os
+
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+CONSOLE_MAIL = "django.core.mail.backends.console.EmailBackend"
+KEPT_MAIL = "django.core.mail.backends.locmem.EmailBackend"
 
 
 class Command(BaseCommand):
@@ -18,6 +23,13 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="Prepare the data, then exit.")
 
     def handle(self, *args, addrport: str, no_serve: bool, **options):
+        from django.conf import settings
+
+        if "EMAIL_URL" not in os.environ and settings.EMAIL_BACKEND == CONSOLE_MAIL:
+            # The demo makes handoffs whose notices would print their whole body here: they stay in
+            # the console's outbox (Messages → Outbox) with one log line each instead.
+            settings.EMAIL_BACKEND = KEPT_MAIL
+            self.stdout.write("Mail stays in the outbox (set EMAIL_URL to send it).")
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database migrated.")
         call_command("seed_demo", stdout=self.stdout)
@@ -31,8 +43,6 @@ class Command(BaseCommand):
             )
         )
         if not no_serve:
-            from django.conf import settings
-
             from marketing.embedded import embedded_services_start
 
             if settings.EMBEDDED:
