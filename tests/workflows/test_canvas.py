@@ -13,7 +13,10 @@ from django.conf import settings
 from django.test import Client
 from django_scopes import scopes_disabled
 
+from channels_app.models import MessageTemplate
+from channels_app.template_versions import template_publish
 from marketing.models import Role
+from marketing.tenancy import org_context
 from workflows.models import Workflow
 from workflows.services import workflow_create
 
@@ -173,3 +176,38 @@ def test_canvas_draws_adds_a_step_from_the_palette_saves_and_reloads(org, live_s
     assert page_form == saved
     assert "Two days" in reloaded_titles
     assert reloaded_labels == ["Next", "No", "Yes"]
+
+
+def test_canvas_send_email_picks_the_orgs_template_from_a_list(org, other_org, live_server, member_factory):
+    cookie = session_cookie(member_factory(org, Role.MARKETER, username="mara"), live_server)
+    variants = [{"name": "A", "weight": 1, "subject": "Hi", "html": "<p>Hi</p>", "text": "Hi"}]
+    for owner, slug in ((org, "welcome"), (org, "follow-up"), (other_org, "theirs")):
+        with org_context(owner):
+            made = MessageTemplate.objects.create(
+                org=owner, slug=slug, name=slug.title(), channel="email", purpose="marketing", variants=variants
+            )
+            if slug != "follow-up":  # a draft is listed too, marked as one
+                template_publish(template=made)
+    workflow = workflow_create(org=org, name="Welcome", slug="welcome", definition=DEFINITION)
+    with chromium_page() as page:
+        page.context.add_cookies([cookie])
+        page.goto(f"{live_server.url}/admin/workflows/workflow/{workflow.pk}/change/")
+        page.wait_for_selector(".react-flow__node[data-id=vip]")
+        page.locator(".canvas-palette-item[data-palette=send_email]").drag_to(
+            page.locator(".canvas-flow"), target_position={"x": 380, "y": 520}
+        )
+        page.wait_for_selector(".react-flow__node[data-id=send_email]")
+        picker = page.locator(".canvas-side select").first
+        page.wait_for_selector(".canvas-side select option[value=welcome]", state="attached")
+        choices = picker.locator("option").all_inner_texts()
+        picker.select_option("welcome")
+        page.get_by_role("tab", name="Advanced (JSON)").click()
+        written = json.loads(page.input_value("textarea[aria-label='Definition (JSON)']"))
+        page.get_by_role("tab", name="Canvas").click()
+        page.locator(".react-flow__node[data-id=send_email]").click()
+        page.screenshot(path=str(SHOTS / "5-send-email.png"))
+
+    assert choices == ["— choose —", "Follow-Up — draft", "Welcome"]
+    step = next(s for s in written["steps"] if s["id"] == "send_email")
+    assert step["type"] == "action" and step["action"] == "send_email"
+    assert step["config"]["template"] == "welcome"
