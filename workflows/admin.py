@@ -14,7 +14,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
@@ -621,11 +621,35 @@ class ApprovalAdmin(ReadOnlyAdmin):
 # --- templates and schedules -------------------------------------------------------------------
 
 
+def _created_summary(created: dict) -> str:
+    """What a template's use made and reused, in words: "made 2 message templates (drafts to
+    publish: a, b) and …; reused 1 destination (x)"."""
+    kinds = {
+        "message_templates": ("message template", "drafts to publish"),
+        "destinations": ("destination", "inactive until you activate them"),
+        "segments": ("segment", ""),
+    }
+    made, reused = [], []
+    for kind, (noun, note) in kinds.items():
+        new = [row["slug"] for row in created.get(kind, []) if not row["reused"]]
+        old = [row["slug"] for row in created.get(kind, []) if row["reused"]]
+        if new:
+            plural = noun if len(new) == 1 else f"{noun}s"
+            made.append(f"{len(new)} {plural} ({note + ': ' if note else ''}{', '.join(new)})")
+        if old:
+            reused.append(f"{len(old)} {noun if len(old) == 1 else noun + 's'} ({', '.join(old)})")
+    parts = [f"made {'; '.join(made)}" if made else "made nothing else"]
+    if reused:
+        parts.append(f"reused {'; '.join(reused)}")
+    return "; ".join(parts) + "."
+
+
 @admin.register(WorkflowTemplate)
 class WorkflowTemplateAdmin(TenantAdmin):
-    """The template library; "Create a workflow from this template" makes a draft to edit."""
+    """The template library; "Use" makes a draft workflow (and the message templates, destinations
+    and segments it names that the org lacks) and opens it."""
 
-    list_display = ("name", "category", "status", "usage_count", "updated_at")
+    list_display = ("name", "category", "status", "usage_count", "updated_at", "use_button")
     list_filter = ("category", "status")
     search_fields = ("name", "slug", "description")
     prepopulated_fields = {"slug": ("name",)}
@@ -636,16 +660,52 @@ class WorkflowTemplateAdmin(TenantAdmin):
         """Using a template is adding a workflow."""
         return request.user.has_perm("workflows.add_workflow")
 
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.use_view)
+        return [path("<path:object_id>/use/", view, name="workflows_workflowtemplate_use"), *super().get_urls()]
+
+    @admin.display(description="")
+    def use_button(self, obj: WorkflowTemplate) -> str:
+        # A submit button of the list's own form (which carries the CSRF token), posted to this
+        # template's use URL: a form of its own cannot nest inside the list's.
+        url = reverse("admin:workflows_workflowtemplate_use", args=[obj.pk])
+        return format_html(
+            '<button type="submit" formaction="{}" formmethod="post" data-use-template="{}" '
+            'class="bg-primary-600 border border-primary-600 text-white font-medium px-3 py-1 rounded-default '
+            'text-sm whitespace-nowrap cursor-pointer">Use this template</button>',
+            url,
+            obj.slug,
+        )
+
+    def _use(self, request, template: WorkflowTemplate) -> Workflow:
+        workflow, created = services.library_use(template=template, by=request.user)
+        self.message_user(
+            request,
+            format_html(
+                "Created the draft workflow “{}” from “{}”; {}", workflow.name, template.name, _created_summary(created)
+            ),
+            messages.SUCCESS,
+        )
+        return workflow
+
+    def use_view(self, request, object_id):
+        """POST: uses the template and opens the new workflow."""
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:workflows_workflowtemplate_changelist"))
+        if not self.has_use_permission(request):
+            raise PermissionDenied
+        template = self.get_object(request, unquote(object_id))
+        if template is None:
+            raise Http404("No such template.")
+        workflow = self._use(request, template)
+        return HttpResponseRedirect(reverse("admin:workflows_workflow_change", args=[workflow.pk]))
+
     @admin.action(description="Create a workflow from this template", permissions=["use"])
     def create_workflow(self, request, queryset):
-        for template in queryset.order_by("pk"):
-            workflow = services.workflow_from_template(template=template, by=request.user)
-            url = reverse("admin:workflows_workflow_change", args=[workflow.pk])
-            self.message_user(
-                request,
-                format_html('Created the draft <a href="{}">{}</a> from “{}”.', url, workflow.slug, template),
-                messages.SUCCESS,
-            )
+        made = [self._use(request, template) for template in queryset.order_by("pk")]
+        if len(made) == 1:  # open it; several stay listed in the messages
+            return HttpResponseRedirect(reverse("admin:workflows_workflow_change", args=[made[0].pk]))
+        return None
 
 
 class ScheduledJobForm(forms.ModelForm):
