@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from marketing.admin import FIELD_CHOICES, FIELD_LABELS
 from marketing.api import CrudViewSet
-from marketing.conditions.fields import CONTACT, EVENT, NAMES
+from marketing.conditions.fields import CONTACT, EVENT, NAMES, namespace_fields
 from marketing.models import Contact, ContactList, Membership, PropertyDefinition, Role, Tag
 
 EVENT_TYPES_SHOWN = 200
@@ -172,7 +172,8 @@ class ConditionFieldsView(APIView):
             fields = contact_fields(org=org, definitions=definitions)
             fields += event_fields(prefix="event.", definitions=definitions, event_types=event_types, group="Event")
         if workflow_id is not None:
-            fields += workflow_fields(org=org, workflow_id=workflow_id, event_types=event_types)
+            # ``workflows`` provides them: this app sits below it and never reads a workflow.
+            fields += namespace_fields("workflow", org=org, ref=workflow_id, event_types=event_types)
         return Response({"subject": subject, "fields": fields, "event_types": event_types})
 
 
@@ -263,30 +264,3 @@ def event_types_seen(*, org) -> list[dict]:
     with connection.cursor() as cursor:
         cursor.execute(sql, {"org": org.pk, "per_type": EVENTS_READ_PER_TYPE, "limit": EVENT_TYPES_SHOWN})
         return [{"type": row[0], "properties": list(row[1])} for row in cursor.fetchall()]
-
-
-def workflow_fields(*, org, workflow_id: int, event_types: list[dict]) -> list[dict]:
-    """The ``workflow.*`` paths a run of the workflow carries: its trigger event (with the keys
-    seen on that event type), each step's result and each loop's variable. An unknown id adds
-    nothing (the rule builder still works without them)."""
-    from workflows.models import Workflow  # workflows builds on marketing, not the reverse
-
-    workflow = Workflow.objects.filter(org=org, pk=workflow_id).only("draft_definition").first()
-    definition = workflow.draft_definition if workflow and isinstance(workflow.draft_definition, dict) else {}
-    group = "Workflow"
-    fields = [
-        _field("workflow.trigger.type", "Trigger event type", group, "string"),
-        _field("workflow.trigger.occurred_at", "Trigger event time", group, "datetime"),
-    ]
-    trigger = definition.get("trigger") if isinstance(definition.get("trigger"), dict) else {}
-    keys = next((t["properties"] for t in event_types if t["type"] == trigger.get("event")), [])
-    fields += [_field(f"workflow.trigger.properties.{k}", f"Trigger {k}", group, "string") for k in keys]
-    steps = definition.get("steps") if isinstance(definition.get("steps"), list) else []
-    for step in steps:
-        if not isinstance(step, dict) or not isinstance(step.get("id"), str):
-            continue
-        name = step.get("name") or step["id"]
-        fields.append(_field(f"workflow.steps.{step['id']}.result", f"Result of “{name}”", group, "object"))
-        if step.get("type") == "loop" and isinstance(step.get("as"), str) and step["as"]:
-            fields.append(_field(f"workflow.vars.{step['as']}", f"Loop item “{step['as']}”", group, "object"))
-    return fields

@@ -9,16 +9,18 @@ class WorkflowsConfig(AppConfig):
         from django.db.models.signals import pre_migrate
 
         pre_migrate.connect(_sqlite_legacy_alter_table, dispatch_uid="workflows-sqlite-legacy-alter-table")
-        from marketing.conditions import register_namespace
+        from marketing.conditions import namespace_fields_register, register_namespace
         from marketing.embedded import embedded_service
         from marketing.metrics import gauges_register
         from marketing.schedules import system_jobs_register
         from workflows import embedded_runner, services  # noqa: F401  services registers its merge handler
         from workflows.metrics import workflow_gauges
+        from workflows.run_fields import workflow_fields
 
         embedded_service(embedded_runner.start)
         gauges_register(workflow_gauges)
         register_namespace("workflow")  # a run's trigger, variables and step results (docs/conditions.md)
+        namespace_fields_register("workflow", workflow_fields)  # the rule builder's list for one workflow
         system_jobs_register(
             {
                 # Expiring after 5 s keeps ticks from piling up in the queue while workers are busy.

@@ -8,6 +8,7 @@ docs/conditions.md.
 
 from marketing.conditions.engine import ConditionError, Prepared, evaluate, prepare, truthy
 from marketing.conditions.facts import contact_facts, event_facts, reads_contact, reads_names
+from marketing.conditions.fields import namespace_fields, namespace_fields_register
 from marketing.conditions.operators import ConditionOperator, condition_operator, operators
 from marketing.conditions.sql import NotCompilable, to_q
 from marketing.conditions.validation import register_namespace, rule_errors, validate
@@ -21,6 +22,8 @@ __all__ = [
     "contact_facts",
     "evaluate",
     "event_facts",
+    "namespace_fields",
+    "namespace_fields_register",
     "operators",
     "prepare",
     "reads_contact",

@@ -5,6 +5,7 @@ Types: ``string``, ``number``, ``boolean``, ``datetime`` (compared as ISO-8601 t
 type of their ``PropertyDefinition``.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from marketing.models import PropertyDefinition
@@ -89,3 +90,20 @@ def field_info(subject: str, path: str, *, org) -> FieldInfo | None:
                 return None
             return FieldInfo(path, json_field, PROPERTY_TYPES[definition.type], nullable=True, json_key=key)
     return None
+
+
+# A namespace's fields (``workflow.*``) depend on the thing that owns them, which lives in an app
+# above this one: that app registers a provider here and the rule builder asks it by name.
+_field_providers: dict[str, Callable[..., list[dict]]] = {}
+
+
+def namespace_fields_register(name: str, provider: Callable[..., list[dict]]) -> None:
+    """Registers ``provider(*, org, ref, event_types) -> [{"path", "label", "group", "type"}]``:
+    the paths under ``name.`` that the object ``ref`` (e.g. a workflow's id) gives a rule."""
+    _field_providers[name] = provider
+
+
+def namespace_fields(name: str, *, org, ref: int, event_types: list[dict]) -> list[dict]:
+    """The fields ``name``'s provider lists for ``ref`` (none when no app provides them)."""
+    provider = _field_providers.get(name)
+    return provider(org=org, ref=ref, event_types=event_types) if provider else []
