@@ -112,6 +112,51 @@ class SendTemplate(Action):
             **{field: content[field] for field in ("subject", "title", "text") if field in content},
         }
 
+    def _published(self, org, config: dict) -> MessageTemplate | None:
+        return (
+            MessageTemplate.objects.filter(org=org, slug=config.get("template", ""), channel=self.channel)
+            .exclude(live_version=None)
+            .first()
+        )
+
+    def dry_run_verdict(self, *, org, contact, config, at, earlier):
+        """The outbox's guards (the one function sending asks) for this step at ``at``, counting
+        the stored messages plus the run's earlier sends they let through (``earlier`` holds
+        ``EarlierSend``s); None when the template has no published version (nothing is sent)."""
+        from channels_app.outbox import SEND, EarlierSend, _address, send_guards
+        from workflows.engine import iso
+
+        template = self._published(org, config)
+        if template is None:
+            return None
+        to = config["destination"] if "destination" in config else _address(contact, self.channel)
+        verdict = send_guards(
+            org=org, contact=contact, channel=self.channel, purpose=template.purpose, to=to, now=at, earlier=earlier
+        )
+        if verdict.verdict == SEND:
+            earlier.append(EarlierSend(self.channel, template.purpose, at))
+        return {
+            "verdict": verdict.verdict,
+            "kind": verdict.kind,
+            "reason": verdict.reason,
+            "until": iso(verdict.until) if verdict.until else None,
+        }
+
+    def projection_send(self, *, org, config):
+        """The message every member would get, or None when the template has no published version."""
+        template = self._published(org, config)
+        if template is None:
+            return None
+        return {"channel": self.channel, "purpose": template.purpose, "destination": config.get("destination")}
+
+    def projection_guards(self, *, org, members, sends, counted, memo):
+        """The outbox's guards as one grouped query (``channels_app.send_projection``)."""
+        from channels_app.send_projection import guard_counts, time_zones
+
+        if "zones" not in memo:
+            memo["zones"] = time_zones(org)
+        return guard_counts(org=org, members=members, sends=sends, counted=counted, zones=memo["zones"])
+
 
 @action
 class SendEmail(SendTemplate):

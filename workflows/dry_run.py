@@ -248,49 +248,30 @@ def _simulate(
 
 
 def _guard_sends(*, workflow: Workflow, contact: Contact, definition: dict, trace: list[dict]) -> None:
-    """Adds the guards' verdict to each send step's preview, in the order of the path; a step
-    whose template has no published version sends nothing and gets none."""
-    from channels_app.models import MessageTemplate
-    from channels_app.outbox import SEND, EarlierSend, _address, send_guards
+    """Adds the guards' verdict to each send step's preview, in the order of the path, as the
+    step's action answers it (``dry_run_verdict``: an action that sends nothing answers None);
+    ``earlier`` carries the run's sends that went out, for the next steps' frequency caps."""
     from workflows.actions import actions
 
     registry, steps = actions(), {s["id"]: s for s in definition["steps"]}
-    earlier: list[EarlierSend] = []
+    earlier: list = []
     for entry in trace:
         preview = (
             entry["detail"].get("dry_run") if entry["type"] == "action" and isinstance(entry["detail"], dict) else None
         )
         step = steps.get(entry["step"], {})
-        channel = getattr(registry.get(step.get("action")), "channel", "")
-        if not isinstance(preview, dict) or not channel:
+        action = registry.get(step.get("action"))
+        if not isinstance(preview, dict) or action is None:
             continue
-        config = step.get("config", {})
-        template = (
-            MessageTemplate.objects.filter(org=workflow.org, slug=config.get("template", ""), channel=channel)
-            .exclude(live_version=None)
-            .first()
-        )
-        if template is None:
-            continue
-        at = datetime.fromisoformat(entry["at"])
-        to = config["destination"] if "destination" in config else _address(contact, channel)
-        verdict = send_guards(
+        guard = action.dry_run_verdict(
             org=workflow.org,
             contact=contact,
-            channel=channel,
-            purpose=template.purpose,
-            to=to,
-            now=at,
+            config=step.get("config", {}),
+            at=datetime.fromisoformat(entry["at"]),
             earlier=earlier,
         )
-        preview["guard"] = {
-            "verdict": verdict.verdict,
-            "kind": verdict.kind,
-            "reason": verdict.reason,
-            "until": iso(verdict.until) if verdict.until else None,
-        }
-        if verdict.verdict == SEND:
-            earlier.append(EarlierSend(channel, template.purpose, at))
+        if guard is not None:
+            preview["guard"] = guard
 
 
 def _waiting(instance: WorkflowInstance, kind: str) -> list[dict]:

@@ -83,6 +83,29 @@ class Action:
         PermanentError; return what later steps may read as the step's result."""
         raise NotImplementedError
 
+    # -- what a dry run and a projection ask a sending action (docs/workflows.md, "Sending actions")
+
+    def dry_run_verdict(self, *, org, contact, config: dict, at: datetime, earlier: list) -> dict | None:
+        """For a dry run: whether this step would send to ``contact`` at ``at``, as
+        ``{"verdict": "send" | "block" | "hold", "kind", "reason", "until"}``; None when the step
+        sends nothing (not a sending action, or nothing to send). ``earlier`` is the run's list of
+        what earlier steps sent: the action reads it (a frequency cap counts them) and appends
+        what it sends, in a form of its own."""
+        return None
+
+    def projection_send(self, *, org, config: dict) -> dict | None:
+        """For a projection: ``{"channel", "purpose", "destination"}`` of the message this step
+        would send (the same for every member), or None when it sends nothing."""
+        return None
+
+    def projection_guards(self, *, org, members, sends: tuple, counted: tuple, memo: dict) -> dict:
+        """For a projection (PostgreSQL): for each of ``counted`` (the last of a route's
+        ``sends``, each with ``index``, ``channel``, ``purpose``, ``at``, ``destination``), how
+        many of ``members`` (a contact queryset) it would send, block or hold, as
+        ``{send.index: Counter({"send" | guard kind: n})}``. ``memo`` lives as long as the
+        projection, for what is read once. Called on the action of the route's last send."""
+        raise NotImplementedError
+
 
 _actions: dict[str, Action] = {}
 _discovered = False
