@@ -9,13 +9,18 @@ class ChannelsAppConfig(AppConfig):
         # esp_tracking connects anymail's tracking receiver; push_subscriptions registers the
         # merge handler that moves a merged contact's subscriptions (in workers too).
         from channels_app import embedded_runner, esp_tracking, push_subscriptions  # noqa: F401
+        from channels_app.library_resources import DestinationResource, MessageTemplateResource
         from channels_app.metrics import outbox_gauges
         from marketing.embedded import embedded_service
         from marketing.metrics import gauges_register
         from marketing.schedules import system_jobs_register
+        from workflows.library_resources import library_resource_register
 
         embedded_service(embedded_runner.start)
         gauges_register(outbox_gauges)
+        # The library's use and publishing make and check templates and destinations through these.
+        library_resource_register(MessageTemplateResource())
+        library_resource_register(DestinationResource())
         system_jobs_register(
             {
                 # Expiring after 10 s keeps sweeps from piling up while workers are busy.

@@ -442,30 +442,23 @@ def approval_decide(*, approval: Approval, approved: bool, by: User, note: str =
 
 def _unready_sends(definition: dict, org: Organization) -> list[str]:
     """Why the send steps of ``definition`` would fail once live: a message template never
-    published, a destination switched off (each named, with its step). Checked at publish only:
-    a draft may name what is still being written."""
-    from channels_app.models import Destination, MessageTemplate
+    published, a destination switched off (each named, with its step), as the app that owns each
+    kind answers (``workflows.library_resources``). Checked at publish only: a draft may name
+    what is still being written."""
     from workflows.library import SEND_ACTIONS
+    from workflows.library_resources import library_resources
 
     sends = [s for s in definition.get("steps", []) if s.get("type") == "action" and s.get("action") in SEND_ACTIONS]
-    names = {(s.get("config") or {}).get("template") for s in sends}
-    drafts = MessageTemplate.objects.filter(org=org, slug__in=names, live_version__isnull=True)
-    unpublished = set(drafts.values_list("slug", flat=True))
-    targets = {(s.get("config") or {}).get("destination") for s in sends}
-    inactive = set(Destination.objects.filter(org=org, slug__in=targets, active=False).values_list("slug", flat=True))
+    kinds = []
+    for resource in library_resources():
+        slugs = {(s.get("config") or {}).get(resource.config_field) for s in sends}
+        kinds.append((resource.config_field, resource.publish_problems(org=org, slugs=slugs)))
     problems = []
     for step in sends:
         config = step.get("config") or {}
-        if config.get("template") in unpublished:
-            problems.append(
-                f"steps[{step['id']}].template: the message template “{config['template']}” is not published; "
-                "review and publish it first."
-            )
-        if config.get("destination") in inactive:
-            problems.append(
-                f"steps[{step['id']}].destination: the destination “{config['destination']}” is inactive; "
-                "activate it first."
-            )
+        for field, unready in kinds:
+            if config.get(field) in unready:
+                problems.append(f"steps[{step['id']}].{field}: {unready[config[field]]}")
     return problems
 
 
@@ -473,49 +466,19 @@ def _library_content_create(*, org: Organization, needs: dict, origin: str, read
     """Makes what ``needs`` names and ``org`` lacks, from the library's content, marked with
     ``origin``; reuses what exists by slug. ``ready``: templates published and destinations
     active (the demo); else drafts to review. Returns ``created`` as ``library_use`` answers it."""
-    from channels_app.models import Destination, MessageTemplate
-    from channels_app.template_versions import template_publish
     from marketing.models import Segment
     from marketing.segments import segment_save
     from workflows.library_content import DESTINATIONS, MESSAGE_TEMPLATES, SEGMENTS
+    from workflows.library_resources import library_resources
 
     created: dict[str, list[dict]] = {"message_templates": [], "segments": [], "destinations": []}
-    for slug in needs["message_templates"]:
-        content = MESSAGE_TEMPLATES.get(slug)
-        if content is None and not MessageTemplate.objects.filter(org=org, slug=slug).exists():
-            continue  # not the library's: publishing names it
-        template, made = MessageTemplate.objects.get_or_create(
-            org=org,
-            slug=slug,
-            defaults={
-                "name": content.name if content else slug,
-                "channel": content.channel if content else "",
-                "purpose": content.purpose if content else "",
-                "variants": content.variants if content else [],
-                "library_template": origin,
-            },
-        )
-        if ready and template.live_version_id is None:
-            template_publish(template=template)
-        created["message_templates"].append({"slug": slug, "reused": not made})
-    for slug in needs["destinations"]:
-        content = DESTINATIONS.get(slug)
-        if content is None and not Destination.objects.filter(org=org, slug=slug).exists():
-            continue
-        destination, made = Destination.objects.get_or_create(
-            org=org,
-            slug=slug,
-            defaults={
-                "name": content.name if content else slug,
-                "channel": content.channel if content else "",
-                "url": "",  # logged, not sent, until someone gives it a URL
-                "active": ready,
-                "library_template": origin,
-            },
-        )
-        if ready and not destination.active and destination.library_template:
-            Destination.objects.filter(pk=destination.pk).update(active=True)
-        created["destinations"].append({"slug": slug, "reused": not made})
+    contents = {"message_templates": MESSAGE_TEMPLATES, "destinations": DESTINATIONS}
+    for resource in library_resources():  # made by the app that owns each kind
+        for slug in needs.get(resource.needs_key, []):
+            spec = contents.get(resource.needs_key, {}).get(slug)
+            reused = resource.ensure(org=org, slug=slug, spec=spec, origin=origin, ready=ready)
+            if reused is not None:
+                created.setdefault(resource.needs_key, []).append({"slug": slug, "reused": reused})
     for slug in needs["segments"]:
         content = SEGMENTS.get(slug)
         made = not Segment.objects.filter(org=org, slug=slug).exists()
