@@ -1,9 +1,11 @@
-"""Benchmark scenario ``channels`` for ``python manage.py bench`` (registered with ``@scenario``).
+"""Benchmark scenarios ``channels`` and ``projection`` for ``python manage.py bench`` (registered
+with ``@scenario``).
 
 Email through the outbox the way production sends it: ``messages_enqueue`` (render, tracked
 links, footer, the ``Message`` row) in the command's process, then the ``messages_send`` tasks
 drained by Celery worker processes into a loopback SMTP server (aiosmtpd) that counts what it
 receives; and the raw ceiling of plain ``smtplib`` to the same server (docs/bench.md, "channels").
+``projection`` times a workflow's projected sends over a segment (the send guards in SQL).
 """
 
 import email.policy
@@ -15,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -24,9 +27,9 @@ from django.db import connection, transaction
 from django.test import override_settings
 
 from marketing.bench import Profiler, Scenario, scenario
-from marketing.models import Contact, Organization
+from marketing.models import Contact, Organization, PropertyDefinition
 from marketing.tenancy import org_context
-from workflows.bench import Processes
+from workflows.bench import COUNTRIES, Processes
 
 ENQUEUE_CHUNK = 500  # messages per transaction in the enqueue phase
 VARIANTS = [
@@ -461,3 +464,198 @@ class ChannelsScenario(Scenario):
 
 class _RollbackError(Exception):
     pass
+
+
+# -- projection: the send guards of a workflow over a segment, in SQL ---------------------------
+
+
+def projection_definition(score: int = 40) -> dict:
+    """The projection bench's workflow, every rule of which compiles: a condition, an A/B split
+    (one arm waits an hour), an email, an approval, a wait that times out, an SMS, a second email."""
+    return {
+        "trigger": {"type": "manual"},
+        "steps": [
+            {
+                "id": "keen",
+                "type": "condition",
+                "condition": {"and": [{">=": [{"var": "score"}, score]}, {"!=": [{"var": "properties.plan"}, "free"]}]},
+                "true_next": "ab",
+                "false_next": "opened",
+            },
+            {
+                "id": "ab",
+                "type": "split",
+                "branches": [{"name": "A", "weight": 30, "next": "mail"}, {"name": "B", "weight": 70, "next": "hour"}],
+            },
+            {"id": "hour", "type": "delay", "config": {"duration": "PT1H"}, "next": "mail"},
+            {"id": "mail", "type": "action", "action": "send_email", "config": {"template": "promo"}, "next": "ok"},
+            {
+                "id": "ok",
+                "type": "approval",
+                "approvers": {"role": "marketer"},
+                "approved_next": "opened",
+                "rejected_next": None,
+                "timeout_next": None,
+            },
+            {
+                "id": "opened",
+                "type": "wait_for_event",
+                "event": "email_opened",
+                "timeout": "P1D",
+                "next": None,
+                "timeout_next": "text",
+            },
+            {"id": "text", "type": "action", "action": "send_sms", "config": {"template": "remind"}, "next": "again"},
+            {"id": "again", "type": "action", "action": "send_email", "config": {"template": "promo"}, "next": None},
+        ],
+    }
+
+
+@scenario
+class ProjectionScenario(Scenario):
+    """Projected volume (``workflows.projection``) of a workflow whose rules all compile, over a
+    segment of N contacts with consent, suppressions, stored sends, phones and time zones mixed
+    in: the seconds one projection takes (set-based, so ``sample_size`` is null)."""
+
+    name = "projection"
+    help = "Projection of a compiled workflow over an N-contact segment: seconds (PostgreSQL)."
+    org_slug = "bench-projection"
+    org_name = "Bench (projection)"
+    org_tables = (
+        "channels_app_message",
+        "channels_app_suppression",
+        "compliance_consentrecord",
+        "marketing_segmentmembership",
+        "marketing_segment",
+        "workflows_workflowversion",
+        "workflows_workflow",
+        "channels_app_templateversion",
+        "channels_app_messagetemplate",
+        "marketing_contact",
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--contacts", type=int, default=100_000, help="Segment members (default 100000).")
+        parser.add_argument("--repeat", type=int, default=3, help="Timed projections (default 3).")
+        parser.add_argument("--keep", action="store_true", help="Keep the bench org's data afterwards.")
+
+    def org_empty(self, org: Organization) -> None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("UPDATE workflows_workflow SET live_version_id = NULL WHERE org_id = %s", [org.pk])
+            cursor.execute("UPDATE channels_app_messagetemplate SET live_version_id = NULL WHERE org_id = %s", [org.pk])
+            super().org_empty(org)
+
+    def run(self, *, options: dict, progress) -> Iterator[dict]:
+        from workflows.projection import workflow_project
+
+        if connection.vendor != "postgresql":
+            raise CommandError(
+                "bench projection needs PostgreSQL (DATABASE_URL=postgres://…): it measures the SQL walk."
+            )
+        n = options["contacts"]
+        org = self.org_fresh()
+        try:
+            with org_context(org):
+                workflow, segment = self._data(org, n, progress)
+                now = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)  # a Wednesday morning (UTC): quiet in the Americas
+                advance = progress("projecting", options["repeat"])
+                timings, result = [], {}
+                for _ in range(max(1, options["repeat"])):
+                    start = time.perf_counter()
+                    result = workflow_project(workflow=workflow, segment=segment, now=now)
+                    timings.append(time.perf_counter() - start)
+                    advance(1)
+            yield {
+                "contacts": n,
+                "seconds": round(min(timings), 2),
+                "seconds_max": round(max(timings), 2),
+                "sample_size": result["sample_size"],
+                "sends": result["sends"],
+                "blocked": sum(result["blocked"].values()),
+                "held": sum(result["held"].values()),
+                "steps": len(result["steps"]),
+            }
+        finally:
+            if not options["keep"]:
+                self.org_empty(org)
+
+    def _data(self, org: Organization, n: int, progress):
+        """N contacts in SQL from the row number, email consent for all (withdrawn for a tenth)
+        and SMS consent for 60 %, 2 % suppressed, 5 % with a marketing email sent the day before;
+        a segment of them all; the two templates and the workflow (a draft)."""
+        from channels_app.models import Message, MessageTemplate, Suppression
+        from channels_app.template_versions import template_publish
+        from marketing.models import Contact, Segment
+        from workflows.services import workflow_create
+
+        advance = progress("generating contacts, consent and a segment", 1)
+        zones = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "", "UTC"]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO marketing_contact (org_id, email, external_id, phone, first_name, last_name, job_title, "
+                "country, time_zone, locale, lifecycle_stage, lead_status, score, properties, created_at, "
+                "updated_at, last_activity_at) "
+                "SELECT %s, CASE WHEN g %% 20 = 0 THEN NULL ELSE 'p' || g || '@projection.bench' END, NULL, "
+                "CASE WHEN g %% 5 < 3 THEN '+4915112' || lpad((g %% 1000000)::text, 6, '0') ELSE '' END, "
+                "'First', 'Last ' || g, '', (%s::text[])[1 + g %% 10], (%s::text[])[1 + g %% 5], '', 'lead', "
+                "'new', g %% 100, jsonb_build_object('plan', (ARRAY['free', 'pro', 'enterprise'])[1 + g %% 3]), "
+                "now(), now(), NULL FROM generate_series(1, %s) g",
+                [org.pk, COUNTRIES, zones, n],
+            )
+            cursor.execute(
+                "INSERT INTO compliance_consentrecord (org_id, contact_id, purpose, granted, source, lawful_basis, "
+                "proof, recorded_at) SELECT org_id, id, p.purpose, true, 'import', 'consent', '{}', now() "
+                "FROM marketing_contact, (VALUES ('email_marketing', 10), ('sms', 6)) p(purpose, share) "
+                "WHERE org_id = %s AND id %% 10 < p.share",
+                [org.pk],
+            )
+            segment = Segment.objects.create(org=org, slug="everyone", name="Everyone", kind=Segment.Kind.STATIC)
+            cursor.execute(
+                "INSERT INTO marketing_segmentmembership (org_id, segment_id, contact_id, entered_at) "
+                "SELECT org_id, %s, id, now() FROM marketing_contact WHERE org_id = %s",
+                [segment.pk, org.pk],
+            )
+            cursor.execute(
+                "UPDATE compliance_consentrecord SET granted = false WHERE org_id = %s AND purpose = 'email_marketing' "
+                "AND contact_id %% 10 = 6",
+                [org.pk],
+            )
+        emails = list(Contact.objects.filter(org=org).exclude(email=None).order_by("pk").values_list("pk", "email"))
+        Suppression.objects.bulk_create(
+            [Suppression(org=org, channel="email", address=email, reason="manual") for _, email in emails[::50]]
+        )
+        sent = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # the day before the projection starts
+        Message.objects.bulk_create(
+            [
+                Message(
+                    org=org,
+                    contact_id=pk,
+                    channel="email",
+                    to=email,
+                    idempotency_key=f"bench-projection-{pk}",
+                    status="sent",
+                    sent_at=sent,
+                )
+                for pk, email in emails[3::20]
+            ],
+            batch_size=5000,
+        )
+        PropertyDefinition.objects.get_or_create(org=org, subject="contact", key="plan", defaults={"type": "enum"})
+        org.frequency_caps = {"email": {"day": 1, "week": 2}}
+        org.save(update_fields=["frequency_caps"])
+        for slug, channel in (("promo", "email"), ("remind", "sms")):
+            variant = {"name": "A", "weight": 1, "text": "Hi {{ first_name }}."}
+            if channel == "email":
+                variant.update(subject="Hi {{ first_name }}", html="<p>Hi</p>")
+            template = MessageTemplate.objects.create(
+                org=org, slug=slug, name=slug, channel=channel, variants=[variant]
+            )
+            template_publish(template=template)
+        workflow = workflow_create(
+            org=org, name="Bench projection", slug="projection", definition=projection_definition()
+        )
+        with connection.cursor() as cursor:
+            for table in ("marketing_contact", "compliance_consentrecord", "marketing_segmentmembership"):
+                cursor.execute(f"ANALYZE {table}")
+        advance(1)
+        return workflow, segment
