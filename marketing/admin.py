@@ -28,6 +28,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import AutocompleteSelectFilter
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from marketing import services
 from marketing.celery import enqueue_on_commit
@@ -55,6 +58,7 @@ from marketing.models import (
     Membership,
     Organization,
     PropertyDefinition,
+    Role,
     Segment,
     SegmentMembership,
     Tag,
@@ -80,7 +84,7 @@ def org_member_users(org):
     return User.objects.filter(pk__in=Membership.objects.filter(org=org).values("user_id")).order_by("username")
 
 
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(ModelAdmin):
     """Base for tenant models: new rows get the current org, and org-wide uniqueness is checked."""
 
     exclude = ("org",)
@@ -125,6 +129,24 @@ class ReadOnly:
 
 class ReadOnlyAdmin(ReadOnly, TenantAdmin):
     """A read-only list and detail of rows the system writes."""
+
+
+def is_org_admin(request) -> bool:
+    """Whether the user is a superuser or an admin of the org they act in."""
+    membership = getattr(request, "membership", None)
+    return request.user.is_superuser or (membership is not None and membership.role == Role.ADMIN)
+
+
+class SystemInternals(ReadOnly):
+    """The machinery's own rows (dispatch batches, step runs, deliveries, merges), listed under
+    System: org admins read their org's, other roles do not see them (they explain the engine,
+    not the marketing), and nobody edits them here."""
+
+    def has_module_permission(self, request):
+        return is_org_admin(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return is_org_admin(request) and super().has_view_permission(request, obj)
 
 
 class UserFilter(admin.SimpleListFilter):
@@ -213,14 +235,14 @@ def is_sales_rep(request) -> bool:
     )
 
 
-class ReadOnlyInline(ReadOnly, admin.TabularInline):
+class ReadOnlyInline(ReadOnly, TabularInline):
     """Rows the system writes, shown under the row they belong to."""
 
     extra = 0
     can_delete = False
 
 
-class ListMembershipInline(admin.TabularInline):
+class ListMembershipInline(TabularInline):
     model = ListMembership
     extra = 0
     fields = ("contact_list", "added_at")
@@ -230,7 +252,7 @@ class ListMembershipInline(admin.TabularInline):
     verbose_name_plural = "lists"
 
 
-class AnonymousIdInline(admin.TabularInline):
+class AnonymousIdInline(TabularInline):
     model = AnonymousId
     extra = 0
     fields = ("value", "created_at")
@@ -527,7 +549,7 @@ class EventAdmin(TenantAdmin):
 
 
 @admin.register(ContactMerge)
-class ContactMergeAdmin(TenantAdmin):
+class ContactMergeAdmin(SystemInternals, TenantAdmin):
     """Identity merges: who was folded into whom, what conflicted and what was chosen."""
 
     list_display = ("kept", "merged_contact_id", "reason", "conflict_count", "merged_at")
@@ -630,7 +652,7 @@ class PropertyDefinitionAdmin(TenantAdmin):
 
 
 @admin.register(DispatchBatch)
-class DispatchBatchAdmin(TenantAdmin):
+class DispatchBatchAdmin(SystemInternals, TenantAdmin):
     """Batches of stored events handed to the consumers; stuck or failing ones show here."""
 
     list_display = ("pk", "status", "event_count", "attempts", "created_at", "done_at", "next_attempt_at")
@@ -654,7 +676,11 @@ class DispatchBatchAdmin(TenantAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Deliver the selected batches again now", permissions=["change"])
+    def has_redeliver_permission(self, request) -> bool:
+        # Not an edit of the row: the batch is handed to the consumers again.
+        return is_org_admin(request) and request.user.has_perm("marketing.change_dispatchbatch")
+
+    @admin.action(description="Deliver the selected batches again now", permissions=["redeliver"])
     def redeliver(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
         queryset.update(status=DispatchBatch.Status.PENDING, lease_until=None)
@@ -687,7 +713,7 @@ class MembershipAdmin(TenantAdmin):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "user" and request.user.is_superuser:
             kwargs["queryset"] = User.objects.order_by("username")
-            return admin.ModelAdmin.formfield_for_foreignkey(self, db_field, request, **kwargs)
+            return ModelAdmin.formfield_for_foreignkey(self, db_field, request, **kwargs)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
@@ -737,7 +763,7 @@ class ApiKeyAdmin(TenantAdmin):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(ModelAdmin):
     list_display = ("name", "slug", "default_time_zone", "default_country", "created_at")
     search_fields = ("name", "slug")
     fieldsets = (
@@ -795,12 +821,17 @@ for _model in apps.get_models():
     if _model._meta.app_label in PLATFORM_APPS and admin.site.is_registered(_model):
         _platform_admin = type(admin.site.get_model_admin(_model))
         admin.site.unregister(_model)
-        admin.site.register(_model, type(_platform_admin.__name__, (SuperuserOnly, _platform_admin), {}))
+        # ModelAdmin last: unfold's templates and widgets for the platform's pages too.
+        admin.site.register(_model, type(_platform_admin.__name__, (SuperuserOnly, _platform_admin, ModelAdmin), {}))
 
 
 @admin.register(User)
-class ConsoleUserAdmin(UserAdmin):
+class ConsoleUserAdmin(UserAdmin, ModelAdmin):
     """Users of the installation: superusers only (org admins manage roles under Memberships)."""
+
+    form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
 
     def has_module_permission(self, request):
         return request.user.is_superuser
@@ -1386,7 +1417,8 @@ class SegmentMembershipAdmin(TenantAdmin):
     """Who entered and left which segment, and when; read-only (segments' services write it)."""
 
     list_display = ("contact", "segment", "entered", "left")
-    list_filter = ("segment", StayFilter, "entered_at")
+    list_filter = (("segment", AutocompleteSelectFilter), StayFilter, "entered_at")
+    list_filter_submit = True
     search_fields = ("=contact__email",)
     search_help_text = "Exact contact email."
     list_select_related = ("contact", "segment")

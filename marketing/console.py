@@ -4,16 +4,16 @@ Access is membership of an organisation (or superuser), not Django's ``is_staff`
 member may do there follows their role in the org they act in (``marketing.roles``).
 """
 
-from django.contrib import admin
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.urls import path
+from unfold.forms import AuthenticationForm
+from unfold.sites import UnfoldAdminSite
 
 from marketing.tenancy import org_switch, orgs_for_user
 
 
-class ConsoleLoginForm(AdminAuthenticationForm):
+class ConsoleLoginForm(AuthenticationForm):
     """Members of an organisation may log in; ``is_staff`` is not how access is granted here."""
 
     def confirm_login_allowed(self, user):
@@ -25,7 +25,7 @@ class ConsoleLoginForm(AdminAuthenticationForm):
             )
 
 
-class ConsoleAdminSite(admin.AdminSite):
+class ConsoleAdminSite(UnfoldAdminSite):
     site_header = "Marketing console"
     site_title = "Marketing console"
     index_title = "Operations"
@@ -38,3 +38,8 @@ class ConsoleAdminSite(admin.AdminSite):
 
     def get_urls(self):
         return [path("switch-org/", self.admin_view(org_switch), name="org_switch"), *super().get_urls()]
+
+    def search(self, request: HttpRequest, extra_context=None):
+        # unfold caches search results per user, not per org: a member of two orgs would get one
+        # org's answers while acting in the other. The sidebar and command search are off too.
+        raise Http404("Search is not available.")

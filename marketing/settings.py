@@ -45,6 +45,8 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
     "daphne",  # runserver serves ASGI (HTTP + websockets)
+    "unfold.apps.BasicAppConfig",  # the console's theme, before the admin (its templates win); keeps our site
+    "unfold.contrib.filters",  # autocomplete list filters on large foreign keys
     "marketing.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -170,6 +172,40 @@ STORAGES = {
 MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 # Event batches are up to 5 MB (marketing.events_api); the endpoints answer 413 themselves.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
+
+# The console's theme (django-unfold); the sidebar is built per request from the user's role
+# (marketing.console_navigation). Command search stays off: unfold caches its results per user,
+# not per organisation, so a member of two orgs would see one org's rows while acting in the other.
+UNFOLD = {
+    "SITE_TITLE": "Marketing console",
+    "SITE_HEADER": "Marketing console",
+    "SITE_URL": None,
+    "SITE_SYMBOL": "campaign",
+    "SITE_FAVICONS": [{"rel": "icon", "type": "image/svg+xml", "href": "marketing.console_navigation.favicon_url"}],
+    "SHOW_VIEW_ON_SITE": False,
+    "COLORS": {
+        "primary": {
+            "50": "oklch(97% .014 254.604)",
+            "100": "oklch(93.2% .032 255.585)",
+            "200": "oklch(88.2% .059 254.128)",
+            "300": "oklch(80.9% .105 251.813)",
+            "400": "oklch(70.7% .165 254.624)",
+            "500": "oklch(62.3% .214 259.815)",
+            "600": "oklch(54.6% .245 262.881)",
+            "700": "oklch(48.8% .243 264.376)",
+            "800": "oklch(42.4% .199 265.638)",
+            "900": "oklch(37.9% .146 265.522)",
+            "950": "oklch(28.2% .091 267.935)",
+        },
+    },
+    "COMMAND": {"search_models": False, "show_history": False},
+    "SIDEBAR": {
+        "show_search": False,
+        "command_search": False,
+        "show_all_applications": False,
+        "navigation": "marketing.console_navigation.sidebar_navigation",
+    },
+}
 
 # Redis: cache, channel layer and Celery broker; unset means embedded mode -------------------
 

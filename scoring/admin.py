@@ -11,6 +11,8 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
+from unfold.admin import TabularInline
+from unfold.contrib.filters.admin import AutocompleteSelectFilter
 
 from marketing.admin import ReadOnlyAdmin, TenantAdmin
 from marketing.conditions import rule_errors
@@ -151,7 +153,7 @@ class ScoringRuleFormSet(forms.BaseInlineFormSet):
         return form
 
 
-class ScoringRuleInline(admin.TabularInline):
+class ScoringRuleInline(TabularInline):
     model = ScoringRule
     form = ScoringRuleForm
     formset = ScoringRuleFormSet
@@ -310,7 +312,8 @@ class ScoreLedgerAdmin(ReadOnlyAdmin):
     """Every change of every score, and why: append-only, never edited here."""
 
     list_display = ("at", "contact", "model", "delta", "score_after", "reason", "rule", "event", "note")
-    list_filter = ("reason", "model", "rule", "at")
+    list_filter = ("reason", "model", ("rule", AutocompleteSelectFilter), "at")
+    list_filter_submit = True
     search_fields = ("contact__email", "note")
     list_select_related = ("contact", "model", "rule", "event")
     show_full_result_count = False

@@ -20,6 +20,7 @@ from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from unfold.contrib.filters.admin import AutocompleteSelectFilter
 
 from marketing import admin as marketing_admin
 from marketing.admin import TenantAdmin
@@ -438,7 +439,8 @@ class WorkflowVersionAdmin(ReadOnlyAdmin):
     """Published definitions, frozen."""
 
     list_display = ("workflow", "number", "published_by", "published_at")
-    list_filter = ("workflow",)
+    list_filter = (("workflow", AutocompleteSelectFilter),)
+    list_filter_submit = True
     search_fields = ("workflow__name", "workflow__slug")
     list_select_related = ("workflow", "published_by")
     fields = ("workflow", "number", "published_by", "published_at", "definition_json")
@@ -488,7 +490,8 @@ class WorkflowInstanceAdmin(ReadOnlyAdmin):
 
     list_display = ("pk", "contact", "workflow", "status", "current_step", "result", "triggered_at", "finished_at")
     list_display_links = ("pk", "contact")
-    list_filter = ("status", "workflow", "result", "trigger_type")
+    list_filter = ("status", ("workflow", AutocompleteSelectFilter), "result", "trigger_type")
+    list_filter_submit = True
     search_fields = ("contact__email",)
     search_help_text = "Contact email (or part of it)."
     list_select_related = ("contact", "workflow")
@@ -734,7 +737,8 @@ class ScheduledJobAdmin(TenantAdmin):
     form = ScheduledJobForm
     fields = ("name", "workflow", "segment", "kind", "run_at", "every_seconds", "cron", "time_zone", "enabled")
     list_display = ("name", "workflow", "segment", "kind", "schedule", "enabled", "last_run_at", "last_enrolled")
-    list_filter = ("kind", "enabled", "workflow")
+    list_filter = ("kind", "enabled", ("workflow", AutocompleteSelectFilter))
+    list_filter_submit = True
     search_fields = ("name",)
     list_select_related = ("workflow", "segment")
     readonly_fields = ("periodic_task", "last_run_at", "last_enrolled", "created_at")
@@ -761,8 +765,38 @@ class ScheduledJobAdmin(TenantAdmin):
 # --- records -------------------------------------------------------------------------------------
 
 
+@admin.register(WorkflowStepRun)
+class WorkflowStepRunAdmin(marketing_admin.SystemInternals, ReadOnlyAdmin):
+    """Every step a run took, across runs (System): what went in and out, and the error."""
+
+    list_display = ("step_id", "step_type", "workflow", "instance", "status", "visit", "attempt", "started_at")
+    list_filter = ("status", "step_type", ("workflow", AutocompleteSelectFilter))
+    list_filter_submit = True
+    search_fields = ("=idempotency_key", "=step_id")
+    search_help_text = "Exact step id or idempotency key (instance:step:visit)."
+    list_select_related = ("workflow", "instance")
+    show_full_result_count = False
+    readonly_fields = (
+        "instance",
+        "workflow",
+        "step_id",
+        "step_type",
+        "visit",
+        "attempt",
+        "idempotency_key",
+        "status",
+        "started_at",
+        "completed_at",
+        "duration_ms",
+        "input",
+        "output",
+        "error",
+        "next_step",
+    )
+
+
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdmin):
+class DeliveryAdmin(marketing_admin.SystemInternals, ReadOnlyAdmin):
     """Outbound calls recorded under their idempotency key (docs/workflows.md)."""
 
     list_display = ("idempotency_key", "action", "status", "attempts", "next_attempt_at", "created_at", "sent_at")
@@ -820,7 +854,8 @@ class AutomationExecutionAdmin(ReadOnlyAdmin):
     """Finished runs, for audit and analytics."""
 
     list_display = ("workflow", "contact", "status", "result", "started_at", "finished_at", "duration_ms")
-    list_filter = ("status", "result", "workflow", "finished_at")
+    list_filter = ("status", "result", ("workflow", AutocompleteSelectFilter), "finished_at")
+    list_filter_submit = True
     search_fields = ("contact__email",)
     search_help_text = "Contact email (or part of it)."
     list_select_related = ("workflow", "contact")

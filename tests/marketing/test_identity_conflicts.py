@@ -175,10 +175,10 @@ def test_console_lists_conflicts_of_the_org_with_filters_and_search(org, other_o
 
     page = console.get(CHANGELIST).content.decode()
     assert "bo@example.com" in page and "ana@example.com" in page and "x@globex" not in page
-    assert "1 identity conflict" in page
+    assert console.get(CHANGELIST).context["cl"].result_count == 1
     assert "bo@example.com" in console.get(CHANGELIST, {"q": "bo@example.com"}).content.decode()
-    assert "0 identity conflicts" in console.get(CHANGELIST, {"q": "nobody@example.com"}).content.decode()
-    assert "0 identity conflicts" in console.get(CHANGELIST, {"status__exact": "dismissed"}).content.decode()
+    assert console.get(CHANGELIST, {"q": "nobody@example.com"}).context["cl"].result_count == 0
+    assert console.get(CHANGELIST, {"status__exact": "dismissed"}).context["cl"].result_count == 0
     detail = console.get(reverse("admin:marketing_identityconflict_change", args=[conflict.pk])).content.decode()
     assert "identity_conflicts_merge" in detail and "identity_conflicts_dismiss" in detail
 

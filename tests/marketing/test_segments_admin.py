@@ -552,9 +552,9 @@ def test_rule_builder_in_chromium_builds_previews_and_saves(org, other_org, live
             page.fill("#id_username", "ada")
             page.fill("#id_password", "pw-for-tests")
             with page.expect_navigation():
-                page.click("input[type=submit]")
+                page.click("#login-form [type=submit]")
             with page.expect_navigation():
-                page.click(".object-tools a.addlink")  # "Add segment"
+                page.click(f"a[href='{CHANGELIST}add/']")  # "Add segment"
             page.fill("#id_name", "Engaged Germans")
 
             rows = page.locator(".rule-builder-row")
@@ -575,8 +575,8 @@ def test_rule_builder_in_chromium_builds_previews_and_saves(org, other_org, live
             injected = page.evaluate("[window.pwned, document.querySelectorAll('.rule-preview-result img').length]")
 
             with page.expect_navigation():
-                page.click("input[name=_save]")
-            message = page.inner_text(".messagelist")
+                page.click("[name=_save]")
+            message = page.inner_text("#main")  # the messages sit above the form
 
             # The saved rule comes back as the same two rows; a rule the builder cannot show is left alone.
             with page.expect_navigation():

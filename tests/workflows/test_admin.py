@@ -149,14 +149,13 @@ def everything(org, publish, drain, marketer):
     return {"workflow": running, "instance": instances[0], "approval": Approval.objects.first()}
 
 
-LISTS = [
+LISTS = [  # deliveries are System internals: org admins only (below)
     "workflow",
     "workflowversion",
     "workflowinstance",
     "approval",
     "workflowtemplate",
     "scheduledjob",
-    "delivery",
     "automationexecution",
 ]
 
@@ -181,7 +180,6 @@ def test_every_change_and_add_page_loads(org, console, everything):
         url("workflowtemplate_change", WorkflowTemplate.objects.first().pk),
         url("scheduledjob_add"),
         url("scheduledjob_change", ScheduledJob.objects.first().pk),
-        url("delivery_change", Delivery.objects.first().pk),
         url("automationexecution_change", AutomationExecution.objects.first().pk),
     ]
     for page in pages:
@@ -199,10 +197,27 @@ def test_a_runs_page_shows_its_state_and_step_runs_read_only(org, console, runni
     assert [run.step_id for run in page.context["inline_admin_formsets"][0].formset.get_queryset()] == ["hello"]
 
 
-def test_a_deliverys_signing_secret_is_not_shown(org, console, everything):
-    page = console.get(url("delivery_change", Delivery.objects.first().pk)).content.decode()
+def test_a_deliverys_signing_secret_is_not_shown(org, member_factory, everything):
+    admin_client = Client()
+    admin_client.force_login(member_factory(org, Role.ADMIN))
+    page = admin_client.get(url("delivery_change", Delivery.objects.first().pk)).content.decode()
     assert "hooks.example" in page
     assert "s3cret" not in page
+
+
+def test_deliveries_and_step_runs_are_read_only_for_org_admins_and_hidden_from_marketers(
+    org, console, member_factory, everything
+):
+    admin_client = Client()
+    admin_client.force_login(member_factory(org, Role.ADMIN))
+    for model in ("delivery", "workflowsteprun"):
+        listing = admin_client.get(url(f"{model}_changelist"))
+        assert listing.status_code == 200 and listing.context["cl"].result_count >= 1
+        assert not listing.context["has_add_permission"]
+        assert console.get(url(f"{model}_changelist")).status_code == 403
+    delivery = Delivery.objects.first()
+    assert 'name="_save"' not in admin_client.get(url("delivery_change", delivery.pk)).content.decode()
+    assert admin_client.post(url("delivery_delete", delivery.pk), {"post": "yes"}).status_code == 403
 
 
 # --- the workflow form ---------------------------------------------------------------------------
@@ -279,7 +294,8 @@ def test_a_taken_slug_is_refused_at_the_slug(org, console, publish):
 
 
 def test_the_change_page_shows_live_counts_analytics_and_versions(org, console, running, django_assert_max_num_queries):
-    with django_assert_max_num_queries(16):
+    # A fixed cost beside the page's own: the sidebar's permission checks, the org switcher.
+    with django_assert_max_num_queries(20):
         page = console.get(url("workflow_change", running.pk))
     steps = {step["id"]: step for step in page.context["live_steps"]}
     html = page.content.decode()
