@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
+import tests.channels_app.conftest as channel_fixtures
 from channels_app.models import Destination, Message, MessageTemplate
 from channels_app.outbox import messages_due, messages_send
 from channels_app.template_versions import template_publish
@@ -167,8 +168,10 @@ STARTS = {
 }
 
 
-# The loopback SMTP server of the channel tests.
-pytest_plugins = ["tests.channels_app.conftest"]
+# The loopback SMTP server of the channel tests (taken from their conftest: a pytest_plugins line
+# would register that conftest a second time when the channel tests run in the same session).
+smtp_server = channel_fixtures.smtp_server
+smtp = channel_fixtures.smtp
 
 
 @pytest.fixture
