@@ -142,3 +142,8 @@ def test_the_favicon_is_linked_on_console_pages(console):
     html = console.get(reverse("admin:index")).content.decode()
     assert 'rel="icon"' in html and "marketing/favicon.svg" in html
     assert (Path(__file__).resolve().parents[2] / "static" / "marketing" / "favicon.svg").read_text().startswith("<svg")
+
+
+def test_unfolds_search_is_off_its_cache_is_per_user_not_per_org(console):
+    assert console.get("/admin/search/", {"s": "contacts"}).status_code == 404
+    assert "command-submit" not in console.get(reverse("admin:index")).content.decode()
