@@ -697,6 +697,7 @@ class WorkflowInstanceViewSet(CrudViewSet):
             _refuse("status", f"Only a failed run can be retried; this one is {instance.status}.")
         return self._changed(instance, services.instances_retry(instances=self._one(instance)), "retried")
 
+
 # -- the template library -----------------------------------------------------------------------
 
 
