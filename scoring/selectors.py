@@ -3,7 +3,7 @@ console)."""
 
 from typing import Any
 
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Min, Sum, Window
 
 from marketing.conditions.facts import iso
 from marketing.models import Contact
@@ -81,29 +81,53 @@ def score_breakdown(*, contact: Contact, model: ScoringModel) -> dict[str, Any]:
 
 class ScoreEntries:
     """Score changes on a contact's timeline (``marketing.timeline``), registered by the app's
-    ``ready``: each ledger row with its model, rule or reason, and the score it left."""
+    ``ready``: each ledger row with its model, rule or reason, and the running total it makes.
+
+    The timeline lists by time, and rows are not always written in time order (a replay scores
+    past events; an event can arrive late), so each row's total is the model's base plus the
+    deltas of that model up to it *in the timeline's order*, not the ``score_after`` recorded when
+    it was computed: read from the oldest line up, the totals add up and the newest one is the
+    score. The model's base is a line of its own, below the model's oldest change."""
 
     kind = "score"
 
     def entries(self, contact: Contact, limit: int):
         from marketing.timeline import TimelineEntry
 
+        ledger = ScoreLedger.objects.filter(org=contact.org_id, contact=contact)
         rows = (
-            ScoreLedger.objects.filter(org=contact.org_id, contact=contact)
-            .select_related("model", "rule")
+            ledger.select_related("model", "rule")
+            .annotate(
+                running=Window(Sum("delta"), partition_by=[F("model_id")], order_by=[F("at").asc(), F("id").asc()])
+            )
             .order_by("-at", "-id")[:limit]
         )
         labels = dict(ScoreLedger.Reason.choices)
-        return [
+        entries = [
             TimelineEntry(
                 at=row.at,
                 kind=self.kind,
-                title=f"Score {row.delta:+d} → {row.score_after} ({row.model.name})",
+                title=f"Score {row.delta:+d} → {row.model.base + row.running} ({row.model.name})",
                 detail=(row.rule.name if row.rule_id else labels.get(row.reason, row.reason))
                 + (f": {row.note}" if row.note else ""),
             )
             for row in rows
         ]
+        starts = ledger.values("model_id").annotate(first=Min("at")).order_by("-first")[:limit]
+        models = ScoringModel.objects.in_bulk([start["model_id"] for start in starts])
+        entries += [
+            TimelineEntry(
+                at=start["first"],
+                kind=self.kind,
+                title=f"Score starts at {models[start['model_id']].base} ({models[start['model_id']].name})",
+                detail="the model's base, before any change",
+            )
+            for start in starts
+        ]
+        # Newest first; a base sorts below the change it shares a moment with.
+        entries.sort(key=lambda entry: (entry.at, not entry.title.startswith("Score starts")), reverse=True)
+        return entries[:limit]
 
     def count(self, contact: Contact) -> int:
-        return ScoreLedger.objects.filter(org=contact.org_id, contact=contact).count()
+        ledger = ScoreLedger.objects.filter(org=contact.org_id, contact=contact)
+        return ledger.count() + ledger.values("model_id").distinct().count()

@@ -2,10 +2,12 @@
 errors on their fields), scores with their breakdown, the read-only ledger, and roles."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from marketing.models import Role
 from scoring.models import ScoreLedger, ScoringModel, ScoringRule
@@ -170,6 +172,22 @@ def test_score_changes_are_on_the_contacts_timeline(org, admin_console, scored):
     page = admin_console.get(reverse("admin:marketing_contact_timeline", args=[contact.pk])).content.decode()
     assert "Score +15 → 115 (Lead)" in page
     assert "Score +7 → 122 (Lead)" in page and "met at the fair" in page
+
+
+def test_the_timelines_running_totals_add_up_to_the_score_from_the_base(org, admin_console):
+    model = make_model(org)
+    make_rule(model, "page_view", 15, condition=PRICING, name="Pricing page")
+    contact = ContactFactory(org=org, email="ana@example.com")
+    score_adjust(org=org, contact=contact, delta=7, note="met at the fair")  # now
+    # An event of yesterday scored after it (it arrived late): its ledger row is dated at the event.
+    late = make_event(contact, "page_view", {"path": "/pricing"}, at=timezone.now() - timedelta(days=1))
+    events_score(org=org, events=[late])
+    contact.refresh_from_db()
+    assert contact.score == 122
+
+    page = admin_console.get(reverse("admin:marketing_contact_timeline", args=[contact.pk])).content.decode()
+    newest, older, base = page.index("Score +7 → 122"), page.index("Score +15 → 115"), page.index("Score starts at 100")
+    assert newest < older < base  # newest first: read upwards, the totals add up to the score
 
 
 def test_the_recompute_action_brings_scores_in_step_after_a_rule_changed(
