@@ -261,8 +261,6 @@ class DestinationForm(forms.ModelForm):
         url = self.cleaned_data.get("url") or (self.instance.url if self.instance.pk else "")
         if not url and self.instance.library_template:
             return ""  # the library's destinations log their messages until given a URL
-        if not url and self.instance.library_template:
-            return ""  # the library's destinations log their messages until given a URL
         problem = url_problem(url) if url else "This field is required."
         if problem:
             raise ValidationError(problem)
