@@ -18,6 +18,9 @@ class ChannelsAppConfig(AppConfig):
 
         embedded_service(embedded_runner.start)
         gauges_register(outbox_gauges)
+        from channels_app.console_home import home_blocks_register
+
+        home_blocks_register()  # the console home's sends and outbox panels
         # The library's use and publishing make and check templates and destinations through these.
         library_resource_register(MessageTemplateResource())
         library_resource_register(DestinationResource())

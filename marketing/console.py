@@ -6,6 +6,7 @@ member may do there follows their role in the org they act in (``marketing.roles
 
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import path
 from unfold.forms import AuthenticationForm
 from unfold.sites import UnfoldAdminSite
@@ -35,6 +36,21 @@ class ConsoleAdminSite(UnfoldAdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
         return user.is_active and (user.is_superuser or getattr(request, "membership", None) is not None)
+
+    def index(self, request: HttpRequest, extra_context=None):
+        """The home: each role's panels (``marketing.console_home``), not the list of models,
+        which is in the sidebar."""
+        from marketing.console_home import home_panels
+
+        context = {
+            **self.each_context(request),
+            "title": "Home",
+            "subtitle": None,
+            "panels": home_panels(request),
+            **(extra_context or {}),
+        }
+        request.current_app = self.name
+        return TemplateResponse(request, self.index_template or "admin/index.html", context)
 
     def get_urls(self):
         return [path("switch-org/", self.admin_view(org_switch), name="org_switch"), *super().get_urls()]

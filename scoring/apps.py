@@ -12,6 +12,9 @@ class ScoringConfig(AppConfig):
         # Score changes on the contact timeline (a subclass, so the selector module needs no
         # import of the timeline registry at its top).
         timeline_source(type("ScoreTimelineEntries", (ScoreEntries, TimelineSource), {}))
+        from scoring.console_home import home_blocks_register
+
+        home_blocks_register()  # the sales rep's queue on the console home
 
         # The handoff queue's beat job (importing scoring.handoffs registers its task, in workers too).
         from marketing.schedules import system_jobs_register

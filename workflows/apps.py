@@ -19,6 +19,9 @@ class WorkflowsConfig(AppConfig):
 
         embedded_service(embedded_runner.start)
         gauges_register(workflow_gauges)
+        from workflows.console_home import home_blocks_register
+
+        home_blocks_register()  # the console home's workflow, approval and engine panels
         register_namespace("workflow")  # a run's trigger, variables and step results (docs/conditions.md)
         namespace_fields_register("workflow", workflow_fields)  # the rule builder's list for one workflow
         system_jobs_register(
