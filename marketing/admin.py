@@ -1088,9 +1088,13 @@ class SegmentContactsForm(forms.Form):
 
 
 def rule_builder_config(*, org) -> dict:
-    """What the rule builder on the segment form needs: the fields, tag and list suggestions,
-    and where to preview."""
+    """What the rule builder on the segment form needs: the fields, tag and list suggestions
+    (the page asks the API for them and falls back on these), where the API is (the live count
+    is ``segments/preview/``) and where a sampled contact opens."""
     return {
+        "api": reverse("api-conditions-fields").removesuffix("conditions/fields/"),  # under any script prefix
+        "suggestions": BUILDER_SUGGESTIONS,
+        "contactUrl": reverse("admin:marketing_contact_change", args=[0]),
         "fields": rule_builder_fields(org=org),
         "tags": list(Tag.objects.filter(org=org).order_by("name").values_list("name", flat=True)[:BUILDER_SUGGESTIONS]),
         "lists": list(

@@ -1,8 +1,8 @@
 /*
  * The segment page: the rule builder above the form's `rule` textarea, which stays visible and
  * editable. The builder writes the rule into the box; a box edited by hand is read back (or, when
- * the builder cannot show it, left alone). "Preview" asks the console how many contacts the box's
- * rule selects now, with a sample.
+ * the builder cannot show it, left alone). Under it, the count of contacts the box's rule selects
+ * now, with a sample, follows every change (asked of the REST API with the console session).
  */
 import { StrictMode, useState } from "react";
 import { createRoot } from "react-dom/client";
@@ -32,21 +32,23 @@ function valueOf(text) {
   }
 }
 
-function SegmentRule({ textarea, config, status }) {
+function SegmentRule({ textarea, known, status, onRule }) {
   const [value, setValue] = useState(() => valueOf(textarea.value));
   status.setValue = (text) => setValue(valueOf(text));
   return (
     <RuleBuilder
       value={value}
-      fields={config.fields}
-      tags={config.tags}
-      lists={config.lists}
+      fields={known.fields}
+      tags={known.tags}
+      lists={known.lists}
+      eventTypes={known.eventTypes}
       idPrefix="rule-builder"
       onStatus={(s) => Object.assign(status, s)}
       onChange={(rule) => {
         textarea.value = rule === null ? "" : ruleText(rule);
         fitTextarea(textarea);
         setValue(rule);
+        onRule();
       }}
     />
   );
@@ -56,59 +58,151 @@ function fitTextarea(textarea) {
   textarea.rows = Math.min(24, Math.max(4, textarea.value.split("\n").length + 1));
 }
 
-async function preview(config, textarea, button, result) {
-  const body = new FormData();
-  body.append("rule", textarea.value);
-  const token = textarea.form.querySelector("[name=csrfmiddlewaretoken]");
-  button.disabled = true;
-  result.replaceChildren(el("p", { className: "help", text: "Counting…" }));
-  let data;
-  try {
-    const response = await fetch(config.previewUrl, {
-      method: "POST",
-      body,
-      headers: { "X-CSRFToken": token ? token.value : "" },
-      credentials: "same-origin",
-    });
-    try {
-      data = await response.json();
-    } catch {
-      data = { errors: [`The preview failed (HTTP ${response.status}).`] };
+const DEBOUNCE_MS = 400;
+
+/* The live count under the rule: asked of the API (POST segments/preview/) once the rule has
+   stopped changing for DEBOUNCE_MS. Only the newest question's answer is shown: each change
+   aborts the request in flight, and an answer that arrives for an older rule anyway is dropped
+   by its sequence number. From the change until the answer, the figure reads "Updating…", never
+   the old number. */
+function livePreview(config, textarea, result) {
+  let timer = null;
+  let controller = null;
+  let asked = 0;
+  let wanted = null; // the rule text of the newest question, asked or waiting
+
+  function show(...nodes) {
+    result.replaceChildren(...nodes);
+  }
+
+  function updating() {
+    result.classList.add("updating");
+    show(el("p", { className: "help rule-preview-updating", text: "Updating the count…" }));
+  }
+
+  function answered(data) {
+    result.classList.remove("updating");
+    if (data.errors) {
+      show(el("ul", { className: "errorlist" }, data.errors.map((m) => el("li", { text: m }))));
+      return;
     }
-  } catch (error) {
-    data = { errors: [`The preview failed: ${error.message}`] };
-  } finally {
-    button.disabled = false;
-  }
-  if (data.errors) {
-    result.replaceChildren(el("ul", { className: "errorlist" }, data.errors.map((m) => el("li", { text: m }))));
-    return;
-  }
-  const parts = [
-    el("p", {}, [
-      el("strong", { className: "count", text: data.count.toLocaleString() }),
-      ` contact${data.count === 1 ? "" : "s"} match now` +
-        (data.sample.length ? `; the first ${data.sample.length}:` : "."),
-    ]),
-  ];
-  if (data.sample.length) {
-    const rows = data.sample.map((contact) =>
-      el("tr", {}, [
-        el("td", {}, [el("a", { href: contact.url, text: contact.email || "(no email)" })]),
-        el("td", { text: contact.name }),
+    const parts = [
+      el("p", {}, [
+        el("strong", { className: "count", text: data.count.toLocaleString() }),
+        ` contact${data.count === 1 ? "" : "s"} match now` +
+          (data.sample.length ? `; the first ${data.sample.length}:` : "."),
       ]),
-    );
-    parts.push(
-      el("table", {}, [
-        el("thead", {}, [el("tr", {}, [el("th", { text: "Email" }), el("th", { text: "Name" })])]),
-        el("tbody", {}, rows),
-      ]),
-    );
+    ];
+    if (data.sample.length) {
+      const rows = data.sample.map((contact) =>
+        el("tr", {}, [
+          el("td", {}, [
+            el("a", { href: config.contactUrl.replace("/0/", `/${contact.id}/`), text: contact.email || "(no email)" }),
+          ]),
+          el("td", { text: `${contact.first_name || ""} ${contact.last_name || ""}`.trim() }),
+        ]),
+      );
+      parts.push(
+        el("table", {}, [
+          el("thead", {}, [el("tr", {}, [el("th", { text: "Email" }), el("th", { text: "Name" })])]),
+          el("tbody", {}, rows),
+        ]),
+      );
+    }
+    show(...parts);
   }
-  result.replaceChildren(...parts);
+
+  async function ask() {
+    const text = textarea.value.trim();
+    if (controller) controller.abort();
+    const mine = ++asked;
+    if (text === "") {
+      result.classList.remove("updating");
+      show(el("p", { className: "help", text: "Add a condition above to see how many contacts match." }));
+      return;
+    }
+    let rule;
+    try {
+      rule = JSON.parse(text);
+    } catch (error) {
+      answered({ errors: [`The rule is not valid JSON yet: ${error.message}`] });
+      return;
+    }
+    controller = new AbortController();
+    const token = textarea.form.querySelector("[name=csrfmiddlewaretoken]");
+    let data;
+    try {
+      const response = await fetch(`${config.api}segments/preview/`, {
+        method: "POST",
+        body: JSON.stringify({ rule }),
+        headers: { "Content-Type": "application/json", "X-CSRFToken": token ? token.value : "" },
+        credentials: "same-origin",
+        signal: controller.signal,
+      });
+      try {
+        data = await response.json();
+      } catch {
+        data = {};
+      }
+      if (!response.ok) {
+        // 400 names the rule's problems field by field; 403 and the rest say why in "detail".
+        const messages = Object.values(data).flat().filter((m) => typeof m === "string");
+        data = { errors: messages.length ? messages : [`The count failed (HTTP ${response.status}).`] };
+      }
+    } catch (error) {
+      if (error.name === "AbortError") return; // a newer rule replaced this one
+      data = { errors: [`The count failed: ${error.message}`] };
+    }
+    if (mine !== asked) return; // an older rule's answer, arrived late
+    answered(data);
+  }
+
+  return {
+    /* The rule changed: the figure is out of date until the new answer arrives. */
+    changed() {
+      const text = textarea.value.trim();
+      if (text === wanted) return; // a row still incomplete: the rule itself did not change
+      wanted = text;
+      clearTimeout(timer);
+      updating();
+      timer = setTimeout(ask, DEBOUNCE_MS);
+    },
+    now() {
+      wanted = textarea.value.trim();
+      clearTimeout(timer);
+      updating();
+      ask();
+    },
+  };
 }
 
-function start() {
+/* The pick-lists' values from the API (fields with their choices, the org's tags and lists,
+   the event types seen); the page's own list when the API cannot be reached. */
+async function vocabulary(config) {
+  const get = async (path) => {
+    const response = await fetch(config.api + path, { credentials: "same-origin" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return response.json();
+  };
+  try {
+    const [described, tags, lists] = await Promise.all([
+      get("conditions/fields/?subject=contact"),
+      get(`tags/?page_size=${config.suggestions}`),
+      get(`lists/?page_size=${config.suggestions}`),
+    ]);
+    return {
+      // A segment reads contacts only: the "event." fields are for rules run for an event.
+      fields: described.fields.filter((f) => !f.path.startsWith("event.")),
+      eventTypes: described.event_types.map((t) => t.type),
+      tags: tags.results.map((t) => t.name),
+      lists: lists.results.map((l) => l.slug),
+    };
+  } catch {
+    return { fields: config.fields, tags: config.tags, lists: config.lists, eventTypes: [] };
+  }
+}
+
+async function start() {
   const textarea = document.getElementById("id_rule");
   const configNode = document.getElementById("rule-builder-config");
   if (!textarea || !configNode) return; // read-only page: nothing to build
@@ -121,26 +215,32 @@ function start() {
   ]);
   fieldRow.before(container);
   const button = el("button", { type: "button", className: "button", text: "Preview" });
+  button.title = "Count again now (the count also follows the rule as you edit it)";
   const result = el("div", { className: "rule-preview-result", "aria-live": "polite" });
   const previewRow = el("div", { className: "form-row field-rule-preview" }, [
     el("div", { className: "flex-container" }, [
       el("label", { text: "Preview:" }),
-      el("div", {}, [button, el("span", { className: "help", text: " How many contacts the rule above selects now." }), result]),
+      el("div", {}, [button, el("span", { className: "help", text: " How many contacts the rule above selects now; it follows your changes." }), result]),
     ]),
   ]);
   fieldRow.after(previewRow);
-  button.addEventListener("click", () => preview(config, textarea, button, result));
+  const counter = livePreview(config, textarea, result);
+  button.addEventListener("click", () => counter.now());
 
   const status = { incomplete: 0, jsonMode: false, setValue: () => {} };
   fitTextarea(textarea);
+  mount.append(el("p", { className: "help", text: "Loading the fields…" }));
+  const known = await vocabulary(config);
+  mount.replaceChildren();
   createRoot(mount).render(
     <StrictMode>
-      <SegmentRule textarea={textarea} config={config} status={status} />
+      <SegmentRule textarea={textarea} known={known} status={status} onRule={() => counter.changed()} />
     </StrictMode>,
   );
   textarea.addEventListener("input", () => {
     fitTextarea(textarea);
     status.setValue(textarea.value);
+    counter.changed();
   });
   textarea.form.addEventListener("submit", (event) => {
     if (status.jsonMode || container.hidden || !status.incomplete) return;
@@ -163,6 +263,7 @@ function start() {
     kind.addEventListener("change", showForKind);
     showForKind();
   }
+  counter.now(); // a saved rule's count, as of now
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

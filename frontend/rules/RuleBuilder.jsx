@@ -26,7 +26,16 @@ function stateFor(value, byPath) {
   return parsed ? { ...parsed, jsonMode: false } : { combinator: "and", rows: [blankRow()], jsonMode: true };
 }
 
-export default function RuleBuilder({ value, onChange, fields, tags = [], lists = [], onStatus, idPrefix }) {
+export default function RuleBuilder({
+  value,
+  onChange,
+  fields,
+  tags = [],
+  lists = [],
+  eventTypes = [],
+  onStatus,
+  idPrefix,
+}) {
   const { all, byPath } = useMemo(() => fieldIndex(fields), [fields]);
   const [state, setState] = useState(() => stateFor(value, byPath));
   const emitted = useRef(jsonText(value ?? null));
@@ -139,7 +148,16 @@ export default function RuleBuilder({ value, onChange, fields, tags = [], lists 
                   ))}
                 </select>
               )}
-              {field && <ValueInputs row={row} field={field} kind={kind} uid={uid} set={(p) => setRow(index, p)} />}
+              {field && (
+                <ValueInputs
+                  row={row}
+                  field={field}
+                  kind={kind}
+                  uid={uid}
+                  known={{ tags, lists }}
+                  set={(p) => setRow(index, p)}
+                />
+              )}
               <button
                 type="button"
                 className="button rule-builder-remove"
@@ -167,13 +185,8 @@ export default function RuleBuilder({ value, onChange, fields, tags = [], lists 
           ? `${incomplete} condition(s) need a value; they are not in the rule yet.`
           : "The builder writes the rule as you go."}
       </p>
-      <datalist id={`${uid}-tags`}>
-        {tags.map((t) => (
-          <option key={t} value={t} />
-        ))}
-      </datalist>
-      <datalist id={`${uid}-lists`}>
-        {lists.map((t) => (
+      <datalist id={`${uid}-event-types`}>
+        {eventTypes.map((t) => (
           <option key={t} value={t} />
         ))}
       </datalist>
@@ -181,29 +194,50 @@ export default function RuleBuilder({ value, onChange, fields, tags = [], lists 
   );
 }
 
-function ValueInputs({ row, field, kind, uid, set }) {
+/* A select of the known values; a value the rule holds that is not among them (a tag since
+   deleted, a code typed as JSON) stays as an option of its own, so the rule is kept as it is. */
+function PickList({ options, current, bind, label = "Value" }) {
+  const known = options.some(([value]) => JSON.stringify(value) === current);
+  return (
+    <select aria-label={label} {...bind}>
+      <option value="">—</option>
+      {current !== "" && !known && <option value={current}>{JSON.parse(current)}</option>}
+      {options.map(([value, text]) => (
+        <option key={JSON.stringify(value)} value={JSON.stringify(value)}>
+          {text}
+        </option>
+      ))}
+    </select>
+  );
+}
+
+function ValueInputs({ row, field, kind, uid, known, set }) {
   if (OPERATORS[row.op] && OPERATORS[row.op].noValue) return null;
   const bind = (key) => ({ value: row[key], onChange: (e) => set({ [key]: e.target.value }) });
   if (kind === "events") {
     return (
       <>
         <input type="number" min="1" step="1" aria-label="How many events" {...bind("count")} /> events of type{" "}
-        <input type="text" placeholder="page_view" aria-label="Event type" {...bind("type")} /> in the last{" "}
+        <input type="text" placeholder="page_view" aria-label="Event type" list={`${uid}-event-types`} {...bind("type")} />{" "}
+        in the last{" "}
         <input type="number" min="1" step="1" aria-label="Days" {...bind("days")} /> days
       </>
     );
   }
   if (kind === "enum" || kind === "boolean") {
     const options = kind === "boolean" ? BOOLEAN_OPTIONS : field.options;
+    return <PickList options={options} current={row.value} bind={bind("value")} />;
+  }
+  if ((kind === "tags" || kind === "lists") && known[kind].length) {
+    // Tag names and list slugs are stored as typed text: the select writes the JSON of one.
+    const options = known[kind].map((name) => [name, name]);
+    const current = row.value === "" ? "" : JSON.stringify(row.value);
     return (
-      <select aria-label="Value" {...bind("value")}>
-        <option value="">—</option>
-        {options.map(([value, label]) => (
-          <option key={JSON.stringify(value)} value={JSON.stringify(value)}>
-            {label}
-          </option>
-        ))}
-      </select>
+      <PickList
+        options={options}
+        current={current}
+        bind={{ value: current, onChange: (e) => set({ value: e.target.value === "" ? "" : JSON.parse(e.target.value) }) }}
+      />
     );
   }
   if (kind === "number") return <input type="number" step="any" aria-label="Value" {...bind("value")} />;
@@ -214,6 +248,5 @@ function ValueInputs({ row, field, kind, uid, set }) {
       </>
     );
   }
-  const list = kind === "tags" || kind === "lists" ? `${uid}-${kind}` : undefined;
-  return <input type="text" aria-label="Value" list={list} {...bind("value")} />;
+  return <input type="text" aria-label="Value" {...bind("value")} />;
 }

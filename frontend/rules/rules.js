@@ -10,6 +10,8 @@ export const OPERATORS = {
   contains: { label: "contains" },
   gt: { label: "greater than", datetime: "after" },
   lt: { label: "less than", datetime: "before" },
+  gte: { label: "at least (≥)", datetime: "on or after" },
+  lte: { label: "at most (≤)", datetime: "on or before" },
   empty: { label: "is empty", noValue: true },
   not_empty: { label: "is not empty", noValue: true },
   has_tag: { label: "has tag" },
@@ -19,14 +21,14 @@ export const OPERATORS = {
 export const OPERATORS_BY_KIND = {
   string: ["is", "is_not", "contains", "empty", "not_empty"],
   enum: ["is", "is_not", "empty", "not_empty"],
-  number: ["is", "is_not", "gt", "lt", "empty", "not_empty"],
+  number: ["is", "is_not", "gt", "gte", "lt", "lte", "empty", "not_empty"],
   boolean: ["is", "is_not"],
-  datetime: ["gt", "lt", "empty", "not_empty"],
+  datetime: ["gt", "gte", "lt", "lte", "empty", "not_empty"],
   tags: ["has_tag"],
   lists: ["in_list"],
   events: ["events"],
 };
-const JSONLOGIC = { is: "==", is_not: "!=", gt: ">", lt: "<", empty: "!", not_empty: "!!" };
+const JSONLOGIC = { is: "==", is_not: "!=", gt: ">", lt: "<", gte: ">=", lte: "<=", empty: "!", not_empty: "!!" };
 export const EVENTS = { path: "@events", label: "Events", group: "Activity", kind: "events" };
 export const BOOLEAN_OPTIONS = [
   [true, "yes"],
@@ -61,9 +63,21 @@ export function blankRow() {
   return { path: "", op: "", value: "", count: "1", type: "", days: "30" };
 }
 
+const KINDS = new Set(["string", "enum", "number", "boolean", "datetime", "tags", "lists"]);
+
+/* A field as the builder shows it ({path, label, group, kind, options: [[value, label]]}), from
+   either shape: the builder's own or the conditions/fields API's ({type, choices: [{value, label}]}).
+   Fields of a kind no row can edit (lists of values, objects) are left out. */
+export function builderField(field) {
+  if (field.kind) return field;
+  const entry = { path: field.path, label: field.label, group: field.group, kind: field.type };
+  if (field.choices) entry.options = field.choices.map((c) => [c.value, c.label]);
+  return entry;
+}
+
 /* The fields a rule can use: the server's list and the events pseudo-field, by path. */
 export function fieldIndex(fields) {
-  const all = [...(fields || []), EVENTS];
+  const all = [...(fields || []).map(builderField).filter((f) => KINDS.has(f.kind)), EVENTS];
   return { all, byPath: new Map(all.map((f) => [f.path, f])) };
 }
 
