@@ -1,7 +1,8 @@
 /*
  * The workflow canvas: a node per step with its name and type, an edge per exit with its label,
  * a palette to drag steps from, the selected step's form, save draft / check / publish with the
- * server's errors on the steps and fields they name, and the definition as JSON ("Advanced").
+ * server's errors on the steps and fields they name, a dry run whose path is highlighted, the live
+ * per-step counts as badges, and the definition as JSON ("Advanced").
  */
 import {
   Background,
@@ -20,22 +21,63 @@ import { problemsOf, request } from "./api.js";
 import { catalogLoad, exitSet, exitsOf, stepItem, stepKind, stepTitle } from "./catalog.js";
 import { CanvasContext } from "./fields.jsx";
 import { NODE_HEIGHT, NODE_WIDTH, layoutPositions, needsLayout } from "./layout.js";
+import DryRunPanel from "./DryRun.jsx";
 import StepForm from "./StepForm.jsx";
 import "./canvas.css";
 
 const TRIGGER = "__trigger";
 const DRAG_TYPE = "application/x-workflow-step";
+const COUNTS = ["waiting", "running", "done", "failed"];
+const RECENT_MS = 4000;
+
+/* The counts the page rendered in its live-status table, until the websocket brings newer. */
+function countsOnPage() {
+  const counts = {};
+  document.querySelectorAll("#workflow-step-counts tr[data-step]").forEach((row) => {
+    counts[row.dataset.step] = Object.fromEntries(
+      COUNTS.map((name) => [name, Number(row.querySelector(`[data-count="${name}"]`)?.textContent || 0)]),
+    );
+  });
+  return counts;
+}
+
+function CountBadges({ counts }) {
+  const shown = COUNTS.filter((name) => counts && counts[name] > 0);
+  if (!shown.length) return null;
+  return (
+    <div className="canvas-node-counts" aria-label="Runs in this step">
+      {shown.map((name) => (
+        <span key={name} className={`canvas-count ${name}`} data-count={name} title={name}>
+          {counts[name]} {name}
+        </span>
+      ))}
+    </div>
+  );
+}
 
 function StepNode({ data, selected }) {
-  const { exits, title, kind, problems, trigger } = data;
+  const { exits, title, kind, problems, trigger, counts, dry } = data;
   return (
     <div
-      className={"canvas-node" + (selected ? " selected" : "") + (problems ? " has-errors" : "") + (trigger ? " trigger" : "")}
+      className={
+        "canvas-node" +
+        (selected ? " selected" : "") +
+        (problems ? " has-errors" : "") +
+        (trigger ? " trigger" : "") +
+        (dry ? " dry-taken" : "") +
+        (dry === false ? " dry-skipped" : "")
+      }
       style={{ width: NODE_WIDTH, minHeight: NODE_HEIGHT - 20 }}
     >
       {!trigger && <Handle type="target" position={Position.Top} />}
       <div className="canvas-node-title">{title}</div>
       <div className="canvas-node-kind">{kind}</div>
+      {dry && dry.decision && (
+        <div className="canvas-node-decision" title="What the dry run decided here">
+          {dry.decision}
+        </div>
+      )}
+      <CountBadges counts={counts} />
       {problems > 0 && (
         <div className="canvas-node-errors" role="status">
           {problems} problem{problems === 1 ? "" : "s"}
@@ -143,6 +185,9 @@ function Editor({ config }) {
   const [tab, setTab] = useState("canvas");
   const [jsonText, setJsonText] = useState("");
   const [jsonError, setJsonError] = useState("");
+  const [dryResult, setDryResult] = useState(null);
+  const [liveCounts, setLiveCounts] = useState(countsOnPage);
+  const [recent, setRecent] = useState([]);
 
   const steps = definition ? definition.steps || [] : [];
 
@@ -174,6 +219,45 @@ function Editor({ config }) {
     return by;
   }, [problems]);
 
+  // The page's live status (static/workflows/live_status.js) passes on what its websocket brings.
+  useEffect(() => {
+    const onCounts = (event) => setLiveCounts(event.detail || {});
+    const onTransitions = (event) => {
+      const moved = (event.detail || []).map((t) => ({ step: t.step, to: t.to, until: Date.now() + RECENT_MS }));
+      setRecent((current) => [...current.filter((r) => r.until > Date.now()), ...moved]);
+      setTimeout(() => setRecent((current) => current.filter((r) => r.until > Date.now())), RECENT_MS + 50);
+    };
+    document.addEventListener("workflow-live:counts", onCounts);
+    document.addEventListener("workflow-live:transitions", onTransitions);
+    return () => {
+      document.removeEventListener("workflow-live:counts", onCounts);
+      document.removeEventListener("workflow-live:transitions", onTransitions);
+    };
+  }, []);
+
+  // The dry run's path: the steps it went through with their last decision, and the links it took.
+  const dryPath = useMemo(() => {
+    if (!dryResult) return null;
+    const decisions = new Map();
+    const links = new Set();
+    (dryResult.path || []).forEach((item) => {
+      if (!item.step) return;
+      decisions.set(item.step, item.decision);
+      if (item.next) links.add(`${item.step}>${item.next}`);
+    });
+    return { decisions, links, first: dryResult.path?.[0]?.step };
+  }, [dryResult]);
+
+  // A decision names the exit taken ("true_next"): say it as the canvas labels that exit ("Yes").
+  const decisionText = useCallback(
+    (stepId, decision) => {
+      const found = steps.find((s) => s.id === stepId);
+      const exit = found && catalog ? exitsOf(catalog, found).find((e) => e.handle === decision) : null;
+      return exit ? exit.label : String(decision ?? "").replace(/_/g, " ");
+    },
+    [steps, catalog],
+  );
+
   // Nodes follow the definition; React Flow keeps its own copy while a node is dragged.
   useEffect(() => {
     if (!definition || !catalog) return;
@@ -190,6 +274,7 @@ function Editor({ config }) {
           kind: triggerText(catalog, definition.trigger),
           exits: steps.length ? [{ handle: "start", label: "Start" }] : [],
           problems: (problemsByStep.get(null) || []).filter((p) => /trigger/.test(p.path)).length,
+          dry: dryPath ? { decision: "" } : undefined,
         },
       },
       ...steps.map((step) => ({
@@ -202,12 +287,27 @@ function Editor({ config }) {
           kind: stepKind(catalog, step),
           exits: exitsOf(catalog, step),
           problems: (problemsByStep.get(step.id) || []).length,
+          counts: liveCounts[step.id],
+          dry: dryPath
+            ? dryPath.decisions.has(step.id)
+              ? { decision: decisionText(step.id, dryPath.decisions.get(step.id)) }
+              : false
+            : undefined,
         },
       })),
     ]);
-  }, [definition, catalog, problemsByStep, selected]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [definition, catalog, problemsByStep, selected, liveCounts, dryPath]); // eslint-disable-line react-hooks/exhaustive-deps
 
-  const edges = useMemo(() => (catalog && definition ? edgesOf(catalog, steps) : []), [catalog, definition]); // eslint-disable-line react-hooks/exhaustive-deps
+  const edges = useMemo(() => {
+    if (!catalog || !definition) return [];
+    const moved = new Set(recent.map((r) => `${r.step}>${r.to}`));
+    return edgesOf(catalog, steps).map((edge) => {
+      const link = `${edge.source}>${edge.target}`;
+      const taken = dryPath && (dryPath.links.has(link) || (edge.source === TRIGGER && edge.target === dryPath.first));
+      const extra = [taken ? "dry-taken" : "", moved.has(link) ? "live-recent" : ""].filter(Boolean).join(" ");
+      return extra ? { ...edge, className: `${edge.className || ""} ${extra}`.trim(), animated: Boolean(taken) } : edge;
+    });
+  }, [catalog, definition, dryPath, recent]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const change = useCallback((next) => {
     setDefinition(next);
@@ -356,18 +456,26 @@ function Editor({ config }) {
     <div className="canvas-editor">
       <div className="canvas-toolbar">
         <div role="tablist" className="canvas-tabs">
-          <button type="button" role="tab" aria-selected={tab === "canvas"} onClick={() => (tab === "json" ? applyJson() && setTab("canvas") : null)}>
+          <button type="button" role="tab" aria-selected={tab === "canvas"} onClick={() => (tab === "json" ? applyJson() && setTab("canvas") : setTab("canvas"))}>
             Canvas
           </button>
           <button type="button" role="tab" aria-selected={tab === "json"} onClick={() => tab !== "json" && openJson()}>
             Advanced (JSON)
+          </button>
+          <button
+            type="button"
+            role="tab"
+            aria-selected={tab === "dryrun"}
+            onClick={() => (tab === "json" ? applyJson() && setTab("dryrun") : setTab("dryrun"))}
+          >
+            Dry run
           </button>
         </div>
         <span className="canvas-actions">
           <button type="button" className="button" disabled={busy} onClick={check}>
             Check
           </button>
-          <button type="button" className="button default" disabled={busy || (!dirty && tab === "canvas")} onClick={() => (tab === "json" ? applyJson() && save() : save())}>
+          <button type="button" className="button default" disabled={busy || (!dirty && tab !== "json")} onClick={() => (tab === "json" ? applyJson() && save() : save())}>
             Save draft
           </button>
           <button type="button" className="button" disabled={busy} onClick={publish}>
@@ -421,7 +529,9 @@ function Editor({ config }) {
             </ReactFlow>
           </div>
           <div className="canvas-side">
-            {step ? (
+            {tab === "dryrun" ? (
+              <DryRunPanel api={api} workflowId={workflowId} definition={definition} result={dryResult} onResult={setDryResult} describe={decisionText} />
+            ) : step ? (
               <StepForm
                 catalog={catalog}
                 step={step}

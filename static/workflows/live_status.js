@@ -8,6 +8,10 @@
  * page asks for them once (countsUrl). A socket closed with 4403 (not allowed) is not reopened;
  * any other close is, with a growing delay.
  *
+ * The canvas on the same page shows the counts on its steps: each update is passed on as the
+ * document events "workflow-live:counts" (detail: the counts) and "workflow-live:transitions"
+ * (detail: the transitions).
+ *
  * No dependencies. Everything from the server goes into the DOM as text, never as HTML.
  */
 (function () {
@@ -54,6 +58,7 @@
   }
 
   function showCounts(counts) {
+    document.dispatchEvent(new CustomEvent("workflow-live:counts", { detail: counts }));
     rows.querySelectorAll("tr[data-step]").forEach((row) => {
       const values = counts[row.dataset.step] || {};
       COUNTS.forEach((name) => {
@@ -124,6 +129,7 @@
     }
     if (message.workflow !== config.workflow) return;
     const transitions = message.transitions || [];
+    if (transitions.length) document.dispatchEvent(new CustomEvent("workflow-live:transitions", { detail: transitions }));
     if (message.counts) showCounts(message.counts);
     else if (transitions.length) fetchCountsSoon();
     const items = [];

@@ -1,7 +1,9 @@
 """The workflow canvas in chromium: the workflow page draws the draft's steps with labelled
 edges (laid out by elkjs when the definition has no positions), a step dragged from the palette
 gets a form from its schema, the draft saves through the REST API with the session, and the
-saved steps and positions come back on a reload. Screenshots go to /tmp/canvas-shots/."""
+saved steps and positions come back on a reload. A dry run for a picked contact highlights its
+path, the live counts of the websocket show on the steps, and the form's raw JSON box is hidden
+while the page's own Save still writes what the canvas shows. Screenshots go to /tmp/canvas-shots/."""
 
 import json
 import tempfile
@@ -17,6 +19,7 @@ from channels_app.models import MessageTemplate
 from channels_app.template_versions import template_publish
 from marketing.models import Role
 from marketing.tenancy import org_context
+from tests.factories import ContactFactory
 from workflows.models import Workflow
 from workflows.services import workflow_create
 
@@ -211,3 +214,93 @@ def test_canvas_send_email_picks_the_orgs_template_from_a_list(org, other_org, l
     step = next(s for s in written["steps"] if s["id"] == "send_email")
     assert step["type"] == "action" and step["action"] == "send_email"
     assert step["config"]["template"] == "welcome"
+
+
+def test_canvas_dry_run_for_a_picked_contact_highlights_the_path_taken(org, live_server, member_factory):
+    cookie = session_cookie(member_factory(org, Role.MARKETER, username="mara"), live_server)
+    ContactFactory(org=org, first_name="Dora", last_name="Dry", email="dora@example.com", country="DE")
+    ContactFactory(org=org, first_name="Fritz", last_name="Other", email="fritz@example.com", country="FR")
+    workflow = workflow_create(org=org, name="Nurture", slug="nurture", definition=DEFINITION)
+    with chromium_page() as page:
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.context.add_cookies([cookie])
+        page.goto(f"{live_server.url}/admin/workflows/workflow/{workflow.pk}/change/")
+        page.wait_for_selector(".react-flow__node[data-id=vip]")
+        page.get_by_role("tab", name="Dry run").click()
+
+        # Running without a contact says what to do, on the field.
+        page.get_by_role("button", name="Run dry run").click()
+        missing = page.inner_text(".canvas-dry .errorlist")
+
+        page.get_by_role("textbox", name="Contact").fill("dora")
+        page.get_by_role("option", name="Dora Dry").click()
+        page.get_by_label("Simulated start").fill("2026-03-02T09:30")
+        page.get_by_role("button", name="Run dry run").click()
+        page.wait_for_selector(".canvas-dry-result")
+        page.wait_for_selector(".react-flow__node[data-id=vip] .canvas-node.dry-taken")
+        classes = {
+            step: page.get_attribute(f".react-flow__node[data-id={step}] .canvas-node", "class")
+            for step in ("engaged", "vip", "done")
+        }
+        taken = page.eval_on_selector_all(".react-flow__edge.dry-taken", "es => es.map(e => e.dataset.id)")
+        taken_edges = sorted(taken)
+        decision = page.inner_text(".react-flow__node[data-id=engaged] .canvas-node-decision")
+        listed = page.locator(".canvas-dry-path > li").all_inner_texts()
+        wide = page.evaluate(
+            "[...document.querySelectorAll('[data-workflow-canvas] *')]"
+            ".filter(e => e.getBoundingClientRect().right > window.innerWidth).length"
+        )
+        page.screenshot(path=str(SHOTS / "6-dry-run.png"))
+
+    with scopes_disabled():
+        stored = Workflow.objects.get(pk=workflow.pk)
+    assert errors == []
+    assert missing == "Pick a contact first."
+    assert "dry-taken" in classes["engaged"] and "dry-taken" in classes["vip"]
+    assert "dry-skipped" in classes["done"] and "dry-taken" not in classes["done"]
+    assert "engaged:true_next" in taken_edges and "start" in taken_edges
+    assert not any(edge.startswith("engaged:false") for edge in taken_edges)
+    assert decision.lower() in {"true", "yes"}
+    assert listed[0].startswith("Engaged?") and any(line.startswith("Tag as VIP") for line in listed)
+    assert any("vip" in line for line in listed if line.startswith("Tag as VIP"))  # what the action would do
+    assert wide == 0
+    assert stored.instances.count() == 0  # nothing ran for real
+
+
+def test_canvas_hides_the_json_box_and_the_pages_save_keeps_the_canvas_changes(org, live_server, member_factory):
+    cookie = session_cookie(member_factory(org, Role.MARKETER, username="mara"), live_server)
+    workflow = workflow_create(org=org, name="Nurture", slug="nurture", definition=DEFINITION)
+    with chromium_page() as page:
+        page.context.add_cookies([cookie])
+        page.goto(f"{live_server.url}/admin/workflows/workflow/{workflow.pk}/change/")
+        page.wait_for_selector(".react-flow__node[data-id=vip]")
+        box_visible = page.is_visible("textarea[name=draft_definition]")
+        page.locator(".react-flow__node[data-id=vip]").click()
+        page.get_by_label("Name on the canvas").fill("Tag as a VIP")
+        # The live-status table is not under the sticky save bar when scrolled to its end.
+        page.evaluate("document.querySelector('#workflow-step-counts').scrollIntoView({block: 'end'})")
+        covered = page.evaluate(
+            """() => {
+                const table = document.querySelector('#workflow-step-counts').getBoundingClientRect();
+                const bars = [...document.querySelectorAll('#submit-row, .submit-row, [class*=sticky]')]
+                    .filter(e => getComputedStyle(e).position === 'sticky' || getComputedStyle(e).position === 'fixed')
+                    .map(e => e.getBoundingClientRect())
+                    .filter(r => r.height > 0);
+                return bars.some(r => r.top < table.bottom && r.bottom > table.top);
+            }"""
+        )
+        page.screenshot(path=str(SHOTS / "7-live-table.png"))
+        page.locator("[name=_continue]").click()
+        page.wait_for_selector(".react-flow__node[data-id=vip]")
+        after_titles = page.locator(".react-flow__node .canvas-node-title").all_inner_texts()
+        page.screenshot(path=str(SHOTS / "8-saved-by-page.png"), full_page=True)
+
+    with scopes_disabled():
+        saved = Workflow.objects.get(pk=workflow.pk).draft_definition
+    assert box_visible is False
+    assert covered is False
+    steps = {s["id"]: s for s in saved["steps"]}
+    assert steps["vip"]["name"] == "Tag as a VIP"
+    assert steps["engaged"]["condition"] == DEFINITION["steps"][0]["condition"]
+    assert "Tag as a VIP" in after_titles
