@@ -20,8 +20,15 @@ from channels_app.template_versions import template_publish
 from marketing.models import Role
 from marketing.tenancy import org_context
 from tests.factories import ContactFactory
+from tests.workflows.test_live_status import (  # noqa: F401 (server and no_worker are fixtures)
+    no_worker,
+    run_beside,
+    serve_static,
+    server,
+)
+from tests.workflows.test_live_status import session_cookie as socket_session
 from workflows.models import Workflow
-from workflows.services import workflow_create
+from workflows.services import workflow_create, workflow_publish
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -304,3 +311,53 @@ def test_canvas_hides_the_json_box_and_the_pages_save_keeps_the_canvas_changes(o
     assert steps["vip"]["name"] == "Tag as a VIP"
     assert steps["engaged"]["condition"] == DEFINITION["steps"][0]["condition"]
     assert "Tag as a VIP" in after_titles
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_canvas_shows_the_live_counts_on_its_steps_as_contacts_enrol(
+    org,
+    marketer,
+    server,  # noqa: F811 (the live-status tests' daphne fixture)
+    no_worker,  # noqa: F811 (and their no-worker one)
+):
+    steps = [
+        {"id": "hello", "type": "action", "name": "Say hello", "action": "log", "config": {"message": "hi"}},
+        {"id": "wait", "type": "delay", "name": "A day", "config": {"duration": "P1D"}, "next": None},
+    ]
+    steps[0]["next"] = "wait"
+    with org_context(org):
+        workflow = workflow_create(
+            org=org, name="Live", slug="live", definition={"trigger": {"type": "manual"}, "steps": steps}
+        )
+        workflow_publish(workflow=workflow)
+        workflow.refresh_from_db()
+    contacts = ContactFactory.create_batch(2, org=org)
+    cookie = socket_session(marketer).split("=", 1)[1]
+    badge = ".react-flow__node[data-id='{}'] .canvas-count[data-count='{}']"
+
+    with chromium_page() as page:
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.context.add_cookies([{"name": "sessionid", "value": cookie, "url": server.origin}])
+        page.route("**/static/**", serve_static)
+        page.goto(f"{server.origin}/admin/workflows/workflow/{workflow.pk}/change/")
+        page.wait_for_selector(".react-flow__node[data-id=wait]")
+        page.wait_for_selector("#workflow-live[data-state='live']")
+        before = page.locator(".react-flow__node .canvas-count").count()
+
+        run_beside(workflow, contacts)  # enrols both and moves them on; the socket tells the page
+
+        page.wait_for_selector(".react-flow__edge.live-recent[data-id='hello:next']", state="attached")
+        page.wait_for_function(
+            "([w, d]) => document.querySelector(w)?.textContent === '2 waiting'"
+            " && document.querySelector(d)?.textContent === '2 done'",
+            arg=[badge.format("wait", "waiting"), badge.format("hello", "done")],
+            timeout=15000,
+        )
+        table = page.inner_text("#workflow-step-counts tr[data-step='wait'] td[data-count='waiting']")
+        page.screenshot(path=str(SHOTS / "9-live-counts.png"))
+
+    assert errors == []
+    assert before == 0  # nothing ran yet: no badges
+    assert table == "2"  # the table keeps working beside the badges
