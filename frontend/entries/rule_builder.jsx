@@ -202,6 +202,31 @@ async function vocabulary(config) {
   }
 }
 
+/* A form row like the rule's own, whatever the admin theme draws around a field: the same
+   wrappers and label (copied without their content), `content` where the field goes. */
+function rowLike(fieldRow, name, label, content) {
+  const line = fieldRow.querySelector(".field-line");
+  const original = fieldRow.querySelector("label");
+  if (!line || !original || !original.parentElement || original.parentElement.parentElement !== line) {
+    return el("div", { className: `form-row ${name}` }, [
+      el("div", { className: "flex-container" }, [el("label", { text: `${label}:` }), content]),
+    ]);
+  }
+  const row = fieldRow.cloneNode(false);
+  row.classList.remove("last");
+  row.classList.add(name);
+  const newLine = line.cloneNode(false);
+  newLine.classList.remove("field-rule");
+  const labelBox = original.parentElement.cloneNode(false);
+  const newLabel = original.cloneNode(false);
+  newLabel.removeAttribute("for");
+  newLabel.textContent = label;
+  labelBox.append(newLabel);
+  newLine.append(labelBox, el("div", { className: "grow relative" }, [content]));
+  row.append(newLine);
+  return row;
+}
+
 async function start() {
   const textarea = document.getElementById("id_rule");
   const configNode = document.getElementById("rule-builder-config");
@@ -210,19 +235,13 @@ async function start() {
   const fieldRow = textarea.closest(".form-row");
 
   const mount = el("div");
-  const container = el("div", { className: "form-row field-rule-builder" }, [
-    el("div", { className: "flex-container" }, [el("label", { text: "Conditions:" }), mount]),
-  ]);
+  const container = rowLike(fieldRow, "field-rule-builder", "Conditions", mount);
   fieldRow.before(container);
-  const button = el("button", { type: "button", className: "button", text: "Preview" });
+  const button = el("button", { type: "button", className: "button rule-preview-button", text: "Preview" });
   button.title = "Count again now (the count also follows the rule as you edit it)";
   const result = el("div", { className: "rule-preview-result", "aria-live": "polite" });
-  const previewRow = el("div", { className: "form-row field-rule-preview" }, [
-    el("div", { className: "flex-container" }, [
-      el("label", { text: "Preview:" }),
-      el("div", {}, [button, el("span", { className: "help", text: " How many contacts the rule above selects now; it follows your changes." }), result]),
-    ]),
-  ]);
+  const help = " How many contacts the rule above selects now; it follows your changes.";
+  const previewRow = rowLike(fieldRow, "field-rule-preview", "Contacts matching", el("div", {}, [button, el("span", { className: "help", text: help }), result]));
   fieldRow.after(previewRow);
   const counter = livePreview(config, textarea, result);
   button.addEventListener("click", () => counter.now());
