@@ -25,11 +25,13 @@ function previewLines(preview) {
     .map(([key, value]) => `${key.replace(/_/g, " ")}: ${typeof value === "object" ? JSON.stringify(value) : value}`);
 }
 
+/* The outbox guards' verdict on a send: {verdict: send | block | hold, kind, reason, until}. */
 function guardText(guard) {
   if (!guard || typeof guard !== "object") return "";
-  if (guard.decision === "send" || guard.outcome === "send") return "would be sent";
-  const said = guard.reason || guard.kind || guard.decision || guard.outcome || "";
-  return said ? `would not be sent now: ${said}` : "";
+  if (guard.verdict === "send") return "Would be sent.";
+  const why = guard.reason || guard.kind || "";
+  if (guard.verdict === "hold") return `Would be held${guard.until ? ` until ${when(guard.until)}` : ""}${why ? `: ${why}` : "."}`;
+  return `Would not be sent${why ? `: ${why}` : "."}`;
 }
 
 function ContactPicker({ api, contact, onPick }) {
