@@ -112,3 +112,10 @@ def test_the_test_clients_logins_work_with_axes(person):
 
 def test_axes_migrations_are_in_and_nothing_is_missing(db):
     call_command("makemigrations", "--check", "--dry-run", stdout=StringIO())
+
+
+def test_signing_in_from_the_login_page_itself_lands_on_the_console(person):
+    # The login form as the theme renders it, opened without ?next=: the browser posts no "next".
+    response = Client(REMOTE_ADDR=OFFICE).post(reverse("admin:login"), {"username": "ana", "password": "pw-for-tests"})
+
+    assert response.status_code == 302 and response.url == reverse("admin:index")
