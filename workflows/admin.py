@@ -9,6 +9,7 @@ its versions. "Enrol in a workflow…" is added here to the contact and segment 
 """
 
 import json
+from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
@@ -19,6 +20,7 @@ from django.db import transaction
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from unfold.contrib.filters.admin import AutocompleteSelectFilter
 
@@ -483,6 +485,51 @@ class WorkflowStepRunInline(marketing_admin.ReadOnlyInline):
     verbose_name_plural = f"step runs (the first {STEP_RUNS_SHOWN}, in order)"
 
 
+class ProgressFilter(admin.SimpleListFilter):
+    """Runs still going (pending, running, waiting or paused) or ended, whatever the status."""
+
+    title = "progress"
+    parameter_name = "progress"
+
+    def lookups(self, request, model_admin):
+        return (("in_progress", "In progress"), ("ended", "Ended"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "in_progress":
+            return queryset.filter(status__in=ACTIVE_STATUSES)
+        if self.value() == "ended":
+            return queryset.exclude(status__in=ACTIVE_STATUSES)
+        return queryset
+
+
+class RecentFilter(admin.SimpleListFilter):
+    """Runs whose ``field`` falls in the last 7 or 30 days (the home page's "this week")."""
+
+    field = ""
+    windows = (("7", "Last 7 days"), ("30", "Last 30 days"))
+
+    def lookups(self, request, model_admin):
+        return self.windows
+
+    def queryset(self, request, queryset):
+        if self.value() in dict(self.windows):
+            since = timezone.now() - timedelta(days=int(self.value()))
+            return queryset.filter(**{f"{self.field}__gte": since})
+        return queryset
+
+
+class EnrolledFilter(RecentFilter):
+    title = "enrolled"
+    parameter_name = "enrolled"
+    field = "triggered_at"
+
+
+class EndedFilter(RecentFilter):
+    title = "ended"
+    parameter_name = "ended"
+    field = "finished_at"
+
+
 @admin.register(WorkflowInstance)
 class WorkflowInstanceAdmin(ReadOnlyAdmin):
     """Runs: one contact's run of one workflow, read-only; pause, resume, cancel and retry are
@@ -490,7 +537,15 @@ class WorkflowInstanceAdmin(ReadOnlyAdmin):
 
     list_display = ("pk", "contact", "workflow", "status", "current_step", "result", "triggered_at", "finished_at")
     list_display_links = ("pk", "contact")
-    list_filter = ("status", ("workflow", AutocompleteSelectFilter), "result", "trigger_type")
+    list_filter = (
+        "status",
+        ProgressFilter,
+        EnrolledFilter,
+        EndedFilter,
+        ("workflow", AutocompleteSelectFilter),
+        "result",
+        "trigger_type",
+    )
     list_filter_submit = True
     search_fields = ("contact__email",)
     search_help_text = "Contact email (or part of it)."

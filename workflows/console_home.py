@@ -45,9 +45,9 @@ def workflows_panel(scope: HomeScope) -> Panel:
     rows = [
         [
             (w["name"], admin_url("workflows_workflow_change", w["pk"])),
-            (w["enrolled"], runs(w["pk"])),
-            (w["running"], runs(w["pk"], status__exact=InstanceStatus.WAITING.value)),
-            (w["failed"], runs(w["pk"], status__exact=InstanceStatus.FAILED.value)),
+            (w["enrolled"], runs(w["pk"], enrolled="7")),
+            (w["running"], runs(w["pk"], progress="in_progress")),
+            (w["failed"], runs(w["pk"], status__exact=InstanceStatus.FAILED.value, ended="7")),
         ]
         for w in workflows[:SHOWN]
     ]

@@ -2,6 +2,7 @@
 linked to the lists behind them; a sales rep's queue; a bounded number of queries; and the
 marketer's and admin's home in chromium at 1366×768 without a sideways scroll."""
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -127,8 +128,9 @@ def test_a_marketers_home_shows_the_weeks_workflows_sends_and_approvals_of_their
     runs = reverse("admin:workflows_workflowinstance_changelist")
     # Welcome: 3 enrolled, 3 in progress, 0 failed; Broken: 2 enrolled, 2 failed.
     assert f'<a href="{reverse("admin:workflows_workflow_change", args=[waiting.pk])}">Welcome</a>' in workflows
-    assert f'<a href="{runs}?workflow__id__exact={waiting.pk}">3</a>' in workflows
-    assert f'<a href="{runs}?workflow__id__exact={week["failing"].pk}&amp;status__exact=failed">2</a>' in workflows
+    assert f'<a href="{runs}?workflow__id__exact={waiting.pk}&amp;enrolled=7">3</a>' in workflows
+    failed = f"{runs}?workflow__id__exact={week['failing'].pk}&amp;status__exact=failed&amp;ended=7"
+    assert f'<a href="{failed}">2</a>' in workflows
     sends = panel(html, "sends-by-channel-last-7-days")
     outbox = reverse("admin:channels_app_message_changelist")
     assert f'<a href="{outbox}?channel__exact=email">4</a>' in sends  # not org B's 7
@@ -229,3 +231,21 @@ def test_the_marketers_and_admins_home_fit_1366_pixels(org, week, live_server, m
         finally:
             browser.close()
     assert all(width <= WIDTH for width in widths.values()), widths
+
+
+def test_each_workflow_number_opens_the_list_of_exactly_the_runs_it_counts(org, week, console):
+    from workflows.models import WorkflowInstance
+
+    # Runs of an earlier week: neither enrolled nor failed this week, so neither number counts them.
+    old = timezone.now() - timedelta(days=10)
+    WorkflowInstance.objects.filter(workflow=week["failing"]).update(triggered_at=old, finished_at=old)
+    html = console.get(HOME).content.decode()
+    workflows = panel(html, "active-workflows-last-7-days")
+    links = [
+        (href.replace("&amp;", "&"), int(number))
+        for href, number in re.findall(r'<a href="([^"]*workflowinstance[^"]*)">(\d+)</a>', workflows)
+    ]
+    assert len(links) >= 6  # enrolled, in progress and failed for two workflows at least
+    for href, number in links:
+        listed = console.get(href).context["cl"].result_count
+        assert listed == number, href
