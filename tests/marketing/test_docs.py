@@ -22,7 +22,7 @@ def _text_files():
         relative = path.relative_to(ROOT)
         if any(part in SKIPPED_DIRS for part in relative.parts) or relative.parts[:2] == ("static", "console"):
             continue
-        if path.is_file() and path.suffix in TEXT_SUFFIXES and "migrations" not in relative.parts[:-1]:
+        if path.is_file() and path.suffix in TEXT_SUFFIXES:
             yield relative, path
 
 

@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(max_length=200)),
                 ('description', models.TextField(blank=True)),
                 ('status', models.CharField(choices=[('draft', 'Draft (never published)'), ('active', 'Active'), ('paused', 'Paused'), ('archived', 'Archived')], default='draft', max_length=10)),
-                ('draft_definition', models.JSONField(default=dict, help_text='The definition being edited (DESIGN.md, CONTRACTS.md §4).')),
+                ('draft_definition', models.JSONField(default=dict, help_text='The definition being edited (docs/workflows.md).')),
                 ('trigger_type', models.CharField(blank=True, max_length=40)),
                 ('trigger_event', models.CharField(blank=True, max_length=100)),
                 ('webhook_secret', models.CharField(default=workflows.models._webhook_secret, help_text='Signs inbound webhook calls (HMAC-SHA256).', max_length=64)),
