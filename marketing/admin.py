@@ -34,7 +34,7 @@ from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationFo
 
 from marketing import services
 from marketing.celery import enqueue_on_commit
-from marketing.conditions import NotCompilable, to_q, validate
+from marketing.conditions import NotCompilable
 from marketing.conditions.facts import iso
 from marketing.conditions.fields import CONTACT, NAMES
 from marketing.csv_export import csv_stream
@@ -66,6 +66,7 @@ from marketing.models import (
 )
 from marketing.roles import PLATFORM_APPS
 from marketing.segments import (
+    contacts_matching_rule,
     segment_add_contacts,
     segment_delete,
     segment_recompute,
@@ -1152,14 +1153,9 @@ def rule_preview(*, org, text: str) -> dict:
     if rule is None:
         return {"errors": ["Write a rule first (or build one above)."]}
     try:
-        validate(rule, "contact", org=org)
-        q = to_q(rule, "contact", org=org)
+        matching = contacts_matching_rule(org=org, rule=rule)
     except ValidationError as exc:
         return {"errors": exc.messages}
-    except NotCompilable as exc:
-        return {"errors": [f"Segments run in SQL, and this part has no SQL form: {exc}"]}
-    # The same query as segment_recompute's, so the count is what saving would give.
-    matching = Contact.objects.filter(org=org).filter(q)
     sample = matching.order_by("pk").values("pk", "email", "first_name", "last_name")[:PREVIEW_SAMPLE]
     return {
         "count": matching.count(),

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from marketing.bulk_sql import insert_returning
@@ -25,6 +26,18 @@ logger = logging.getLogger(__name__)
 EMIT_CHUNK = 1000
 # What changing a contact outside events can touch: every rule that reads a field.
 FIELD_READERS = "fields"
+
+
+def contacts_matching_rule(*, org: Organization, rule) -> "QuerySet[Contact]":
+    """The org's contacts a segment rule selects now, checked and compiled as ``segment_save``
+    checks it; each contact once (a rule over tags or lists may join a contact once per tag).
+    Raises ``ValidationError`` naming what is wrong, also for a rule with no SQL form."""
+    validate(rule, "contact", org=org)
+    try:
+        q = to_q(rule, "contact", org=org)
+    except NotCompilable as exc:
+        raise ValidationError(f"Segments run in SQL, and this part has no SQL form: {exc}") from None
+    return Contact.objects.filter(org=org, pk__in=Contact.objects.filter(org=org).filter(q).values("pk"))
 
 
 def segment_save(

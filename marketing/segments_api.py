@@ -23,6 +23,7 @@ from marketing.conditions import NotCompilable, to_q, validate
 from marketing.conditions.fields import SUBJECTS
 from marketing.models import Contact, Segment
 from marketing.segments import (
+    contacts_matching_rule,
     segment_add_contacts,
     segment_delete,
     segment_recompute,
@@ -162,15 +163,10 @@ class SegmentViewSet(CrudViewSet):
         if rule is None:
             raise ValidationError({"rule": ["Write a rule first (or build one with the rule builder)."]})
         try:
-            validate(rule, "contact", org=org)
-            q = to_q(rule, "contact", org=org)
+            chosen = contacts_matching_rule(org=org, rule=rule)
         except DjangoValidationError as exc:
             raise ValidationError({"rule": exc.messages}) from None
-        except NotCompilable as exc:
-            raise ValidationError({"rule": [f"Segments run in SQL, and this part has no SQL form: {exc}"]}) from None
-        # The query segment_recompute runs, as a subquery: a rule over tags or lists may join a
-        # contact once per tag, and each contact counts once.
-        matching = selectors.contacts_for(org=org).filter(pk__in=Contact.objects.filter(org=org).filter(q).values("pk"))
+        matching = selectors.contacts_for(org=org).filter(pk__in=chosen.values("pk"))
         sample = matching.order_by("pk")[:PREVIEW_SAMPLE]
         return Response({"count": matching.count(), "sample": ContactOutput(sample, many=True).data})
 
