@@ -11,7 +11,9 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.factories import ContactFactory
@@ -412,6 +414,26 @@ def test_the_console_moves_runs_with_the_steps_chosen_and_says_what_is_missing(o
     assert steps == {"pause": 2, "review": 2}
     assert Approval.objects.get().step_id == "review"
     assert {i.moves[0]["by"] for i in WorkflowInstance.objects.all()} == {"mara"}
+
+
+def test_the_publish_page_counts_runs_per_step_in_one_query_however_many_there_are(org, console, waiting_two):
+    with CaptureQueriesContext(connection) as few:
+        page = _publish_button(console, waiting_two)
+    assert [(r["step"], r["runs"]) for r in page.context["waiting"]] == [("ok", 1), ("pause", 1)]
+
+    at_pause = WorkflowInstance.objects.get(workflow=waiting_two, current_step="pause")
+    for n in range(12):  # more runs at both steps; one of them waits at "pause" on two branches
+        at_pause.pk, at_pause.trigger_key = None, f"more-{n}"
+        at_pause.contact = ContactFactory(org=org)
+        if n == 0:
+            at_pause.tokens = [*at_pause.tokens, *at_pause.tokens]
+        at_pause.save()
+    with CaptureQueriesContext(connection) as many:
+        page = _publish_button(console, waiting_two)
+    assert [(r["step"], r["runs"]) for r in page.context["waiting"]] == [("ok", 1), ("pause", 13)]
+    assert len(many) == len(few)  # nothing per run or per step
+    grouped = [q["sql"] for q in many if "jsonb_array_elements" in q["sql"]]
+    assert len(grouped) == 1 and "GROUP BY" in grouped[0]
 
 
 @pytest.mark.slow
