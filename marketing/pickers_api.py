@@ -1,5 +1,5 @@
-"""REST API for the console's pickers: ``/api/v1/members/``, ``/api/v1/tags/``, ``/api/v1/lists/``
-and ``/api/v1/conditions/fields/``.
+"""REST API for the console's pickers: ``/api/v1/members/``, ``/api/v1/tags/``, ``/api/v1/lists/``,
+``/api/v1/event-types/`` and ``/api/v1/conditions/fields/``.
 
 The lists are read-only, paginated and searchable (``?search=``); the fields are every path a
 rule may read, with its type and, where the values are known, the choices. The org is the key's
@@ -23,6 +23,22 @@ from marketing.conditions.fields import CONTACT, EVENT, NAMES, namespace_fields
 from marketing.models import Contact, ContactList, Membership, PropertyDefinition, Role, Tag
 
 EVENT_TYPES_SHOWN = 200
+# The types the product records itself or names as canonical (docs/events.md): offered in a pick-list
+# before the org has stored one (a dry run may simulate an email open nobody has made yet).
+BUILT_IN_EVENT_TYPES = (
+    "page_view",
+    "form_submitted",
+    "email_opened",
+    "email_clicked",
+    "content_downloaded",
+    "demo_requested",
+    "trial_started",
+    "purchase",
+    "unsubscribed",
+    "mention",
+    "message_bounced",
+    "message_complained",
+)
 EVENTS_READ_PER_TYPE = 200  # the newest events of a type whose property keys are listed
 # CLDR regions, pseudo-locales and ISO's exceptionally reserved codes: no contact lives there.
 NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "ZZ", "XA", "XB", "AC", "CP", "CQ", "DG", "EA", "IC", "TA"}
@@ -136,6 +152,48 @@ class EventTypeOutput(serializers.Serializer):
     properties = serializers.ListField(
         child=serializers.CharField(), help_text="Property keys seen on this type's newest events."
     )
+
+
+class EventTypeChoiceOutput(serializers.Serializer):
+    type = serializers.CharField(help_text="What events of this type carry as their type.")
+    label = serializers.CharField(help_text="The type in words, e.g. Email opened.")
+    built_in = serializers.BooleanField(help_text="One the product records or names itself.")
+    seen = serializers.BooleanField(help_text="The org has stored events of this type.")
+
+
+class EventTypesInput(serializers.Serializer):
+    search = serializers.CharField(required=False, allow_blank=True, max_length=100)
+
+
+class EventTypesView(APIView):
+    """The event types a pick-list offers: the org's stored ones (up to ``EVENT_TYPES_SHOWN``)
+    and the built-in ones, by type, each marked as built in, seen, or both."""
+
+    permission_model = Contact
+
+    @extend_schema(
+        summary="The event types to pick from",
+        parameters=[OpenApiParameter("search", str, description="Only types containing this text.")],
+        responses={200: inline_serializer("EventTypes", {"results": EventTypeChoiceOutput(many=True)})},
+    )
+    def get(self, request):
+        serializer = EventTypesInput(data=request.query_params)
+        serializer.is_valid(raise_exception=True)
+        wanted = serializer.validated_data.get("search", "").strip().lower()
+        seen = {t["type"] for t in event_types_seen(org=request.auth.org)}
+        types = sorted(seen | set(BUILT_IN_EVENT_TYPES))
+        results = [
+            {"type": t, "label": event_type_label(t), "built_in": t in BUILT_IN_EVENT_TYPES, "seen": t in seen}
+            for t in types
+            if wanted in t.lower()
+        ]
+        return Response({"results": results})
+
+
+def event_type_label(event_type: str) -> str:
+    """``email_opened`` → ``Email opened``: the type as a person reads it."""
+    words = event_type.replace("_", " ").replace("-", " ").strip()
+    return words[:1].upper() + words[1:] if words else event_type
 
 
 class FieldsOutput(serializers.Serializer):

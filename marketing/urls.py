@@ -12,7 +12,7 @@ from marketing.api import CompanyViewSet, ContactViewSet
 from marketing.events_api import EventsView
 from marketing.health import healthz, readyz
 from marketing.metrics import metrics_view
-from marketing.pickers_api import ConditionFieldsView, ListViewSet, MemberViewSet, TagViewSet
+from marketing.pickers_api import ConditionFieldsView, EventTypesView, ListViewSet, MemberViewSet, TagViewSet
 from marketing.segments_api import ConditionsValidateView, SegmentViewSet
 from workflows.api import WorkflowInstanceViewSet, WorkflowTemplateViewSet, WorkflowViewSet
 from workflows.webhooks import workflow_webhook
@@ -40,6 +40,7 @@ urlpatterns = [
     path("api/v1/events/", EventsView.as_view(), name="api-events"),
     path("api/v1/conditions/validate/", ConditionsValidateView.as_view(), name="api-conditions-validate"),
     path("api/v1/conditions/fields/", ConditionFieldsView.as_view(), name="api-conditions-fields"),
+    path("api/v1/event-types/", EventTypesView.as_view(), name="api-event-types"),
     path("api/v1/", include("scoring.urls")),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="api-schema"),

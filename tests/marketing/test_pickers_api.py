@@ -182,12 +182,39 @@ def test_condition_fields_queries_are_bounded(vocabulary, console, django_assert
         assert console.get("/api/v1/conditions/fields/").status_code == 200
 
 
+def test_event_types_are_the_orgs_stored_ones_and_the_built_in_ones(org, vocabulary, console, api):
+    Event.objects.create(
+        org=org, contact=ContactFactory(org=org), type="webinar_attended", occurred_at=timezone.now(), message_id="w"
+    )
+
+    listed = results(console, "/api/v1/event-types/")
+    by_type = {t["type"]: t for t in listed}
+
+    assert [t["type"] for t in listed] == sorted(by_type)
+    assert by_type["webinar_attended"] == {
+        "type": "webinar_attended",
+        "label": "Webinar attended",
+        "built_in": False,
+        "seen": True,
+    }
+    assert by_type["form_submitted"]["built_in"] is True and by_type["form_submitted"]["seen"] is True
+    assert by_type["email_opened"] == {"type": "email_opened", "label": "Email opened", "built_in": True, "seen": False}
+    assert "their_event" not in by_type  # another org's
+    assert [t["type"] for t in results(console, "/api/v1/event-types/", search="WEBINAR")] == ["webinar_attended"]
+    assert [t["type"] for t in results(api, "/api/v1/event-types/", search="opened")] == ["email_opened"]
+
+
+def test_event_types_are_refused_without_a_key_or_session(org, client):
+    assert client.get("/api/v1/event-types/").status_code in {401, 403}
+
+
 def test_picker_lists_have_bounded_queries(org, templates, member_factory, console, django_assert_max_num_queries):
     for i in range(10):
         member_factory(org, Role.SALES, username=f"rep{i}")
         TagFactory(org=org)
     console.get("/api/v1/members/")
-    for url in ("/api/v1/members/", "/api/v1/tags/", "/api/v1/message-templates/", "/api/v1/lists/"):
+    urls = ("/api/v1/members/", "/api/v1/tags/", "/api/v1/message-templates/", "/api/v1/lists/", "/api/v1/event-types/")
+    for url in urls:
         with django_assert_max_num_queries(10):
             assert console.get(url).status_code == 200
 
