@@ -27,6 +27,7 @@ from workflows import selectors, services
 from workflows.analytics import automation_performance
 from workflows.catalog import workflow_catalog
 from workflows.definitions import definition_problems, problems_for
+from workflows.diff import definition_diff
 from workflows.dry_run import DECISIONS, MAX_EVENTS, workflow_dry_run
 from workflows.models import (
     ACTIVE_STATUSES,
@@ -113,9 +114,30 @@ class WorkflowOutput(serializers.ModelSerializer):
 class WorkflowDetailOutput(WorkflowOutput):
     """One workflow, with the secret that signs its inbound and outbound webhooks."""
 
+    running_runs = serializers.SerializerMethodField(
+        help_text="Runs not finished yet (pending, running, waiting or paused): publishing asks what happens to them."
+    )
+
     class Meta(WorkflowOutput.Meta):
-        fields = (*WorkflowOutput.Meta.fields, "webhook_secret")
+        fields = (*WorkflowOutput.Meta.fields, "webhook_secret", "running_runs")
         read_only_fields = fields
+
+    def get_running_runs(self, workflow) -> int:
+        return WorkflowInstance.objects.filter(
+            org_id=workflow.org_id, workflow=workflow, status__in=ACTIVE_STATUSES
+        ).count()
+
+
+class VersionDetailOutput(serializers.ModelSerializer):
+    published_by = serializers.SerializerMethodField(help_text="The username of who published it; null for a key.")
+
+    class Meta:
+        model = WorkflowVersion
+        fields = ("id", "number", "published_at", "published_by", "definition")
+        read_only_fields = fields
+
+    def get_published_by(self, version) -> str | None:
+        return version.published_by.get_username() if version.published_by else None
 
 
 class StepRunOutput(serializers.ModelSerializer):
@@ -314,6 +336,37 @@ PROJECTION = inline(
         ),
     },
 )
+DIFF_SIDE = {
+    "version": serializers.IntegerField(allow_null=True, help_text="The version's number; null: the draft or nothing."),
+    "label": serializers.CharField(help_text="“version 2”, “the draft” or “nothing published yet”."),
+}
+DIFF = inline(
+    "WorkflowDiff",
+    {
+        "from": inline("WorkflowDiffFrom", DIFF_SIDE),
+        "to": inline("WorkflowDiffTo", DIFF_SIDE),
+        "added": serializers.ListField(child=serializers.CharField(), help_text="Ids of the steps added."),
+        "removed": serializers.ListField(child=serializers.CharField(), help_text="Ids of the steps removed."),
+        "changed": inline(
+            "WorkflowDiffChanged",
+            {
+                "step": serializers.CharField(),
+                "fields": serializers.ListField(child=serializers.CharField(), help_text="What changed, in words."),
+                "paths": serializers.ListField(
+                    child=serializers.CharField(), help_text="The fields, e.g. config.subject."
+                ),
+            },
+            many=True,
+            help_text="Steps in both whose fields differ (a new position on the canvas is not a change).",
+        ),
+        "trigger_changed": serializers.BooleanField(),
+        "trigger_fields": serializers.ListField(child=serializers.CharField()),
+        "settings_changed": serializers.ListField(child=serializers.CharField()),
+        "first_step": serializers.DictField(allow_null=True, help_text="{from, to}: when runs start at another step."),
+        "steps": serializers.DictField(help_text="Step id: {name, type, kind} of each step named above."),
+        "summary": serializers.ListField(child=serializers.CharField(), help_text="The changes as sentences."),
+    },
+)
 DRY_RUN = inline(
     "DryRunResult",
     {
@@ -363,6 +416,25 @@ class InstanceFilter(django_filters.FilterSet):
 
 def _refuse(field: str, message: str):
     raise ValidationError({field: [message]})
+
+
+def _definition_at(workflow: Workflow, field: str, wanted: str) -> tuple[dict | None, dict]:
+    """The definition ``wanted`` names (a version number, ``live`` or ``draft``) and how to say it."""
+    wanted = wanted.strip().lower()
+    if wanted == "draft":
+        return workflow.draft_definition, {"version": None, "label": "the draft"}
+    if wanted == "live":
+        version = workflow.live_version
+        if version is None:
+            return None, {"version": None, "label": "nothing published yet"}
+    else:
+        numbers = list(workflow.versions.order_by("number").values_list("number", flat=True))
+        number = int(wanted) if wanted.isascii() and wanted.isdigit() and len(wanted) < 10 else None
+        version = workflow.versions.filter(number=number).first() if number is not None else None
+        if version is None:
+            known = f"it has versions {numbers[0]} to {numbers[-1]}" if numbers else "it has no version yet"
+            _refuse(field, f"No version “{wanted}” of this workflow ({known}); give a number, live or draft.")
+    return version.definition, {"version": version.number, "label": f"version {version.number}"}
 
 
 @extend_schema_view(
@@ -583,6 +655,38 @@ class WorkflowViewSet(CrudViewSet):
         row.pop("workflow_id", None)
         row.pop("name", None)
         return Response({**selectors.workflow_analytics(workflow=workflow), "performance": row})
+
+    @extend_schema(
+        summary="The published versions, newest first, with their definitions",
+        parameters=PAGE_PARAMETERS,
+        responses=VersionDetailOutput(many=True),
+    )
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def versions(self, request, pk=None):
+        workflow = self.get_object()
+        versions = WorkflowVersion.objects.filter(workflow=workflow).select_related("published_by")
+        page = self.paginate_queryset(versions.order_by("-number"))
+        return self.get_paginated_response(VersionDetailOutput(page, many=True).data)
+
+    @extend_schema(
+        summary="What changed between two versions, or a version and the draft",
+        description=(
+            "Steps added, removed and changed (matched by id; a step moved on the canvas is not "
+            "changed), the trigger, the settings and the first step, with the changes as sentences "
+            "(`summary`). Compare the live version with the draft by default."
+        ),
+        parameters=[
+            OpenApiParameter("from", str, description="A version number, `live` (default) or `draft`."),
+            OpenApiParameter("to", str, description="A version number, `live` or `draft` (default)."),
+        ],
+        responses=DIFF,
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def diff(self, request, pk=None):
+        workflow = self.get_object()
+        old, before = _definition_at(workflow, "from", request.query_params.get("from") or "live")
+        new, after = _definition_at(workflow, "to", request.query_params.get("to") or "draft")
+        return Response({"from": before, "to": after, **definition_diff(old, new)})
 
     @extend_schema(
         summary="Run one contact through the workflow on a simulated clock, sending nothing",
