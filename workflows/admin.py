@@ -30,6 +30,7 @@ from marketing import admin as marketing_admin
 from marketing.admin import TenantAdmin
 from marketing.models import Contact, Segment, SegmentMembership
 from workflows import services
+from workflows.diff import definition_diff
 from workflows.models import (
     ACTIVE_STATUSES,
     Approval,
@@ -439,6 +440,8 @@ def publish_page(modeladmin, request, workflow: Workflow):
         "waiting": waiting,
         "runs": runs,
         "next_number": (workflow.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1,
+        "changes": definition_diff(live.definition if live else None, workflow.draft_definition)["summary"],
+        "live": live,
         "form": form,
         "action_checkbox_name": ACTION_CHECKBOX_NAME,
     }

@@ -395,6 +395,11 @@ def test_the_console_asks_and_keeps_runs_on_their_version_by_default(org, consol
     assert form["runs"].initial == "keep" and list(form.fields) == ["runs", "map_ok"]  # only the removed step asks
     assert [c[0] for c in form.fields["map_ok"].choices] == ["", "review"]  # approval steps of the draft only
     assert "Keep them on version 1" in page.content.decode()
+    # Who publishes sees what the draft changes from the live version, in words.
+    changes = page.context["changes"]
+    assert "Added “Cool off” (Wait)." in changes and "Removed “ok” (Ask for approval)." in changes
+    assert "Changed “pause” (Wait): “Wait for”." in changes
+    assert "<li>Changed “route” (Yes/no branch): where “Yes” leads, where “No” leads.</li>" in page.content.decode()
 
     done = _publish_button(console, waiting_two, apply="1", runs="keep")
     assert done.redirect_chain[-1][0] == reverse("admin:workflows_workflow_change", args=[waiting_two.pk])
