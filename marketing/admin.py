@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.forms.fields import InvalidJSONInput
-from django.http import Http404, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -66,7 +66,6 @@ from marketing.models import (
 )
 from marketing.roles import PLATFORM_APPS
 from marketing.segments import (
-    contacts_matching_rule,
     segment_add_contacts,
     segment_delete,
     segment_recompute,
@@ -1003,7 +1002,6 @@ class ImportJobAdmin(TenantAdmin):
 # --- Segments ------------------------------------------------------------------------------------
 
 SEGMENT_HISTORY_SHOWN = 100
-PREVIEW_SAMPLE = 10
 EXPORT_CHUNK = 2000
 EXPORT_COLUMNS = ("email", "first_name", "last_name", "company", "entered_at")
 BUILDER_SUGGESTIONS = 500  # tag names and list slugs offered to the rule builder as suggestions
@@ -1101,7 +1099,6 @@ def rule_builder_config(*, org) -> dict:
         "lists": list(
             ContactList.objects.filter(org=org).order_by("slug").values_list("slug", flat=True)[:BUILDER_SUGGESTIONS]
         ),
-        "previewUrl": reverse("admin:marketing_segment_preview"),
     }
 
 
@@ -1139,35 +1136,6 @@ def rule_builder_fields(*, org) -> list[dict]:
             entry["options"] = [[option, str(option)] for option in definition.options]
         fields.append(entry)
     return fields
-
-
-def rule_preview(*, org, text: str) -> dict:
-    """What a rule selects now: ``{"count", "sample"}`` (up to ``PREVIEW_SAMPLE`` contacts), or
-    ``{"errors"}`` naming what is wrong, checked as ``segment_save`` checks it."""
-    if not text.strip():
-        return {"errors": ["Write a rule first (or build one above)."]}
-    try:
-        rule = json.loads(text)
-    except ValueError as exc:
-        return {"errors": [f"The rule is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."]}
-    if rule is None:
-        return {"errors": ["Write a rule first (or build one above)."]}
-    try:
-        matching = contacts_matching_rule(org=org, rule=rule)
-    except ValidationError as exc:
-        return {"errors": exc.messages}
-    sample = matching.order_by("pk").values("pk", "email", "first_name", "last_name")[:PREVIEW_SAMPLE]
-    return {
-        "count": matching.count(),
-        "sample": [
-            {
-                "email": row["email"] or "",
-                "name": f"{row['first_name']} {row['last_name']}".strip(),
-                "url": reverse("admin:marketing_contact_change", args=[row["pk"]]),
-            }
-            for row in sample
-        ],
-    }
 
 
 def segment_members_csv(*, org, segment_id: int) -> Iterator[str]:
@@ -1234,11 +1202,9 @@ class SegmentAdmin(TenantAdmin):
         return () if obj is None else ("member_count", "computed_at")
 
     def get_urls(self):
-        preview = self.admin_site.admin_view(self.preview_view)
         members_csv = self.admin_site.admin_view(self.members_csv_view)
         contacts = self.admin_site.admin_view(self.contacts_view)
         return [
-            path("preview/", preview, name="marketing_segment_preview"),
             path("<path:object_id>/members.csv", members_csv, name="marketing_segment_members_csv"),
             path("<path:object_id>/contacts/", contacts, name="marketing_segment_contacts"),
             *super().get_urls(),
@@ -1316,16 +1282,6 @@ class SegmentAdmin(TenantAdmin):
             "history_shown": SEGMENT_HISTORY_SHOWN,
             "history_url": f"{changelist}?segment__id__exact={segment.pk}",
         }
-
-    def preview_view(self, request):
-        """POST ``rule`` (JSON text): the live count and a sample of the contacts it selects, or
-        the errors naming the bad part (400)."""
-        if request.method != "POST":
-            return JsonResponse({"errors": ["Preview with POST."]}, status=405)
-        if not self.has_view_or_change_permission(request):
-            raise PermissionDenied
-        result = rule_preview(org=request.org, text=request.POST.get("rule", ""))
-        return JsonResponse(result, status=400 if "errors" in result else 200)
 
     def _members_csv_response(self, request, segment: Segment) -> StreamingHttpResponse:
         parts = segment_members_csv(org=request.org, segment_id=segment.pk)

@@ -226,9 +226,7 @@ class WorkflowAdmin(TenantAdmin):
             },
             # The canvas reads and saves through the REST API; the rule builder's fields come with the page.
             "canvas_api": reverse("workflow-list").removesuffix("workflows/"),
-            "canvas_rules": {
-                k: v for k, v in marketing_admin.rule_builder_config(org=request.org).items() if k != "previewUrl"
-            },
+            "canvas_rules": marketing_admin.rule_builder_config(org=request.org),
         }
 
     def counts_view(self, request, object_id):

@@ -1,4 +1,4 @@
-"""The segment editor in the console: the rule preview, saving through segment_save, the
+"""The segment editor in the console: saving through segment_save, the
 recompute and CSV export actions, static add/remove, the membership history, and the rule
 builder driven in Chromium."""
 
@@ -27,12 +27,6 @@ CHANGELIST = "/admin/marketing/segment/"
 GERMANS = {"==": [{"var": "country"}, "DE"]}
 
 
-def preview(client, rule):
-    """Posts ``rule`` (JSON, or text as typed in the box) to the preview endpoint."""
-    text = rule if isinstance(rule, str) else json.dumps(rule)
-    return client.post(reverse("admin:marketing_segment_preview"), {"rule": text})
-
-
 def page_view(contact, *, days_ago: float, n: int = 0) -> Event:
     occurred = timezone.now() - timedelta(days=days_ago)
     return Event.objects.create(
@@ -54,96 +48,6 @@ def client_for(member_factory, org, role) -> Client:
     client = Client()
     client.force_login(member_factory(org, role))
     return client
-
-
-# --- preview ------------------------------------------------------------------------------------
-
-
-def test_preview_counts_the_matching_contacts_and_samples_ten(org, console):
-    germans = [ContactFactory(org=org, country="DE", first_name=f"Ana{i}", last_name="Lima") for i in range(12)]
-    ContactFactory(org=org, country="FR")
-
-    response = preview(console, GERMANS)
-
-    assert response.status_code == 200
-    body = response.json()
-    assert body["count"] == 12
-    assert [c["email"] for c in body["sample"]] == [c.email for c in germans[:10]]  # the first ten, by id
-    assert body["sample"][0]["name"] == "Ana0 Lima"
-    assert body["sample"][0]["url"] == reverse("admin:marketing_contact_change", args=[germans[0].pk])
-
-
-def test_preview_counts_events_in_the_window(org, console):
-    recent, stale, _never = (ContactFactory(org=org) for _ in range(3))
-    page_view(recent, days_ago=2)
-    page_view(stale, days_ago=45)
-
-    body = preview(console, {">=": [{"event_count": ["page_view", None, 30]}, 1]}).json()
-
-    assert body["count"] == 1
-    assert [c["email"] for c in body["sample"]] == [recent.email]
-
-
-@pytest.mark.parametrize(
-    ("rule", "named"),
-    [
-        ({"==": [{"var": "shoe_size"}, 44]}, "shoe_size"),
-        ({"frobnicate": [{"var": "country"}]}, "frobnicate"),
-        ({"==": [{"var": "properties.plan"}, "pro"]}, "properties.plan"),
-        ({"==": [{"+": [{"var": "score"}, 1]}, 3]}, "no SQL form"),
-        ('{"==": [{"var": "country"}, "DE"]', "not valid JSON"),
-        ("", "Write a rule first"),
-    ],
-)
-def test_preview_reports_errors_naming_the_bad_part(org, console, rule, named):
-    ContactFactory(org=org, country="DE")
-
-    response = preview(console, rule)
-
-    assert response.status_code == 400
-    body = response.json()
-    assert "count" not in body
-    assert any(named in message for message in body["errors"]), body["errors"]
-
-
-def test_preview_never_counts_or_shows_another_orgs_contacts(org, other_org, console):
-    mine = ContactFactory(org=org, country="DE", email="mine@acme.example")
-    page_view(mine, days_ago=1)
-    with scopes_disabled():
-        for i in range(3):
-            theirs = ContactFactory(org=other_org, country="DE", email=f"secret{i}@globex.example")
-            page_view(theirs, days_ago=1)
-
-    for rule in (GERMANS, {">=": [{"event_count": ["page_view", None, 30]}, 1]}):
-        response = preview(console, rule)
-        assert response.json()["count"] == 1
-        assert "globex" not in response.content.decode()
-
-
-def test_preview_requires_the_csrf_token(org, marketer):
-    ContactFactory(org=org, country="DE")
-    browser = Client(enforce_csrf_checks=True)
-    browser.force_login(marketer)
-
-    refused = preview(browser, GERMANS)
-    browser.get(reverse("admin:marketing_segment_add"))  # sets the CSRF cookie, as the page does
-    token = browser.cookies["csrftoken"].value
-    accepted = browser.post(
-        reverse("admin:marketing_segment_preview"), {"rule": json.dumps(GERMANS)}, headers={"X-CSRFToken": token}
-    )
-
-    assert refused.status_code == 403
-    assert accepted.status_code == 200 and accepted.json()["count"] == 1
-
-
-def test_preview_needs_permission_on_segments(org, member_factory):
-    ContactFactory(org=org, country="DE")
-    sales = client_for(member_factory, org, Role.SALES)  # no segment permission at all
-    analyst = client_for(member_factory, org, Role.ANALYST)  # may view segments
-
-    assert preview(sales, GERMANS).status_code == 403
-    assert preview(analyst, GERMANS).json()["count"] == 1
-    assert analyst.get(reverse("admin:marketing_segment_preview")).status_code == 405
 
 
 # --- saving ---------------------------------------------------------------------------------------

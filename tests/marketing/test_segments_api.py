@@ -1,11 +1,15 @@
 """REST API of segments and conditions: CRUD through the services, rules checked on every write,
-org isolation, members of dynamic and static segments, and the rule check endpoint."""
+org isolation, members of dynamic and static segments, the rule check endpoint and the preview
+(the segment builder's live count)."""
+
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from django_scopes import scopes_disabled
 
-from marketing.models import Role, Segment, SegmentMembership
+from marketing.models import Event, Role, Segment, SegmentMembership
 from marketing.segments import segment_add_contacts, segment_save
 from marketing.services import api_key_create
 from tests.factories import CompanyFactory, ContactFactory, SegmentFactory, TagFactory
@@ -386,3 +390,83 @@ def test_other_subjects_are_checked_against_their_own_fields(org, api):
     unknown_subject = post(api, VALIDATE, {"rule": event_rule, "subject": "deal"})
     assert unknown_subject.status_code == 400 and "subject" in unknown_subject.json()
     assert "rule" in post(api, VALIDATE, {"subject": "contact"}).json()
+
+
+# -- preview (the segment builder's live count) ---------------------------------------------------
+
+PREVIEW = f"{SEGMENTS}preview/"
+
+
+def page_view(contact, *, days_ago: float) -> Event:
+    return Event.objects.create(
+        org_id=contact.org_id,
+        contact=contact,
+        type="page_view",
+        occurred_at=timezone.now() - timedelta(days=days_ago),
+        message_id=f"pv-{contact.pk}-{days_ago}",
+    )
+
+
+def test_preview_counts_the_matching_contacts_and_samples_the_first_ten_by_id(org, api):
+    germans = [ContactFactory(org=org, country="DE", first_name=f"Ana{i}", last_name="Lima") for i in range(12)]
+    ContactFactory(org=org, country="FR")
+
+    response = post(api, PREVIEW, {"rule": GERMANS})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 12
+    assert [c["id"] for c in body["sample"]] == [c.pk for c in germans[:10]]
+    assert (body["sample"][0]["email"], body["sample"][0]["first_name"]) == (germans[0].email, "Ana0")
+
+
+def test_preview_counts_events_in_the_window(org, api):
+    recent, stale, _never = (ContactFactory(org=org) for _ in range(3))
+    page_view(recent, days_ago=2)
+    page_view(stale, days_ago=45)
+
+    body = post(api, PREVIEW, {"rule": {">=": [{"event_count": ["page_view", None, 30]}, 1]}}).json()
+
+    assert body["count"] == 1
+    assert [c["id"] for c in body["sample"]] == [recent.pk]
+
+
+@pytest.mark.parametrize(
+    ("rule", "named"),
+    [
+        ({"frobnicate": [{"var": "country"}]}, "frobnicate"),
+        ({"==": [{"var": "properties.plan"}, "pro"]}, "properties.plan"),
+        ({"==": [{"+": [{"var": "score"}, 1]}, 3]}, "no SQL form"),
+    ],
+)
+def test_preview_reports_errors_naming_the_bad_part(org, api, rule, named):
+    ContactFactory(org=org, country="DE")
+
+    response = post(api, PREVIEW, {"rule": rule})
+
+    assert response.status_code == 400
+    body = response.json()
+    assert "count" not in body
+    assert any(named in message for message in body["rule"]), body
+
+
+def test_preview_never_counts_or_shows_another_orgs_contacts(org, other_org, api):
+    mine = ContactFactory(org=org, country="DE", email="mine@acme.example")
+    page_view(mine, days_ago=1)
+    with scopes_disabled():
+        for n in range(3):
+            page_view(ContactFactory(org=other_org, country="DE", email=f"secret{n}@globex.example"), days_ago=1)
+
+    for rule in (GERMANS, {">=": [{"event_count": ["page_view", None, 30]}, 1]}):
+        response = post(api, PREVIEW, {"rule": rule})
+        assert response.json()["count"] == 1
+        assert "globex" not in response.content.decode()
+
+
+def test_preview_in_the_console_session_is_open_to_roles_that_view_segments(org, member_factory):
+    ContactFactory(org=org, country="DE")
+    analyst = Client()
+    analyst.force_login(member_factory(org, Role.ANALYST))  # may view segments, not change them
+
+    assert post(analyst, PREVIEW, {"rule": GERMANS}).json()["count"] == 1
+    assert analyst.get(PREVIEW).status_code == 405
