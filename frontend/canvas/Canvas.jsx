@@ -22,6 +22,7 @@ import { catalogLoad, exitSet, exitsOf, stepItem, stepKind, stepTitle } from "./
 import { CanvasContext } from "./fields.jsx";
 import { NODE_HEIGHT, NODE_WIDTH, layoutPositions, needsLayout } from "./layout.js";
 import DryRunPanel from "./DryRun.jsx";
+import ProjectionPanel, { ProjectedBadge } from "./Projection.jsx";
 import StepForm from "./StepForm.jsx";
 import "./canvas.css";
 
@@ -56,7 +57,7 @@ function CountBadges({ counts }) {
 }
 
 function StepNode({ data, selected }) {
-  const { exits, title, kind, problems, trigger, counts, dry } = data;
+  const { exits, title, kind, problems, trigger, counts, dry, projected } = data;
   return (
     <div
       className={
@@ -78,6 +79,7 @@ function StepNode({ data, selected }) {
         </div>
       )}
       <CountBadges counts={counts} />
+      {projected !== undefined && <ProjectedBadge value={projected} trigger={trigger} />}
       {problems > 0 && (
         <div className="canvas-node-errors" role="status">
           {problems} problem{problems === 1 ? "" : "s"}
@@ -186,6 +188,7 @@ function Editor({ config }) {
   const [jsonText, setJsonText] = useState("");
   const [jsonError, setJsonError] = useState("");
   const [dryResult, setDryResult] = useState(null);
+  const [projection, setProjection] = useState(null);
   const [liveCounts, setLiveCounts] = useState(countsOnPage);
   const [recent, setRecent] = useState([]);
 
@@ -275,6 +278,7 @@ function Editor({ config }) {
           exits: steps.length ? [{ handle: "start", label: "Start" }] : [],
           problems: (problemsByStep.get(null) || []).filter((p) => /trigger/.test(p.path)).length,
           dry: dryPath ? { decision: "" } : undefined,
+          projected: projection ? projection.contacts : undefined,
         },
       },
       ...steps.map((step) => ({
@@ -293,10 +297,11 @@ function Editor({ config }) {
               ? { decision: decisionText(step.id, dryPath.decisions.get(step.id)) }
               : false
             : undefined,
+          projected: projection ? projection.steps?.[step.id] || 0 : undefined,
         },
       })),
     ]);
-  }, [definition, catalog, problemsByStep, selected, liveCounts, dryPath]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [definition, catalog, problemsByStep, selected, liveCounts, dryPath, projection]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const edges = useMemo(() => {
     if (!catalog || !definition) return [];
@@ -470,6 +475,14 @@ function Editor({ config }) {
           >
             Dry run
           </button>
+          <button
+            type="button"
+            role="tab"
+            aria-selected={tab === "projection"}
+            onClick={() => (tab === "json" ? applyJson() && setTab("projection") : setTab("projection"))}
+          >
+            Projection
+          </button>
         </div>
         <span className="canvas-actions">
           <button type="button" className="button" disabled={busy} onClick={check}>
@@ -531,6 +544,8 @@ function Editor({ config }) {
           <div className="canvas-side">
             {tab === "dryrun" ? (
               <DryRunPanel api={api} workflowId={workflowId} definition={definition} result={dryResult} onResult={setDryResult} describe={decisionText} />
+            ) : tab === "projection" ? (
+              <ProjectionPanel api={api} workflowId={workflowId} definition={definition} dirty={dirty} result={projection} onResult={setProjection} />
             ) : step ? (
               <StepForm
                 catalog={catalog}
