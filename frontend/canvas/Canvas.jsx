@@ -22,7 +22,8 @@ import { catalogLoad, exitSet, exitsOf, stepItem, stepKind, stepTitle } from "./
 import { CanvasContext } from "./fields.jsx";
 import { NODE_HEIGHT, NODE_WIDTH, layoutPositions, needsLayout } from "./layout.js";
 import DryRunPanel from "./DryRun.jsx";
-import ProjectionPanel, { ProjectedBadge } from "./Projection.jsx";
+import ChangesPanel, { changeMarks } from "./Changes.jsx";
+import { publishPageOpen } from "./publishing.js";
 import StepForm from "./StepForm.jsx";
 import "./canvas.css";
 
@@ -57,7 +58,7 @@ function CountBadges({ counts }) {
 }
 
 function StepNode({ data, selected }) {
-  const { exits, title, kind, problems, trigger, counts, dry, projected } = data;
+  const { exits, title, kind, problems, trigger, counts, dry, change } = data;
   return (
     <div
       className={
@@ -66,20 +67,21 @@ function StepNode({ data, selected }) {
         (problems ? " has-errors" : "") +
         (trigger ? " trigger" : "") +
         (dry ? " dry-taken" : "") +
-        (dry === false ? " dry-skipped" : "")
+        (dry === false ? " dry-skipped" : "") +
+        (change ? ` diff-${change}` : "")
       }
       style={{ width: NODE_WIDTH, minHeight: NODE_HEIGHT - 20 }}
     >
       {!trigger && <Handle type="target" position={Position.Top} />}
       <div className="canvas-node-title">{title}</div>
       <div className="canvas-node-kind">{kind}</div>
+      {change && <div className={`canvas-node-diff ${change}`}>{change === "added" ? "Added" : "Changed"}</div>}
       {dry && dry.decision && (
         <div className="canvas-node-decision" title="What the dry run decided here">
           {dry.decision}
         </div>
       )}
       <CountBadges counts={counts} />
-      {projected !== undefined && <ProjectedBadge value={projected} trigger={trigger} />}
       {problems > 0 && (
         <div className="canvas-node-errors" role="status">
           {problems} problem{problems === 1 ? "" : "s"}
@@ -188,9 +190,10 @@ function Editor({ config }) {
   const [jsonText, setJsonText] = useState("");
   const [jsonError, setJsonError] = useState("");
   const [dryResult, setDryResult] = useState(null);
-  const [projection, setProjection] = useState(null);
   const [liveCounts, setLiveCounts] = useState(countsOnPage);
   const [recent, setRecent] = useState([]);
+  const [changes, setChanges] = useState(null);
+  const marks = useMemo(() => changeMarks(changes), [changes]);
 
   const steps = definition ? definition.steps || [] : [];
 
@@ -278,7 +281,6 @@ function Editor({ config }) {
           exits: steps.length ? [{ handle: "start", label: "Start" }] : [],
           problems: (problemsByStep.get(null) || []).filter((p) => /trigger/.test(p.path)).length,
           dry: dryPath ? { decision: "" } : undefined,
-          projected: projection ? projection.contacts : undefined,
         },
       },
       ...steps.map((step) => ({
@@ -292,16 +294,16 @@ function Editor({ config }) {
           exits: exitsOf(catalog, step),
           problems: (problemsByStep.get(step.id) || []).length,
           counts: liveCounts[step.id],
+          change: marks.get(step.id),
           dry: dryPath
             ? dryPath.decisions.has(step.id)
               ? { decision: decisionText(step.id, dryPath.decisions.get(step.id)) }
               : false
             : undefined,
-          projected: projection ? projection.steps?.[step.id] || 0 : undefined,
         },
       })),
     ]);
-  }, [definition, catalog, problemsByStep, selected, liveCounts, dryPath, projection]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [definition, catalog, problemsByStep, selected, liveCounts, dryPath, marks]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const edges = useMemo(() => {
     if (!catalog || !definition) return [];
@@ -419,12 +421,22 @@ function Editor({ config }) {
   const publish = async () => {
     if (dirty && !(await save())) return;
     setBusy(true);
+    // Runs still going: the console's publish page asks whether they keep their version or move.
+    const fresh = await request(`${api}workflows/${workflowId}/`);
+    const running = fresh.ok ? fresh.data.running_runs || 0 : 0;
+    if (running > 0) {
+      const runs = running === 1 ? "1 run is" : `${running} runs are`;
+      setMessage({ text: `${runs} still going: opening the publish page, which asks what happens to them.`, kind: "" });
+      publishPageOpen(workflowId);
+      return;
+    }
     const answer = await request(`${api}workflows/${workflowId}/publish/`, { method: "POST", body: {} });
     setBusy(false);
     if (answered(answer, "Published.")) {
       setWorkflow(answer.data);
       const number = answer.data?.live_version?.number;
-      setMessage({ text: number ? `Published as version ${number}. Reload the page to see its runs.` : "Published.", kind: "success" });
+      const text = number ? `Published as version ${number}; new runs start on it (no runs were going).` : "Published.";
+      setMessage({ text: `${text} Reload the page to see its runs.`, kind: "success" });
     }
   };
 
@@ -478,10 +490,10 @@ function Editor({ config }) {
           <button
             type="button"
             role="tab"
-            aria-selected={tab === "projection"}
-            onClick={() => (tab === "json" ? applyJson() && setTab("projection") : setTab("projection"))}
+            aria-selected={tab === "changes"}
+            onClick={() => (tab === "json" ? applyJson() && setTab("changes") : setTab("changes"))}
           >
-            Projection
+            Changes
           </button>
         </div>
         <span className="canvas-actions">
@@ -542,10 +554,10 @@ function Editor({ config }) {
             </ReactFlow>
           </div>
           <div className="canvas-side">
-            {tab === "dryrun" ? (
+            {tab === "changes" ? (
+              <ChangesPanel api={api} workflowId={workflowId} savedAt={workflow?.updated_at} dirty={dirty} onResult={setChanges} />
+            ) : tab === "dryrun" ? (
               <DryRunPanel api={api} workflowId={workflowId} definition={definition} result={dryResult} onResult={setDryResult} describe={decisionText} />
-            ) : tab === "projection" ? (
-              <ProjectionPanel api={api} workflowId={workflowId} definition={definition} dirty={dirty} result={projection} onResult={setProjection} />
             ) : step ? (
               <StepForm
                 catalog={catalog}
