@@ -24,6 +24,7 @@ import { NODE_HEIGHT, NODE_WIDTH, layoutPositions, needsLayout } from "./layout.
 import DryRunPanel from "./DryRun.jsx";
 import ChangesPanel, { changeMarks } from "./Changes.jsx";
 import { publishPageOpen } from "./publishing.js";
+import ProjectionPanel, { ProjectedBadge } from "./Projection.jsx";
 import StepForm from "./StepForm.jsx";
 import "./canvas.css";
 
@@ -58,7 +59,7 @@ function CountBadges({ counts }) {
 }
 
 function StepNode({ data, selected }) {
-  const { exits, title, kind, problems, trigger, counts, dry, change } = data;
+  const { exits, title, kind, problems, trigger, counts, dry, projected, change } = data;
   return (
     <div
       className={
@@ -82,6 +83,7 @@ function StepNode({ data, selected }) {
         </div>
       )}
       <CountBadges counts={counts} />
+      {projected !== undefined && <ProjectedBadge value={projected} trigger={trigger} />}
       {problems > 0 && (
         <div className="canvas-node-errors" role="status">
           {problems} problem{problems === 1 ? "" : "s"}
@@ -190,6 +192,7 @@ function Editor({ config }) {
   const [jsonText, setJsonText] = useState("");
   const [jsonError, setJsonError] = useState("");
   const [dryResult, setDryResult] = useState(null);
+  const [projection, setProjection] = useState(null);
   const [liveCounts, setLiveCounts] = useState(countsOnPage);
   const [recent, setRecent] = useState([]);
   const [changes, setChanges] = useState(null);
@@ -281,6 +284,7 @@ function Editor({ config }) {
           exits: steps.length ? [{ handle: "start", label: "Start" }] : [],
           problems: (problemsByStep.get(null) || []).filter((p) => /trigger/.test(p.path)).length,
           dry: dryPath ? { decision: "" } : undefined,
+          projected: projection ? projection.contacts : undefined,
         },
       },
       ...steps.map((step) => ({
@@ -300,10 +304,11 @@ function Editor({ config }) {
               ? { decision: decisionText(step.id, dryPath.decisions.get(step.id)) }
               : false
             : undefined,
+          projected: projection ? projection.steps?.[step.id] || 0 : undefined,
         },
       })),
     ]);
-  }, [definition, catalog, problemsByStep, selected, liveCounts, dryPath, marks]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [definition, catalog, problemsByStep, selected, liveCounts, dryPath, projection, marks]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const edges = useMemo(() => {
     if (!catalog || !definition) return [];
@@ -495,6 +500,14 @@ function Editor({ config }) {
           >
             Changes
           </button>
+          <button
+            type="button"
+            role="tab"
+            aria-selected={tab === "projection"}
+            onClick={() => (tab === "json" ? applyJson() && setTab("projection") : setTab("projection"))}
+          >
+            Projection
+          </button>
         </div>
         <span className="canvas-actions">
           <button type="button" className="button" disabled={busy} onClick={check}>
@@ -558,6 +571,8 @@ function Editor({ config }) {
               <ChangesPanel api={api} workflowId={workflowId} savedAt={workflow?.updated_at} dirty={dirty} onResult={setChanges} />
             ) : tab === "dryrun" ? (
               <DryRunPanel api={api} workflowId={workflowId} definition={definition} result={dryResult} onResult={setDryResult} describe={decisionText} />
+            ) : tab === "projection" ? (
+              <ProjectionPanel api={api} workflowId={workflowId} definition={definition} dirty={dirty} result={projection} onResult={setProjection} />
             ) : step ? (
               <StepForm
                 catalog={catalog}
