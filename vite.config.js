@@ -20,6 +20,7 @@ export default defineConfig({
       input: {
         canvas: "frontend/entries/canvas.jsx",
         rule_builder: "frontend/entries/rule_builder.jsx",
+        message_editor: "frontend/entries/message_editor.jsx",
       },
       output: {
         entryFileNames: "[name].js",
@@ -30,6 +31,8 @@ export default defineConfig({
           if (id.includes("node_modules/elkjs")) return "elk";
           // React is shared by every page; the canvas's libraries load only on the workflow page.
           if (/node_modules\/(react|react-dom|scheduler)\//.test(id)) return "vendor";
+          // The code editor (CodeMirror and its parsers) loads only on the message template page.
+          if (/node_modules\/(@codemirror|@lezer|@marijn|style-mod|w3c-keyname|crelt)\//.test(id)) return "vendor-editor";
           if (id.includes("node_modules")) return "vendor-canvas";
           if (id.includes("/frontend/rules/")) return "rules";
           return undefined;

@@ -1,6 +1,7 @@
 """Console pages of the channels app: message templates (validated at save, published as
 versions, previewed against a real contact), the outbox and the suppression list."""
 
+import json
 import uuid
 
 from django import forms
@@ -16,7 +17,8 @@ from unfold.contrib.filters.admin import AutocompleteSelectFilter
 from channels_app.destinations import masked_secret, masked_url, url_problem
 from channels_app.models import Destination, Message, MessageTemplate, Suppression
 from channels_app.outbox import notice_enqueue
-from channels_app.rendering import template_errors, template_warnings
+from channels_app.rendering import FIELDS, template_errors, template_warnings
+from channels_app.template_problems import template_problems
 from channels_app.template_versions import template_preview, template_publish
 from marketing.admin import ReadOnlyAdmin, TenantAdmin
 from marketing.models import Contact
@@ -29,7 +31,8 @@ class MessageTemplateForm(forms.ModelForm):
         help_texts = {
             "variants": 'A list of variants: [{"name": "A", "weight": 50, "subject": "Hi {{ first_name | default: '
             '\'there\' }}", "html": "…", "text": "…"}]. Fields by channel: email subject, preheader, html, text; '
-            "SMS text; push title, body, url; Slack, webhook and social text or payload.",
+            "SMS text; push title, body, url; Slack, webhook and social text or payload. With JavaScript on, the "
+            "variant editor above writes this for you.",
         }
 
     def clean(self):
@@ -74,6 +77,28 @@ class MessageTemplateAdmin(TenantAdmin):
         super().save_model(request, obj, form, change)
         for warning in template_warnings(obj.channel, obj.variants):
             self.message_user(request, warning, messages.WARNING)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if self.has_add_permission(request) if obj is None else self.has_change_permission(request, obj):
+            context["message_editor"] = self._editor_config(context["adminform"].form)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _editor_config(self, form) -> dict:
+        """What the variant editor (``static/console/message_editor.js``) needs: the API, each
+        channel's fields, and the form's problems with the variants, each on its variant's field."""
+        problems = []
+        if form.errors.get("variants"):
+            try:
+                submitted = json.loads(form.data.get("variants", ""))
+            except (TypeError, ValueError):
+                submitted = None  # not JSON: the box's own error says so
+            problems = template_problems(list(form.errors["variants"]), submitted)
+        return {
+            "api": reverse("api-conditions-fields").removesuffix("conditions/fields/"),  # under any script prefix
+            "fields": FIELDS,
+            "problems": problems,
+            "contactUrl": reverse("admin:marketing_contact_change", args=[0]),
+        }
 
     @admin.action(description="Publish the selected templates", permissions=["change"])
     def publish(self, request, queryset):

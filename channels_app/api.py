@@ -1,5 +1,7 @@
 """REST API of channels for the console's pickers: ``/api/v1/message-templates/`` and
-``/api/v1/destinations/``, read-only, searchable (``?search=``) and filtered by ``?channel=``.
+``/api/v1/destinations/``, read-only, searchable (``?search=``) and filtered by ``?channel=``;
+and ``POST /api/v1/message-templates/preview/``, one variant rendered as the sender would render
+it, for the template page's live preview.
 
 They list what a workflow step may name (a template by slug, a destination by slug); the org is
 the key's or the session's, and another org's id answers 404. A destination's URL and secret are
@@ -8,10 +10,17 @@ credentials and are never listed.
 
 import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
-from channels_app.models import Channel, Destination, MessageTemplate
+from channels_app.models import Channel, Destination, MessageTemplate, Purpose
+from channels_app.rendering import FIELDS, RenderError
+from channels_app.template_problems import template_problems
+from channels_app.template_versions import SAMPLE_FACTS, variant_preview
 from marketing.api import CrudViewSet
+from marketing.conditions.facts import contact_facts
+from marketing.models import Contact
 
 
 class MessageTemplateOutput(serializers.ModelSerializer):
@@ -42,6 +51,50 @@ class MessageTemplateFilter(django_filters.FilterSet):
     class Meta:
         model = MessageTemplate
         fields = ()
+
+
+class PreviewInput(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    purpose = serializers.ChoiceField(choices=Purpose.choices, default=Purpose.MARKETING)
+    variant = serializers.DictField(
+        help_text="One variant's fields, as the template's variants hold them: email subject, preheader, html, "
+        "text; SMS text; push title, body, url; Slack, webhook and social text or payload (name and weight "
+        "are optional)."
+    )
+    contact = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="The contact to render for (an id in the org); none: the org's first contact, or a sample one.",
+    )
+
+
+class PreviewContact(serializers.Serializer):
+    id = serializers.IntegerField(allow_null=True, help_text="None for the sample contact.")
+    email = serializers.CharField()
+    name = serializers.CharField()
+    sample = serializers.BooleanField(help_text="A made-up contact: the org has none yet.")
+
+
+class PreviewOutput(serializers.Serializer):
+    contact = PreviewContact()
+    content = serializers.DictField(
+        help_text="The rendered fields (email: subject, preheader, html, text; the HTML sanitised, its links "
+        "tracked as a preview's, the footer added as sent)."
+    )
+
+
+class PreviewProblem(serializers.Serializer):
+    field = serializers.CharField(help_text="The variant's field (subject, html, …).")
+    path = serializers.CharField(help_text="Inside a payload: the path of the string.")
+    line = serializers.IntegerField(allow_null=True)
+    column = serializers.IntegerField(allow_null=True)
+    message = serializers.CharField()
+
+
+class PreviewErrors(serializers.Serializer):
+    variant = serializers.ListField(child=serializers.CharField(), help_text="The problems as sentences.")
+    problems = PreviewProblem(many=True)
 
 
 class DestinationOutput(serializers.ModelSerializer):
@@ -79,6 +132,50 @@ class MessageTemplateViewSet(CrudViewSet):
             "id", "slug", "name", "channel", "purpose", "live_version_id", "variants", "updated_at"
         )
 
+    @extend_schema(
+        summary="One variant, unsaved, rendered for a contact as the sender would render it",
+        description="The same sandbox and sanitiser as sending. A Liquid syntax error or a sandbox limit (time, "
+        "loops, output, memory) is a 400 naming the field, with its line and column when known. The contact must "
+        "be the org's (another id is a 400 on `contact`). Reading templates is enough: nothing is saved or sent.",
+        request=PreviewInput,
+        responses={200: PreviewOutput, 400: PreviewErrors},
+    )
+    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
+    def preview(self, request):
+        serializer = PreviewInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        org, wanted = request.auth.org, serializer.validated_data.get("contact")
+        channel, variant = serializer.validated_data["channel"], serializer.validated_data["variant"]
+        messages = _field_errors(channel, variant)
+        if messages:
+            return self._problems(messages, variant)
+        contacts = Contact.objects.filter(org=org).select_related("company")
+        contact = contacts.filter(pk=wanted).first() if wanted else contacts.order_by("pk").first()
+        if wanted and contact is None:
+            raise serializers.ValidationError({"contact": [f"No contact with id {wanted} in this organisation."]})
+        facts = contact_facts(contact) if contact else SAMPLE_FACTS
+        try:
+            content = variant_preview(
+                org=org,
+                channel=channel,
+                purpose=serializer.validated_data["purpose"],
+                variant={**variant, "name": str(variant.get("name") or "preview")},
+                facts=facts,
+            )
+        except RenderError as exc:
+            return self._problems([str(exc)], variant)
+        name = " ".join(filter(None, [facts.get("first_name"), facts.get("last_name")]))
+        shown = {"id": contact.pk if contact else None, "email": facts.get("email") or "", "name": name}
+        return Response({"contact": {**shown, "sample": contact is None}, "content": content})
+
+    def _problems(self, messages: list[str], variant: dict) -> Response:
+        named = {**variant, "name": str(variant.get("name") or "preview")}
+        problems = [
+            {k: p[k] for k in ("field", "path", "line", "column", "message")}
+            for p in template_problems(messages, [named])
+        ]
+        return Response({"variant": messages, "problems": problems}, status=status.HTTP_400_BAD_REQUEST)
+
 
 @extend_schema_view(
     list=extend_schema(summary="Destinations (Slack, webhook, social), for a step's destination picker"),
@@ -96,3 +193,18 @@ class DestinationViewSet(CrudViewSet):
 
     def org_queryset(self, org):
         return Destination.objects.filter(org=org).only("id", "slug", "name", "channel", "active", "created_at")
+
+
+def _field_errors(channel: str, variant: dict) -> list[str]:
+    """Fields the channel does not have, and values that are not text (a payload may also be an
+    object or a list), named as ``template_errors`` names them."""
+    prefix = f"variants[{variant.get('name') or 'preview'}]"
+    errors = []
+    for field, value in variant.items():
+        if field in ("name", "weight") or value is None:
+            continue
+        if field not in FIELDS[channel]:
+            errors.append(f"{prefix}.{field}: not a field of {channel} ({', '.join(FIELDS[channel])}).")
+        elif not isinstance(value, str) and not (field == "payload" and isinstance(value, dict | list)):
+            errors.append(f"{prefix}.{field}: must be text.")
+    return errors

@@ -43,17 +43,44 @@ def template_preview(*, template: MessageTemplate, contact: Contact, variant_nam
         variant = next((v for v in variants if isinstance(v, dict) and v.get("name") == variant_name), None)
     if not isinstance(variant, dict):
         raise ValidationError({"variant": f"No variant named {variant_name!r}." if variant_name else "No variants."})
-    data = template_data(
-        facts=contact_facts(contact),
-        org=template.org,
-        message={"id": PREVIEW_MESSAGE_ID, "channel": template.channel, "purpose": template.purpose},
-    )
     try:
-        content = render(variant, data, channel=template.channel)
+        return variant_preview(
+            org=template.org,
+            channel=template.channel,
+            purpose=template.purpose,
+            variant=variant,
+            facts=contact_facts(contact),
+        )
     except RenderError as exc:
         raise ValidationError({"variants": [str(exc)]}) from exc
-    if template.channel == Channel.EMAIL:
-        content = email_finalize(
-            content, message_id=PREVIEW_MESSAGE_ID, org=template.org, purpose=template.purpose, preview=True
-        )
+
+
+# Whom a draft is shown for when the org has no contact yet: a made-up person, never stored.
+SAMPLE_FACTS = {
+    "id": 0,
+    "email": "ana.lima@example.com",
+    "first_name": "Ana",
+    "last_name": "Lima",
+    "job_title": "Head of Marketing",
+    "country": "PT",
+    "lifecycle_stage": "lead",
+    "score": 42,
+    "tags": [],
+    "lists": [],
+    "properties": {},
+    "company": {"name": "Example Ltd", "domain": "example.com", "properties": {}},
+}
+
+
+def variant_preview(*, org, channel: str, purpose: str, variant: dict, facts: dict) -> dict:
+    """One variant's fields, unsaved, rendered for the contact whose ``facts`` are given
+    (``contact_facts``, or ``SAMPLE_FACTS``) exactly as the sender renders them (the same
+    sandbox, sanitiser and, for email, tracked links, pixel and footer, signed as a preview's).
+    Raises ``RenderError`` naming the field (and line) on a Liquid error or a sandbox limit."""
+    data = template_data(
+        facts=facts, org=org, message={"id": PREVIEW_MESSAGE_ID, "channel": channel, "purpose": purpose}
+    )
+    content = render(variant, data, channel=channel)
+    if channel == Channel.EMAIL:
+        content = email_finalize(content, message_id=PREVIEW_MESSAGE_ID, org=org, purpose=purpose, preview=True)
     return content

@@ -174,3 +174,26 @@ def test_a_test_send_to_a_suppressed_address_is_blocked_in_the_outbox(
     (message,) = Message.objects.all()
     assert message.status == "blocked" and message.error == "suppressed: spam complaint"
     assert smtp.received == []
+
+
+def test_the_template_page_carries_the_variant_editor_with_each_problem_on_its_field(org, console):
+    variants = [
+        {"name": "A", "weight": 1, "subject": "Hi", "html": "<p>x</p>"},
+        {"name": "B", "weight": 0, "subject": "Hi", "html": "<p>\n{% endif %}</p>"},
+    ]
+    page = add(console, variants)
+    assert page.status_code == 200  # refused, shown again
+    config = page.context["message_editor"]
+    problems = {(p["variant"], p["index"], p["field"], p["line"]) for p in config["problems"]}
+    assert problems == {("B", 1, "weight", None), ("B", 1, "html", 2)}
+    html = page.content.decode()
+    # Without JavaScript the page is the JSON box as before; the script only adds the cards.
+    assert 'id="message-editor-config"' in html and "console/message_editor.js" in html
+    assert 'name="variants"' in html
+
+
+def test_analysts_get_no_editor_on_the_read_only_template_page(org, member_factory):
+    template = MessageTemplate.objects.create(org=org, slug="t", name="t", channel="email", variants=VARIANTS)
+    analyst = client_for(member_factory(org, Role.ANALYST))
+    page = analyst.get(reverse("admin:channels_app_messagetemplate_change", args=[template.pk]))
+    assert page.status_code == 200 and "message_editor.js" not in page.content.decode()
