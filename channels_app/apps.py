@@ -21,6 +21,10 @@ class ChannelsAppConfig(AppConfig):
         from channels_app.console_home import home_blocks_register
 
         home_blocks_register()  # the console home's sends and outbox panels
+        from channels_app.outbox import notice_enqueue
+        from marketing.notices import notice_sender_register
+
+        notice_sender_register(notice_enqueue)  # invitations to teammates go through the outbox
         # The library's use and publishing make and check templates and destinations through these.
         library_resource_register(MessageTemplateResource())
         library_resource_register(DestinationResource())

@@ -40,6 +40,7 @@ from marketing.conditions.fields import CONTACT, NAMES
 from marketing.csv_export import csv_stream
 from marketing.identity import identity_conflict_resolve
 from marketing.imports import import_errors_stream, import_file_check, import_job_create
+from marketing.invitation_admin import InvitationsOnMembers
 from marketing.models import (
     AnonymousId,
     ApiKey,
@@ -690,9 +691,9 @@ class DispatchBatchAdmin(SystemInternals, TenantAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(TenantAdmin):
+class MembershipAdmin(InvitationsOnMembers, TenantAdmin):
     """Members of the current org: their role and whether they manage the sales queue (org admins
-    set both; only superusers add members)."""
+    set both). Org admins invite teammates by email from here; only superusers add a user directly."""
 
     list_display = ("user", "user_email", "role", "sales_manager", "created_at")
     list_filter = ("role", "sales_manager")

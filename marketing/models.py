@@ -135,6 +135,43 @@ class Membership(TenantModel):
         return f"{self.user} — {self.get_role_display()}"
 
 
+
+class Invitation(TenantModel):
+    """An invitation to join the org by email with a role (``marketing.invitations``): pending
+    until the person follows the signed link and accepts, or until revoked or expired."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        REVOKED = "revoked", "Revoked"
+        EXPIRED = "expired", "Expired"
+
+    email = models.EmailField()
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MARKETER)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(default=timezone.now, help_text="When the newest email was sent.")
+    sends = models.PositiveIntegerField(default=1, help_text="Emails sent: the first and each resend.")
+    expires_at = models.DateTimeField(help_text="The newest link stops working then.")
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="When it was accepted, revoked or found expired.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org", "email"], condition=Q(status="pending"), name="invitation_one_pending_per_email"
+            )
+        ]
+        indexes = [models.Index(fields=["org", "sent_at"], name="invitation_org_sent")]
+
+    def __str__(self) -> str:
+        return f"{self.email} as {self.get_role_display()}"
+
 class ApiKey(TenantModel):
     """An API key: ``mk_<prefix>_<secret>``; only the prefix and SHA-256 of the secret are kept."""
 

@@ -38,6 +38,7 @@ GRANTS: dict[str, dict[str, str]] = {
         **{f"{app}.*": "vacd" for app in ("marketing", "workflows", "channels_app")},
         "marketing.organization": "v",
         "marketing.membership": "v",
+        "marketing.invitation": "",  # inviting teammates is the org admins' job
         "marketing.apikey": "",
         "marketing.user": "",
         "scoring.*": "vac",
@@ -54,6 +55,7 @@ GRANTS: dict[str, dict[str, str]] = {
     Role.ANALYST: {
         **{f"{app}.*": "v" for app in OUR_APPS},
         "marketing.apikey": "",
+        "marketing.invitation": "",
         "marketing.user": "",
     },
     Role.COMPLIANCE: {

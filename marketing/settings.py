@@ -242,6 +242,9 @@ CELERY_TIMEZONE = TIME_ZONE
 
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
+# Invitations to teammates (marketing/invitations.py): emails an org may send a day, link lifetime.
+INVITATIONS_PER_ORG_PER_DAY = env.int("INVITATIONS_PER_ORG_PER_DAY", default=50)
+INVITATION_MAX_AGE_DAYS = env.int("INVITATION_MAX_AGE_DAYS", default=7)
 
 # Provider rate limits (messages a second per channel; a token bucket in Redis shared by workers).
 EMAIL_RATE_PER_S = env.float("EMAIL_RATE_PER_S", default=50)

@@ -11,6 +11,7 @@ from channels_app.api import DestinationViewSet, MessageTemplateViewSet
 from marketing.api import CompanyViewSet, ContactViewSet
 from marketing.events_api import EventsView
 from marketing.health import healthz, readyz
+from marketing.invitation_pages import invitation_accept_view
 from marketing.metrics import metrics_view
 from marketing.pickers_api import ConditionFieldsView, EventTypesView, ListViewSet, MemberViewSet, TagViewSet
 from marketing.segments_api import ConditionsValidateView, SegmentViewSet
@@ -50,6 +51,7 @@ urlpatterns = [
     path("v1/", include("marketing.tracking_api")),
     path("", include("channels_app.urls")),
     path("hooks/workflows/<int:workflow_id>/", workflow_webhook, name="workflow-webhook"),
+    path("invite/<str:token>/", invitation_accept_view, name="invitation-accept"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
