@@ -65,6 +65,15 @@ from marketing.models import (
     Tag,
     User,
 )
+from marketing.organization_form import OrganizationForm, organization_fieldsets
+from marketing.property_inputs import (
+    PropertyDefinitionForm,
+    properties_form,
+    properties_json,
+    properties_list,
+    property_definitions,
+    undefined_properties,
+)
 from marketing.roles import PLATFORM_APPS
 from marketing.segments import (
     segment_add_contacts,
@@ -281,8 +290,64 @@ class StageForm(forms.Form):
     stage = forms.ChoiceField(choices=LifecycleStage.choices, label="Lifecycle stage")
 
 
+class PropertyInputsAdmin:
+    """Custom properties as typed inputs, one per definition of the org (``property_subject``),
+    where the fieldsets name ``properties``; the keys without a definition are kept and shown
+    read-only under "Advanced". A page shown read-only lists every property in words."""
+
+    property_subject = PropertyDefinition.Subject.CONTACT
+
+    def _definitions(self, request) -> list[PropertyDefinition]:
+        if not hasattr(request, "_property_definitions"):
+            request._property_definitions = {}
+        cache = request._property_definitions
+        if self.property_subject not in cache:
+            cache[self.property_subject] = property_definitions(org=request.org, subject=self.property_subject)
+        return cache[self.property_subject]
+
+    def _typed(self, request, obj) -> bool:
+        return self.has_change_permission(request, obj) if obj is not None else self.has_add_permission(request)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if self._typed(request, obj):
+            names = tuple(f"prop__{d.key}" for d in self._definitions(request))
+            advanced = (
+                "Advanced: properties without a definition",
+                {"fields": ("other_properties",), "classes": ("collapse",)},
+            )
+        else:
+            names, advanced = ("properties_readable",), None
+        result = []
+        for title, options in fieldsets:
+            fields = options.get("fields", ())
+            if "properties" in fields:
+                at = fields.index("properties")
+                options = {**options, "fields": (*fields[:at], *names, *fields[at + 1 :])}
+            result.append((title, options))
+        return [*result, advanced] if advanced and obj is not None else result
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "other_properties", "properties_readable")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if self._typed(request, obj):
+            # The inputs are declared on the form the admin builds on, so its fieldsets may name them.
+            kwargs["form"] = properties_form(kwargs.get("form", self.form), definitions=self._definitions(request))
+        return super().get_form(request, obj, change, **kwargs)
+
+    @admin.display(description="Properties")
+    def properties_readable(self, obj) -> str:
+        return properties_list(obj.properties, property_definitions(org=obj.org, subject=self.property_subject))
+
+    @admin.display(description="Kept as they are (read-only)")
+    def other_properties(self, obj) -> str:
+        definitions = property_definitions(org=obj.org, subject=self.property_subject)
+        return properties_json(undefined_properties(obj.properties, definitions))
+
+
 @admin.register(Contact)
-class ContactAdmin(TenantAdmin):
+class ContactAdmin(PropertyInputsAdmin, TenantAdmin):
     list_display = (
         "display_name",
         "email",
@@ -481,7 +546,9 @@ class ContactAdmin(TenantAdmin):
 
 
 @admin.register(Company)
-class CompanyAdmin(TenantAdmin):
+class CompanyAdmin(PropertyInputsAdmin, TenantAdmin):
+    property_subject = PropertyDefinition.Subject.COMPANY
+
     list_display = ("name", "domain", "industry", "size", "revenue", "contacts_link")
     ordering = ("name",)
     list_filter = ("industry",)
@@ -647,6 +714,7 @@ class IdentityConflictAdmin(TenantAdmin):
 class PropertyDefinitionAdmin(TenantAdmin):
     """Custom property types; ``auto`` ones were inferred from the first value seen."""
 
+    form = PropertyDefinitionForm
     list_display = ("key", "subject", "type", "source", "label", "created_at")
     list_filter = ("subject", "type", "source")
     search_fields = ("key", "label")
@@ -765,13 +833,12 @@ class ApiKeyAdmin(TenantAdmin):
 
 @admin.register(Organization)
 class OrganizationAdmin(ModelAdmin):
+    """The organisation's settings as plain fields: caps per channel, quiet hours, origins a line."""
+
     list_display = ("name", "slug", "default_time_zone", "default_country", "created_at")
     search_fields = ("name", "slug")
-    fieldsets = (
-        (None, {"fields": ("name", "slug", "postal_address")}),
-        ("Defaults", {"fields": ("default_time_zone", "default_country", "from_name", "from_email")}),
-        ("Sending limits", {"fields": ("frequency_caps", ("quiet_hours_start", "quiet_hours_end"))}),
-    )
+    form = OrganizationForm
+    fieldsets = organization_fieldsets()
 
     def get_queryset(self, request):
         # Superusers manage every org; members see the org they are acting in.
