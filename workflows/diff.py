@@ -1,6 +1,6 @@
 """What changed between two workflow definitions: steps added, removed and changed, the trigger,
-the settings and the first step, each named in the words the canvas uses (docs/workflows.md,
-"Versions and changes").
+the settings and the first step, each named in the words the canvas uses (docs/api.md,
+"Versions and what changed").
 
 A step is matched by its id. Its canvas position is not a change, and neither is a field that
 is missing on one side and empty (``null``) on the other. Fields are named by their form titles
