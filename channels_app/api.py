@@ -53,7 +53,7 @@ class MessageTemplateFilter(django_filters.FilterSet):
         fields = ()
 
 
-class PreviewInput(serializers.Serializer):
+class TemplatePreviewInput(serializers.Serializer):
     channel = serializers.ChoiceField(choices=Channel.choices)
     purpose = serializers.ChoiceField(choices=Purpose.choices, default=Purpose.MARKETING)
     variant = serializers.DictField(
@@ -69,22 +69,22 @@ class PreviewInput(serializers.Serializer):
     )
 
 
-class PreviewContact(serializers.Serializer):
+class TemplatePreviewContact(serializers.Serializer):
     id = serializers.IntegerField(allow_null=True, help_text="None for the sample contact.")
     email = serializers.CharField()
     name = serializers.CharField()
     sample = serializers.BooleanField(help_text="A made-up contact: the org has none yet.")
 
 
-class PreviewOutput(serializers.Serializer):
-    contact = PreviewContact()
+class TemplatePreviewOutput(serializers.Serializer):
+    contact = TemplatePreviewContact()
     content = serializers.DictField(
         help_text="The rendered fields (email: subject, preheader, html, text; the HTML sanitised, its links "
         "tracked as a preview's, the footer added as sent)."
     )
 
 
-class PreviewProblem(serializers.Serializer):
+class TemplatePreviewProblem(serializers.Serializer):
     field = serializers.CharField(help_text="The variant's field (subject, html, …).")
     path = serializers.CharField(help_text="Inside a payload: the path of the string.")
     line = serializers.IntegerField(allow_null=True)
@@ -92,9 +92,9 @@ class PreviewProblem(serializers.Serializer):
     message = serializers.CharField()
 
 
-class PreviewErrors(serializers.Serializer):
+class TemplatePreviewErrors(serializers.Serializer):
     variant = serializers.ListField(child=serializers.CharField(), help_text="The problems as sentences.")
-    problems = PreviewProblem(many=True)
+    problems = TemplatePreviewProblem(many=True)
 
 
 class DestinationOutput(serializers.ModelSerializer):
@@ -137,12 +137,12 @@ class MessageTemplateViewSet(CrudViewSet):
         description="The same sandbox and sanitiser as sending. A Liquid syntax error or a sandbox limit (time, "
         "loops, output, memory) is a 400 naming the field, with its line and column when known. The contact must "
         "be the org's (another id is a 400 on `contact`). Reading templates is enough: nothing is saved or sent.",
-        request=PreviewInput,
-        responses={200: PreviewOutput, 400: PreviewErrors},
+        request=TemplatePreviewInput,
+        responses={200: TemplatePreviewOutput, 400: TemplatePreviewErrors},
     )
     @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def preview(self, request):
-        serializer = PreviewInput(data=request.data)
+        serializer = TemplatePreviewInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         org, wanted = request.auth.org, serializer.validated_data.get("contact")
         channel, variant = serializer.validated_data["channel"], serializer.validated_data["variant"]

@@ -326,6 +326,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every channel of a message (templates, their preview); a destination's are three of them.
+    "ENUM_NAME_OVERRIDES": {"ChannelEnum": "channels_app.models.Channel"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "marketing.api_schema.error_responses",
