@@ -7,6 +7,7 @@
  */
 import { useEffect, useMemo, useState } from "react";
 import { listOf, request } from "./api.js";
+import { useRemembered } from "./remembered.js";
 
 /* "2026-12-07T12:00" in the browser's time zone, as a datetime-local input wants it. */
 function localNow() {
@@ -319,10 +320,10 @@ function EventRow({ item, index, types, problems, onChange, onRemove }) {
 }
 
 export default function DryRunPanel({ api, workflowId, definition, result, onResult, describe }) {
-  const [contact, setContact] = useState(null);
-  const [start, setStart] = useState(localNow);
-  const [events, setEvents] = useState([]);
-  const [decisions, setDecisions] = useState({});
+  const [contact, setContact] = useRemembered(`${workflowId}:dry:contact`, null);
+  const [start, setStart] = useRemembered(`${workflowId}:dry:start`, localNow);
+  const [events, setEvents] = useRemembered(`${workflowId}:dry:events`, []);
+  const [decisions, setDecisions] = useRemembered(`${workflowId}:dry:approvals`, {});
   const [busy, setBusy] = useState(false);
   const [errors, setErrors] = useState({});
   const [eventProblems, setEventProblems] = useState({});

@@ -8,6 +8,7 @@
  */
 import { useEffect, useState } from "react";
 import { listOf, request } from "./api.js";
+import { useRemembered } from "./remembered.js";
 
 const NUMBER = new Intl.NumberFormat("en");
 
@@ -51,7 +52,7 @@ function messagesOf(value) {
 
 export default function ProjectionPanel({ api, workflowId, definition, dirty, result, onResult }) {
   const [segments, setSegments] = useState(null);
-  const [segment, setSegment] = useState("");
+  const [segment, setSegment] = useRemembered(`${workflowId}:projection:segment`, "");
   const [busy, setBusy] = useState(false);
   const [errors, setErrors] = useState({});
 

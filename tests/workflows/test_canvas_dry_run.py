@@ -144,6 +144,11 @@ def test_dry_run_with_a_simulated_open_and_a_rejection_takes_other_exits(org, li
         page.locator(".canvas-side").evaluate("e => e.scrollTo(0, 0)")
         page.screenshot(path=str(SHOTS / "dry-2-opened-rejected.png"))
 
+        # Another tab and back: the events and answers are still there.
+        page.get_by_role("tab", name="Canvas").click()
+        page.get_by_role("tab", name="Dry run").click()
+        kept = [page.input_value("#dry-event-1-type"), page.input_value("select[data-approval=review]")]
+
         # A time before the start is refused on the event's "When", before anything is asked.
         page.get_by_label("When").select_option("at")
         page.get_by_label("Event 1: date and time").fill("2026-03-01T08:00")
@@ -195,6 +200,7 @@ def test_dry_run_with_a_simulated_open_and_a_rejection_takes_other_exits(org, li
     assert "opened:timeout_next" not in second_edges and "review:approved_next" not in second_edges
     assert decisions == {"opened": "Arrived", "review": "Rejected"}
     assert "answered “Opened?”" in seen
+    assert kept == ["email_opened", "rejected"]
     assert wide == 0
     assert before_start == "This is before the simulated start: pick a later time."
     assert from_server == "“PT-1H” is negative; events come after the start."
@@ -271,3 +277,52 @@ def test_projection_puts_the_apis_numbers_on_the_steps_and_clear_removes_them(or
     assert sampled == 0  # exact figures: no sample to mention
     assert wide == 0
     assert left == 0
+
+
+def test_projection_says_when_its_figures_come_from_a_sample_and_when_the_draft_is_unsaved(
+    org, live_server, member_factory
+):
+    cookie = session_cookie(member_factory(org, Role.MARKETER, username="mara"), live_server)
+    segment = SegmentFactory(org=org, slug="few", name="A few", member_count=3)
+    for contact in ContactFactory.create_batch(3, org=org):
+        SegmentMembership.objects.create(org=org, segment=segment, contact=contact)
+    # Each contact's 09:00 is its own clock: the API dry-runs a sample instead of walking in SQL.
+    steps = [
+        {"id": "morning", "type": "delay", "name": "Next morning", "config": {"until_local_time": "09:00"}},
+        {"id": "end", "type": "stop", "name": "End", "reason": "done"},
+    ]
+    steps[0]["next"] = "end"
+    workflow = workflow_create(
+        org=org, name="Mornings", slug="mornings", definition={"trigger": {"type": "manual"}, "steps": steps}
+    )
+    with chromium_page() as page:
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.context.add_cookies([cookie])
+        page.goto(f"{live_server.url}/admin/workflows/workflow/{workflow.pk}/change/")
+        page.wait_for_selector(".react-flow__node[data-id=end]")
+        page.get_by_role("tab", name="Projection").click()
+        saved_note = page.locator(".canvas-projection-note").count()
+        page.wait_for_selector("#projection-segment option[value=few]", state="attached")
+        page.get_by_label("Segment").select_option("few")
+        page.get_by_role("button", name="Project").click()
+        page.wait_for_selector(".canvas-projection-sample")
+        sample = page.inner_text(".canvas-projection-sample")
+        badges = page.locator(".react-flow__node .canvas-projected").all_inner_texts()
+
+        # An unsaved change: the panel says the projection is of the saved draft.
+        page.get_by_role("tab", name="Canvas").click()
+        page.locator(".react-flow__node[data-id=end]").click()
+        page.get_by_label("Name on the canvas").fill("Done")
+        page.get_by_role("tab", name="Projection").click()
+        unsaved_note = page.inner_text(".canvas-projection-note")
+        page.wait_for_selector("#projection-segment option[value=few]", state="attached")
+        kept_segment = page.input_value("#projection-segment")  # the tab remembers its choice
+        page.screenshot(path=str(SHOTS / "projection-3-sample-unsaved.png"))
+
+    assert errors == []
+    assert saved_note == 0
+    assert sample == "Estimated from a sample of 3 contacts."
+    assert badges == ["3 contacts would start", "3 contacts", "3 contacts"]
+    assert "save your changes" in unsaved_note
+    assert kept_segment == "few"
