@@ -3,6 +3,7 @@ versions, previewed against a real contact), the outbox and the suppression list
 
 import json
 import uuid
+from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
@@ -11,11 +12,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from unfold.contrib.filters.admin import AutocompleteSelectFilter
 
+from channels_app.console_home import OPENED, WAITING
 from channels_app.destinations import masked_secret, masked_url, url_problem
-from channels_app.models import Destination, Message, MessageTemplate, Suppression
+from channels_app.models import Destination, Message, MessageStatus, MessageTemplate, Suppression
 from channels_app.outbox import notice_enqueue
 from channels_app.rendering import FIELDS, template_errors, template_warnings
 from channels_app.template_problems import template_problems
@@ -188,12 +191,82 @@ class MessageTemplateAdmin(TenantAdmin):
         )
 
 
+class MessageWindowFilter(admin.SimpleListFilter):
+    """Messages whose ``field`` falls in a recent window (the home page's figures link here)."""
+
+    field = ""
+    windows: tuple[tuple[str, str], ...] = ()
+
+    def lookups(self, request, model_admin):
+        return self.windows
+
+    def queryset(self, request, queryset):
+        if self.value() in dict(self.windows):
+            since = timezone.now() - timedelta(days=int(self.value()))
+            return queryset.filter(**{f"{self.field}__gte": since})
+        return queryset
+
+
+class SentFilter(MessageWindowFilter):
+    title = "sent"
+    parameter_name = "sent"
+    field = "sent_at"
+    windows = (("7", "Last 7 days"), ("30", "Last 30 days"))
+
+
+class CreatedFilter(MessageWindowFilter):
+    title = "queued"
+    parameter_name = "created"
+    field = "created_at"
+    windows = (("1", "Last 24 hours"), ("7", "Last 7 days"))
+
+
+class EngagementFilter(admin.SimpleListFilter):
+    """Opened counts a message the person clicked too (a click is the later status)."""
+
+    title = "engagement"
+    parameter_name = "engagement"
+    statuses = {"opened": OPENED, "clicked": (MessageStatus.CLICKED,)}
+
+    def lookups(self, request, model_admin):
+        return (("opened", "Opened (or clicked)"), ("clicked", "Clicked"))
+
+    def queryset(self, request, queryset):
+        if self.value() in self.statuses:
+            return queryset.filter(status__in=self.statuses[self.value()])
+        return queryset
+
+
+class WaitingFilter(admin.SimpleListFilter):
+    """Not sent yet and not being sent: queued, or held by quiet hours or a frequency cap."""
+
+    title = "outbox"
+    parameter_name = "outbox"
+
+    def lookups(self, request, model_admin):
+        return (("waiting", "Waiting to send"),)
+
+    def queryset(self, request, queryset):
+        if self.value() == "waiting":
+            return queryset.filter(status__in=WAITING)
+        return queryset
+
+
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdmin):
     """The outbox: every message, with its status history; read-only (sending is the outbox's job)."""
 
     list_display = ("created_at", "channel", "to", "subject", "status", "purpose", "workflow", "step_id", "attempts")
-    list_filter = ("status", "channel", "purpose", ("workflow", AutocompleteSelectFilter))
+    list_filter = (
+        "status",
+        "channel",
+        "purpose",
+        SentFilter,
+        EngagementFilter,
+        WaitingFilter,
+        CreatedFilter,
+        ("workflow", AutocompleteSelectFilter),
+    )
     list_filter_submit = True
     search_fields = ("to", "contact__email", "idempotency_key", "provider_message_id")
     list_select_related = ("workflow",)

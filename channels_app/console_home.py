@@ -20,6 +20,7 @@ from marketing.console_home import (
 from marketing.metrics import age_seconds
 
 OPENED = (MessageStatus.OPENED, MessageStatus.CLICKED)
+WAITING = (MessageStatus.QUEUED, MessageStatus.HELD)  # in flight, not being sent
 
 
 def sends_panel(scope: HomeScope) -> Panel:
@@ -39,7 +40,8 @@ def sends_panel(scope: HomeScope) -> Panel:
     labels = dict(Channel.choices)
 
     def outbox(channel: str, **filters) -> str | None:
-        return admin_url("channels_app_message_changelist", channel__exact=channel, **filters)
+        # The messages the figure counts: this channel's, sent in the last 7 days.
+        return admin_url("channels_app_message_changelist", channel__exact=channel, sent=7, **filters)
 
     return Panel(
         title="Sends by channel (last 7 days)",
@@ -48,10 +50,13 @@ def sends_panel(scope: HomeScope) -> Panel:
             [
                 (labels.get(row["channel"], row["channel"]), None),
                 (row["sent"], outbox(row["channel"])),
-                (f"{row['opened']} ({_share(row['opened'], row['sent'])})", None),
+                (
+                    f"{row['opened']} ({_share(row['opened'], row['sent'])})",
+                    outbox(row["channel"], engagement="opened"),
+                ),
                 (
                     f"{row['clicked']} ({_share(row['clicked'], row['sent'])})",
-                    outbox(row["channel"], status__exact=MessageStatus.CLICKED.value),
+                    outbox(row["channel"], engagement="clicked"),
                 ),
             ]
             for row in rows
@@ -79,13 +84,13 @@ def outbox_panel(scope: HomeScope) -> Panel:
     return Panel(
         title="Outbox",
         stats=[
-            Stat("Waiting to send", waiting, admin_url(outbox, status__exact=MessageStatus.QUEUED.value)),
+            Stat("Waiting to send", waiting, admin_url(outbox, outbox="waiting")),
             Stat("Sending", sending, admin_url(outbox, status__exact=MessageStatus.SENDING.value)),
             Stat("Oldest due", duration_text(lag), tone="bad" if lag > 600 else ""),
             Stat(
                 "Failed (24 h)",
                 failed,
-                admin_url(outbox, status__exact=MessageStatus.FAILED.value),
+                admin_url(outbox, status__exact=MessageStatus.FAILED.value, created=1),
                 "bad" if failed else "",
             ),
         ],

@@ -33,6 +33,7 @@ from workflows import services
 from workflows.diff import definition_diff
 from workflows.models import (
     ACTIVE_STATUSES,
+    RUNNABLE_STATUSES,
     Approval,
     AutomationExecution,
     Delivery,
@@ -496,17 +497,20 @@ class WorkflowStepRunInline(marketing_admin.ReadOnlyInline):
 
 
 class ProgressFilter(admin.SimpleListFilter):
-    """Runs still going (pending, running, waiting or paused) or ended, whatever the status."""
+    """Runs still going (pending, running, waiting or paused), due now (their wait is over) or
+    ended, whatever the status."""
 
     title = "progress"
     parameter_name = "progress"
 
     def lookups(self, request, model_admin):
-        return (("in_progress", "In progress"), ("ended", "Ended"))
+        return (("in_progress", "In progress"), ("due", "Due now"), ("ended", "Ended"))
 
     def queryset(self, request, queryset):
         if self.value() == "in_progress":
             return queryset.filter(status__in=ACTIVE_STATUSES)
+        if self.value() == "due":  # what the engine's backlog counts (workflows.metrics.instances_due)
+            return queryset.filter(status__in=RUNNABLE_STATUSES, wake_at__isnull=False, wake_at__lte=timezone.now())
         if self.value() == "ended":
             return queryset.exclude(status__in=ACTIVE_STATUSES)
         return queryset
@@ -538,6 +542,12 @@ class EndedFilter(RecentFilter):
     title = "ended"
     parameter_name = "ended"
     field = "finished_at"
+
+
+class CompletedFilter(RecentFilter):
+    title = "completed"
+    parameter_name = "completed"
+    field = "completed_at"
 
 
 @admin.register(WorkflowInstance)
@@ -835,7 +845,7 @@ class WorkflowStepRunAdmin(marketing_admin.SystemInternals, ReadOnlyAdmin):
     """Every step a run took, across runs (System): what went in and out, and the error."""
 
     list_display = ("step_id", "step_type", "workflow", "instance", "status", "visit", "attempt", "started_at")
-    list_filter = ("status", "step_type", ("workflow", AutocompleteSelectFilter))
+    list_filter = ("status", CompletedFilter, "step_type", ("workflow", AutocompleteSelectFilter))
     list_filter_submit = True
     search_fields = ("=idempotency_key", "=step_id")
     search_help_text = "Exact step id or idempotency key (instance:step:visit)."

@@ -105,12 +105,21 @@ def engine_panel(scope: HomeScope) -> Panel:
     return Panel(
         title="Workflow engine",
         stats=[
-            Stat("Runs due now", due, admin_url("workflows_workflowinstance_changelist"), "warn" if due else ""),
+            Stat(
+                "Runs due now",
+                due,
+                admin_url("workflows_workflowinstance_changelist", progress="due"),
+                "warn" if due else "",
+            ),
             Stat("Wake lag", duration_text(lag), tone="bad" if lag > 60 else ""),
             Stat(
                 "Failed steps (7 days)",
                 failed,
-                admin_url("workflows_workflowsteprun_changelist", status__exact=WorkflowStepRun.Status.FAILED.value),
+                admin_url(
+                    "workflows_workflowsteprun_changelist",
+                    status__exact=WorkflowStepRun.Status.FAILED.value,
+                    completed=7,
+                ),
                 "bad" if failed else "",
             ),
         ],

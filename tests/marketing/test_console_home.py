@@ -133,7 +133,7 @@ def test_a_marketers_home_shows_the_weeks_workflows_sends_and_approvals_of_their
     assert f'<a href="{failed}">2</a>' in workflows
     sends = panel(html, "sends-by-channel-last-7-days")
     outbox = reverse("admin:channels_app_message_changelist")
-    assert f'<a href="{outbox}?channel__exact=email">4</a>' in sends  # not org B's 7
+    assert f'<a href="{outbox}?channel__exact=email&amp;sent=7">4</a>' in sends  # not org B's 7
     assert "2 (50 %)" in sends and "1 (25 %)" in sends
     approvals = panel(html, "waiting-for-approval")
     approval = Approval.objects.get(org=org)
@@ -249,3 +249,54 @@ def test_each_workflow_number_opens_the_list_of_exactly_the_runs_it_counts(org, 
     for href, number in links:
         listed = console.get(href).context["cl"].result_count
         assert listed == number, href
+
+
+FIGURE_LINK = re.compile(r'<a (?:class="value" )?href="([^"]+)">(\d+)(?: \([^)]*\))?</a>')
+
+
+def test_every_figure_on_each_roles_home_opens_the_list_of_exactly_what_it_counts(org, week, member_factory):
+    from workflows.models import WorkflowInstance, WorkflowStepRun
+
+    now = timezone.now()
+    old = now - timedelta(days=10)
+    contact = ContactFactory(org=org)
+    # Rows a list without the right filter would count too: an email clicked and one opened
+    # ten days ago, one held (waiting like the queued one), one that failed two days ago.
+    for n, status in enumerate(("clicked", "opened", "held", "failed")):
+        Message.objects.create(
+            org=org,
+            contact=contact,
+            channel="email",
+            idempotency_key=f"older:{n}",
+            to="b@example.com",
+            status=status,
+            sent_at=old if status in ("clicked", "opened") else None,
+            created_at=now - timedelta(days=2) if status == "failed" else old,
+        )
+    due = WorkflowInstance.objects.filter(workflow=week["waiting"]).order_by("pk").first()
+    WorkflowInstance.objects.filter(pk=due.pk).update(wake_at=now - timedelta(minutes=1))  # one run due now
+    stale = WorkflowStepRun.objects.filter(workflow=week["failing"], status="failed").order_by("pk").first()
+    WorkflowStepRun.objects.filter(pk=stale.pk).update(completed_at=old)  # failed before this week
+    rep = member_factory(org, Role.SALES, username="rep")
+    for n in range(2):
+        handoff_create(org=org, contact=ContactFactory(org=org, first_name=f"Lead{n}"), reason="threshold")
+
+    followed = {}
+    for role in (Role.MARKETER, Role.ADMIN, Role.SALES):
+        client = client_for(rep if role == Role.SALES else member_factory(org, role, username=f"{role}-home"))
+        html = client.get(HOME).content.decode()
+        links = [(href.replace("&amp;", "&"), int(number)) for href, number in FIGURE_LINK.findall(html)]
+        for href, number in links:
+            listed = client.get(href).context["cl"].result_count
+            assert listed == number, (role, href, number, listed)
+        followed[role] = [href for href, _ in links]
+
+    marketer = followed[Role.MARKETER]
+    assert any("engagement=opened" in href for href in marketer)  # Opened and Clicked are links
+    assert any("engagement=clicked" in href for href in marketer)
+    assert sum("message" in href for href in marketer) == 3  # sent, opened and clicked of email
+    admin = followed[Role.ADMIN]
+    assert {"progress=due", "completed=7", "outbox=waiting", "created=1"} <= {
+        part for href in admin for part in href.split("?")[1].split("&")
+    }
+    assert len(followed[Role.SALES]) == 3  # open, due soon, overdue
