@@ -128,6 +128,25 @@ def test_someone_with_an_account_signs_in_to_join(org, other_org, admin_console,
     assert User.objects.filter(email="omar@globex.example").count() == 1
 
 
+def test_someone_already_signed_in_under_the_address_joins_with_one_click(
+    org, other_org, admin_console, member_factory, sent
+):
+    existing = member_factory(other_org, Role.MARKETER, username="omar", email="omar@globex.example")
+    sent(lambda: invite(admin_console, "omar@globex.example", Role.MARKETER))
+    path = link_path(mail.outbox[0])
+    person = Client()
+    person.force_login(existing)
+
+    page = person.get(path)
+    assert "id_password" not in page.content.decode() and "Join Org A" in page.content.decode()
+    joined = person.post(path)
+
+    assert joined.status_code == 302
+    assert person.get(reverse("admin:index")).context["request"].org == org  # the console opens in the org joined
+    with scopes_disabled():
+        assert Membership.objects.filter(user=existing).count() == 2
+
+
 def test_an_expired_link_and_a_link_older_than_the_resend_are_refused(org, admin_user, admin_console, sent):
     long_ago = timezone.now() - timedelta(days=8)
     sent(lambda: invitation_send(org=org, email="late@example.com", role=Role.MARKETER, by=admin_user, now=long_ago))
