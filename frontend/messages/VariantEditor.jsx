@@ -357,6 +357,12 @@ function serverProblems(problems, variants) {
 export default function VariantEditor({ config, textarea, channelSelect, purposeSelect }) {
   const [variants, setVariants] = useState(() => {
     const parsed = parseVariants(textarea.value);
+    if (parsed.list && parsed.list.length === 0) {
+      // A new template: one card to fill in rather than an empty page.
+      const first = [{ name: "A", weight: 100 }];
+      textarea.value = variantsText(first);
+      return withKeys(first);
+    }
     return withKeys(parsed.list || []);
   });
   const [jsonNote, setJsonNote] = useState(() => parseVariants(textarea.value).error || "");

@@ -28,6 +28,7 @@ def frame_has(page, name, text):
             return frame && frame.getAttribute("srcdoc").includes(text);
         }""",
         arg=[name, text],
+        timeout=60_000,  # the machine may be busy: the answer comes from the live server
     )
 
 
@@ -66,6 +67,14 @@ def test_a_marketer_edits_variants_with_forms_and_sees_the_preview(org, live_ser
                 page.click("#login-form [type=submit]")
             frame_has(page, "A", "Hi Ana")  # the saved variant, rendered for the org's contact
             json_box_hidden = not page.is_visible("#id_variants")
+
+            # The JSON under "Advanced" round-trips: an edit there shows in the card.
+            page.click("summary:has-text('Advanced')")
+            edited = json.loads(page.input_value("#id_variants"))
+            edited[0]["preheader"] = "From the JSON"
+            page.fill("#id_variants", json.dumps(edited))
+            preheader_from_json = card(page, "A").get_by_label("Preheader").input_value()
+            card(page, "A").get_by_label("Preheader").fill("")
 
             # Variant A: the subject in its field, the HTML in the code editor; the preview follows.
             card(page, "A").get_by_label("Subject").fill("Welcome {{ first_name }}")
@@ -114,6 +123,7 @@ def test_a_marketer_edits_variants_with_forms_and_sees_the_preview(org, live_ser
             browser.close()
 
     assert json_box_hidden  # the JSON is under "Advanced", closed
+    assert preheader_from_json == "From the JSON"
     assert shares == ["50% of sends", "50% of sends"]
     assert scroll_width <= 1366
     assert preview_box["x"] >= a_box["x"] + a_box["width"]  # side by side
