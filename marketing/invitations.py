@@ -169,9 +169,14 @@ def invitation_for_token(token: str, *, now=None) -> Invitation:
     or the invitation was revoked or accepted). A pending invitation found expired is marked so."""
     now = now or timezone.now()
     try:
-        payload = signing.loads(token, salt=SALT)
+        payload = signing.loads(token, salt=SALT, max_age=max_age())
+    except signing.SignatureExpired:
+        raise InvitationUnusableError("expired") from None
+    except signing.BadSignature:
+        raise InvitationUnusableError("invalid") from None
+    try:
         invitation = Invitation.objects.with_scopes_disabled().select_related("org").get(pk=payload["i"])
-    except (signing.BadSignature, Invitation.DoesNotExist, KeyError, TypeError):
+    except (Invitation.DoesNotExist, KeyError, TypeError):
         raise InvitationUnusableError("invalid") from None
     if invitation.status == Invitation.Status.ACCEPTED:
         raise InvitationUnusableError("accepted", invitation)

@@ -5,8 +5,10 @@ the form and the accept page in Chromium."""
 
 import re
 import tempfile
+import time
 from datetime import timedelta
 from pathlib import Path
+from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
@@ -161,6 +163,17 @@ def test_an_expired_link_and_a_link_older_than_the_resend_are_refused(org, admin
     assert resent.status_code == 302 and len(mail.outbox) == 3
     assert Client().get(link_path(mail.outbox[1])).status_code == 410  # the first email's link
     assert Client().get(link_path(mail.outbox[2])).status_code == 200  # the newest one works
+
+
+def test_the_signature_itself_expires_whatever_the_row_says(org, admin_user, sent):
+    eight_days_ago = time.time() - 8 * 86400
+    with mock.patch("django.core.signing.time.time", return_value=eight_days_ago):  # the link signed then
+        sent(lambda: invitation_send(org=org, email="old@example.com", role=Role.MARKETER, by=admin_user))
+    assert Invitation.objects.get().expires_at > timezone.now()  # the row alone would still accept it
+
+    page = Client().get(link_path(mail.outbox[0]))
+
+    assert page.status_code == 410 and "This invitation has expired" in page.content.decode()
 
 
 def test_a_revoked_link_says_so_and_another_orgs_admin_cannot_revoke_yours(
