@@ -6,7 +6,8 @@ The link carries the invitation's id signed with ``SECRET_KEY`` under this modul
 signing time; it works for ``INVITATION_MAX_AGE_DAYS`` after it was sent, once. The email goes
 through the outbox as a notice (``marketing.notices``): transactional, no contact, consent
 skipped, suppression not. An org sends at most ``INVITATIONS_PER_ORG_PER_DAY`` invitations in
-24 hours (a resend counts again), and one invitation is resent at most once every ten minutes.
+24 hours (those sent or resent in that time, each once), and one invitation is resent at most once
+every ten minutes.
 """
 
 import logging
@@ -58,7 +59,7 @@ def _user_with_email(email: str) -> User | None:
 
 
 def _sends_today(org: Organization, now) -> int:
-    """Invitation emails the org sent in the last 24 hours (each invitation's newest send)."""
+    """Invitations the org sent or resent in the last 24 hours (each counted once, by its newest send)."""
     return Invitation.objects.filter(org=org, sent_at__gt=now - DAY).count()
 
 
