@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib import admin
+from unfold.widgets import UnfoldAdminTextareaWidget
 
 from compliance.consent_proof import proof_html
 from compliance.models import ConsentRecord
@@ -14,7 +15,7 @@ class ConsentRecordAddForm(forms.ModelForm):
     note = forms.CharField(
         required=False,
         max_length=500,
-        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 2}),
         help_text="How you got it, e.g. “Said yes on the phone on 3 December, call with Ana”. "
         "It is kept as the proof, with your name.",
     )

@@ -44,6 +44,9 @@ LABELS = (
     ("recorded_by", "Recorded by"),
 )
 
+# Labels in a column, values beside them (the theme resets a <dl> to plain lines).
+LIST_STYLE = "display: grid; grid-template-columns: max-content 1fr; gap: 0.25em 1.5em; margin-top: 0.4em"
+
 BROWSERS = (  # the first match wins: Edge and Opera also say "Chrome", Chrome also says "Safari"
     ("Edge", re.compile(r"Edg(?:e|A|iOS)?/(\d+)")),
     ("Opera", re.compile(r"(?:OPR|Opera)/(\d+)")),
@@ -114,10 +117,17 @@ def proof_html(*, source: str, granted: bool, proof: Any) -> str:
     agent = proof.get("user_agent") if isinstance(proof, dict) else None
     items = format_html_join(
         "",
-        '<div class="consent-proof-line"><dt>{}</dt><dd{}>{}</dd></div>',
+        '<div class="consent-proof-line" style="display: contents">'
+        '<dt class="font-semibold">{}</dt><dd{}>{}</dd></div>',
         (
             (label, format_html(' title="{}"', agent) if label == "Browser" and agent else "", text)
             for label, text in lines
         ),
     )
-    return format_html('<div class="consent-proof"><p><strong>{} {}</strong></p><dl>{}</dl></div>', verdict, how, items)
+    return format_html(
+        '<div class="consent-proof"><p><strong>{} {}</strong></p><dl style="{}">{}</dl></div>',
+        verdict,
+        how,
+        LIST_STYLE,
+        items,
+    )

@@ -10,11 +10,18 @@ import zoneinfo
 
 from django import forms
 from django.core.exceptions import ValidationError
+from unfold.widgets import (
+    INPUT_CLASSES,
+    UnfoldAdminIntegerFieldWidget,
+    UnfoldAdminSelectWidget,
+    UnfoldAdminTextareaWidget,
+)
 
 from marketing.models import ORIGIN, Organization
 
 CAP_CHANNELS = (("email", "Email"), ("sms", "SMS"), ("push", "Web push"))
 CAP_PERIODS = (("day", "a day"), ("week", "a week"))
+TIME_CLASSES = " ".join([*INPUT_CLASSES, "max-w-40"])
 
 
 def cap_field_name(channel: str, period: str) -> str:
@@ -28,7 +35,7 @@ def time_zone_choices() -> list[tuple[str, str]]:
 class OriginsField(forms.CharField):
     """Web origins, one a line; each bad line is named in the error."""
 
-    widget = forms.Textarea(attrs={"rows": 3, "cols": 50, "spellcheck": "false"})
+    widget = UnfoldAdminTextareaWidget(attrs={"rows": 3, "spellcheck": "false"})
 
     def prepare_value(self, value):
         return "\n".join(value) if isinstance(value, list) else value
@@ -55,6 +62,7 @@ class OriginsField(forms.CharField):
 class OrganizationForm(forms.ModelForm):
     default_time_zone = forms.ChoiceField(
         label="Default time zone",
+        widget=UnfoldAdminSelectWidget,
         help_text="For contacts without a time zone of their own: quiet hours and “at 9:00 local” delays use it.",
     )
     allowed_origins = OriginsField(
@@ -79,8 +87,8 @@ class OrganizationForm(forms.ModelForm):
             "allowed_origins",
         )
         widgets = {
-            "quiet_hours_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
-            "quiet_hours_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "quiet_hours_start": forms.TimeInput(attrs={"type": "time", "class": TIME_CLASSES}, format="%H:%M"),
+            "quiet_hours_end": forms.TimeInput(attrs={"type": "time", "class": TIME_CLASSES}, format="%H:%M"),
         }
         labels = {"quiet_hours_start": "Quiet hours from", "quiet_hours_end": "until"}
         help_texts = {
@@ -135,7 +143,7 @@ def _cap_field(channel_label: str, period: str, period_label: str) -> forms.Inte
         min_value=1,
         label=f"{channel_label}: at most" if period == "day" else "and at most",
         help_text=f"{channel_label} marketing messages per contact {period_label}. Empty: no limit.",
-        widget=forms.NumberInput(attrs={"placeholder": "no limit", "step": 1}),
+        widget=UnfoldAdminIntegerFieldWidget(attrs={"placeholder": "no limit", "step": 1}),
         error_messages={"min_value": "At least 1; leave it empty for no limit."},
     )
 

@@ -11,6 +11,14 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from unfold.widgets import (
+    INPUT_CLASSES,
+    UnfoldAdminDecimalFieldWidget,
+    UnfoldAdminSelectWidget,
+    UnfoldAdminTextareaWidget,
+    UnfoldAdminTextInputWidget,
+    UnfoldBooleanSwitchWidget,
+)
 
 from marketing.models import PropertyDefinition
 from marketing.properties import value_error
@@ -36,17 +44,19 @@ def property_field(definition: PropertyDefinition) -> forms.Field:
     if definition.type == Type.NUMBER:
         return forms.FloatField(
             **common,
-            widget=forms.NumberInput(attrs={"step": "any"}),
+            widget=UnfoldAdminDecimalFieldWidget(attrs={"step": "any"}),
             help_text=f"{help_text}: a number.",
             error_messages={"invalid": "Enter a number, e.g. 12 or 4.5."},
         )
     if definition.type == Type.BOOLEAN:
-        return forms.BooleanField(**common, help_text=f"{help_text}: ticked for yes.")
+        return forms.BooleanField(**common, widget=UnfoldBooleanSwitchWidget, help_text=f"{help_text}: on for yes.")
     if definition.type == Type.DATETIME:
         return forms.DateTimeField(
             **common,
             input_formats=[DATETIME_INPUT, "%Y-%m-%d %H:%M", "%Y-%m-%d"],
-            widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_INPUT),
+            widget=forms.DateTimeInput(
+                attrs={"type": "datetime-local", "class": " ".join(INPUT_CLASSES)}, format=DATETIME_INPUT
+            ),
             help_text=f"{help_text}: a date and time ({timezone.get_current_timezone_name()}).",
             error_messages={"invalid": "Enter a date and time, e.g. 2026-12-01 09:30."},
         )
@@ -55,15 +65,16 @@ def property_field(definition: PropertyDefinition) -> forms.Field:
         return forms.ChoiceField(
             **common,
             choices=[("", "—"), *options],
+            widget=UnfoldAdminSelectWidget,
             help_text=f"{help_text}: one of the values set on its definition.",
         )
     if definition.type == Type.LIST:
         return forms.CharField(
             **common,
-            widget=forms.Textarea(attrs={"rows": 3, "cols": 40}),
+            widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
             help_text=f"{help_text}: one item a line.",
         )
-    return forms.CharField(**common, help_text=f"{help_text}: text.")
+    return forms.CharField(**common, widget=UnfoldAdminTextInputWidget, help_text=f"{help_text}: text.")
 
 
 def input_value(definition: PropertyDefinition, value: Any) -> Any:
@@ -172,8 +183,11 @@ def properties_list(properties: Any, definitions: list[PropertyDefinition]) -> s
     labels = {d.key: d.label or d.key for d in definitions}
     rows = sorted(((labels.get(key, key), value) for key, value in properties.items()), key=lambda r: r[0].lower())
     return format_html(
-        "<dl class='property-list'>{}</dl>",
-        format_html_join("", "<dt>{}</dt><dd>{}</dd>", ((label, _plain(value)) for label, value in rows)),
+        "<dl class='property-list' style='display: grid; grid-template-columns: max-content 1fr; gap: 0.25em 1.5em'>"
+        "{}</dl>",
+        format_html_join(
+            "", "<dt class='font-semibold'>{}</dt><dd>{}</dd>", ((label, _plain(value)) for label, value in rows)
+        ),
     )
 
 
@@ -191,7 +205,7 @@ class OptionsField(forms.CharField):
     """An enum's allowed values, one a line. A line that reads like a value already stored keeps
     that value as it was (a number stays a number)."""
 
-    widget = forms.Textarea(attrs={"rows": 5, "cols": 40})
+    widget = UnfoldAdminTextareaWidget(attrs={"rows": 5})
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("required", False)

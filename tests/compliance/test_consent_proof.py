@@ -78,9 +78,9 @@ def test_the_record_page_shows_the_proof_in_words_and_the_json_under_advanced(or
     )
     page = officer.get(reverse("admin:compliance_consentrecord_change", args=[record.pk])).content.decode()
     assert "Given on a form: Newsletter signup" in page
-    assert "<dt>From address</dt><dd>203.0.113.9</dd>" in page
-    assert f'<dt>Browser</dt><dd title="{FIREFOX_WINDOWS}">Firefox 131 on Windows</dd>' in page
-    assert "<dt>Text shown</dt><dd>&lt;b&gt;Yes&lt;/b&gt;</dd>" in page  # escaped, never HTML
+    assert '<dt class="font-semibold">From address</dt><dd>203.0.113.9</dd>' in page
+    assert f'<dt class="font-semibold">Browser</dt><dd title="{FIREFOX_WINDOWS}">Firefox 131 on Windows</dd>' in page
+    assert '<dt class="font-semibold">Text shown</dt><dd>&lt;b&gt;Yes&lt;/b&gt;</dd>' in page  # escaped, never HTML
     assert "Advanced: the proof as stored" in page and "203.0.113.9" in page.split("Advanced: the proof")[1]
 
 

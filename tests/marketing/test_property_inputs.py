@@ -127,7 +127,10 @@ def test_a_page_shown_read_only_lists_the_properties_in_words(org, member_factor
     client.force_login(rep)
     page = client.get(reverse("admin:marketing_contact_change", args=[contact.pk])).content.decode()
     assert 'name="prop__plan"' not in page
-    assert "<dt>Beta tester</dt><dd>Yes</dd>" in page and "<dt>Plan</dt><dd>pro</dd>" in page
+    assert (
+        "<dt class='font-semibold'>Beta tester</dt><dd>Yes</dd>" in page
+        and "<dt class='font-semibold'>Plan</dt><dd>pro</dd>" in page
+    )
 
 
 def test_enum_options_are_edited_one_a_line(org, member_factory):
