@@ -11,13 +11,15 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
-from unfold.admin import TabularInline
+from unfold.admin import StackedInline
 from unfold.contrib.filters.admin import AutocompleteSelectFilter
+from unfold.widgets import UnfoldAdminTextareaWidget
 
-from marketing.admin import ReadOnlyAdmin, TenantAdmin
+from marketing.admin import ReadOnlyAdmin, RuleField, TenantAdmin, rule_builder_config
 from marketing.conditions import rule_errors
 from scoring.models import ContactScore, PredictiveModel, ScoreLedger, ScoringModel, ScoringRule
 from scoring.selectors import score_breakdown
+from scoring.threshold_rows import ThresholdsField, ThresholdsWidget, threshold_messages
 
 THRESHOLD_ACTIONS = {"handoff", "enrol", "notify"}
 REPLAY_DAYS = 30  # how far back the console's replay action reaches (the command takes any N)
@@ -54,7 +56,42 @@ def threshold_errors(thresholds) -> list[str]:
     return errors
 
 
+def threshold_choices(org) -> dict[str, list[tuple[str, str]]]:
+    """What a threshold row's selects offer: the org's workflows (to enrol in), Slack templates and
+    Slack destinations (to notify), by slug."""
+    if org is None:
+        return {}
+    from channels_app.models import Channel, Destination, MessageTemplate
+    from workflows.models import Workflow
+
+    return {
+        "workflow": list(Workflow.objects.filter(org=org).order_by("name").values_list("slug", "name")),
+        "template": list(
+            MessageTemplate.objects.filter(org=org, channel=Channel.SLACK).order_by("name").values_list("slug", "name")
+        ),
+        "destination": list(
+            Destination.objects.filter(org=org, channel=Channel.SLACK).order_by("name").values_list("slug", "name")
+        ),
+    }
+
+
 class ScoringModelForm(forms.ModelForm):
+    org = None  # set by the admin: the threshold rows offer its workflows, templates and destinations
+
+    thresholds = ThresholdsField(
+        required=False,
+        widget=ThresholdsWidget,
+        help_text="One row per band, lowest first (rows are put in order of their minimum score when saved). "
+        "A contact whose score reaches a row's minimum score is in that band; crossing it upward can hand the "
+        "contact to sales, enrol them in a workflow and post a Slack notification. Leave a row empty to remove it.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["thresholds"].widget.choices = threshold_choices(self.org)
+        if self.initial.get("thresholds") is None:
+            self.initial["thresholds"] = []
+
     class Meta:
         model = ScoringModel
         fields = (
@@ -69,18 +106,15 @@ class ScoringModelForm(forms.ModelForm):
             "decay_window_days",
             "thresholds",
         )
-        help_texts = {
-            "thresholds": 'Lowest first: [{"name": "low", "score": 100}, {"name": "high", "score": 500, "actions": '
-            '[{"type": "handoff"}, {"type": "enrol", "workflow": "sales-ready"}, {"type": "notify", "template": '
-            '"new-mql", "destination": "sales"}]}]. Actions run when a score crosses the threshold upward.'
-        }
 
     def clean(self):
         cleaned = super().clean()
         if "thresholds" in cleaned:
-            errors = threshold_errors(cleaned["thresholds"])
+            errors = threshold_errors(cleaned["thresholds"] if cleaned["thresholds"] is not None else [])
             if errors:
-                self.add_error("thresholds", errors)
+                self.add_error("thresholds", threshold_messages(errors))
+            elif cleaned["thresholds"] is None:
+                cleaned["thresholds"] = []
         low, high, base = cleaned.get("minimum"), cleaned.get("maximum"), cleaned.get("base")
         if low is not None and high is not None and low >= high:
             self.add_error("maximum", "The maximum must be above the minimum.")
@@ -98,6 +132,13 @@ class ScoringRuleForm(forms.ModelForm):
 
     org = None  # set by the formset or the admin: custom properties are looked up in it
 
+    condition = RuleField(
+        required=False,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text="The builder above writes this rule (JsonLogic); change it here only for a rule the builder "
+        "cannot show. Empty: the rule always applies.",
+    )
+
     class Meta:
         model = ScoringRule
         fields = (
@@ -111,6 +152,15 @@ class ScoringRuleForm(forms.ModelForm):
             "creates_handoff",
             "active",
         )
+        labels = {"cap_count": "At most", "cap_period": "times per", "creates_handoff": "Hands the contact to sales"}
+        help_texts = {
+            "points": "Added to the score each time the rule matches; a negative number takes points off.",
+            "cap_count": "Behaviour rules: how many times the rule may score for one contact in the period "
+            "(e.g. 3 times per day). Empty: no limit.",
+            "cap_period": "The period the limit counts in.",
+            "event_type": "Behaviour rules: the event that is scored, e.g. page_view or email_clicked.",
+            "creates_handoff": "Behaviour rules: a matching event also hands the contact to sales.",
+        }
 
     def clean(self):
         cleaned = super().clean()
@@ -153,13 +203,24 @@ class ScoringRuleFormSet(forms.BaseInlineFormSet):
         return form
 
 
-class ScoringRuleInline(TabularInline):
+# One field a line: the theme squeezes fields that share a line into narrow columns.
+RULE_LAYOUT = ScoringRuleForm.Meta.fields
+
+
+class ScoringRuleInline(StackedInline):
+    """The model's rules, one block each: the condition needs the width of the page."""
+
     model = ScoringRule
     form = ScoringRuleForm
     formset = ScoringRuleFormSet
     extra = 0
-    fields = ScoringRuleForm.Meta.fields
+    fields = RULE_LAYOUT
     show_change_link = True
+
+
+def rule_builder_context(request) -> dict:
+    """The rule builder's config for a page of scoring rule conditions (contact and event fields)."""
+    return {"rule_builder": {**rule_builder_config(org=request.org), "mode": "conditions"}}
 
 
 @admin.register(ScoringModel)
@@ -173,6 +234,16 @@ class ScoringModelAdmin(TenantAdmin):
     prepopulated_fields = {"slug": ("name",)}
     inlines = (ScoringRuleInline,)
     actions = ("recompute", "replay_and_recompute")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        form_class.org = request.org
+        return form_class
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if self.has_add_permission(request) if obj is None else self.has_change_permission(request, obj):
+            context.update(rule_builder_context(request))
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_queryset(self, request):
         from django.db.models import Count
@@ -239,7 +310,12 @@ class ScoringRuleAdmin(TenantAdmin):
         return form_class
 
     def get_fields(self, request, obj=None):
-        return ["model", *ScoringRuleForm.Meta.fields]
+        return ["model", *RULE_LAYOUT]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if self.has_add_permission(request) if obj is None else self.has_change_permission(request, obj):
+            context.update(rule_builder_context(request))
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "model":

@@ -3,8 +3,13 @@
  * editable. The builder writes the rule into the box; a box edited by hand is read back (or, when
  * the builder cannot show it, left alone). Under it, the count of contacts the box's rule selects
  * now, with a sample, follows every change (asked of the REST API with the console session).
+ *
+ * With `"mode": "conditions"` in the page's config (the scoring rule and scoring model pages),
+ * every `condition` box of the form (each inline row's too, and rows added later) gets a builder
+ * instead, and the box moves under a collapsed "Advanced" line. The fields offered follow the
+ * row's `kind` select: an event's fields (`event.*`) for a behaviour rule, none for a fit rule.
  */
-import { StrictMode, useState } from "react";
+import { StrictMode, useEffect, useMemo, useState } from "react";
 import { createRoot } from "react-dom/client";
 import RuleBuilder from "../rules/RuleBuilder.jsx";
 import { ruleText } from "../rules/rules.js";
@@ -178,7 +183,7 @@ function livePreview(config, textarea, result) {
 
 /* The pick-lists' values from the API (fields with their choices, the org's tags and lists,
    the event types seen); the page's own list when the API cannot be reached. */
-async function vocabulary(config) {
+async function vocabulary(config, { withEvent = false } = {}) {
   const get = async (path) => {
     const response = await fetch(config.api + path, { credentials: "same-origin" });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
@@ -192,7 +197,7 @@ async function vocabulary(config) {
     ]);
     return {
       // A segment reads contacts only: the "event." fields are for rules run for an event.
-      fields: described.fields.filter((f) => !f.path.startsWith("event.")),
+      fields: withEvent ? described.fields : described.fields.filter((f) => !f.path.startsWith("event.")),
       eventTypes: described.event_types.map((t) => t.type),
       tags: tags.results.map((t) => t.name),
       lists: lists.results.map((l) => l.slug),
@@ -285,5 +290,101 @@ async function start() {
   counter.now(); // a saved rule's count, as of now
 }
 
-if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-else start();
+/* One condition box of a form with a `kind` select beside it (a scoring rule): the builder in a
+   row of its own, the box itself under "Advanced". */
+function ConditionRule({ textarea, known, kindSelect, status, advanced }) {
+  const [value, setValue] = useState(() => valueOf(textarea.value));
+  const [kind, setKind] = useState(() => (kindSelect ? kindSelect.value : "behaviour"));
+  useEffect(() => {
+    if (!kindSelect) return undefined;
+    const follow = () => setKind(kindSelect.value);
+    kindSelect.addEventListener("change", follow);
+    return () => kindSelect.removeEventListener("change", follow);
+  }, [kindSelect]);
+  useEffect(() => {
+    const follow = () => setValue(valueOf(textarea.value));
+    textarea.addEventListener("input", follow);
+    return () => textarea.removeEventListener("input", follow);
+  }, [textarea]);
+  const fields = useMemo(
+    () => (kind === "fit" ? known.fields.filter((f) => !f.path.startsWith("event.")) : known.fields),
+    [kind, known.fields],
+  );
+  return (
+    <RuleBuilder
+      value={value}
+      fields={fields}
+      tags={known.tags}
+      lists={known.lists}
+      eventTypes={known.eventTypes}
+      idPrefix={textarea.id || "condition"}
+      onStatus={(s) => {
+        Object.assign(status, s);
+        if (s.jsonMode) advanced.open = true; // the builder cannot show it: the box is where to edit
+      }}
+      onChange={(rule) => {
+        textarea.value = rule === null ? "" : ruleText(rule);
+        fitTextarea(textarea);
+        setValue(rule);
+      }}
+    />
+  );
+}
+
+function mountCondition(textarea, known, statuses) {
+  if (textarea.dataset.ruleBuilder) return;
+  textarea.dataset.ruleBuilder = "on";
+  const fieldRow = textarea.closest(".form-row") || textarea.parentElement;
+  const mount = el("div");
+  const container = rowLike(fieldRow, "field-condition-builder", "Condition", mount);
+  const advanced = el("details", { className: "rule-builder-advanced" }, [
+    el("summary", { text: "Advanced: the condition as JSON" }),
+  ]);
+  fieldRow.before(container);
+  container.after(advanced);
+  advanced.append(fieldRow);
+  const kindSelect = textarea.form ? textarea.form.elements[textarea.name.replace(/condition$/, "kind")] : null;
+  const status = { incomplete: 0, jsonMode: false, container };
+  statuses.push(status);
+  fitTextarea(textarea);
+  createRoot(mount).render(
+    <StrictMode>
+      <ConditionRule textarea={textarea} known={known} kindSelect={kindSelect} status={status} advanced={advanced} />
+    </StrictMode>,
+  );
+}
+
+async function startConditions(config) {
+  const boxes = () =>
+    [...document.querySelectorAll("textarea[name$='condition']")].filter((t) => !t.name.includes("__prefix__"));
+  const first = boxes()[0];
+  if (!first) return; // read-only page: nothing to build
+  const known = await vocabulary(config, { withEvent: true });
+  const statuses = [];
+  boxes().forEach((textarea) => mountCondition(textarea, known, statuses));
+  // An inline row added with "Add another" gets its builder too.
+  document.addEventListener("formset:added", (event) => {
+    const textarea = event.target.querySelector && event.target.querySelector("textarea[name$='condition']");
+    if (textarea) mountCondition(textarea, known, statuses);
+  });
+  first.form.addEventListener("submit", (event) => {
+    const blocking = statuses.find((s) => s.incomplete && !s.jsonMode && s.container.isConnected);
+    if (!blocking) return;
+    event.preventDefault();
+    const note = blocking.container.querySelector(".rule-builder-note");
+    if (note) {
+      note.textContent = "Complete or remove the highlighted conditions before saving.";
+      note.scrollIntoView({ block: "center" });
+    }
+  });
+}
+
+function boot() {
+  const configNode = document.getElementById("rule-builder-config");
+  const config = configNode ? JSON.parse(configNode.textContent) : null;
+  if (config && config.mode === "conditions") startConditions(config);
+  else start();
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
+else boot();

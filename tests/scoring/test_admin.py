@@ -99,7 +99,7 @@ def test_thresholds_and_range_are_checked(org, admin_console):
         reverse("admin:scoring_scoringmodel_add"), model_form(thresholds=thresholds, base=2000)
     ).content.decode()
     assert "thresholds go lowest first" in page
-    assert "thresholds[1].actions[0].type" in page
+    assert "Row 2, action: one of" in page
     assert "The base must lie between" in page
     assert not ScoringModel.objects.exists()
 
