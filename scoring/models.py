@@ -292,4 +292,7 @@ class Handoff(TenantModel):
         permissions = [("view_all_handoffs", "Can see every rep's handoffs (sales manager)")]
 
     def __str__(self) -> str:
-        return f"Handoff of {self.contact_id} ({self.status})"
+        # The console's header names a handoff by this: whose lead it is (one read of the contact).
+        contact = self.contact
+        name = f"{contact.first_name} {contact.last_name}".strip() or contact.email or f"#{contact.pk}"
+        return f"Handoff: {name} ({self.get_status_display().lower()})"

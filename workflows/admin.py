@@ -8,6 +8,7 @@ its versions. "Enrol in a workflow…" is added here to the contact and segment 
 ``marketing`` may not import ``workflows``.
 """
 
+import copy
 import json
 from datetime import timedelta
 
@@ -117,6 +118,14 @@ class WorkflowForm(forms.ModelForm):
         model = Workflow
         fields = ("name", "slug", "description", "draft_definition")
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None:
+            # The add page shows no JSON (its fieldsets leave the definition out): a new workflow
+            # starts from the starter definition, and its steps are drawn on the change page's
+            # canvas. A definition posted anyway (the API's shape, scripts) is still checked.
+            self.fields["draft_definition"].required = False
+
     def clean(self):
         cleaned = super().clean()
         if self.errors:
@@ -125,9 +134,8 @@ class WorkflowForm(forms.ModelForm):
         workflow = self.instance
         try:
             if workflow.pk is None:
-                self.instance = services.workflow_create(
-                    org=workflow.org, definition=cleaned["draft_definition"], by=self.by, **fields
-                )
+                definition = cleaned.get("draft_definition") or copy.deepcopy(STARTER_DEFINITION)
+                self.instance = services.workflow_create(org=workflow.org, definition=definition, by=self.by, **fields)
             else:
                 services.workflow_update(workflow=workflow, draft_definition=cleaned["draft_definition"], **fields)
         except ValidationError as exc:
@@ -151,12 +159,14 @@ class WorkflowAdmin(TenantAdmin):
     readonly_fields = ("status", "published", "trigger_type", "template", "created_by", "created_at", "updated_at")
 
     def get_fieldsets(self, request, obj=None):
-        fieldsets = [(None, {"fields": ("name", "slug", "description", "draft_definition")})]
-        if obj is not None:
-            fieldsets.append(
-                ("State", {"fields": ("status", "published", "trigger_type", "template", "created_by", "created_at")})
-            )
-        return fieldsets
+        if obj is None and "draft_definition" not in request.POST:  # the steps come after, on the canvas
+            return [(None, {"fields": ("name", "slug", "description")})]
+        if obj is None:  # a definition posted anyway (a script's) is shown with its errors
+            return [(None, {"fields": ("name", "slug", "description", "draft_definition")})]
+        return [
+            (None, {"fields": ("name", "slug", "description", "draft_definition")}),
+            ("State", {"fields": ("status", "published", "trigger_type", "template", "created_by", "created_at")}),
+        ]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form_class = super().get_form(request, obj, change, **kwargs)

@@ -26,6 +26,7 @@ import ChangesPanel, { changeMarks } from "./Changes.jsx";
 import { publishPageOpen } from "./publishing.js";
 import ProjectionPanel, { ProjectedBadge } from "./Projection.jsx";
 import StepForm from "./StepForm.jsx";
+import TriggerForm from "./TriggerForm.jsx";
 import "./canvas.css";
 
 const TRIGGER = "__trigger";
@@ -277,6 +278,7 @@ function Editor({ config }) {
         type: "step",
         position: { x: first.x, y: first.y - 130 },
         deletable: false,
+        selected: selected === TRIGGER,
         data: {
           trigger: true,
           title: "Starts when",
@@ -553,7 +555,7 @@ function Editor({ config }) {
               onNodesDelete={(gone) => removeSteps(gone.map((n) => n.id))}
               onEdgesDelete={onEdgesDelete}
               onConnect={onConnect}
-              onNodeClick={(_e, node) => setSelected(node.id === TRIGGER ? null : node.id)}
+              onNodeClick={(_e, node) => setSelected(node.id)}
               onPaneClick={() => setSelected(null)}
               fitView
               fitViewOptions={{ maxZoom: 1, padding: 0.15 }}
@@ -573,6 +575,13 @@ function Editor({ config }) {
               <DryRunPanel api={api} workflowId={workflowId} definition={definition} result={dryResult} onResult={setDryResult} describe={decisionText} />
             ) : tab === "projection" ? (
               <ProjectionPanel api={api} workflowId={workflowId} definition={definition} dirty={dirty} result={projection} onResult={setProjection} />
+            ) : selected === TRIGGER ? (
+              <TriggerForm
+                catalog={catalog}
+                trigger={definition.trigger}
+                problems={(problemsByStep.get(null) || []).filter((p) => /trigger/.test(p.path))}
+                onChange={(trigger) => change({ ...definition, trigger })}
+              />
             ) : step ? (
               <StepForm
                 catalog={catalog}
@@ -582,7 +591,7 @@ function Editor({ config }) {
                 onDelete={() => removeSteps([step.id])}
               />
             ) : (
-              <p className="help">Click a step to change it. Connect a step by dragging from one of its exits (the dots at its bottom) to another step.</p>
+              <p className="help">Click a step (or “Starts when”) to change it. Connect a step by dragging from one of its exits (the dots at its bottom) to another step.</p>
             )}
           </div>
         </div>

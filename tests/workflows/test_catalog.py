@@ -25,6 +25,7 @@ WIDGETS = {
     "ref:workflow",
     "ref:list",
     "ref:user",
+    "ref:tag",
     "contact_field",
     "event_type",
 }

@@ -102,6 +102,7 @@ class _TagAction(Action):
         },
         "additionalProperties": False,
     }
+    ui = {"tags": "ref:tag"}  # picked among the org's tags (new ones are made on the Tags page)
 
     def _contacts(self, ctx):
         return Contact.objects.filter(pk=ctx.contact.pk)
