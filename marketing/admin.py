@@ -34,6 +34,7 @@ from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationFo
 
 from marketing import services
 from marketing.celery import enqueue_on_commit
+from marketing.column_mapping_field import ColumnMappingField
 from marketing.conditions import NotCompilable
 from marketing.conditions.facts import iso
 from marketing.conditions.fields import CONTACT, NAMES
@@ -916,13 +917,17 @@ ROW_ERRORS_SHOWN = 200
 class ImportJobAddForm(forms.ModelForm):
     """Upload a CSV, pick what it holds and map its columns; the file and mapping are checked here."""
 
+    mapping = ColumnMappingField(
+        label="Columns",
+        help_text="One line per CSV column: its name in the header, “=” and the field it fills, e.g. "
+        "“E-mail = email”, “Company = company”, “Plan = properties.plan”. See docs/commands.md for the fields.",
+    )
+
     class Meta:
         model = ImportJob
         fields = ("kind", "file", "mapping", "dry_run", "dispatch")
         help_texts = {
             "file": "A CSV file with a header row: UTF-8, separated by commas, semicolons or tabs.",
-            "mapping": 'CSV column → field, e.g. {"E-mail": "email", "Company": "company", "Plan": "properties.plan"}. '
-            "See docs/commands.md for the fields.",
             "dry_run": "Check every row and count, but write nothing.",
         }
 
