@@ -12,8 +12,8 @@ import { postJson, getJson } from "./api.js";
 import CodeEditor from "./CodeEditor.jsx";
 import {
   CODE_FIELDS,
-  FIELD_HELP,
-  FIELD_LABELS,
+  helpOf,
+  labelOf,
   localProblems,
   newKey,
   nextName,
@@ -146,9 +146,10 @@ function Preview({ channel, answer }) {
   );
 }
 
-function Field({ uid, field, value, onChange, messages, errorLine }) {
+function Field({ uid, channel, field, value, onChange, messages, errorLine }) {
   const id = `${uid}-${field}`;
-  const label = FIELD_LABELS[field] || field;
+  const label = labelOf(channel, field);
+  const help = helpOf(channel, field);
   const errorsId = messages && messages.length ? `${id}-errors` : undefined;
   let input;
   if (field === "payload") {
@@ -190,7 +191,7 @@ function Field({ uid, field, value, onChange, messages, errorLine }) {
       </label>
       {input}
       <Errors messages={messages} id={errorsId} />
-      {FIELD_HELP[field] ? <p className="help">{FIELD_HELP[field]}</p> : null}
+      {help ? <p className="help">{help}</p> : null}
     </div>
   );
 }
@@ -270,6 +271,7 @@ function VariantCard({ api, channel, purpose, fields, variant, share, local, ser
             <Field
               key={field}
               uid={uid}
+              channel={channel}
               field={field}
               value={data[field]}
               onChange={(value) => set(field, value)}

@@ -23,6 +23,25 @@ export const FIELD_HELP = {
   url: "Where a click on the notification goes.",
 };
 
+/* A field's label and help on a channel: "text" is the email's plain-text part, elsewhere the message. */
+const TEXT_ELSEWHERE = {
+  sms: "The SMS itself. Over 160 characters (after merging) it is sent, and billed, as several.",
+  push: "",
+  slack: "The message as Slack shows it.",
+  webhook: "The text sent to the webhook.",
+  social: "The post.",
+};
+
+export function labelOf(channel, field) {
+  if (field === "text" && channel !== "email") return "Message text";
+  return FIELD_LABELS[field] || field;
+}
+
+export function helpOf(channel, field) {
+  if (field === "text" && channel !== "email") return TEXT_ELSEWHERE[channel] || "";
+  return FIELD_HELP[field] || "";
+}
+
 /* Fields edited with the code editor (several lines, Liquid highlighted); the others are one line. */
 export const CODE_FIELDS = new Set(["html", "text", "body"]);
 

@@ -28,7 +28,6 @@ def frame_has(page, name, text):
             return frame && frame.getAttribute("srcdoc").includes(text);
         }""",
         arg=[name, text],
-        timeout=60_000,  # the machine may be busy: the answer comes from the live server
     )
 
 
@@ -60,6 +59,7 @@ def test_a_marketer_edits_variants_with_forms_and_sees_the_preview(org, live_ser
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 900})
+            page.set_default_timeout(60_000)  # previews come from the live server, on a busy machine
             page.goto(f"{live_server.url}/admin/login/?next={url}")
             page.fill("#id_username", "mara")
             page.fill("#id_password", "pw-for-tests")
@@ -135,3 +135,50 @@ def test_a_marketer_edits_variants_with_forms_and_sees_the_preview(org, live_ser
         {"name": "A", "weight": 50, "subject": "Welcome {{ first_name }}", "html": "<h1>Hello {{ first_name }}</h1>"},
         {"name": "B", "weight": 50, "subject": "Welcome {{ first_name }}", "html": "<p>B for {{ first_name }}</p>"},
     ], json.dumps(template.variants)
+
+
+def test_a_new_sms_template_shows_the_fields_of_its_channel(org, live_server, member_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    SCREENSHOTS.mkdir(exist_ok=True)
+    member_factory(org, Role.MARKETER, username="mara")
+    ContactFactory(org=org, first_name="Ana")
+    url = "/admin/channels_app/messagetemplate/add/"
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            page.set_default_timeout(60_000)  # previews come from the live server, on a busy machine
+            page.goto(f"{live_server.url}/admin/login/?next={url}")
+            page.fill("#id_username", "mara")
+            page.fill("#id_password", "pw-for-tests")
+            with page.expect_navigation():
+                page.click("#login-form [type=submit]")
+            page.fill("#id_slug", "reminder")
+            page.fill("#id_name", "Reminder")
+            page.select_option("#id_channel", "sms")
+            labels = card(page, "A").locator(".message-variant-fields label").all_inner_texts()
+            replace_code(page, card(page, "A").locator(".message-field-text"), "Hi {{ first_name }}, see you at 10.")
+            page.wait_for_function(
+                "() => document.querySelector(\".message-variant[data-variant='A'] .message-preview-text\")"
+                "?.textContent === 'Hi Ana, see you at 10.'"
+            )
+            # A weight of 0 is refused on the weight field before the page is even sent.
+            card(page, "A").get_by_label("Weight").fill("0")
+            weight_error = card(page, "A").locator(".message-field-weight .errorlist").inner_text()
+            card(page, "A").get_by_label("Weight").fill("100")
+            page.screenshot(path=SCREENSHOTS / "sms_1366.png", full_page=True)
+            scroll_width = page.evaluate("document.documentElement.scrollWidth")
+            with page.expect_navigation():
+                page.click("[name=_save]")
+        finally:
+            browser.close()
+
+    assert labels == ["Message text"]
+    assert "greater than 0" in weight_error
+    assert scroll_width <= 1366
+    template = MessageTemplate.objects.get(slug="reminder")
+    assert template.channel == "sms"
+    assert template.variants == [{"name": "A", "weight": 100, "text": "Hi {{ first_name }}, see you at 10."}]
