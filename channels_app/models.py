@@ -131,6 +131,9 @@ class Message(TenantModel):
             models.Index(fields=["org", "contact", "channel", "-created_at"], name="message_contact_history"),
             models.Index(fields=["org", "status", "-created_at"], name="message_status"),
             models.Index(fields=["provider", "provider_message_id"], name="message_provider_id"),
+            # The console: the outbox's order, and the home's messages of the last 7 days.
+            models.Index(fields=["org", "-created_at", "-id"], name="message_recent"),
+            models.Index(fields=["org", "sent_at"], name="message_sent", condition=Q(sent_at__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -2,7 +2,7 @@
 workflows and approvals waiting, and the admin's engine health. ``WorkflowsConfig.ready``
 registers them."""
 
-from django.db.models import Count, Q
+from django.db.models import Count
 
 from marketing.console_home import (
     HEALTH,
@@ -17,27 +17,52 @@ from marketing.console_home import (
 )
 from marketing.metrics import age_seconds
 from workflows.metrics import instances_due
-from workflows.models import ACTIVE_STATUSES, Approval, InstanceStatus, Workflow, WorkflowStepRun
+from workflows.models import ACTIVE_STATUSES, Approval, InstanceStatus, Workflow, WorkflowInstance, WorkflowStepRun
 
 SHOWN = 10  # rows per table; the rest are a click away
 
 
 def workflows_panel(scope: HomeScope) -> Panel:
-    """Active workflows with this week's enrolments and failures and the runs in progress, in
-    one grouped query."""
+    """Active workflows with this week's enrolments and failures and the runs in progress, the
+    most enrolled first (then by name).
+
+    Each count reads only the runs it counts, through an index: this week's runs by the
+    (org, triggered_at) index for the order, then the open and the failed runs of the ten shown.
+    One grouped join of every workflow with every run read all of them (half a second with
+    200,000 runs)."""
     since = scope.since
-    workflows = list(
-        Workflow.objects.filter(org=scope.org, status=Workflow.Status.ACTIVE)
-        .annotate(
-            enrolled=Count("instances", filter=Q(instances__triggered_at__gte=since)),
-            running=Count("instances", filter=Q(instances__status__in=ACTIVE_STATUSES)),
-            failed=Count(
-                "instances", filter=Q(instances__status=InstanceStatus.FAILED, instances__finished_at__gte=since)
-            ),
-        )
-        .order_by("-enrolled", "name")
-        .values("pk", "name", "enrolled", "running", "failed")[: SHOWN + 1]
+    active = Workflow.objects.filter(org=scope.org, status=Workflow.Status.ACTIVE)
+    enrolled = {
+        row["workflow"]: row["n"]
+        for row in WorkflowInstance.objects.filter(org=scope.org, triggered_at__gte=since, workflow__in=active)
+        .values("workflow")
+        .annotate(n=Count("*"))
+        .order_by()
+    }
+    names = dict(active.filter(pk__in=list(enrolled)).values_list("pk", "name"))
+    ranked = sorted(names, key=lambda pk: (-enrolled[pk], names[pk]))[: SHOWN + 1]
+    if len(ranked) <= SHOWN:  # the rest, none enrolled this week, by name
+        quiet = active.exclude(pk__in=ranked).order_by("name").values_list("pk", "name")[: SHOWN + 1 - len(ranked)]
+        for pk, name in quiet:
+            names[pk] = name
+            ranked.append(pk)
+    shown = ranked[:SHOWN]
+    open_runs = WorkflowInstance.objects.filter(workflow__in=shown, status__in=ACTIVE_STATUSES)
+    running = dict(open_runs.values("workflow").annotate(n=Count("*")).order_by().values_list("workflow", "n"))
+    failures = WorkflowInstance.objects.filter(
+        org=scope.org, workflow__in=shown, status=InstanceStatus.FAILED, finished_at__gte=since
     )
+    failed = dict(failures.values("workflow").annotate(n=Count("*")).order_by().values_list("workflow", "n"))
+    workflows = [
+        {
+            "pk": pk,
+            "name": names[pk],
+            "enrolled": enrolled.get(pk, 0),
+            "running": running.get(pk, 0),
+            "failed": failed.get(pk, 0),
+        }
+        for pk in ranked
+    ]
 
     def runs(pk: int, **filters) -> str | None:
         return admin_url("workflows_workflowinstance_changelist", workflow__id__exact=pk, **filters)

@@ -193,6 +193,15 @@ class WorkflowInstance(TenantModel):
                 condition=Q(status__in=["pending", "running", "waiting", "paused"]),
             ),
             models.Index(fields=["org", "workflow", "status", "current_step"], name="workflowinstance_steps"),
+            # The console: the runs list's order, the home's runs enrolled this week, and the
+            # live status's open runs per step read from the index alone.
+            models.Index(fields=["org", "-triggered_at", "-id"], include=["workflow"], name="workflowinstance_recent"),
+            models.Index(
+                fields=["workflow", "current_step"],
+                include=["wake_at", "org"],
+                name="workflowinstance_open_steps",
+                condition=Q(status__in=["pending", "running", "waiting", "paused"]),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -235,8 +244,16 @@ class WorkflowStepRun(TenantModel):
             models.UniqueConstraint(fields=["idempotency_key", "attempt"], name="workflowsteprun_unique_attempt")
         ]
         indexes = [
-            models.Index(fields=["workflow", "step_id", "status"], name="workflowsteprun_step"),
+            # Covering: a workflow page's per-step counts and median durations read the index alone.
+            models.Index(
+                fields=["workflow", "step_id", "status"],
+                include=["duration_ms", "org", "id"],
+                name="workflowsteprun_step",
+            ),
             models.Index(fields=["instance", "started_at"], name="workflowsteprun_instance"),
+            # The console: the step runs list's order, and the home's failures of the last 7 days.
+            models.Index(fields=["org", "started_at", "id"], name="workflowsteprun_org_started"),
+            models.Index(fields=["org", "completed_at"], name="workflowsteprun_failed", condition=Q(status="failed")),
         ]
 
     def __str__(self) -> str:
