@@ -9,6 +9,8 @@ page and as list actions, and each goes through the services in ``scoring.handof
 the permission again.
 """
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -19,9 +21,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
+from unfold.widgets import UnfoldAdminTextareaWidget
 
 from marketing.admin import TenantAdmin, UserFilter
-from marketing.models import Event
+from marketing.models import Event, User
 from scoring.handoffs import (
     SlaState,
     eligible_reps,
@@ -305,15 +308,50 @@ class HandoffPolicyForm(forms.ModelForm):
             "notify_destination",
         )
 
+    territories = forms.CharField(
+        required=False,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 4, "spellcheck": "false", "placeholder": "DE: ana, ben"}),
+        help_text="Territory strategy: one line per country, its two-letter code, a colon and the user names of "
+        "its reps, e.g. “DE: ana, ben”. “*: carla” takes the countries no line names.",
+    )
+    skills = forms.CharField(
+        required=False,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 4, "spellcheck": "false", "placeholder": "analytics: ana"}),
+        help_text="Skill strategy: one line per value of the skill property, a colon and the user names of its "
+        "reps, e.g. “analytics: ana, ben”.",
+    )
+
     def __init__(self, *args, org=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.org = org
         if org is not None and "reps" in self.fields:
             self.fields["reps"].queryset = eligible_reps(org=org)
             self.fields["reps"].help_text = "Org members with role sales or admin; none: every sales member."
+        for name in ("territories", "skills"):
+            if name in self.fields and not self.is_bound:
+                self.initial[name] = self._rep_lines(getattr(self.instance, name) or {})
+
+    @staticmethod
+    def _rep_lines(value: dict) -> str:
+        """``{"DE": [3, 4]}`` as the box shows it: ``DE: ana, ben``."""
+        if not isinstance(value, dict):
+            return ""
+        ids = {i for reps in value.values() if isinstance(reps, list) for i in reps}
+        names = dict(User.objects.filter(pk__in=ids).values_list("pk", "username"))
+        return "\n".join(
+            f"{key}: {', '.join(names.get(i, str(i)) for i in reps)}"
+            for key, reps in value.items()
+            if isinstance(reps, list)
+        )
 
     def _rep_map(self, name: str, key_label: str) -> dict:
-        value = self.cleaned_data.get(name) or {}
+        text = (self.cleaned_data.get(name) or "").strip()
+        if not text.startswith("{"):
+            return self._rep_map_from_lines(text, upper=name == "territories")
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise ValidationError(f"Not valid JSON ({exc.msg}): write one “key: user names” a line instead.") from exc
         if not isinstance(value, dict):
             raise ValidationError(f'An object of {key_label} → [user ids], e.g. {{"DE": [3, 4], "*": [5]}}.')
         allowed = set(eligible_reps(org=self.org).values_list("pk", flat=True)) if self.org else set()
@@ -323,6 +361,34 @@ class HandoffPolicyForm(forms.ModelForm):
             unknown = [i for i in ids if i not in allowed]
             if unknown:
                 raise ValidationError(f"“{key}”: user(s) {unknown} are not sales reps or admins of this organisation.")
+        return value
+
+    def _rep_map_from_lines(self, text: str, *, upper: bool) -> dict:
+        """``DE: ana, ben`` lines → ``{"DE": [ids]}``; each bad line and unknown name is named."""
+        reps = {u.username.lower(): u.pk for u in eligible_reps(org=self.org)} if self.org else {}
+        value, errors = {}, []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            key, colon, names = line.partition(":")
+            key = key.strip().upper() if upper and key.strip() != "*" else key.strip()
+            if not colon or not key:
+                errors.append(f"Line {number}: write the key, a colon and user names, e.g. “DE: ana, ben”.")
+                continue
+            if key in value:
+                errors.append(f"Line {number}: “{key}” has a line already.")
+                continue
+            ids = []
+            for username in (n.strip() for n in names.split(",")):
+                if not username:
+                    continue
+                if username.lower() not in reps:
+                    errors.append(f"Line {number}: “{username}” is not a sales rep or admin of this organisation.")
+                elif reps[username.lower()] not in ids:
+                    ids.append(reps[username.lower()])
+            value[key] = ids
+        if errors:
+            raise ValidationError(errors)
         return value
 
     def clean_territories(self):
