@@ -16,13 +16,12 @@ from channels_app.models import Message
 from marketing.models import DispatchBatch, Role
 from marketing.tenancy import org_context
 from scoring.handoffs import handoff_create
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, login, page_width, playwright_or_skip
 from tests.factories import ContactFactory, UserFactory
 from workflows.engine import instances_advance_due
 from workflows.models import Approval
 from workflows.services import workflow_create, workflow_enrol_manually, workflow_publish
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 SHOTS = Path("/tmp/console-shots")  # noqa: S108  screenshots to look at, not secrets
 WIDTH = 1366
 HOME = "/admin/"
@@ -202,9 +201,7 @@ def test_the_home_renders_for_a_superuser_of_no_org_and_sends_a_user_of_none_to_
 
 @pytest.mark.slow
 def test_the_marketers_and_admins_home_fit_1366_pixels(org, week, live_server, member_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    sync_playwright = playwright_or_skip()
     SHOTS.mkdir(parents=True, exist_ok=True)
     for role in (Role.MARKETER, Role.ADMIN):
         member_factory(org, role, username=f"home-{role}")
@@ -214,14 +211,10 @@ def test_the_marketers_and_admins_home_fit_1366_pixels(org, week, live_server, m
         try:
             for role in (Role.MARKETER, Role.ADMIN):
                 page = browser.new_page(viewport={"width": WIDTH, "height": 768})
-                page.goto(f"{live_server.url}/admin/login/")
-                page.fill("#id_username", f"home-{role}")
-                page.fill("#id_password", "pw-for-tests")
-                with page.expect_navigation():
-                    page.locator("#login-form [type=submit]").click()
+                login(page, live_server.url, f"home-{role}")
                 page.goto(f"{live_server.url}{HOME}")
                 page.screenshot(path=str(SHOTS / f"home-{role}.png"), full_page=True)
-                widths[role] = page.evaluate("document.documentElement.scrollWidth")
+                widths[role] = page_width(page)
                 assert page.locator(".home-panel").count() >= (5 if role == Role.ADMIN else 3)
                 # A number opens the list behind it.
                 with page.expect_navigation():

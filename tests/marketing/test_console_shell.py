@@ -9,11 +9,10 @@ from django.urls import reverse
 from django.views import defaults
 
 from marketing.models import Role
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, login, page_width, playwright_or_skip
 from tests.factories import ContactFactory
 from workflows.services import workflow_create
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 SHOTS = Path("/tmp/console-shots")  # noqa: S108  screenshots to look at, not secrets
 WIDTH = 1366
 EVERY_JOB = ["Contacts", "Segments", "Workflows", "Messages", "Scoring", "Sales queue", "Compliance", "Settings"]
@@ -41,15 +40,13 @@ def _visit(page, url: str, shot: str) -> dict:
         "status_ok": page.locator("#nav-sidebar-apps").count() == 1,
         "switcher": page.locator("#org-switcher select").count() == 1,
         "groups": page.evaluate(VISIBLE_GROUPS),
-        "width": page.evaluate("document.documentElement.scrollWidth"),
+        "width": page_width(page),
     }
 
 
 @pytest.mark.slow
 def test_each_role_sees_its_jobs_the_org_switcher_and_no_sideways_scroll(org, live_server, member_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    sync_playwright = playwright_or_skip()
     SHOTS.mkdir(parents=True, exist_ok=True)
     for role in GROUPS:
         member_factory(org, role, username=f"{role}-user")
@@ -64,11 +61,7 @@ def test_each_role_sees_its_jobs_the_org_switcher_and_no_sideways_scroll(org, li
         try:
             for role in GROUPS:
                 page = browser.new_page(viewport={"width": WIDTH, "height": 768})
-                page.goto(f"{live_server.url}/admin/login/")
-                page.fill("#id_username", f"{role}-user")
-                page.fill("#id_password", "pw-for-tests")
-                with page.expect_navigation():
-                    page.locator("#login-form [type=submit]").click()
+                login(page, live_server.url, f"{role}-user")
                 pages = {"home": _visit(page, f"{live_server.url}/admin/", f"{role}-home")}
                 for link in page.evaluate(NAV_LINKS):
                     name = link.strip("/").replace("admin/", "").replace("/", "-") or "home"

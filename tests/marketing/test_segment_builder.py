@@ -6,25 +6,21 @@ import json
 import tempfile
 from pathlib import Path
 
-import pytest
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from marketing.models import Event, Role, Segment, Tag
 from marketing.segments import segment_save
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, login, page_width, playwright_or_skip
 from tests.factories import ContactFactory, TagFactory
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 SCREENSHOT = Path(tempfile.gettempdir()) / "segment_builder_1366.png"
 
 
 def test_the_count_follows_the_rule_never_stale_and_a_gte_rule_saves_as_gte(
     org, other_org, live_server, member_factory
 ):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    sync_playwright = playwright_or_skip()
     member_factory(org, Role.ADMIN, username="ada")
     for score in (10, 50, 90):
         ContactFactory(org=org, score=score, country="DE")
@@ -39,11 +35,7 @@ def test_the_count_follows_the_rule_never_stale_and_a_gte_rule_saves_as_gte(
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 900})
-            page.goto(f"{live_server.url}/admin/login/?next=/admin/marketing/segment/add/")
-            page.fill("#id_username", "ada")
-            page.fill("#id_password", "pw-for-tests")
-            with page.expect_navigation():
-                page.click("#login-form [type=submit]")
+            login(page, live_server.url, "ada", next_url="/admin/marketing/segment/add/")
             page.fill("#id_name", "Scored 50 or more")
             row = page.locator(".rule-builder-row").nth(0)
 
@@ -89,7 +81,7 @@ def test_the_count_follows_the_rule_never_stale_and_a_gte_rule_saves_as_gte(
             rule_text = page.input_value("#id_rule")
 
             page.screenshot(path=SCREENSHOT, full_page=True)
-            scroll_width = page.evaluate("document.documentElement.scrollWidth")
+            scroll_width = page_width(page)
             with page.expect_navigation():
                 page.click("[name=_save]")
             message = page.inner_text("#main")
@@ -117,9 +109,7 @@ def test_the_count_follows_the_rule_never_stale_and_a_gte_rule_saves_as_gte(
 def test_a_saved_rule_opens_as_rows_and_saves_unchanged(org, live_server, member_factory):
     """≤ and a tag that no longer exists (not among the pick-list's choices) come back as rows,
     and saving without a change writes the same JSON."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    sync_playwright = playwright_or_skip()
     member_factory(org, Role.ADMIN, username="ada")
     TagFactory(org=org, name="vip")
     low = ContactFactory(org=org, score=20, lifecycle_stage="customer")
@@ -134,11 +124,7 @@ def test_a_saved_rule_opens_as_rows_and_saves_unchanged(org, live_server, member
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 900})
-            page.goto(f"{live_server.url}/admin/login/?next=/admin/marketing/segment/{segment.pk}/change/")
-            page.fill("#id_username", "ada")
-            page.fill("#id_password", "pw-for-tests")
-            with page.expect_navigation():
-                page.click("#login-form [type=submit]")
+            login(page, live_server.url, "ada", next_url=f"/admin/marketing/segment/{segment.pk}/change/")
             page.wait_for_selector(".rule-builder-row")
             rows = page.locator(".rule-builder-row")
             shown = [

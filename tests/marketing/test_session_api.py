@@ -14,14 +14,13 @@ from marketing.services import api_key_create
 from marketing.tenancy import SESSION_KEY
 from scoring.handoffs import handoff_create
 from scoring.models import Handoff
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, login, playwright_or_skip
 from tests.factories import ContactFactory, MembershipFactory, UserFactory
 from workflows.models import WorkflowVersion
 from workflows.services import workflow_create
 
 CONTACTS = "/api/v1/contacts/"
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(tempfile.gettempdir()) / "session-api-shots"  # kept after the run, to look at
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 JSON = "application/json"
 
 
@@ -199,9 +198,7 @@ def test_a_sessions_contact_list_has_bounded_queries(org, marketer, django_asser
 
 @pytest.mark.slow
 def test_a_console_page_in_chromium_calls_the_api_with_its_session_and_csrf_cookie(org, live_server, marketer):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    sync_playwright = playwright_or_skip()
     ContactFactory(org=org, country="DE", email="ana@example.com")
     call = """async ([method, url, body, withToken]) => {
         const token = (document.cookie.match(/csrftoken=([^;]+)/) || [])[1] || "";
@@ -215,11 +212,7 @@ def test_a_console_page_in_chromium_calls_the_api_with_its_session_and_csrf_cook
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 768})
-            page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-            page.fill("#id_username", "mara")
-            page.fill("#id_password", "pw-for-tests")
-            with page.expect_navigation():
-                page.click("[type=submit]")
+            login(page, live_server.url, "mara", next_url="/admin/")
             rule = {"rule": {"==": [{"var": "country"}, "DE"]}}
             preview_without = page.evaluate(call, ["POST", "/api/v1/segments/preview/", rule, False])
             preview = page.evaluate(call, ["POST", "/api/v1/segments/preview/", rule, True])

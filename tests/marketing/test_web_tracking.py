@@ -5,7 +5,6 @@ import logging
 import time
 import uuid
 from io import StringIO
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -18,19 +17,10 @@ from marketing.models import AnonymousId, ApiKey, Contact, ContactMerge, Event, 
 from marketing.services import api_key_create, api_key_revoke
 from marketing.tenancy import org_context
 from marketing.web_tracking import FORM_RATE, PIXEL_GIF
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, playwright_or_skip
 from tests.factories import CompanyFactory, ContactFactory, OrganizationFactory
 
 SITE = "https://www.acme.io"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(autouse=True)
@@ -480,9 +470,7 @@ def test_seed_demo_allows_the_demo_origins_without_clobbering_others(db, setting
 def test_track_js_in_chromium_sets_the_cookie_sends_the_page_view_and_stitches_the_form(
     live_server, settings, tmp_path
 ):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    sync_playwright = playwright_or_skip()
     settings.DEBUG = True  # the demo page is served only in DEBUG
     settings.VAR_DIR = tmp_path
     acme = OrganizationFactory(slug="acme", allowed_origins=[live_server.url])
@@ -494,7 +482,9 @@ def test_track_js_in_chromium_sets_the_cookie_sends_the_page_view_and_stitches_t
         route.fulfill(status=200, content_type="application/json", body='{"success": true}')
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--disable-component-update", "--disable-sync"]
+        )
         try:
             page = browser.new_page()
             page.route("**/v1/page", answer_beacon)

@@ -19,6 +19,7 @@ from channels_app.models import MessageTemplate
 from channels_app.template_versions import template_publish
 from marketing.models import Role
 from marketing.tenancy import org_context
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, playwright_or_skip
 from tests.factories import ContactFactory
 from tests.workflows.test_live_status import (  # noqa: F401 (server and no_worker are fixtures)
     no_worker,
@@ -30,8 +31,6 @@ from tests.workflows.test_live_status import session_cookie as socket_session
 from workflows.models import Workflow
 from workflows.services import workflow_create, workflow_publish
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 SHOTS = Path(tempfile.gettempdir()) / "canvas-shots"  # kept after the run, to look at
 
 DEFINITION = {
@@ -62,9 +61,7 @@ DEFINITION = {
 def chromium_page():
     """A 1366-pixel-wide page in headless chromium (opened after the test's rows are written:
     playwright runs an event loop, and the ORM refuses to run inside one)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    sync_playwright = playwright_or_skip()
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -21,6 +21,7 @@ from compliance.selectors import consent_states
 from marketing.ingestion import events_ingest, events_validate
 from marketing.models import Contact, Organization, Segment, User
 from marketing.tenancy import org_context
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, login, page_width, playwright_or_skip
 from workflows.engine import instances_advance_due
 from workflows.library import SEND_ACTIONS, library_install, library_templates, template_needs
 from workflows.models import Approval, Workflow, WorkflowInstance, WorkflowStepRun, WorkflowTemplate
@@ -329,24 +330,16 @@ def test_library_lists_show_where_things_came_from(console, org, library):
 def test_using_a_template_in_chromium_opens_the_workflow(org, library, live_server, member_factory):
     from marketing.models import Role
 
-    chromium = "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        pytest.skip(f"{chromium} is missing: install Debian's chromium package to run the browser test")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    sync_playwright = playwright_or_skip()
     member_factory(org, Role.MARKETER, username="mara")
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
     with sync_playwright() as playwright:
         SHOTS.mkdir(exist_ok=True)
-        browser = playwright.chromium.launch(executable_path=chromium, args=args)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 900})
-            page.goto(f"{live_server.url}/admin/login/?next={TEMPLATE_LIST}")
-            page.fill("#id_username", "mara")
-            page.fill("#id_password", "pw-for-tests")
-            with page.expect_navigation():
-                page.click("[type=submit]")
+            login(page, live_server.url, "mara", next_url=f"{TEMPLATE_LIST}")
             page.screenshot(path=str(SHOTS / "1-library.png"), full_page=True)
-            list_width = page.evaluate("document.documentElement.scrollWidth")
+            list_width = page_width(page)
             with page.expect_navigation():
                 page.click("[data-use-template=trial-to-paid]")
             page.screenshot(path=str(SHOTS / "2-used.png"), full_page=True)

@@ -21,13 +21,12 @@ from websockets.sync.client import connect
 
 from marketing.models import Role
 from marketing.tenancy import SESSION_KEY, org_context
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, playwright_or_skip
 from tests.factories import ContactFactory
 from workflows.engine import instances_advance_due
 from workflows.services import workflow_create, workflow_enrol_manually, workflow_publish
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 HELLO_WAIT = [
     {"id": "hello", "type": "action", "action": "log", "config": {"message": "hello"}, "next": "wait"},
     {"id": "wait", "type": "delay", "config": {"duration": "P1D"}, "next": None},
@@ -271,9 +270,7 @@ def serve_static(route) -> None:
 
 
 def test_the_change_page_shows_counts_and_activity_as_the_workflow_runs(org, marketer, server, no_worker):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    sync_playwright = playwright_or_skip()
     steps = [
         {"id": "hello", "type": "action", "action": "log", "config": {"message": "hello"}, "next": "note"},
         # A message that would become an element if the page put it into the DOM as HTML.
