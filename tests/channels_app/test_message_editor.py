@@ -5,14 +5,11 @@ import json
 import tempfile
 from pathlib import Path
 
-import pytest
-
 from channels_app.models import MessageTemplate
 from marketing.models import Role
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, login, page_width, playwright_or_skip
 from tests.factories import ContactFactory
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 SCREENSHOTS = Path(tempfile.gettempdir()) / "message_editor"
 
 
@@ -40,9 +37,7 @@ def replace_code(page, editor, text):
 
 
 def test_a_marketer_edits_variants_with_forms_and_sees_the_preview(org, live_server, member_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    sync_playwright = playwright_or_skip()
     SCREENSHOTS.mkdir(exist_ok=True)
     member_factory(org, Role.MARKETER, username="mara")
     ContactFactory(org=org, email="ana@example.com", first_name="Ana")
@@ -60,11 +55,7 @@ def test_a_marketer_edits_variants_with_forms_and_sees_the_preview(org, live_ser
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 900})
             page.set_default_timeout(60_000)  # previews come from the live server, on a busy machine
-            page.goto(f"{live_server.url}/admin/login/?next={url}")
-            page.fill("#id_username", "mara")
-            page.fill("#id_password", "pw-for-tests")
-            with page.expect_navigation():
-                page.click("#login-form [type=submit]")
+            login(page, live_server.url, "mara", next_url=url)
             frame_has(page, "A", "Hi Ana")  # the saved variant, rendered for the org's contact
             json_box_hidden = not page.is_visible("#id_variants")
 
@@ -94,7 +85,7 @@ def test_a_marketer_edits_variants_with_forms_and_sees_the_preview(org, live_ser
             frame_has(page, "B", "B for Ana")
             page.screenshot(path=SCREENSHOTS / "editor_1366.png", full_page=True)
             card(page, "A").screenshot(path=SCREENSHOTS / "variant_a_1366.png")
-            scroll_width = page.evaluate("document.documentElement.scrollWidth")
+            scroll_width = page_width(page)
             a_box = card(page, "A").locator(".message-variant-fields").bounding_box()
             preview_box = card(page, "A").locator(".message-variant-preview").bounding_box()
 
@@ -138,9 +129,7 @@ def test_a_marketer_edits_variants_with_forms_and_sees_the_preview(org, live_ser
 
 
 def test_a_new_sms_template_shows_the_fields_of_its_channel(org, live_server, member_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    sync_playwright = playwright_or_skip()
     SCREENSHOTS.mkdir(exist_ok=True)
     member_factory(org, Role.MARKETER, username="mara")
     ContactFactory(org=org, first_name="Ana")
@@ -151,11 +140,7 @@ def test_a_new_sms_template_shows_the_fields_of_its_channel(org, live_server, me
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 900})
             page.set_default_timeout(60_000)  # previews come from the live server, on a busy machine
-            page.goto(f"{live_server.url}/admin/login/?next={url}")
-            page.fill("#id_username", "mara")
-            page.fill("#id_password", "pw-for-tests")
-            with page.expect_navigation():
-                page.click("#login-form [type=submit]")
+            login(page, live_server.url, "mara", next_url=url)
             page.fill("#id_slug", "reminder")
             page.fill("#id_name", "Reminder")
             page.select_option("#id_channel", "sms")
@@ -170,7 +155,7 @@ def test_a_new_sms_template_shows_the_fields_of_its_channel(org, live_server, me
             weight_error = card(page, "A").locator(".message-field-weight .errorlist").inner_text()
             card(page, "A").get_by_label("Weight").fill("100")
             page.screenshot(path=SCREENSHOTS / "sms_1366.png", full_page=True)
-            scroll_width = page.evaluate("document.documentElement.scrollWidth")
+            scroll_width = page_width(page)
             with page.expect_navigation():
                 page.click("[name=_save]")
         finally:

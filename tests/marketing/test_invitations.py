@@ -22,11 +22,10 @@ from django_scopes import scopes_disabled
 from channels_app.models import Message
 from marketing.invitations import invitation_send
 from marketing.models import Invitation, Membership, Role, User
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, login, page_width, playwright_or_skip
 
 MEMBERS = reverse("admin:marketing_membership_changelist")
 INVITE = reverse("admin:marketing_membership_invite")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 SHOTS = Path(tempfile.gettempdir()) / "invitation-shots"  # kept after the run, to look at
 WIDTH = 1366
 
@@ -240,34 +239,28 @@ def test_a_mangled_link_is_a_clear_page(db):
 
 @pytest.mark.slow
 def test_inviting_and_accepting_in_chromium(org, admin_user, live_server, eager_tasks):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    sync_playwright = playwright_or_skip()
     SHOTS.mkdir(parents=True, exist_ok=True)
     widths = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": WIDTH, "height": 768})
-            page.goto(f"{live_server.url}/admin/login/")
-            page.fill("#id_username", "ada")
-            page.fill("#id_password", "pw-for-tests")
-            with page.expect_navigation():
-                page.locator("#login-form [type=submit]").click()
+            login(page, live_server.url, "ada")
             page.goto(f"{live_server.url}{MEMBERS}")
             page.click("text=Invite a teammate")
             page.fill("#id_email", "not an address")
             page.click("text=Send the invitation")
             error = page.inner_text("#invite-form .errorlist")
             page.screenshot(path=str(SHOTS / "invite-form-error.png"), full_page=True)
-            widths["form"] = page.evaluate("document.documentElement.scrollWidth")
+            widths["form"] = page_width(page)
             page.fill("#id_email", "lea@example.com")
             page.select_option("#id_role", "analyst")
             with page.expect_navigation():
                 page.click("text=Send the invitation")
             pending = page.inner_text("#invitations table")
             page.screenshot(path=str(SHOTS / "members-pending.png"), full_page=True)
-            widths["members"] = page.evaluate("document.documentElement.scrollWidth")
+            widths["members"] = page_width(page)
 
             newcomer = browser.new_page(viewport={"width": WIDTH, "height": 768})
             newcomer.goto(f"{live_server.url}{link_path(mail.outbox[0])}")

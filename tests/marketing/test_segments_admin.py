@@ -7,7 +7,6 @@ import io
 import json
 import warnings
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -19,10 +18,9 @@ from django_scopes import scopes_disabled
 from marketing.models import Event, PropertyDefinition, Role, Segment, SegmentMembership
 from marketing.segments import segment_add_contacts, segment_recompute, segment_save
 from marketing.tenancy import no_org, org_context
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, login, playwright_or_skip
 from tests.factories import CompanyFactory, ContactFactory, SegmentFactory
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 CHANGELIST = "/admin/marketing/segment/"
 GERMANS = {"==": [{"var": "country"}, "DE"]}
 
@@ -431,9 +429,7 @@ def test_membership_list_is_read_only_and_filters_by_segment(org, console):
 
 @pytest.mark.slow
 def test_rule_builder_in_chromium_builds_previews_and_saves(org, other_org, live_server, member_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    sync_playwright = playwright_or_skip()
     member_factory(org, Role.ADMIN, username="ada")
     # A name that would run script if the page put it into the DOM as HTML.
     engaged = ContactFactory(org=org, country="DE", first_name='<img src=x onerror="window.pwned=1">')
@@ -452,11 +448,7 @@ def test_rule_builder_in_chromium_builds_previews_and_saves(org, other_org, live
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
-            page.goto(f"{live_server.url}/admin/login/?next=/admin/marketing/segment/")
-            page.fill("#id_username", "ada")
-            page.fill("#id_password", "pw-for-tests")
-            with page.expect_navigation():
-                page.click("#login-form [type=submit]")
+            login(page, live_server.url, "ada", next_url="/admin/marketing/segment/")
             with page.expect_navigation():
                 page.click(f"a[href='{CHANGELIST}add/']")  # "Add segment"
             page.fill("#id_name", "Engaged Germans")

@@ -7,23 +7,18 @@ import tempfile
 from datetime import time
 from pathlib import Path
 
-import pytest
-
 from compliance.models import ConsentRecord
 from marketing.models import PropertyDefinition, Role
 from scoring.models import ScoringModel, ScoringRule
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, login, page_width, playwright_or_skip
 from tests.factories import ContactFactory
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 SHOTS = Path(tempfile.gettempdir()) / "console_forms"
 FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:131.0) Gecko/20100101 Firefox/131.0"
 
 
 def test_a_marketer_builds_a_scoring_rule_and_the_forms_fit_the_screen(org, live_server, member_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    sync_playwright = playwright_or_skip()
     SHOTS.mkdir(exist_ok=True)
     member_factory(org, Role.ADMIN, username="ada")
     member_factory(org, Role.MARKETER, username="mara")
@@ -60,18 +55,11 @@ def test_a_marketer_builds_a_scoring_rule_and_the_forms_fit_the_screen(org, live
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 900})
 
-            def login(username: str, next_url: str) -> None:
-                page.goto(f"{live_server.url}/admin/login/?next={next_url}")
-                page.fill("#id_username", username)
-                page.fill("#id_password", "pw-for-tests")
-                with page.expect_navigation():
-                    page.click("#login-form [type=submit]")
-
             def shoot(name: str) -> None:
                 page.screenshot(path=SHOTS / f"{name}_1366.png", full_page=True)
-                widths[name] = page.evaluate("document.documentElement.scrollWidth")
+                widths[name] = page_width(page)
 
-            login("mara", "/admin/scoring/scoringrule/add/")
+            login(page, live_server.url, "mara", next_url="/admin/scoring/scoringrule/add/")
             page.select_option("#id_model", str(model.pk))
             page.fill("#id_name", "Pricing page")
             page.fill("#id_event_type", "page_view")
@@ -101,7 +89,7 @@ def test_a_marketer_builds_a_scoring_rule_and_the_forms_fit_the_screen(org, live
             shoot("contact_properties")
 
             page.context.clear_cookies()
-            login("ada", f"/admin/marketing/organization/{org.pk}/change/")
+            login(page, live_server.url, "ada", next_url=f"/admin/marketing/organization/{org.pk}/change/")
             shoot("organisation")
             page.goto(f"{live_server.url}/admin/compliance/consentrecord/{record.pk}/change/")
             proof_text = page.inner_text(".consent-proof")

@@ -16,15 +16,14 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, playwright_or_skip
 from tests.factories import ContactFactory
 from tests.workflows.conftest import only_instance
 from workflows.models import Approval, WorkflowInstance, WorkflowStepRun
 from workflows.services import approval_decide, workflow_enrol, workflow_publish, workflow_update
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(tempfile.gettempdir()) / "publish-moves-shots"  # kept after the run, to look at
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 
 
 def log(step_id: str, next_step=None) -> dict:
@@ -443,9 +442,7 @@ def test_the_publish_page_counts_runs_per_step_in_one_query_however_many_there_a
 
 @pytest.mark.slow
 def test_moving_runs_in_chromium_from_the_publish_button(org, marketer, live_server, waiting_two):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    sync_playwright = playwright_or_skip()
     change = reverse("admin:workflows_workflow_change", args=[waiting_two.pk])
     SHOTS.mkdir(exist_ok=True)
     client = Client()

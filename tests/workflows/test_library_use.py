@@ -337,7 +337,7 @@ def test_using_a_template_in_chromium_opens_the_workflow(org, library, live_serv
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 900})
-            login(page, live_server.url, "mara", next_url=f"{TEMPLATE_LIST}")
+            login(page, live_server.url, "mara", next_url=TEMPLATE_LIST)
             page.screenshot(path=str(SHOTS / "1-library.png"), full_page=True)
             list_width = page_width(page)
             with page.expect_navigation():
