@@ -32,6 +32,8 @@ from marketing.admin import TenantAdmin
 from marketing.large_lists import EstimatedCountPaginator
 from marketing.models import Contact, Segment, SegmentMembership
 from workflows import services
+from workflows.api import WorkflowOutput
+from workflows.catalog import workflow_catalog
 from workflows.diff import definition_diff
 from workflows.models import (
     ACTIVE_STATUSES,
@@ -249,6 +251,11 @@ class WorkflowAdmin(TenantAdmin):
             # The canvas reads and saves through the REST API; the rule builder's fields come with the page.
             "canvas_api": reverse("workflow-list").removesuffix("workflows/"),
             "canvas_rules": marketing_admin.rule_builder_config(org=request.org),
+            # What the canvas would otherwise ask the API for first: it draws without a round trip.
+            "canvas_boot": {
+                "workflow": WorkflowOutput(workflow, context={"request": request}).data,
+                "catalog": workflow_catalog(),
+            },
         }
 
     def counts_view(self, request, object_id):

@@ -18,13 +18,14 @@ import {
 import "@xyflow/react/dist/style.css";
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { problemsOf, request } from "./api.js";
-import { catalogLoad, exitSet, exitsOf, stepItem, stepKind, stepTitle } from "./catalog.js";
+import { catalogFrom, catalogLoad, exitSet, exitsOf, stepItem, stepKind, stepTitle } from "./catalog.js";
 import { CanvasContext } from "./fields.jsx";
 import { NODE_HEIGHT, NODE_WIDTH, layoutPositions, needsLayout } from "./layout.js";
 import DryRunPanel from "./DryRun.jsx";
 import ChangesPanel, { changeMarks } from "./Changes.jsx";
 import { publishPageOpen } from "./publishing.js";
 import ProjectionPanel, { ProjectedBadge } from "./Projection.jsx";
+import LabelledEdge from "./LabelledEdge.jsx";
 import StepForm from "./StepForm.jsx";
 import TriggerForm from "./TriggerForm.jsx";
 import "./canvas.css";
@@ -111,6 +112,10 @@ function StepNode({ data, selected }) {
   );
 }
 const NODE_TYPES = { step: StepNode };
+const EDGE_TYPES = { labelled: LabelledEdge };
+// A node's size before React Flow has measured it: with it, every node is drawn on the first
+// render (React Flow hides nodes it cannot size), and the measured size replaces it right after.
+const SIZE_GUESS = { initialWidth: NODE_WIDTH, initialHeight: NODE_HEIGHT - 20 };
 
 function uniqueId(steps, base) {
   const taken = new Set(steps.map((s) => s.id));
@@ -203,7 +208,11 @@ function Editor({ config }) {
 
   useEffect(() => {
     (async () => {
-      const [answer, found] = await Promise.all([request(`${api}workflows/${workflowId}/`), catalogLoad(api)]);
+      const boot = config.boot;
+      const [answer, found] =
+        boot && boot.workflow && boot.catalog && Array.isArray(boot.catalog.steps)
+          ? [{ ok: true, data: boot.workflow }, catalogFrom(boot.catalog)]
+          : await Promise.all([request(`${api}workflows/${workflowId}/`), catalogLoad(api)]);
       setCatalog(found);
       if (!answer.ok) {
         setMessage({ text: `The workflow could not be loaded (${answer.data?.detail || `HTTP ${answer.status}`}).`, kind: "error" });
@@ -276,6 +285,7 @@ function Editor({ config }) {
       {
         id: TRIGGER,
         type: "step",
+        ...SIZE_GUESS,
         position: { x: first.x, y: first.y - 130 },
         deletable: false,
         selected: selected === TRIGGER,
@@ -292,6 +302,7 @@ function Editor({ config }) {
       ...steps.map((step) => ({
         id: step.id,
         type: "step",
+        ...SIZE_GUESS,
         position: step.position || { x: 0, y: 0 },
         selected: step.id === selected,
         data: {
@@ -550,6 +561,7 @@ function Editor({ config }) {
               nodes={nodes}
               edges={edges}
               nodeTypes={NODE_TYPES}
+              edgeTypes={EDGE_TYPES}
               onNodesChange={(changes) => setNodes((current) => applyNodeChanges(changes, current))}
               onNodeDragStop={onNodeDragStop}
               onNodesDelete={(gone) => removeSteps(gone.map((n) => n.id))}
@@ -622,9 +634,7 @@ function edgesOf(catalog, steps) {
           sourceHandle: exit.handle,
           target: exit.target,
           label: exit.label,
-          type: "smoothstep",
-          labelBgPadding: [4, 2],
-          labelBgBorderRadius: 3,
+          type: "labelled",
           className: exit.handle === "on_error" || /timeout/.test(exit.handle) ? "canvas-edge-secondary" : "",
         });
       }

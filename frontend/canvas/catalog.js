@@ -145,16 +145,14 @@ const ACTION_STEP = {
 };
 
 /* {steps, actions, triggers, fromServer} */
+/* The server's catalog (GET workflows/catalog/, or as the page embedded it) in the canvas's shape. */
+export function catalogFrom(data) {
+  return { steps: data.steps, actions: data.actions || [], triggers: data.triggers || [], fromServer: true };
+}
+
 export async function catalogLoad(api) {
   const answer = await request(`${api}workflows/catalog/`);
-  if (answer.ok && answer.data && Array.isArray(answer.data.steps)) {
-    return {
-      steps: answer.data.steps,
-      actions: answer.data.actions || [],
-      triggers: answer.data.triggers || [],
-      fromServer: true,
-    };
-  }
+  if (answer.ok && answer.data && Array.isArray(answer.data.steps)) return catalogFrom(answer.data);
   return { steps: [ACTION_STEP, ...FALLBACK_STEPS], actions: [], triggers: [], fromServer: false };
 }
 

@@ -7,10 +7,13 @@ function start() {
   const node = document.querySelector("[data-workflow-canvas]");
   if (!node) return;
   const extra = document.getElementById("workflow-canvas-config");
+  const boot = document.getElementById("workflow-canvas-boot");
   const config = {
     workflowId: node.dataset.workflowId,
     api: node.dataset.api || "/api/v1/",
     rules: { fields: [], tags: [], lists: [], ...(extra ? JSON.parse(extra.textContent) : {}) },
+    // The workflow and the catalog as the page rendered them, so the first drawing waits on no request.
+    boot: boot ? JSON.parse(boot.textContent) : null,
   };
   createRoot(node).render(
     <StrictMode>

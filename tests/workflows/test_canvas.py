@@ -81,7 +81,7 @@ def session_cookie(user, live_server) -> dict:
 
 def edge_labels(page) -> list[str]:
     # SVG text: no innerText.
-    return sorted(page.eval_on_selector_all(".react-flow__edge-text", "nodes => nodes.map(n => n.textContent)"))
+    return sorted(page.eval_on_selector_all(".canvas-edge-label", "nodes => nodes.map(n => n.textContent)"))
 
 
 def drag(page, source, target):
