@@ -245,19 +245,51 @@ export function RuleField(props) {
   );
 }
 
+/* Known values offered as the person types, for a field that also takes new ones: the org's
+   event types (stored and built in) and the contact fields a step may read. */
+function suggestionsFor(api, rules, hint) {
+  if (hint === "contact_field") {
+    return Promise.resolve((rules.fields || []).map((f) => ({ value: f.path, label: f.label || f.path })));
+  }
+  if (hint !== "event_type") return Promise.resolve([]);
+  const url = `${api}event-types/`;
+  if (!cache.has(url)) cache.set(url, listOf(url).then((items) => items.map((t) => ({ value: t.type, label: t.label || t.type }))));
+  return cache.get(url);
+}
+
 export function TextHintField(props) {
+  const { api, rules } = useContext(CanvasContext);
   const hint = props.uiSchema["ui:options"].hint;
   const type = hint === "local_time" ? "time" : "text";
+  const [suggestions, setSuggestions] = useState([]);
+  useEffect(() => {
+    let live = true;
+    suggestionsFor(api, rules, hint).then((found) => live && setSuggestions(found));
+    return () => {
+      live = false;
+    };
+  }, [api, rules, hint]);
+  const listId = suggestions.length ? `${props.fieldPathId.$id}-known` : undefined;
   return (
     <div className="canvas-field">
       <Label props={props} />
       <input
         id={props.fieldPathId.$id}
         type={type}
+        list={listId}
         value={props.formData ?? ""}
         placeholder={hint === "event_type" ? "form_submitted" : hint === "contact_field" ? "email" : undefined}
         onChange={(e) => props.onChange(e.target.value === "" ? undefined : e.target.value, props.fieldPathId.path)}
       />
+      {listId && (
+        <datalist id={listId}>
+          {suggestions.map((s) => (
+            <option key={s.value} value={s.value}>
+              {s.label}
+            </option>
+          ))}
+        </datalist>
+      )}
       <Help schema={props.schema} />
     </div>
   );

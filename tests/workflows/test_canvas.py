@@ -358,3 +358,38 @@ def test_canvas_shows_the_live_counts_on_its_steps_as_contacts_enrol(
     assert errors == []
     assert before == 0  # nothing ran yet: no badges
     assert table == "2"  # the table keeps working beside the badges
+
+
+def test_canvas_offers_the_orgs_event_types_as_the_person_types_one(org, other_org, live_server, member_factory):
+    from django.utils import timezone
+
+    from marketing.models import Event
+
+    cookie = session_cookie(member_factory(org, Role.MARKETER, username="mara"), live_server)
+    contact = ContactFactory(org=org)
+    Event.objects.create(org=org, contact=contact, type="demo_booked", occurred_at=timezone.now(), message_id="d")
+    with scopes_disabled():
+        theirs = ContactFactory(org=other_org)
+        Event.objects.create(
+            org=other_org, contact=theirs, type="their_event", occurred_at=timezone.now(), message_id="t"
+        )
+    workflow = workflow_create(org=org, name="Welcome", slug="welcome", definition=DEFINITION)
+    with chromium_page() as page:
+        page.context.add_cookies([cookie])
+        page.goto(f"{live_server.url}/admin/workflows/workflow/{workflow.pk}/change/")
+        page.wait_for_selector(".react-flow__node[data-id=vip]")
+        page.locator(".canvas-palette-item[data-palette=wait_for_event]").drag_to(
+            page.locator(".canvas-flow"), target_position={"x": 380, "y": 520}
+        )
+        page.wait_for_selector(".react-flow__node[data-id=wait_for_event]")
+        page.wait_for_selector(".canvas-side datalist option[value=demo_booked]", state="attached")
+        offered = page.eval_on_selector_all(".canvas-side datalist option", "os => os.map(o => o.value)")
+        field = page.locator(".canvas-side input[list]").first
+        field.fill("demo_booked")
+        page.get_by_role("tab", name="Advanced (JSON)").click()
+        written = json.loads(page.input_value("textarea[aria-label='Definition (JSON)']"))
+
+    assert "demo_booked" in offered and "email_opened" in offered  # stored in the org, and built in
+    assert "their_event" not in offered
+    step = next(s for s in written["steps"] if s["id"] == "wait_for_event")
+    assert step["event"] == "demo_booked"
