@@ -274,7 +274,7 @@ class Handoff(TenantModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="handoffs"
     )
     score = models.IntegerField(help_text="The contact's score when handed off.")
-    sla_due_at = models.DateTimeField()
+    sla_due_at = models.DateTimeField("SLA due")
     rejection_reason = models.TextField(blank=True)
     source_event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
