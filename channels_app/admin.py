@@ -3,7 +3,6 @@ versions, previewed against a real contact), the outbox and the suppression list
 
 import json
 import uuid
-from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
@@ -12,7 +11,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from unfold.contrib.filters.admin import AutocompleteSelectFilter
 
@@ -23,7 +21,7 @@ from channels_app.outbox import notice_enqueue
 from channels_app.rendering import FIELDS, template_errors, template_warnings
 from channels_app.template_problems import template_problems
 from channels_app.template_versions import template_preview, template_publish
-from marketing.admin import ReadOnlyAdmin, TenantAdmin
+from marketing.admin import ReadOnlyAdmin, RecentWindowFilter, TenantAdmin
 from marketing.models import Contact
 
 
@@ -191,30 +189,13 @@ class MessageTemplateAdmin(TenantAdmin):
         )
 
 
-class MessageWindowFilter(admin.SimpleListFilter):
-    """Messages whose ``field`` falls in a recent window (the home page's figures link here)."""
-
-    field = ""
-    windows: tuple[tuple[str, str], ...] = ()
-
-    def lookups(self, request, model_admin):
-        return self.windows
-
-    def queryset(self, request, queryset):
-        if self.value() in dict(self.windows):
-            since = timezone.now() - timedelta(days=int(self.value()))
-            return queryset.filter(**{f"{self.field}__gte": since})
-        return queryset
-
-
-class SentFilter(MessageWindowFilter):
+class SentFilter(RecentWindowFilter):
     title = "sent"
     parameter_name = "sent"
     field = "sent_at"
-    windows = (("7", "Last 7 days"), ("30", "Last 30 days"))
 
 
-class CreatedFilter(MessageWindowFilter):
+class CreatedFilter(RecentWindowFilter):
     title = "queued"
     parameter_name = "created"
     field = "created_at"

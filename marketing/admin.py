@@ -8,6 +8,7 @@ members. Permissions come from the member's role in that org (``marketing.roles`
 import contextvars
 import json
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django import forms
@@ -159,6 +160,23 @@ class SystemInternals(ReadOnly):
 
     def has_view_permission(self, request, obj=None):
         return is_org_admin(request) and super().has_view_permission(request, obj)
+
+
+class RecentWindowFilter(admin.SimpleListFilter):
+    """Rows whose ``field`` falls in one of the recent ``windows`` (days, label): the console
+    home's figures ("sent this week", "enrolled in the last 30 days") open lists filtered so."""
+
+    field = ""
+    windows: tuple[tuple[str, str], ...] = (("7", "Last 7 days"), ("30", "Last 30 days"))
+
+    def lookups(self, request, model_admin):
+        return self.windows
+
+    def queryset(self, request, queryset):
+        if self.value() in dict(self.windows):
+            since = timezone.now() - timedelta(days=int(self.value()))
+            return queryset.filter(**{f"{self.field}__gte": since})
+        return queryset
 
 
 class UserFilter(admin.SimpleListFilter):

@@ -10,7 +10,6 @@ its versions. "Enrol in a workflow…" is added here to the contact and segment 
 
 import copy
 import json
-from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
@@ -28,7 +27,7 @@ from django.utils.html import format_html, format_html_join
 from unfold.contrib.filters.admin import AutocompleteSelectFilter
 
 from marketing import admin as marketing_admin
-from marketing.admin import TenantAdmin
+from marketing.admin import RecentWindowFilter, TenantAdmin
 from marketing.large_lists import EstimatedCountPaginator
 from marketing.models import Contact, Segment, SegmentMembership
 from workflows import services
@@ -227,6 +226,7 @@ class WorkflowAdmin(TenantAdmin):
         steps += [{"id": step_id, "type": "(older version)"} for step_id in counts if step_id not in known]
         zero = {"waiting": 0, "running": 0, "done": 0, "failed": 0}
         analytics = workflow_analytics(workflow=workflow)
+        draft_steps = [s for s in (workflow.draft_definition or {}).get("steps") or [] if isinstance(s, dict)]
         return {
             "live_steps": [
                 {
@@ -256,6 +256,8 @@ class WorkflowAdmin(TenantAdmin):
                 "workflow": WorkflowOutput(workflow, context={"request": request}).data,
                 "catalog": workflow_catalog(),
             },
+            # A draft without positions is laid out by elkjs: the browser fetches it with the rest.
+            "canvas_needs_layout": any(not isinstance(step.get("position"), dict) for step in draft_steps),
         }
 
     def counts_view(self, request, object_id):
@@ -544,35 +546,19 @@ class ProgressFilter(admin.SimpleListFilter):
         return queryset
 
 
-class RecentFilter(admin.SimpleListFilter):
-    """Runs whose ``field`` falls in the last 7 or 30 days (the home page's "this week")."""
-
-    field = ""
-    windows = (("7", "Last 7 days"), ("30", "Last 30 days"))
-
-    def lookups(self, request, model_admin):
-        return self.windows
-
-    def queryset(self, request, queryset):
-        if self.value() in dict(self.windows):
-            since = timezone.now() - timedelta(days=int(self.value()))
-            return queryset.filter(**{f"{self.field}__gte": since})
-        return queryset
-
-
-class EnrolledFilter(RecentFilter):
+class EnrolledFilter(RecentWindowFilter):
     title = "enrolled"
     parameter_name = "enrolled"
     field = "triggered_at"
 
 
-class EndedFilter(RecentFilter):
+class EndedFilter(RecentWindowFilter):
     title = "ended"
     parameter_name = "ended"
     field = "finished_at"
 
 
-class CompletedFilter(RecentFilter):
+class CompletedFilter(RecentWindowFilter):
     title = "completed"
     parameter_name = "completed"
     field = "completed_at"
