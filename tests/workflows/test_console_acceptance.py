@@ -213,12 +213,28 @@ def test_a_marketer_builds_publishes_enrols_watches_and_dry_runs_a_workflow_with
         seen["dry_json"] = json_shown(page)
         page.screenshot(path=str(shots / "7-dry-run.png"), full_page=True)
         browser.assert_no_sideways_scroll(page)
+
+        # 8. Again, with the email opened two days and five hours in (after the wait): the tag is reached.
+        page.get_by_role("button", name="Add an event").click()
+        page.locator("#dry-event-1-type").select_option("email_opened")
+        page.get_by_label("Event 1: days after the start").fill("2")
+        page.get_by_label("Event 1: hours after the start").fill("5")
+        page.get_by_role("button", name="Run dry run").click()
+        page.wait_for_selector(f"{NODE.format('add_tag')} .canvas-node.dry-taken")
+        seen["dry_opened"] = {
+            step: page.get_attribute(f"{NODE.format(step)} .canvas-node", "class")
+            for step in ("send_email", "delay", "wait_for_event", "add_tag")
+        }
+        seen["decision_opened"] = page.inner_text(f"{NODE.format('wait_for_event')} .canvas-node-decision")
+        seen["dry_opened_json"] = json_shown(page)
+        page.screenshot(path=str(shots / "8-dry-run-opened.png"), full_page=True)
         seen["runs_after_dry_run"] = in_thread(
             org, lambda: WorkflowInstance.objects.filter(workflow_id=workflow_id).count()
         )
 
     assert errors == []
-    assert [seen[k] for k in ("add_json", "opened_json", "built_json", "dry_json")] == [False] * 4  # never JSON
+    never = ("add_json", "opened_json", "built_json", "dry_json", "dry_opened_json")
+    assert [seen[k] for k in never] == [False] * 5  # never JSON
     assert seen["titles"] == ["Starts when", "Send the thank-you", "Two days", "Opened?", "Tag as engaged"]
     assert seen["trigger_kind"] == "An event happens: form_submitted"
     assert seen["saved"] == "Draft saved."
@@ -246,6 +262,9 @@ def test_a_marketer_builds_publishes_enrols_watches_and_dry_runs_a_workflow_with
     assert "dry-skipped" in seen["dry"]["add_tag"] and "dry-taken" not in seen["dry"]["add_tag"]
     assert seen["dry_edges"] == ["delay:next", "send_email:next", "start"]
     assert seen["decision"] == "Timed out"
+    # With the simulated open, every step is on the path and the wait ends by the event.
+    assert all("dry-taken" in seen["dry_opened"][step] for step in seen["dry_opened"])
+    assert seen["decision_opened"] == "Arrived"
     assert seen["runs_after_dry_run"] == 1  # nothing ran for real
 
 
