@@ -135,7 +135,6 @@ class Membership(TenantModel):
         return f"{self.user} — {self.get_role_display()}"
 
 
-
 class Invitation(TenantModel):
     """An invitation to join the org by email with a role (``marketing.invitations``): pending
     until the person follows the signed link and accepts, or until revoked or expired."""
@@ -171,6 +170,7 @@ class Invitation(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.email} as {self.get_role_display()}"
+
 
 class ApiKey(TenantModel):
     """An API key: ``mk_<prefix>_<secret>``; only the prefix and SHA-256 of the secret are kept."""
