@@ -93,10 +93,11 @@ def test_the_count_follows_the_rule_never_stale_and_a_gte_rule_saves_as_gte(
     assert event_types == ["page_view"]
     assert "at least (≥)" in operators and "at most (≤)" in operators
     assert while_held == [1, 0] and "Updating" in updating  # never the old figure
-    assert asked == [
-        {"and": [{">=": [{"var": "score"}, 10]}]},
-        {"and": [{">=": [{"var": "score"}, 50]}]},
-    ]  # "5" then "50" within the debounce: one question
+    # "5" then "50" 60 ms apart, within the debounce: one question for the last rule. A machine
+    # too busy to deliver the keys in time may ask about "5" as well, but never last.
+    assert asked[0] == {"and": [{">=": [{"var": "score"}, 10]}]}
+    assert asked[-1] == {"and": [{">=": [{"var": "score"}, 50]}]}
+    assert asked[1:-1] in ([], [{"and": [{">=": [{"var": "score"}, 5]}]}])
     assert count == count_after_late_answer == "2"  # 50 and 90; the late answer (3) is dropped
     expected = {"and": [{">=": [{"var": "score"}, 50]}]}
     assert json.loads(rule_text) == expected
