@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from channels_app.bench import projection_definition
 from channels_app.models import Message, MessageTemplate, Suppression
 from channels_app.outbox import _hashed
 from channels_app.template_versions import template_publish
@@ -33,40 +34,13 @@ def published(org, slug, channel):
 
 
 def definition(condition):
-    """Condition → split (one arm waits an hour) → email → approval → wait (times out) → SMS → email;
-    the goal (a score of 90) ends a run when it wakes from a pause."""
-    return {
-        "trigger": {"type": "manual"},
-        "settings": {"goal": {">=": [{"var": "score"}, 90]}},
-        "steps": [
-            {"id": "keen", "type": "condition", "condition": condition, "true_next": "ab", "false_next": "opened"},
-            {
-                "id": "ab",
-                "type": "split",
-                "branches": [{"name": "A", "weight": 30, "next": "mail"}, {"name": "B", "weight": 70, "next": "hour"}],
-            },
-            {"id": "hour", "type": "delay", "config": {"duration": "PT1H"}, "next": "mail"},
-            {"id": "mail", "type": "action", "action": "send_email", "config": {"template": "promo"}, "next": "ok"},
-            {
-                "id": "ok",
-                "type": "approval",
-                "approvers": {"role": "marketer"},
-                "approved_next": "opened",
-                "rejected_next": None,
-                "timeout_next": None,
-            },
-            {
-                "id": "opened",
-                "type": "wait_for_event",
-                "event": "email_opened",
-                "timeout": "P1D",
-                "next": None,
-                "timeout_next": "text",
-            },
-            {"id": "text", "type": "action", "action": "send_sms", "config": {"template": "remind"}, "next": "again"},
-            {"id": "again", "type": "action", "action": "send_email", "config": {"template": "promo"}, "next": None},
-        ],
-    }
+    """The projection bench's workflow (condition → split, one arm waiting an hour → email →
+    approval → wait that times out → SMS → email) with ``condition`` first, and a goal (a score
+    of 90) that ends a run when it wakes from a pause."""
+    shape = projection_definition()
+    shape["settings"] = {"goal": {">=": [{"var": "score"}, 90]}}
+    shape["steps"][0] = {**shape["steps"][0], "condition": condition}
+    return shape
 
 
 def dry_run_sum(workflow, contacts) -> dict:
