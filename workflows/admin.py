@@ -48,7 +48,7 @@ from workflows.models import (
     WorkflowVersion,
 )
 from workflows.scheduled_jobs import scheduled_job_delete, scheduled_job_save
-from workflows.selectors import step_counts, workflow_analytics
+from workflows.selectors import running_runs, step_counts, workflow_analytics
 from workflows.steps import step_types
 from workflows.triggers import triggers
 
@@ -286,10 +286,7 @@ class WorkflowAdmin(TenantAdmin):
     @admin.action(description="Publish the draft (new runs start on it)", permissions=["change"])
     def publish(self, request, queryset):
         selected = list(queryset[:2])
-        if (
-            len(selected) == 1
-            and WorkflowInstance.objects.filter(workflow=selected[0], status__in=ACTIVE_STATUSES).exists()
-        ):
+        if len(selected) == 1 and running_runs(workflow=selected[0]).exists():
             return publish_page(self, request, selected[0])  # ask what happens to the running runs
 
         def call(workflow):
@@ -366,7 +363,7 @@ def error_sentences(lead: str, errors: list[str]) -> str:
 def _waiting_at(workflow: Workflow) -> list[dict]:
     """Where the running runs of ``workflow`` stand: one row per version and step with a token
     there, with how many runs. Read from the tokens, so parallel branches count at each step."""
-    runs = WorkflowInstance.objects.filter(workflow=workflow, status__in=ACTIVE_STATUSES)
+    runs = running_runs(workflow=workflow)
     counts: dict[tuple[int, str], int] = {}
     if connection.vendor == "postgresql":
         # One grouped query: each run's tokens unnested, a run counted once per step however
@@ -438,7 +435,7 @@ def publish_page(modeladmin, request, workflow: Workflow):
     """The intermediate page of "Publish" when runs are running: it lists them per step and asks
     whether they keep their version (the default) or move to the new one, and where."""
     waiting = _waiting_at(workflow)
-    runs = WorkflowInstance.objects.filter(workflow=workflow, status__in=ACTIVE_STATUSES).count()
+    runs = running_runs(workflow=workflow).count()
     draft_steps = (workflow.draft_definition or {}).get("steps") or []
     live = workflow.live_version
     keep_label = (

@@ -123,9 +123,7 @@ class WorkflowDetailOutput(WorkflowOutput):
         read_only_fields = fields
 
     def get_running_runs(self, workflow) -> int:
-        return WorkflowInstance.objects.filter(
-            org_id=workflow.org_id, workflow=workflow, status__in=ACTIVE_STATUSES
-        ).count()
+        return selectors.running_runs(workflow=workflow).count()
 
 
 class VersionDetailOutput(serializers.ModelSerializer):

@@ -9,6 +9,12 @@ from django.utils import timezone
 from workflows.models import ACTIVE_STATUSES, InstanceStatus, WorkflowInstance, WorkflowStepRun
 
 
+def running_runs(*, workflow):
+    """The runs of ``workflow`` not finished yet (pending, running, waiting or paused): publishing
+    asks what happens to them."""
+    return WorkflowInstance.objects.filter(org_id=workflow.org_id, workflow=workflow, status__in=ACTIVE_STATUSES)
+
+
 def step_counts(*, workflow_id: int) -> dict[str, dict[str, int]]:
     """Per step: ``waiting`` (runs parked there), ``running`` (due now, being worked),
     ``done`` and ``failed`` (step runs that left it). Two grouped, index-only queries."""
