@@ -675,3 +675,28 @@ def test_publish_errors_are_separate_sentences(org, console, publish):
     assert ".;" not in text and ".." not in text
     assert text.startswith("“stale” was not published: steps[a].type") and text.endswith(".")
     assert "wait_for_event. steps[b].type" in text  # one sentence per error
+
+
+def test_the_canvas_page_embeds_the_workflow_and_the_catalog_and_preloads_elk_only_to_lay_out(org, console):
+    from workflows.catalog import workflow_catalog
+
+    placed = [{"id": "hello", "type": "stop", "position": {"x": 0, "y": 130}}]
+    laid_out = workflow_create(
+        org=org, name="Unplaced", slug="unplaced", definition=json.loads(definition(HELLO_WAIT_BYE))
+    )
+    positioned = workflow_create(
+        org=org, name="Placed", slug="placed", definition={"trigger": {"type": "manual"}, "steps": placed}
+    )
+
+    unplaced_page = console.get(url("workflow_change", laid_out.pk))
+    placed_page = console.get(url("workflow_change", positioned.pk))
+    boot = unplaced_page.context["canvas_boot"]
+
+    # The canvas draws from these without asking the API first.
+    assert boot["workflow"]["id"] == laid_out.pk and boot["workflow"]["definition"] == laid_out.draft_definition
+    assert boot["catalog"] == workflow_catalog()
+    assert 'id="workflow-canvas-boot"' in unplaced_page.content.decode()
+    assert "webhook_secret" not in boot["workflow"]  # the page's copy is the list's shape, without the secret
+    # elkjs is fetched with the page's scripts only when a step has no position.
+    assert "console/elk.js" in unplaced_page.content.decode()
+    assert "console/elk.js" not in placed_page.content.decode()
