@@ -3,7 +3,7 @@
 
 from compliance.models import ConsentRecord, Purpose
 from marketing.dispatch import EventConsumer, event_consumer
-from marketing.models import Event
+from marketing.models import Contact, Event
 
 
 @event_consumer
@@ -17,6 +17,9 @@ class FormConsent(EventConsumer):
         if not carrying:
             return
         known = set(Purpose.values)
+        emails = dict(
+            Contact.objects.filter(pk__in={e.contact_id for e in carrying}).values_list("pk", "email")
+        )
         rows = []
         for event in carrying:
             consent = event.properties["consent"]
@@ -28,6 +31,7 @@ class FormConsent(EventConsumer):
                         ConsentRecord(
                             org_id=event.org_id,
                             contact_id=event.contact_id,
+                            subject_email=emails.get(event.contact_id) or "",
                             purpose=purpose,
                             granted=granted,
                             source="form",

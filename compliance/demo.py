@@ -18,13 +18,14 @@ def demo_consent(*, org, users, stdout) -> None:
         ConsentRecord(
             org=org,
             contact_id=contact_id,
+            subject_email=email,
             purpose=Purpose.EMAIL_MARKETING,
             granted=True,
             source="import",
             lawful_basis=LawfulBasis.CONSENT,
             proof={"list": "demo newsletter sign-ups"},
         )
-        for contact_id in contacts.values_list("pk", flat=True)
+        for contact_id, email in contacts.values_list("pk", "email")
         if contact_id % 10 != 9  # by id, so a second run leaves the same tenth without consent
     ]
     ConsentRecord.objects.bulk_create(rows, batch_size=1000)

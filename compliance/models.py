@@ -4,6 +4,7 @@ The current state of a purpose is the newest record's ``granted`` (``compliance.
 nothing is ever updated or deleted here except by erasure, so the history is the proof.
 """
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -30,7 +31,17 @@ class LawfulBasis(models.TextChoices):
 class ConsentRecord(TenantModel):
     """One grant or withdrawal of consent for one purpose, with where it came from and proof."""
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consent_records")
+    # The record outlives its contact (deleted or merged away): the proof must stay. Only an
+    # erasure empties ``subject_email`` and the proof, keeping ``subject_digest`` (a keyed hash).
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="consent_records"
+    )
+    subject_email = models.CharField(
+        max_length=254, blank=True, help_text="The contact's email when it was recorded, kept if the contact goes."
+    )
+    subject_digest = models.CharField(
+        max_length=128, blank=True, help_text="After an erasure: a keyed hash of the email, instead of the email."
+    )
     purpose = models.CharField(max_length=20, choices=Purpose.choices)
     granted = models.BooleanField()
     source = models.CharField(
@@ -60,3 +71,63 @@ class ConsentRecord(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.get_purpose_display()} {'granted' if self.granted else 'withdrawn'} ({self.source})"
+
+
+class RequestKind(models.TextChoices):
+    ACCESS = "access", "Access (a copy of the data)"
+    PORTABILITY = "portability", "Portability (an archive to take elsewhere)"
+    ERASURE = "erasure", "Erasure"
+    RECTIFICATION = "rectification", "Rectification"
+    OPT_OUT_OF_SALE = "opt_out_of_sale", "Opt-out of sale or sharing"
+
+
+class Law(models.TextChoices):
+    GDPR = "gdpr", "GDPR: one month, extendable by two"
+    CCPA = "ccpa", "CCPA: 45 days, extendable by 45"
+
+
+class RequestStatus(models.TextChoices):
+    UNVERIFIED = "unverified", "Waiting for the person to confirm by email"
+    OPEN = "open", "Open"
+    COMPLETED = "completed", "Completed"
+    REJECTED = "rejected", "Rejected"
+
+
+class RequestSource(models.TextChoices):
+    PREFERENCE_CENTRE = "preference_centre", "Preference centre"
+    API = "api", "API"
+    CONSOLE = "console", "Entered in the console"
+
+
+class DataSubjectRequest(TenantModel):
+    """A person's request about their data (GDPR articles 15–21, CCPA): received, verified by
+    email, due by law, fulfilled or rejected. ``compliance.data_subject_requests`` holds the steps."""
+
+    kind = models.CharField(max_length=20, choices=RequestKind.choices)
+    law = models.CharField(max_length=10, choices=Law.choices, default=Law.GDPR)
+    status = models.CharField(max_length=20, choices=RequestStatus.choices, default=RequestStatus.UNVERIFIED)
+    source = models.CharField(max_length=20, choices=RequestSource.choices)
+    email = models.CharField(max_length=254, help_text="The address the person gave; the request is verified there.")
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="data_subject_requests"
+    )
+    details = models.TextField(blank=True, help_text="What the person asked for, e.g. which details to correct.")
+    received_at = models.DateTimeField(default=timezone.now)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(help_text="The legal deadline: from receipt, by the law chosen.")
+    extended = models.BooleanField(default=False, help_text="Extended once, as the law allows.")
+    extension_reason = models.TextField(blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    outcome = models.TextField(blank=True, help_text="What was done, or why the request was rejected.")
+
+    class Meta:
+        verbose_name = "data-subject request"
+        ordering = ["due_at", "id"]
+        indexes = [models.Index(fields=["org", "status", "due_at"], name="dsar_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} request #{self.pk}"

@@ -24,6 +24,7 @@ def consent_record(
     return ConsentRecord.objects.create(
         org=org,
         contact=contact,
+        subject_email=contact.email or "",
         purpose=purpose,
         granted=granted,
         source=source,

@@ -1,0 +1,8 @@
+# Placeholder of the encryption work; filled by its owner, deleted if it stays empty.
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("marketing", "0012_invitations")]
+
+    operations = []

@@ -1,0 +1,11 @@
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("scoring", "0006_audit_history"),
+        ("scoring", "0006_row_security"),
+        ("scoring", "0006_consent_regimes"),
+    ]
+
+    operations = []

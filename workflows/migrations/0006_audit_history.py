@@ -1,0 +1,8 @@
+# Placeholder of the audit work; filled by its owner, deleted if it stays empty.
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("workflows", "0005_console_indexes")]
+
+    operations = []
