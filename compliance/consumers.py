@@ -17,9 +17,7 @@ class FormConsent(EventConsumer):
         if not carrying:
             return
         known = set(Purpose.values)
-        emails = dict(
-            Contact.objects.filter(pk__in={e.contact_id for e in carrying}).values_list("pk", "email")
-        )
+        emails = dict(Contact.objects.filter(pk__in={e.contact_id for e in carrying}).values_list("pk", "email"))
         rows = []
         for event in carrying:
             consent = event.properties["consent"]
