@@ -50,6 +50,7 @@ urlpatterns = [
     path("t/", include("marketing.web_tracking")),
     path("v1/", include("marketing.tracking_api")),
     path("", include("channels_app.urls")),
+    path("", include("compliance.urls")),
     path("hooks/workflows/<int:workflow_id>/", workflow_webhook, name="workflow-webhook"),
     path("invite/<str:token>/", invitation_accept_view, name="invitation-accept"),
     path("healthz", healthz, name="healthz"),
