@@ -6,9 +6,11 @@ services. Production sets ``DEBUG=false``, ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``
 and ``REDIS_URL``; see README.md for the full list.
 """
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -213,6 +215,24 @@ UNFOLD = {
 
 REDIS_URL = env.str("REDIS_URL", default="")
 EMBEDDED = not REDIS_URL
+
+
+def _redis_url_for_test_worker(url: str, worker: str) -> str:
+    """The tests' Redis database for pytest-xdist worker ``gwN``: N below the one configured.
+
+    Workers each have their own test database, whose ids the others reuse; sharing one Redis
+    database would mix their broker queues and live-status groups. The URL is exported again
+    with a marker, so the workers and servers a test starts inherit it instead of moving on."""
+    parts = urlsplit(url)
+    configured = int(parts.path.lstrip("/") or 0)
+    database = (configured - int(worker.removeprefix("gw"))) % 16
+    os.environ["REDIS_URL_OF_TEST_WORKER"] = worker
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+_test_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if REDIS_URL and _test_worker.startswith("gw") and os.environ.get("REDIS_URL_OF_TEST_WORKER") != _test_worker:
+    REDIS_URL = os.environ["REDIS_URL"] = _redis_url_for_test_worker(REDIS_URL, _test_worker)
 
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
