@@ -37,6 +37,14 @@ class MessageTemplate(TenantModel):
     channel = models.CharField(max_length=10, choices=Channel.choices)
     purpose = models.CharField(max_length=15, choices=Purpose.choices, default=Purpose.MARKETING)
     variants = models.JSONField(default=list)
+    topic = models.ForeignKey(
+        "compliance.SubscriptionType",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Marketing only: contacts who left this topic in the preference centre do not get it.",
+    )
     live_version = models.ForeignKey(
         "TemplateVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -131,3 +131,50 @@ class DataSubjectRequest(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} request #{self.pk}"
+
+
+class SubscriptionType(TenantModel):
+    """A topic a contact may follow or leave (a newsletter, product news, events), within one
+    marketing purpose: leaving a topic stops the messages of that topic only; withdrawing the
+    purpose stops them all. Managed in the console; offered in the preference centre."""
+
+    name = models.CharField(max_length=120)
+    description = models.CharField(
+        max_length=300, blank=True, help_text="One sentence shown under the topic in the preference centre."
+    )
+    purpose = models.CharField(
+        max_length=20,
+        choices=Purpose.choices,
+        default=Purpose.EMAIL_MARKETING,
+        help_text="The channel's purpose its messages need consent for.",
+    )
+    active = models.BooleanField(default=True, help_text="Inactive topics are not offered in the preference centre.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "topic"
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["org", "name"], name="subscriptiontype_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TopicChoice(TenantModel):
+    """A contact joining or leaving a topic, appended like consent: the newest row of a contact
+    and topic is its current state; a contact without any row follows every active topic of a
+    purpose it consented to."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="topic_choices")
+    topic = models.ForeignKey(SubscriptionType, on_delete=models.CASCADE, related_name="choices")
+    subscribed = models.BooleanField()
+    source = models.CharField(max_length=40, help_text="preference_centre, console, api…")
+    proof = models.JSONField(default=dict, blank=True, help_text="IP, user agent, message id…")
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [models.Index(fields=["org", "contact", "topic", "-recorded_at"], name="topic_choice_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.topic} {'joined' if self.subscribed else 'left'} ({self.source})"
