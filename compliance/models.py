@@ -123,6 +123,13 @@ class DataSubjectRequest(TenantModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     outcome = models.TextField(blank=True, help_text="What was done, or why the request was rejected.")
+    verification_sends = models.PositiveSmallIntegerField(
+        default=0, help_text="Verification emails sent; only the newest one's link works."
+    )
+    overdue_alerted_at = models.DateTimeField(null=True, blank=True)
+    archive_path = models.CharField(
+        max_length=300, blank=True, help_text="Where the archive of an access or portability request is stored."
+    )
 
     class Meta:
         verbose_name = "data-subject request"

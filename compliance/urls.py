@@ -1,4 +1,11 @@
 """Public pages of the compliance app, reached from signed links (no login)."""
 
+from django.urls import path
+
+from compliance.request_pages import request_download_page, request_verify_page
+
 app_name = "compliance"
-urlpatterns: list = []
+urlpatterns: list = [
+    path("privacy/requests/confirm/<str:token>/", request_verify_page, name="dsar-verify"),
+    path("privacy/requests/download/<str:token>/", request_download_page, name="dsar-download"),
+]

@@ -272,6 +272,11 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 # Invitations to teammates (marketing/invitations.py): emails an org may send a day, link lifetime.
 INVITATIONS_PER_ORG_PER_DAY = env.int("INVITATIONS_PER_ORG_PER_DAY", default=50)
 INVITATION_MAX_AGE_DAYS = env.int("INVITATION_MAX_AGE_DAYS", default=7)
+# Data-subject requests (compliance/data_subject_requests.py): the law a request is due under when
+# none is named ("gdpr" or "ccpa"), how long its confirmation link works, and its archive's link.
+DSAR_DEFAULT_LAW = env.str("DSAR_DEFAULT_LAW", default="gdpr")
+DSAR_VERIFY_MAX_AGE_DAYS = env.int("DSAR_VERIFY_MAX_AGE_DAYS", default=7)
+DSAR_DOWNLOAD_MAX_AGE_DAYS = env.int("DSAR_DOWNLOAD_MAX_AGE_DAYS", default=7)
 
 # Provider rate limits (messages a second per channel; a token bucket in Redis shared by workers).
 EMAIL_RATE_PER_S = env.float("EMAIL_RATE_PER_S", default=50)
