@@ -6,6 +6,7 @@ class ChannelsAppConfig(AppConfig):
     verbose_name = "Channels"
 
     def ready(self) -> None:
+        from channels_app import personal_data  # noqa: F401  registers its DSAR data sources
         # esp_tracking connects anymail's tracking receiver; push_subscriptions registers the
         # merge handler that moves a merged contact's subscriptions (in workers too).
         from channels_app import embedded_runner, esp_tracking, push_subscriptions  # noqa: F401

@@ -108,6 +108,9 @@ class DataSubjectRequest(TenantModel):
     status = models.CharField(max_length=20, choices=RequestStatus.choices, default=RequestStatus.UNVERIFIED)
     source = models.CharField(max_length=20, choices=RequestSource.choices)
     email = models.CharField(max_length=254, help_text="The address the person gave; the request is verified there.")
+    subject_digest = models.CharField(
+        max_length=128, blank=True, help_text="After an erasure: a keyed hash of the email, instead of the email."
+    )
     contact = models.ForeignKey(
         Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="data_subject_requests"
     )

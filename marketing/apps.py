@@ -10,6 +10,7 @@ class MarketingConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         import marketing.bulk_sql  # noqa: F401  registers the __any_of lookup
+        import marketing.personal_data  # noqa: F401  the DSAR data sources registry and its own sources
         from marketing.metrics import gauges_register, marketing_gauges
         from marketing.schedules import schedules_install
 

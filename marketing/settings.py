@@ -41,6 +41,27 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+
+
+def _erasure_hash_keys() -> list[str]:
+    """ERASURE_HASH_KEY: the keys of the hashes an erasure leaves (marketing/erased_identities.py),
+    comma separated. Never rotated: a hash must still match years later, so a new key is added in
+    front (new hashes use it) and lookups try every key. Required in production; in development,
+    generated once under var/."""
+    keys = [key.strip() for key in env.list("ERASURE_HASH_KEY", default=[]) if key.strip()]
+    if keys:
+        return keys
+    if not DEBUG:
+        raise ImproperlyConfigured("ERASURE_HASH_KEY must be set when DEBUG is false.")
+    key_file = VAR_DIR / "erasure_hash_key"
+    if not key_file.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return [key_file.read_text().strip()]
+
+
+ERASURE_HASH_KEY = _erasure_hash_keys()
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")

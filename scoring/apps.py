@@ -6,6 +6,7 @@ class ScoringConfig(AppConfig):
     verbose_name = "Scoring"
 
     def ready(self):
+        from scoring import personal_data  # noqa: F401  registers its DSAR data sources
         from marketing.timeline import TimelineSource, timeline_source
         from scoring.selectors import ScoreEntries
 

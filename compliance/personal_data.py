@@ -1,0 +1,59 @@
+"""Compliance's personal data about a contact: its consent records and its data-subject requests.
+
+Both stay after an erasure as the record that consent was given (or withdrawn) and that the
+request was fulfilled, with the person's email replaced by its keyed hash."""
+
+from django.db.models import Q, QuerySet
+
+from marketing import erased_identities
+from marketing.models import Contact
+from marketing.personal_data import PersonalDataSource, personal_data_source, plain_rows
+
+
+def _email_digest(contact: Contact) -> str:
+    return erased_identities.digest(erased_identities.EMAIL, contact.email) if contact.email else ""
+
+
+@personal_data_source
+class ConsentRecords(PersonalDataSource):
+    """Each grant and withdrawal of consent, with its source and proof. Erasure anonymises them:
+    the purpose, the answer, when and from where stay; the contact, email and proof go."""
+
+    name = "consent_records"
+    description = "Each grant or withdrawal of consent: purpose, source, lawful basis, proof, time."
+    models = ("compliance.ConsentRecord",)
+
+    def queryset(self, contact: Contact) -> QuerySet:
+        from compliance.models import ConsentRecord
+
+        # Records outlive a deleted or merged-away contact with its email kept as subject_email.
+        by_email = Q(contact__isnull=True, subject_email__iexact=contact.email) if contact.email else Q(pk__in=[])
+        return ConsentRecord._base_manager.filter(Q(contact=contact) | by_email, org_id=contact.org_id)
+
+    def export(self, contact: Contact) -> list[dict]:
+        return plain_rows(self.queryset(contact).order_by("pk"))
+
+    def erase(self, contact: Contact) -> None:
+        self.queryset(contact).update(contact=None, subject_email="", proof={}, subject_digest=_email_digest(contact))
+
+
+@personal_data_source
+class DataSubjectRequests(PersonalDataSource):
+    """The person's requests about their data. Erasure keeps each as the record that it was
+    handled, without the email (a keyed hash instead) or the details the person wrote."""
+
+    name = "data_subject_requests"
+    description = "The person's requests about their data (access, erasure…), when received, due and handled."
+    models = ("compliance.DataSubjectRequest",)
+
+    def queryset(self, contact: Contact) -> QuerySet:
+        from compliance.models import DataSubjectRequest
+
+        by_email = Q(email__iexact=contact.email) if contact.email else Q(pk__in=[])
+        return DataSubjectRequest._base_manager.filter(Q(contact=contact) | by_email, org_id=contact.org_id)
+
+    def export(self, contact: Contact) -> list[dict]:
+        return plain_rows(self.queryset(contact).order_by("pk"))
+
+    def erase(self, contact: Contact) -> None:
+        self.queryset(contact).update(contact=None, email="", details="", subject_digest=_email_digest(contact))

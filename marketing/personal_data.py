@@ -1,0 +1,227 @@
+"""Personal data: where a contact's data lives, to export it and to erase it (the DSAR data sources).
+
+Every app that stores something about a person registers a source for it in its own
+``personal_data`` module (imported from its ``AppConfig.ready``)::
+
+    from marketing.personal_data import ContactRowsSource, personal_data_source
+
+    @personal_data_source
+    class Visits(ContactRowsSource):
+        \"\"\"Pages the contact visited.\"\"\"
+
+        name = "visits"
+        model = "myapp.Visit"
+
+A source names the models it covers (a test fails when a model that points at a contact is
+covered by none), returns the contact's rows as plain, JSON-serialisable dicts, and erases them
+(deletes them, or anonymises what must stay as a record). ``compliance`` builds the export and
+the erasure of one contact from every registered source; sources run inside the contact's org
+(``marketing.tenancy.org_context``) and inside the erasure's transaction.
+"""
+
+import json
+from typing import ClassVar
+
+from django.apps import apps
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Q, QuerySet
+
+from marketing.models import Contact
+
+
+class PersonalDataSource:
+    """One place that holds personal data about a contact.
+
+    ``name`` names the source's files in an export archive (letters, digits, underscores);
+    ``models`` lists the ``app_label.ModelName`` labels it covers; sources are erased in
+    ``order`` (lower first: rows that point at others go before what they point at).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    models: ClassVar[tuple[str, ...]] = ()
+    order: ClassVar[int] = 0
+
+    def export(self, contact: Contact) -> list[dict]:
+        """The contact's rows, as plain dicts that ``json.dumps`` takes as they are."""
+        raise NotImplementedError
+
+    def erase(self, contact: Contact) -> None:
+        """Deletes the contact's rows, or anonymises those that must stay as a record."""
+        raise NotImplementedError
+
+
+class ContactRowsSource(PersonalDataSource):
+    """A source for one model whose rows belong to the contact through one lookup: exported as
+    they are (every concrete field, or ``fields``), erased by deleting them."""
+
+    model: ClassVar[str] = ""
+    lookup: ClassVar[str] = "contact"
+    fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.model and not cls.__dict__.get("models"):
+            cls.models = (cls.model,)
+
+    def queryset(self, contact: Contact) -> QuerySet:
+        """The contact's rows of ``model``."""
+        return apps.get_model(self.model)._base_manager.filter(**{self.lookup: contact})
+
+    def export(self, contact: Contact) -> list[dict]:
+        return plain_rows(self.queryset(contact).order_by("pk"), *self.fields)
+
+    def erase(self, contact: Contact) -> None:
+        self.queryset(contact).delete()
+
+
+_sources: dict[str, PersonalDataSource] = {}
+
+
+def personal_data_source(cls: type[PersonalDataSource]) -> type[PersonalDataSource]:
+    """Registers a source class (one instance serves every export and erasure)."""
+    if not cls.name or not cls.name.replace("_", "").isalnum():
+        raise ValueError(f"{cls.__name__}: a personal-data source needs a name of letters, digits and underscores")
+    if cls.name in _sources and type(_sources[cls.name]) is not cls:
+        raise ValueError(f"Two personal-data sources are named {cls.name!r}")
+    _sources[cls.name] = cls()
+    return cls
+
+
+def personal_data_sources() -> list[PersonalDataSource]:
+    """Every registered source, in erasure order (then by name)."""
+    return sorted(_sources.values(), key=lambda source: (source.order, source.name))
+
+
+def covered_models() -> set[str]:
+    """The ``app_label.ModelName`` labels some source covers."""
+    return {label for source in _sources.values() for label in source.models}
+
+
+def plain_rows(queryset: QuerySet, *fields: str) -> list[dict]:
+    """A queryset's rows as JSON-ready dicts (dates as ISO text, decimals and UUIDs as text);
+    every concrete field unless ``fields`` are named (foreign keys as ``<name>_id``)."""
+    if not fields:
+        fields = tuple(field.attname for field in queryset.model._meta.concrete_fields)
+    return json.loads(json.dumps(list(queryset.values(*fields)), cls=DjangoJSONEncoder))
+
+
+# --- the ground floor's own sources ------------------------------------------------------------
+
+
+@personal_data_source
+class ContactRow(PersonalDataSource):
+    """The contact itself: its fields and custom properties. Erased last (everything else points at it)."""
+
+    name = "contact"
+    description = "The contact's fields and custom properties."
+    models = ("marketing.Contact",)
+    order = 1000
+
+    def export(self, contact: Contact) -> list[dict]:
+        return plain_rows(Contact._base_manager.filter(pk=contact.pk))
+
+    def erase(self, contact: Contact) -> None:
+        Contact._base_manager.filter(pk=contact.pk).delete()
+
+
+@personal_data_source
+class Tags(PersonalDataSource):
+    """The tags on the contact."""
+
+    name = "tags"
+    description = "The tags on the contact."
+    models = ("marketing.Contact_tags",)
+
+    def export(self, contact: Contact) -> list[dict]:
+        through = Contact.tags.through.objects.filter(contact=contact).order_by("tag__name")
+        return plain_rows(through, "tag_id", "tag__name")
+
+    def erase(self, contact: Contact) -> None:
+        Contact.tags.through.objects.filter(contact=contact).delete()
+
+
+@personal_data_source
+class ListMemberships(ContactRowsSource):
+    """The static lists the contact is on, and since when."""
+
+    name = "list_memberships"
+    description = "The static lists the contact is on, and since when."
+    model = "marketing.ListMembership"
+    fields = ("id", "contact_list_id", "contact_list__slug", "contact_list__name", "added_at")
+
+
+@personal_data_source
+class AnonymousIds(ContactRowsSource):
+    """Browser and device ids resolved to the contact."""
+
+    name = "anonymous_ids"
+    description = "Browser and device ids resolved to the contact."
+    model = "marketing.AnonymousId"
+
+
+@personal_data_source
+class Events(ContactRowsSource):
+    """Everything the contact did or that happened to them (page views, form submissions, opens…)."""
+
+    name = "events"
+    description = "Everything the contact did or that happened to them (page views, forms, opens, clicks…)."
+    model = "marketing.Event"
+    order = 10  # after the rows that point at events (consent records, handoffs, the score ledger)
+
+
+@personal_data_source
+class SegmentMemberships(ContactRowsSource):
+    """The contact's stays in segments."""
+
+    name = "segment_memberships"
+    description = "The segments the contact is or was in, entered and exited."
+    model = "marketing.SegmentMembership"
+    fields = ("id", "segment_id", "segment__slug", "segment__name", "entered_at", "exited_at")
+
+
+@personal_data_source
+class Merges(PersonalDataSource):
+    """Contacts folded into this one, with what each had (its fields as they were)."""
+
+    name = "merges"
+    description = "Other records of the person folded into this contact, with the fields each had."
+    models = ("marketing.ContactMerge",)
+
+    def queryset(self, contact: Contact) -> QuerySet:
+        from marketing.models import ContactMerge
+
+        merges = ContactMerge._base_manager.filter(org_id=contact.org_id)
+        if contact.email:
+            # The person's own record merged into someone else keeps its fields in the snapshot.
+            return merges.filter(Q(kept=contact) | Q(merged_snapshot__email=contact.email))
+        return merges.filter(kept=contact)
+
+    def export(self, contact: Contact) -> list[dict]:
+        return plain_rows(self.queryset(contact).order_by("pk"))
+
+    def erase(self, contact: Contact) -> None:
+        self.queryset(contact).delete()
+
+
+@personal_data_source
+class IdentityConflicts(PersonalDataSource):
+    """Public calls that named this contact and another one (their identifiers' values)."""
+
+    name = "identity_conflicts"
+    description = "Public calls whose identifiers named this contact and another one, kept for review."
+    models = ("marketing.IdentityConflict",)
+    order = -10  # before the merges they may point at
+
+    def queryset(self, contact: Contact) -> QuerySet:
+        from marketing.models import IdentityConflict
+
+        return IdentityConflict._base_manager.filter(
+            Q(contact=contact) | Q(other_contact=contact), org_id=contact.org_id
+        )
+
+    def export(self, contact: Contact) -> list[dict]:
+        return plain_rows(self.queryset(contact).order_by("pk"))
+
+    def erase(self, contact: Contact) -> None:
+        self.queryset(contact).delete()
