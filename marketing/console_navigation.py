@@ -76,7 +76,13 @@ GROUPS: list[tuple[str, list[tuple[str, str, str]]]] = [
             ("Handoff policies", "scoring.handoffpolicy", "policy"),
         ],
     ),
-    ("Compliance", [("Consent records", "compliance.consentrecord", "verified_user")]),
+    (
+        "Compliance",
+        [
+            ("Consent records", "compliance.consentrecord", "verified_user"),
+            ("Data-subject requests", "compliance.datasubjectrequest", "assignment_ind"),
+        ],
+    ),
     (
         "Settings",
         [
