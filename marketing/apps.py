@@ -11,6 +11,7 @@ class MarketingConfig(AppConfig):
 
         import marketing.bulk_sql  # noqa: F401  registers the __any_of lookup
         import marketing.personal_data  # noqa: F401  the DSAR data sources registry and its own sources
+        from marketing import audit  # noqa: F401  connects the audit context of Celery tasks
         from marketing.metrics import gauges_register, marketing_gauges
         from marketing.schedules import schedules_install
 

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_scopes import ScopedManager
 
+from marketing.append_only import AppendOnly
 from marketing.email_addresses import normalise_email
 from marketing.phone_numbers import normalise_phone
 
@@ -660,6 +661,117 @@ class SegmentMembership(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.contact} in {self.segment}"
+
+
+class ErasedIdentity(TenantModel):
+    """An email or phone erased at the person's request, kept only as a keyed hash
+    (``marketing.erased_identities``): identify, imports and forms refuse to store it again."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "Email"
+        PHONE = "phone", "Phone"
+
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    digest = models.CharField(max_length=64, help_text="HMAC-SHA256 of the normalised value under ERASURE_HASH_KEY.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "erased identity"
+        verbose_name_plural = "erased identities"
+        constraints = [models.UniqueConstraint(fields=["org", "kind", "digest"], name="erasedidentity_unique")]
+
+    def __str__(self) -> str:
+        return f"erased {self.kind} {self.digest[:12]}…"
+
+
+class AuditEntry(models.Model):
+    """One thing someone did to or read of an org's data: who, how, what, which fields.
+
+    Never a value: ``fields`` names the fields read or changed, ``target_id`` is an id, so the log
+    can be kept longer than the personal data it speaks of (erasure leaves it as it is).
+    Append-only in the database (``AppendOnly`` below, PostgreSQL only): no role updates a row, and
+    only the table's owner deletes them (``manage.py audit_purge``). Written by
+    ``marketing.audit.audit_record``.
+    """
+
+    class Source(models.TextChoices):
+        CONSOLE = "console", "Console"
+        API = "api", "API"
+        TASK = "task", "Task"
+        COMMAND = "command", "Command"
+        PUBLIC = "public", "Public page"
+
+    class Verb(models.TextChoices):
+        VIEWED = "viewed", "Viewed"
+        LISTED = "listed", "Listed"
+        CREATED = "created", "Created"
+        CHANGED = "changed", "Changed"
+        DELETED = "deleted", "Deleted"
+        EXPORTED = "exported", "Exported"
+        DOWNLOADED = "downloaded", "Downloaded"
+        ERASED = "erased", "Erased"
+        MERGED = "merged", "Merged"
+        PUBLISHED = "published", "Published"
+        IMPORTED = "imported", "Imported"
+        VERIFIED = "verified", "Verified"
+        REJECTED = "rejected", "Rejected"
+        PURGED = "purged", "Purged"
+
+    # No foreign-key constraints and no cascades: entries outlive the org, user or key they name
+    # (a cascade or SET NULL would be an UPDATE or DELETE, which the table refuses).
+    org = models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )  # indexed first in the composite indexes below
+    at = models.DateTimeField(default=timezone.now)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # (org, actor_user, at) below
+        related_name="+",
+        verbose_name="user",
+    )
+    actor_api_key = models.ForeignKey(
+        "ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        verbose_name="API key",
+    )
+    actor_label = models.CharField(
+        "actor",
+        max_length=150,
+        blank=True,
+        help_text="The user's name, the key's name and prefix, or the task or command.",
+    )
+    source = models.CharField(max_length=10, choices=Source.choices)
+    verb = models.CharField(max_length=20, choices=Verb.choices)
+    target_type = models.CharField(max_length=100, blank=True, help_text="app_label.model, e.g. marketing.contact.")
+    target_id = models.CharField(max_length=64, blank=True)
+    fields = models.JSONField(default=list, blank=True, help_text="Names of the fields read or changed; never values.")
+    count = models.PositiveIntegerField(null=True, blank=True, help_text="Rows listed or exported.")
+    request_id = models.CharField(max_length=32, blank=True)
+
+    objects = ScopedManager(org="org")
+
+    class Meta:
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit log"
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["org", "-at"], name="auditentry_org_at"),
+            models.Index(fields=["org", "target_type", "target_id"], name="auditentry_org_target"),
+            models.Index(fields=["org", "actor_user", "-at"], name="auditentry_org_user"),
+        ]
+        triggers = [AppendOnly(name="auditentry_append_only")]
+
+    def __str__(self) -> str:
+        target = f"{self.target_type} #{self.target_id}" if self.target_id else self.target_type
+        return f"{self.actor_label or self.source} {self.verb} {target}".strip()
 
 
 class ErasedIdentity(TenantModel):

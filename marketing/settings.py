@@ -85,6 +85,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "guardian",
     "axes",  # before marketing: the console wraps its admin pages as superuser-only (marketing/admin.py)
+    "pgtrigger",  # the audit log's append-only trigger (marketing/append_only.py)
+    "pghistory",  # change history of configuration models (docs/audit.md)
     "marketing.apps.MarketingConfig",
     "workflows",
     "scoring",
@@ -104,6 +106,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "marketing.tenancy.CurrentOrgMiddleware",
+    # After the org: who acts (user or API key), for the audit log and pghistory's context.
+    "marketing.audit.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
