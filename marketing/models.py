@@ -773,23 +773,3 @@ class AuditEntry(models.Model):
         target = f"{self.target_type} #{self.target_id}" if self.target_id else self.target_type
         return f"{self.actor_label or self.source} {self.verb} {target}".strip()
 
-
-class ErasedIdentity(TenantModel):
-    """An email or phone erased at the person's request, kept only as a keyed hash
-    (``marketing.erased_identities``): identify, imports and forms refuse to store it again."""
-
-    class Kind(models.TextChoices):
-        EMAIL = "email", "Email"
-        PHONE = "phone", "Phone"
-
-    kind = models.CharField(max_length=5, choices=Kind.choices)
-    digest = models.CharField(max_length=64, help_text="HMAC-SHA256 of the normalised value under ERASURE_HASH_KEY.")
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        verbose_name = "erased identity"
-        verbose_name_plural = "erased identities"
-        constraints = [models.UniqueConstraint(fields=["org", "kind", "digest"], name="erasedidentity_unique")]
-
-    def __str__(self) -> str:
-        return f"erased {self.kind} {self.digest[:12]}…"
