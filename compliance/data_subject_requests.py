@@ -12,6 +12,7 @@ transactional, to a plain address, no consent check (suppression still applies).
 """
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,14 +20,16 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from compliance.models import DataSubjectRequest, Law, RequestKind, RequestSource, RequestStatus
+from compliance.models import DataSubjectRequest, Law, Purpose, RequestKind, RequestSource, RequestStatus
+from compliance.services import consent_record
 from marketing.email_addresses import normalise_email
-from marketing.models import Contact, Organization, User
+from marketing.models import Contact, Membership, Organization, Role, User
 from marketing.notices import notice_send
 from marketing.tenancy import org_context
 
@@ -230,3 +233,275 @@ def request_archive_open(*, request: DataSubjectRequest):
         return default_storage.open(request.archive_path, "rb")
     except (FileNotFoundError, OSError):
         raise RequestLinkError("expired", request) from None
+
+
+# --- the staff's steps -------------------------------------------------------------------------
+
+
+def _locked(request: DataSubjectRequest) -> DataSubjectRequest:
+    return DataSubjectRequest.objects.select_for_update().get(org=request.org, pk=request.pk)
+
+
+def _refuse_unless(request: DataSubjectRequest, *statuses: str, doing: str) -> None:
+    if request.status not in statuses:
+        raise ValidationError(f"Request #{request.pk} is {request.get_status_display().lower()}: it cannot be {doing}.")
+
+
+def _tell_person(request: DataSubjectRequest, *, step: str, subject: str, text: str) -> None:
+    notice_send(org=request.org, to=request.email, subject=subject, text=text, key=f"dsar-{step}:{request.pk}")
+
+
+def request_verification_resend(*, request: DataSubjectRequest, by: User | None) -> DataSubjectRequest:
+    """Mails the confirmation link of an unconfirmed request again; links sent before stop working.
+    Raises ValidationError when the request is no longer waiting for its confirmation."""
+    with org_context(request.org), transaction.atomic():
+        request = _locked(request)
+        _refuse_unless(request, RequestStatus.UNVERIFIED, doing="sent a confirmation link again")
+        request.verification_sends += 1
+        request.save(update_fields=["verification_sends"])
+        _verification_email(request)
+    logger.info("dsar verification resent org=%s request=%s by=%s", request.org.slug, request.pk, by and by.pk)
+    return request
+
+
+def request_extend(*, request: DataSubjectRequest, reason: str, by: User | None) -> DataSubjectRequest:
+    """Extends the deadline once, as the law allows (GDPR by two months, CCPA by 45 days, both
+    counted from receipt), and tells the person the new date and the reason, as both laws
+    require. Reminders and overdue alerts start again for the new date. Raises ValidationError
+    naming ``reason`` when it is empty, or when the request was extended already or is closed."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the request needs more time; the person is told."})
+    with org_context(request.org), transaction.atomic():
+        request = _locked(request)
+        _refuse_unless(request, RequestStatus.UNVERIFIED, RequestStatus.OPEN, doing="extended")
+        if request.extended:
+            raise ValidationError(f"Request #{request.pk} was extended already; the law allows one extension.")
+        request.extended, request.extension_reason = True, reason
+        request.due_at = request_due_at(law=request.law, received_at=request.received_at, extended=True)
+        request.reminded_at = request.overdue_alerted_at = None
+        request.save(update_fields=["extended", "extension_reason", "due_at", "reminded_at", "overdue_alerted_at"])
+        _tell_person(
+            request,
+            step="extended",
+            subject=f"Your request to {request.org.name} needs more time",
+            text=(
+                f"{request.org.name} needs more time to answer your request ({request.get_kind_display().lower()}) "
+                f"and will answer by {request.due_at:%d %B %Y}.\n\nWhy: {reason}"
+            ),
+        )
+    logger.info("dsar extended org=%s request=%s by=%s", request.org.slug, request.pk, by and by.pk)
+    return request
+
+
+def request_reject(*, request: DataSubjectRequest, reason: str, by: User | None) -> DataSubjectRequest:
+    """Rejects the request (unfounded, excessive, the identity not confirmed…) and tells the
+    person why. Raises ValidationError naming ``reason`` when it is empty, or when the request
+    is closed already."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the request is rejected; the person is told."})
+    with org_context(request.org), transaction.atomic():
+        request = _locked(request)
+        _refuse_unless(request, RequestStatus.UNVERIFIED, RequestStatus.OPEN, doing="rejected")
+        request.status, request.outcome = RequestStatus.REJECTED, reason
+        request.completed_at, request.handled_by = timezone.now(), by
+        request.save(update_fields=["status", "outcome", "completed_at", "handled_by"])
+        _tell_person(
+            request,
+            step="rejected",
+            subject=f"Your request to {request.org.name}",
+            text=(
+                f"{request.org.name} will not act on your request ({request.get_kind_display().lower()}).\n\n"
+                f"Why: {reason}\n\nYou may complain to a data protection authority."
+            ),
+        )
+    logger.info("dsar rejected org=%s request=%s by=%s", request.org.slug, request.pk, by and by.pk)
+    return request
+
+
+def _archive_store(request: DataSubjectRequest, contact: Contact) -> str:
+    """Builds the contact's archive (every app's personal data, as JSON and CSV in a ZIP) and
+    stores it where only the request's download link finds it."""
+    from compliance.personal_data_archive import personal_data_archive  # the erasure work's module
+
+    data = personal_data_archive(contact=contact)
+    name = f"data-subject-requests/{request.org_id}/{request.pk}-{secrets.token_urlsafe(16)}.zip"
+    return default_storage.save(name, ContentFile(data))
+
+
+def _complete_access(request: DataSubjectRequest, by: User | None) -> tuple[str, str]:
+    if request.contact is None:
+        return (
+            f"No data held: no contact has the address {request.email}.",
+            f"{request.org.name} holds no personal data about {request.email}.",
+        )
+    request.archive_path = _archive_store(request, request.contact)
+    days = settings.DSAR_DOWNLOAD_MAX_AGE_DAYS
+    return (
+        "Archive of the contact's personal data sent by email (a download link).",
+        f"Here is a copy of the personal data {request.org.name} holds about you, as a ZIP of JSON and CSV "
+        f"files. Download it here (the link works for {days} days):\n{request_download_url(request)}",
+    )
+
+
+def _complete_erasure(request: DataSubjectRequest, by: User | None) -> tuple[str, str]:
+    if request.contact is None:
+        return (
+            f"No data held: no contact has the address {request.email}.",
+            f"{request.org.name} holds no personal data about {request.email}; there was nothing to erase.",
+        )
+    from compliance.erasure import contact_erase  # the erasure work's module
+
+    contact_erase(contact=request.contact, by=by)
+    return (
+        "The contact's personal data was erased; only a keyed hash of the address is kept, so it is not re-added.",
+        f"{request.org.name} erased the personal data it held about {request.email}.",
+    )
+
+
+def _complete_opt_out_of_sale(request: DataSubjectRequest, by: User | None) -> tuple[str, str]:
+    if request.contact is None:
+        return (
+            f"No data held: no contact has the address {request.email}; nothing is sold or shared.",
+            f"{request.org.name} holds no personal data about {request.email}, so none is sold or shared.",
+        )
+    consent_record(
+        org=request.org,
+        contact=request.contact,
+        purpose=Purpose.SALE_SHARING,
+        granted=False,
+        source="data_subject_request",
+        proof={"data_subject_request": request.pk, "by": by and by.pk},
+    )
+    return (
+        "Sale and sharing withdrawn: the contact's data is no longer sent to third parties.",
+        f"{request.org.name} will no longer sell or share your personal data.",
+    )
+
+
+def _complete_rectification(request: DataSubjectRequest, by: User | None) -> tuple[str, str]:
+    return ("", f"{request.org.name} corrected the personal data it holds about you, as you asked.")
+
+
+COMPLETIONS = {
+    RequestKind.ACCESS: _complete_access,
+    RequestKind.PORTABILITY: _complete_access,
+    RequestKind.ERASURE: _complete_erasure,
+    RequestKind.OPT_OUT_OF_SALE: _complete_opt_out_of_sale,
+    RequestKind.RECTIFICATION: _complete_rectification,
+}
+
+
+def request_complete(*, request: DataSubjectRequest, by: User | None, outcome: str = "") -> DataSubjectRequest:
+    """Does what the confirmed request asks and tells the person: access and portability mail a
+    signed, expiring link to a ZIP of the contact's personal data (JSON and CSV); erasure erases
+    the contact everywhere; opt-out of sale records a withdrawal of ``sale_sharing``;
+    rectification records ``outcome`` (required: what the staff corrected on the contact). A
+    request whose address matches no contact is completed as "no data held". ``outcome``, when
+    given, is recorded instead of the default one. Raises ValidationError when the request is
+    not confirmed or is closed, or names ``outcome`` when a rectification lacks one."""
+    outcome = (outcome or "").strip()
+    with org_context(request.org), transaction.atomic():
+        request = _locked(request)
+        if request.status == RequestStatus.UNVERIFIED:
+            raise ValidationError(
+                f"Request #{request.pk} is not confirmed yet: the person has not followed the link sent to "
+                f"{request.email}. Send it again, or reject the request."
+            )
+        _refuse_unless(request, RequestStatus.OPEN, doing="completed")
+        if request.kind == RequestKind.RECTIFICATION and not outcome:
+            raise ValidationError({"outcome": "Say what was corrected (correct the contact first)."})
+        done, told = COMPLETIONS[RequestKind(request.kind)](request, by)
+        request.status, request.completed_at, request.handled_by = RequestStatus.COMPLETED, timezone.now(), by
+        request.outcome = outcome or done
+        request.save(update_fields=["status", "completed_at", "handled_by", "outcome", "archive_path"])
+        _tell_person(request, step="completed", subject=f"Your request to {request.org.name} is answered", text=told)
+    logger.info(
+        "dsar completed org=%s request=%s kind=%s by=%s", request.org.slug, request.pk, request.kind, by and by.pk
+    )
+    return request
+
+
+# --- reminders and overdue alerts --------------------------------------------------------------
+
+
+def _staff_addresses(org: Organization) -> list[tuple[User, str]]:
+    """The org's compliance members with an address, or its admins when it has none."""
+    members = Membership.objects.filter(org=org).select_related("user").order_by("user_id")
+    for role in (Role.COMPLIANCE, Role.ADMIN):
+        found = [(m.user, m.user.email) for m in members if m.role == role and m.user.email and m.user.is_active]
+        if found:
+            return found
+    return []
+
+
+def _claim(org: Organization, *, field: str, due, now: datetime) -> list[DataSubjectRequest]:
+    """Marks the open requests ``due`` selects as told (``field`` = now) and returns them: a
+    second run, or a second worker, finds them marked and tells no one twice."""
+    batch = list(
+        DataSubjectRequest.objects.filter(org=org, status=RequestStatus.OPEN, **{f"{field}__isnull": True})
+        .filter(due)
+        .order_by("due_at", "pk")
+        .select_for_update(skip_locked=True)
+    )
+    DataSubjectRequest.objects.filter(pk__in=[r.pk for r in batch]).update(**{field: now})
+    return batch
+
+
+def _line(request: DataSubjectRequest, now: datetime) -> str:
+    days = (request.due_at - now).days
+    when = f"overdue by {-days} days" if request.due_at <= now else f"due in {days} days"
+    return f"- #{request.pk} {request.get_kind_display()} from {request.email}: {when} ({request.due_at:%d %b %Y})"
+
+
+def requests_remind(*, now: datetime | None = None) -> int:
+    """Tells each org's compliance members (its admins when it has none), once per request, of
+    the open requests due within seven days and of those past their deadline: one email a
+    member per run, through the outbox. Returns the number of requests told about. Beat runs it
+    daily; running it twice tells no one twice."""
+    from django.db.models import Q
+
+    now = now or timezone.now()
+    told = 0
+    # A cross-org sweep: the orgs with something to say, then each org's work in its own context.
+    pending = DataSubjectRequest.objects.with_scopes_disabled().filter(status=RequestStatus.OPEN)
+    org_ids = pending.filter(
+        Q(reminded_at__isnull=True, due_at__lte=now + REMIND_WITHIN)
+        | Q(overdue_alerted_at__isnull=True, due_at__lte=now)
+    ).values_list("org_id", flat=True)
+    for org in Organization.objects.filter(pk__in=set(org_ids)).order_by("pk"):
+        with org_context(org), transaction.atomic():
+            overdue = _claim(org, field="overdue_alerted_at", due=Q(due_at__lte=now), now=now)
+            soon = _claim(org, field="reminded_at", due=Q(due_at__gt=now, due_at__lte=now + REMIND_WITHIN), now=now)
+            if not (overdue or soon):
+                continue
+            # An overdue request counts as reminded too: no "due soon" mail after the alert.
+            DataSubjectRequest.objects.filter(pk__in=[r.pk for r in overdue], reminded_at__isnull=True).update(
+                reminded_at=now
+            )
+            parts = []
+            if overdue:
+                parts.append("Past their deadline:\n" + "\n".join(_line(r, now) for r in overdue))
+            if soon:
+                parts.append("Due within seven days:\n" + "\n".join(_line(r, now) for r in soon))
+            queue = f"{settings.SITE_URL}{reverse('admin:compliance_datasubjectrequest_changelist')}"
+            text = "\n\n".join(parts) + f"\n\nThe queue: {queue}"
+            subject = (
+                f"{len(overdue)} data-subject request(s) overdue"
+                if overdue
+                else f"{len(soon)} data-subject request(s) due within seven days"
+            )
+            ids = ",".join(str(r.pk) for r in overdue + soon)
+            for user, address in _staff_addresses(org):
+                notice_send(
+                    org=org,
+                    to=address,
+                    subject=f"{org.name}: {subject}",
+                    text=text,
+                    user=user,
+                    key=f"dsar-remind:{org.pk}:{user.pk}:{now:%Y%m%d%H%M}:{ids}"[:180],
+                )
+            told += len(overdue) + len(soon)
+            logger.info("dsar reminders org=%s overdue=%s soon=%s", org.slug, len(overdue), len(soon))
+    return told

@@ -13,10 +13,22 @@ from django.core import mail
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
 
 from channels_app.models import Message
-from compliance.data_subject_requests import request_due_at, request_receive
-from compliance.models import DataSubjectRequest, Law, RequestKind, RequestSource, RequestStatus
+from compliance.data_subject_requests import (
+    request_complete,
+    request_due_at,
+    request_extend,
+    request_receive,
+    request_reject,
+    request_verification_resend,
+    requests_remind,
+)
+from compliance.models import ConsentRecord, DataSubjectRequest, Law, RequestKind, RequestSource, RequestStatus
+from compliance.tasks import data_subject_requests_remind
+from marketing.models import Role
 from tests.factories import ContactFactory
 
 
@@ -142,3 +154,182 @@ def test_an_expired_link_is_refused(org, sent):
 
     assert response.status_code == 400 and "This link has expired" in response.content.decode()
     assert DataSubjectRequest.objects.get().status == RequestStatus.UNVERIFIED
+
+
+def open_request(org, sent, **fields) -> DataSubjectRequest:
+    """A request received and confirmed by the person."""
+    request = sent(lambda: receive(org, **fields))
+    sent(lambda: Client().post(confirm_path(mail.outbox[-1])))
+    request.refresh_from_db()
+    assert request.status == RequestStatus.OPEN
+    return request
+
+
+def test_a_resend_makes_the_older_link_stop_working(org, sent, member_factory):
+    officer = member_factory(org, Role.COMPLIANCE, username="cora")
+    request = sent(lambda: receive(org))
+
+    sent(lambda: request_verification_resend(request=request, by=officer))
+
+    first, newest = mail.outbox
+    assert Client().post(confirm_path(first)).status_code == 400
+    assert Client().post(confirm_path(newest)).status_code == 200
+    request.refresh_from_db()
+    assert request.status == RequestStatus.OPEN
+    with pytest.raises(ValidationError, match="cannot be sent a confirmation link again"):
+        request_verification_resend(request=request, by=officer)
+
+
+def test_an_extension_is_once_with_a_reason_and_the_person_is_told(org, sent, member_factory):
+    officer = member_factory(org, Role.COMPLIANCE, username="cora")
+    received = datetime(2027, 1, 31, 9, 30, tzinfo=UTC)
+    request = sent(lambda: receive(org, law=Law.GDPR, now=received))
+    DataSubjectRequest.objects.filter(pk=request.pk).update(reminded_at=received)
+
+    with pytest.raises(ValidationError) as caught:
+        request_extend(request=request, reason="  ", by=officer)
+    assert list(caught.value.message_dict) == ["reason"]
+
+    extended = sent(lambda: request_extend(request=request, reason="Records are spread over three systems", by=officer))
+
+    assert extended.extended and extended.due_at == datetime(2027, 4, 30, 9, 30, tzinfo=UTC)
+    assert extended.extension_reason == "Records are spread over three systems" and extended.reminded_at is None
+    told = mail.outbox[-1]
+    assert told.to == ["pat@example.com"] and "30 April 2027" in told.body and "three systems" in told.body
+    with pytest.raises(ValidationError, match="extended already"):
+        request_extend(request=extended, reason="Still busy", by=officer)
+
+
+def test_a_rejection_needs_a_reason_and_closes_the_request(org, sent, member_factory):
+    officer = member_factory(org, Role.COMPLIANCE, username="cora")
+    request = open_request(org, sent)
+
+    with pytest.raises(ValidationError) as caught:
+        request_reject(request=request, reason="", by=officer)
+    assert list(caught.value.message_dict) == ["reason"]
+
+    rejected = sent(
+        lambda: request_reject(request=request, reason="Manifestly excessive: the fifth this week", by=officer)
+    )
+
+    assert (rejected.status, rejected.handled_by, rejected.outcome) == (
+        RequestStatus.REJECTED,
+        officer,
+        "Manifestly excessive: the fifth this week",
+    )
+    assert rejected.completed_at is not None and "fifth this week" in mail.outbox[-1].body
+    with pytest.raises(ValidationError, match="cannot be completed"):
+        request_complete(request=rejected, by=officer)
+
+
+def test_an_unconfirmed_request_cannot_be_completed(org, sent, member_factory):
+    officer = member_factory(org, Role.COMPLIANCE, username="cora")
+    request = sent(lambda: receive(org, kind=RequestKind.OPT_OUT_OF_SALE))
+
+    with pytest.raises(ValidationError, match="not confirmed yet"):
+        request_complete(request=request, by=officer)
+
+
+def test_opt_out_of_sale_records_a_withdrawal(org, sent, member_factory):
+    officer = member_factory(org, Role.COMPLIANCE, username="cora")
+    contact = ContactFactory(org=org, email="pat@example.com")
+    request = open_request(org, sent, kind=RequestKind.OPT_OUT_OF_SALE, law=Law.CCPA)
+
+    done = sent(lambda: request_complete(request=request, by=officer))
+
+    record = ConsentRecord.objects.get(contact=contact)
+    assert (record.purpose, record.granted, record.source) == ("sale_sharing", False, "data_subject_request")
+    assert record.proof["data_subject_request"] == request.pk
+    assert done.status == RequestStatus.COMPLETED and "no longer sent to third parties" in done.outcome
+    assert "will no longer sell or share" in mail.outbox[-1].body
+
+
+def test_rectification_is_completed_with_what_was_corrected(org, sent, member_factory):
+    officer = member_factory(org, Role.COMPLIANCE, username="cora")
+    ContactFactory(org=org, email="pat@example.com")
+    request = open_request(org, sent, kind=RequestKind.RECTIFICATION, details="My surname is Okafor")
+
+    with pytest.raises(ValidationError) as caught:
+        request_complete(request=request, by=officer)
+    assert list(caught.value.message_dict) == ["outcome"]
+
+    done = sent(lambda: request_complete(request=request, by=officer, outcome="Last name corrected to Okafor"))
+
+    assert (done.status, done.outcome, done.handled_by) == (
+        RequestStatus.COMPLETED,
+        "Last name corrected to Okafor",
+        officer,
+    )
+
+
+@pytest.mark.parametrize("kind", [RequestKind.ACCESS, RequestKind.ERASURE, RequestKind.OPT_OUT_OF_SALE])
+def test_a_request_about_no_contact_is_completed_as_no_data_held(org, sent, member_factory, kind):
+    officer = member_factory(org, Role.COMPLIANCE, username="cora")
+    request = open_request(org, sent, kind=kind, email="stranger@example.com")
+
+    done = sent(lambda: request_complete(request=request, by=officer))
+
+    assert done.status == RequestStatus.COMPLETED and done.outcome.startswith("No data held")
+    assert done.archive_path == "" and not ConsentRecord.objects.exists()
+    assert "holds no personal data about stranger@example.com" in mail.outbox[-1].body
+
+
+def test_reminders_and_overdue_alerts_go_to_the_compliance_team_once(org, other_org, sent, member_factory):
+    cora = member_factory(org, Role.COMPLIANCE, username="cora", email="cora@acme.example")
+    member_factory(org, Role.ADMIN, username="ada", email="ada@acme.example")
+    member_factory(org, Role.MARKETER, username="mara", email="mara@acme.example")
+    now = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
+    received = now - timedelta(days=20)
+    soon = open_request(org, sent, email="soon@example.com", law=Law.CCPA)
+    late = open_request(org, sent, email="late@example.com")
+    later = open_request(org, sent, email="later@example.com")
+    unconfirmed = sent(lambda: receive(org, email="quiet@example.com"))
+    done = open_request(org, sent, email="done@example.com", kind=RequestKind.OPT_OUT_OF_SALE)
+    sent(lambda: request_complete(request=done, by=cora))
+    DataSubjectRequest.objects.filter(pk=soon.pk).update(received_at=received, due_at=now + timedelta(days=3))
+    DataSubjectRequest.objects.filter(pk=late.pk).update(received_at=received, due_at=now - timedelta(days=2))
+    DataSubjectRequest.objects.filter(pk=later.pk).update(due_at=now + timedelta(days=20))
+    DataSubjectRequest.objects.filter(pk__in=[unconfirmed.pk, done.pk]).update(due_at=now - timedelta(days=1))
+    before = len(mail.outbox)
+
+    told = sent(lambda: requests_remind(now=now))
+
+    assert told == 2
+    [alert] = mail.outbox[before:]
+    assert alert.to == ["cora@acme.example"] and alert.subject == "Org A: 1 data-subject request(s) overdue"
+    assert f"#{late.pk} " in alert.body and "overdue by 2 days" in alert.body
+    assert f"#{soon.pk} " in alert.body and "due in 3 days" in alert.body
+    assert "later@example.com" not in alert.body and "quiet@example.com" not in alert.body
+    assert reverse("admin:compliance_datasubjectrequest_changelist") in alert.body
+    soon.refresh_from_db()
+    late.refresh_from_db()
+    assert soon.reminded_at == now and soon.overdue_alerted_at is None
+    assert late.overdue_alerted_at == now and late.reminded_at == now
+
+    assert sent(lambda: requests_remind(now=now + timedelta(hours=1))) == 0
+    assert len(mail.outbox) == before + 1
+
+    # The soon one passes its deadline: one alert, then no more.
+    assert sent(lambda: requests_remind(now=now + timedelta(days=4))) == 1
+    assert "overdue by 1 day" in mail.outbox[-1].body and f"#{soon.pk} " in mail.outbox[-1].body
+    assert sent(lambda: requests_remind(now=now + timedelta(days=5))) == 0
+
+
+def test_reminders_go_to_the_admins_when_the_org_has_no_compliance_member(org, sent, member_factory):
+    member_factory(org, Role.ADMIN, username="ada", email="ada@acme.example")
+    member_factory(org, Role.MARKETER, username="mara", email="mara@acme.example")
+    request = open_request(org, sent)
+    DataSubjectRequest.objects.filter(pk=request.pk).update(due_at=timezone.now() + timedelta(days=6))
+    before = len(mail.outbox)
+
+    assert sent(lambda: data_subject_requests_remind.delay().get()) == 1
+
+    [reminder] = mail.outbox[before:]
+    assert reminder.to == ["ada@acme.example"] and "due within seven days" in reminder.subject
+
+
+def test_the_reminder_job_is_a_daily_system_schedule(db):
+    from django_celery_beat.models import PeriodicTask
+
+    job = PeriodicTask.objects.get(name="compliance: data-subject request reminders")
+    assert job.task == "compliance.tasks.data_subject_requests_remind" and job.interval.every == 86400
