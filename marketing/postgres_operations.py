@@ -1,7 +1,14 @@
-"""Migration operations that only PostgreSQL runs (trigram indexes now, row-level security later).
+"""Migration operations that only PostgreSQL runs (trigram indexes, fill factors, row-level security).
 
 The embedded default runs on SQLite, where these are skipped: they make PostgreSQL faster or
 safer and change no behaviour the tests of both databases rely on.
+
+Row-level security (docs/tenancy.md, "Row-level security"): every tenant table carries
+``org_id``, and ``row_security`` gives it a policy that shows and accepts only the rows of the
+org named by the session setting ``app.org_id`` (which ``marketing.tenancy.org_context``
+writes). With no setting, or an empty one (what a reused connection reports instead of NULL),
+the comparison is NULL and no row passes. A table without an org of its own (a many-to-many
+table, a row hanging off a tenant row) first gets one with ``org_column_from_parent``.
 """
 
 from django.db import migrations
@@ -37,3 +44,59 @@ def fillfactor(table: str, percent: int) -> PostgresOnlySQL:
         f"ALTER TABLE {table} SET (fillfactor = {percent})",
         f"ALTER TABLE {table} RESET (fillfactor)",
     )
+
+
+ROW_POLICY = "org_isolation"
+ORG_SETTING = "NULLIF(current_setting('app.org_id', true), '')::bigint"
+
+
+def row_security(*tables: str) -> PostgresOnlySQL:
+    """Enables row-level security on ``tables`` with the org policy on ``app.org_id``.
+
+    Not FORCEd: the tables' owner (migrations, the test database's setup) is not subject to it;
+    the app role is, and the system role bypasses it. Safe to run again (the policy is
+    dropped and created).
+    """
+    forwards, backwards = [], []
+    for table in tables:
+        forwards += [
+            f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY',
+            f'DROP POLICY IF EXISTS {ROW_POLICY} ON "{table}"',
+            f'CREATE POLICY {ROW_POLICY} ON "{table}" '
+            f"USING (org_id = {ORG_SETTING}) WITH CHECK (org_id = {ORG_SETTING})",
+        ]
+        backwards += [
+            f'DROP POLICY IF EXISTS {ROW_POLICY} ON "{table}"',
+            f'ALTER TABLE "{table}" DISABLE ROW LEVEL SECURITY',
+        ]
+    return PostgresOnlySQL(forwards, backwards)
+
+
+def org_column_from_parent(table: str, *, parent_column: str, parent_table: str) -> PostgresOnlySQL:
+    """Gives ``table`` an ``org_id`` copied from ``parent_table`` (joined on ``parent_column``).
+
+    Backfills the rows there are, then a BEFORE INSERT OR UPDATE trigger sets it from the parent
+    on every write, so the code that writes these rows (the ORM's many-to-many ``add``,
+    ``bulk_create``) need not know: the column is not in the Django model. Under row-level
+    security the trigger only sees the current org's parents, so linking to another org's row
+    fails on the NOT NULL.
+    """
+    function = f"{table}_org_id"
+    forwards = [
+        f'ALTER TABLE "{table}" ADD COLUMN IF NOT EXISTS org_id bigint',
+        # Table and column names come from the migration, not from input.
+        f'UPDATE "{table}" t SET org_id = p.org_id FROM "{parent_table}" p WHERE p.id = t."{parent_column}"',  # noqa: S608
+        f'ALTER TABLE "{table}" ALTER COLUMN org_id SET NOT NULL',
+        f'CREATE OR REPLACE FUNCTION "{function}"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN '  # noqa: S608
+        f'SELECT p.org_id INTO NEW.org_id FROM "{parent_table}" p WHERE p.id = NEW."{parent_column}"; '
+        "RETURN NEW; END $$",
+        f'DROP TRIGGER IF EXISTS "{function}" ON "{table}"',
+        f'CREATE TRIGGER "{function}" BEFORE INSERT OR UPDATE OF "{parent_column}" ON "{table}" '
+        f'FOR EACH ROW EXECUTE FUNCTION "{function}"()',
+    ]
+    backwards = [
+        f'DROP TRIGGER IF EXISTS "{function}" ON "{table}"',
+        f'DROP FUNCTION IF EXISTS "{function}"()',
+        f'ALTER TABLE "{table}" DROP COLUMN IF EXISTS org_id',
+    ]
+    return PostgresOnlySQL(forwards, backwards)

@@ -159,6 +159,14 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         f"-c idle_in_transaction_session_timeout={idle_timeout_ms} -c client_connection_check_interval=5000"
     )
+# The `system` alias: the role that bypasses row-level security, used only by the resolvers that
+# run before the org is known or across orgs (marketing/database_roles.py, docs/tenancy.md).
+# Unset, it is the default database as the same role (the embedded mode, a single-role setup).
+DATABASES["system"] = {
+    **DATABASES["default"],
+    **env.db("SYSTEM_DATABASE_URL", default=env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")),
+    "TEST": {"MIRROR": "default"},
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A decay of a million scores is CPU-bound in PostgreSQL: it runs on this many connections at once,

@@ -4,8 +4,13 @@ Tenant models use django-scopes' manager: inside ``org_context(org)`` their quer
 filtered to that org; outside any context they raise ``ScopeError`` rather than return every
 tenant's rows. The request's org comes from its API key, or for the console from the session
 (the org switcher), defaulting to the user's first membership.
+
+On PostgreSQL, ``org_context`` also names the org to the database: it writes the session
+setting ``app.org_id``, which the row-level security policies compare each row's ``org_id``
+with (docs/tenancy.md, "Row-level security"). It is the only writer of that setting.
 """
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -31,15 +36,65 @@ _current: ContextVar[OrgContext | None] = ContextVar("org_context", default=None
 _NONE = OrgContext(None, None)
 
 
+def _org_setting() -> str:
+    """The value ``app.org_id`` should have now: the current org's id, or '' (no org)."""
+    org = (_current.get() or _NONE).org
+    return str(org.pk) if org is not None else ""
+
+
+def org_setting_write(connection=None) -> None:
+    """Writes the current org into the PostgreSQL session setting ``app.org_id``.
+
+    Skipped where there is nothing to write to: another database, a connection not yet open
+    (``org_setting_on_connect`` writes it when it opens), a transaction already failed (its
+    rollback undoes what it wrote), or an event loop's thread (Django's async code reaches the
+    database from worker threads, which enter their own context).
+    """
+    if connection is None:
+        from django.db import connection
+    if connection.vendor != "postgresql" or connection.connection is None or connection.needs_rollback:
+        return
+    from psycopg.pq import TransactionStatus
+
+    if connection.connection.info.transaction_status == TransactionStatus.INERROR:
+        return
+    try:
+        asyncio.get_running_loop()
+        return
+    except RuntimeError:
+        pass
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('app.org_id', %s, false)", [_org_setting()])
+
+
+def org_setting_on_connect(sender, connection, **kwargs) -> None:
+    """``connection_created``: a connection opened inside ``org_context`` gets the org too."""
+    if connection.alias == "default" and _org_setting():
+        org_setting_write(connection)
+
+
+def org_setting_reset(**kwargs) -> None:
+    """``request_started`` and Celery's ``task_postrun``: a reused connection starts with no
+    org, whatever the previous request or task left (its ``org_context`` restores the setting
+    on exit, unless the transaction had failed by then)."""
+    from django.db import connection
+
+    if _current.get() is None:
+        org_setting_write(connection)
+
+
 @contextmanager
 def org_context(org, *, membership=None) -> Iterator[None]:
-    """Runs the block as ``org``: tenant querysets see only its rows."""
+    """Runs the block as ``org``: tenant querysets see only its rows (and on PostgreSQL, the
+    row-level security policies only its rows); the previous org is back after the block."""
     token = _current.set(OrgContext(org, membership))
     try:
+        org_setting_write()
         with scope(org=org.pk):
             yield
     finally:
         _current.reset(token)
+        org_setting_write()
 
 
 @contextmanager
@@ -47,10 +102,12 @@ def no_org() -> Iterator[None]:
     """Runs the block with no org: tenant querysets are empty (not unscoped)."""
     token = _current.set(_NONE)
     try:
+        org_setting_write()
         with scope(org=[]):
             yield
     finally:
         _current.reset(token)
+        org_setting_write()
 
 
 def current_org():

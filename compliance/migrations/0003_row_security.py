@@ -1,8 +1,13 @@
-# Placeholder of the rls work; filled by its owner, deleted if it stays empty.
+"""Row-level security on the compliance tables (docs/tenancy.md, "Row-level security")."""
+
 from django.db import migrations
+
+from marketing.postgres_operations import row_security
 
 
 class Migration(migrations.Migration):
-    dependencies = [("compliance", "0002_consent_outlives_contact_and_requests")]
+    dependencies = [("compliance", "0002_consent_outlives_contact_and_requests"), ("marketing", "0013_row_security")]
 
-    operations = []
+    operations = [
+        row_security("compliance_consentrecord", "compliance_datasubjectrequest"),
+    ]

@@ -1,8 +1,27 @@
-# Placeholder of the rls work; filled by its owner, deleted if it stays empty.
+"""Row-level security on the workflow tables (docs/tenancy.md, "Row-level security").
+
+The analytics views (0002) are already ``security_invoker``: they show what the reader's
+policies let through.
+"""
+
 from django.db import migrations
+
+from marketing.postgres_operations import row_security
 
 
 class Migration(migrations.Migration):
-    dependencies = [("workflows", "0005_console_indexes")]
+    dependencies = [("workflows", "0005_console_indexes"), ("marketing", "0013_row_security")]
 
-    operations = []
+    operations = [
+        row_security(
+            "workflows_approval",
+            "workflows_automationexecution",
+            "workflows_delivery",
+            "workflows_scheduledjob",
+            "workflows_workflow",
+            "workflows_workflowinstance",
+            "workflows_workflowsteprun",
+            "workflows_workflowtemplate",
+            "workflows_workflowversion",
+        ),
+    ]
