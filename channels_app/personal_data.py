@@ -1,7 +1,8 @@
 """Channels' personal data about a contact: the messages sent to it (rendered bodies, addresses),
 its push subscriptions, and suppressions of its addresses."""
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.functions import Cast
 
 from marketing import erased_identities
 from marketing.models import Contact
@@ -25,13 +26,38 @@ class Messages(PersonalDataSource):
     def queryset(self, contact: Contact) -> QuerySet:
         from channels_app.models import Message
 
-        to_address = Q(channel="email", to__iexact=contact.email) if contact.email else Q(pk__in=[])
-        return Message._base_manager.filter(Q(contact=contact) | to_address, org_id=contact.org_id)
+        # ``to`` may be encrypted (an SMS's phone) and allows no text lookup; an email stays plain.
+        to_address = Q(channel="email", to_text__iexact=contact.email) if contact.email else Q(pk__in=[])
+        return (
+            Message._base_manager.filter(org_id=contact.org_id)
+            .annotate(to_text=Cast("to", TextField()))
+            .filter(Q(contact=contact) | to_address)
+        )
+
+    def mentions(self, contact: Contact) -> QuerySet:
+        """Messages to someone else that name the contact: alerts to reps ("Overdue lead: Jane Doe
+        <jane@…>"), Slack posts. Only those without a contact: a namesake's own mail is theirs."""
+        from channels_app.models import Message
+
+        names = [value for value in (contact.email, f"{contact.first_name} {contact.last_name}".strip()) if value]
+        if not names:
+            return Message._base_manager.none()
+        mention = Q()
+        for value in names:
+            mention |= Q(content_text__icontains=value)
+        return (
+            Message._base_manager.filter(org_id=contact.org_id, contact__isnull=True)
+            .annotate(content_text=Cast("content", TextField()))
+            .filter(mention)
+        )
 
     def export(self, contact: Contact) -> list[dict]:
+        # Alerts about the contact sent to others are the organisation's, not the person's: not exported.
         return plain_rows(self.queryset(contact).order_by("pk"))
 
     def erase(self, contact: Contact) -> None:
+        self.mentions(contact).exclude(status__in=UNSENT).update(content={}, error="")
+        self.mentions(contact).filter(status__in=UNSENT).delete()
         messages = self.queryset(contact)
         messages.filter(status__in=UNSENT).delete()
         for message in messages.only("pk", "status_history"):

@@ -19,11 +19,17 @@ the erasure of one contact from every registered source; sources run inside the 
 (``marketing.tenancy.org_context``) and inside the erasure's transaction.
 """
 
+import csv
+import hashlib
+import io
 import json
+from functools import partial
 from typing import ClassVar
 
 from django.apps import apps
+from django.core.files.base import ContentFile
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from marketing.models import Contact
@@ -49,6 +55,10 @@ class PersonalDataSource:
     def erase(self, contact: Contact) -> None:
         """Deletes the contact's rows, or anonymises those that must stay as a record."""
         raise NotImplementedError
+
+    def cache_keys(self, contact: Contact) -> list[str]:
+        """Keys of the cache (Redis) that hold something of the contact's; deleted after the erasure commits."""
+        return []
 
 
 class ContactRowsSource(PersonalDataSource):
@@ -225,3 +235,115 @@ class IdentityConflicts(PersonalDataSource):
 
     def erase(self, contact: Contact) -> None:
         self.queryset(contact).delete()
+
+
+@personal_data_source
+class Imports(PersonalDataSource):
+    """The rows of uploaded CSV files that name the contact, and their import errors.
+
+    A row is the contact's when one of its cells is the contact's email, external id, phone or
+    one of its anonymous ids. Erasure blanks those rows in the stored file (after the erasure
+    commits; the row numbers of the other rows and of their errors stay as they were), deletes
+    a file left with no data at all, and deletes the rows' errors and any error that quotes the
+    email."""
+
+    name = "imports"
+    description = "Rows of uploaded CSV files that name the contact, and the errors reported for them."
+    models = ("marketing.ImportJob", "marketing.ImportRowError")
+
+    def identifiers(self, contact: Contact) -> set[str]:
+        from marketing.models import AnonymousId
+
+        values = {contact.email, contact.external_id, contact.phone}
+        values |= set(AnonymousId._base_manager.filter(contact=contact).values_list("value", flat=True))
+        return {str(value).strip().lower() for value in values if value}
+
+    def matches(self, contact: Contact):
+        """Per job with a file naming the contact: (job, delimiter, header, rows, numbers of its rows)."""
+        from marketing.models import ImportJob
+
+        wanted = self.identifiers(contact)
+        for job in ImportJob._base_manager.filter(org_id=contact.org_id).exclude(file="").order_by("pk"):
+            try:
+                delimiter, header, rows = _csv_read(job)
+            except (OSError, UnicodeDecodeError, csv.Error):
+                continue  # a missing or unreadable file holds nothing we can read back
+            numbers = [
+                number
+                for number, row in enumerate(rows, start=1)
+                if any(_cell(value) in wanted for value in row.values() if isinstance(value, str))
+            ]
+            yield job, delimiter, header, rows, numbers
+
+    def row_errors(self, contact: Contact, job, numbers: list[int]) -> QuerySet:
+        from marketing.models import ImportRowError
+
+        quoting = Q(reason__icontains=contact.email) if contact.email else Q(pk__in=[])
+        return ImportRowError.objects.filter(Q(row__in=numbers) | quoting, job=job)
+
+    def export(self, contact: Contact) -> list[dict]:
+        found = []
+        for job, _, _, rows, numbers in self.matches(contact):
+            errors = self.row_errors(contact, job, numbers)
+            if not numbers and not errors.exists():
+                continue
+            found.append(
+                {
+                    "import_id": job.pk,
+                    "kind": job.kind,
+                    "file": job.file.name,
+                    "created_at": job.created_at.isoformat(),
+                    "rows": [{"row": number, "values": rows[number - 1]} for number in numbers],
+                    "errors": plain_rows(errors.order_by("row", "pk"), "row", "column", "reason"),
+                }
+            )
+        return found
+
+    def erase(self, contact: Contact) -> None:
+        from marketing.models import ImportJob
+
+        for job, delimiter, header, rows, numbers in self.matches(contact):
+            self.row_errors(contact, job, numbers).delete()
+            if contact.email and contact.email in job.error.lower():
+                ImportJob._base_manager.filter(pk=job.pk).update(error="")
+            if not numbers:
+                continue
+            for number in numbers:
+                rows[number - 1] = dict.fromkeys(header, "")
+            if all(not any(row.values()) for row in rows):
+                ImportJob._base_manager.filter(pk=job.pk).update(file="", file_sha256="")
+                transaction.on_commit(partial(job.file.storage.delete, job.file.name))
+                continue
+            content = _csv_text(header, rows, delimiter).encode()
+            ImportJob._base_manager.filter(pk=job.pk).update(file_sha256=hashlib.sha256(content).hexdigest())
+            transaction.on_commit(partial(_file_replace, job.file.storage, job.file.name, content))
+
+
+def _cell(value: str) -> str:
+    return value.strip().lower()
+
+
+def _csv_read(job) -> tuple[str, list[str], list[dict]]:
+    """An import's stored file: its delimiter, header and data rows (as the import read them)."""
+    from marketing.imports import _csv_rows
+
+    with job.file.open("rb") as binary, _csv_rows(binary) as reader:
+        rows = [{key: value for key, value in row.items() if key is not None} for row in reader]
+        return reader.reader.dialect.delimiter, list(reader.fieldnames or []), rows
+
+
+def _csv_text(header: list[str], rows: list[dict], delimiter: str) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=header, delimiter=delimiter, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _file_replace(storage, name: str, content: bytes) -> None:
+    """Overwrites a stored file in place (same name: the job keeps pointing at it)."""
+    storage.delete(name)
+    saved = storage.save(name, ContentFile(content))
+    if saved != name:  # another file took the name meanwhile: keep ours where the job looks
+        storage.delete(saved)
+        raise OSError(f"could not rewrite {name}")

@@ -1,5 +1,6 @@
 """Scoring's personal data about a contact: its scores and predictions, the ledger, its handoffs."""
 
+from marketing.models import Contact
 from marketing.personal_data import ContactRowsSource, personal_data_source
 
 
@@ -28,3 +29,7 @@ class Handoffs(ContactRowsSource):
     name = "handoffs"
     description = "The contact's handoffs to sales: assignee, status, rejection reason."
     model = "scoring.Handoff"
+
+    def cache_keys(self, contact: Contact) -> list[str]:
+        # The overdue alert's "sent once" marker (scoring.handoffs), per handoff.
+        return [f"handoff-overdue-{pk}" for pk in self.queryset(contact).values_list("pk", flat=True)]
