@@ -11,6 +11,7 @@ Mail to the person and to the org's compliance staff goes through ``marketing.no
 transactional, to a plain address, no consent check (suppression still applies).
 """
 
+import io
 import logging
 import secrets
 from dataclasses import dataclass
@@ -26,8 +27,11 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from compliance.erasure import contact_erase, contact_export
 from compliance.models import DataSubjectRequest, Law, Purpose, RequestKind, RequestSource, RequestStatus
+from compliance.personal_data_archive import personal_data_archive_write
 from compliance.services import consent_record
+from marketing.database_roles import system_alias
 from marketing.email_addresses import normalise_email
 from marketing.models import Contact, Membership, Organization, Role, User
 from marketing.notices import notice_send
@@ -112,7 +116,8 @@ def _request_for(token: str, *, salt: str, max_age: timedelta) -> tuple[DataSubj
         raise RequestLinkError("invalid") from None
     try:
         # The link is the only credential: no org is known until the request is found.
-        request = DataSubjectRequest.objects.with_scopes_disabled().select_related("org").get(pk=payload["r"])
+        requests = DataSubjectRequest.objects.with_scopes_disabled().using(system_alias())
+        request = requests.select_related("org").get(pk=payload["r"])
     except (DataSubjectRequest.DoesNotExist, KeyError, TypeError):
         raise RequestLinkError("invalid") from None
     return request, payload
@@ -322,12 +327,11 @@ def request_reject(*, request: DataSubjectRequest, reason: str, by: User | None)
 
 def _archive_store(request: DataSubjectRequest, contact: Contact) -> str:
     """Builds the contact's archive (every app's personal data, as JSON and CSV in a ZIP) and
-    stores it where only the request's download link finds it."""
-    from compliance.personal_data_archive import personal_data_archive  # the erasure work's module
-
-    data = personal_data_archive(contact=contact)
+    stores it under an unguessable name that only the request's download link leads to."""
+    buffer = io.BytesIO()
+    personal_data_archive_write(export=contact_export(contact=contact), out=buffer)
     name = f"data-subject-requests/{request.org_id}/{request.pk}-{secrets.token_urlsafe(16)}.zip"
-    return default_storage.save(name, ContentFile(data))
+    return default_storage.save(name, ContentFile(buffer.getvalue()))
 
 
 def _complete_access(request: DataSubjectRequest, by: User | None) -> tuple[str, str]:
@@ -351,9 +355,7 @@ def _complete_erasure(request: DataSubjectRequest, by: User | None) -> tuple[str
             f"No data held: no contact has the address {request.email}.",
             f"{request.org.name} holds no personal data about {request.email}; there was nothing to erase.",
         )
-    from compliance.erasure import contact_erase  # the erasure work's module
-
-    contact_erase(contact=request.contact, by=by)
+    contact_erase(contact=request.contact, by=by, reason=f"data-subject request #{request.pk}")
     return (
         "The contact's personal data was erased; only a keyed hash of the address is kept, so it is not re-added.",
         f"{request.org.name} erased the personal data it held about {request.email}.",
@@ -465,7 +467,7 @@ def requests_remind(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     told = 0
     # A cross-org sweep: the orgs with something to say, then each org's work in its own context.
-    pending = DataSubjectRequest.objects.with_scopes_disabled().filter(status=RequestStatus.OPEN)
+    pending = DataSubjectRequest.objects.with_scopes_disabled().using(system_alias()).filter(status=RequestStatus.OPEN)
     org_ids = pending.filter(
         Q(reminded_at__isnull=True, due_at__lte=now + REMIND_WITHIN)
         | Q(overdue_alerted_at__isnull=True, due_at__lte=now)

@@ -8,6 +8,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
 from channels_app.api import DestinationViewSet, MessageTemplateViewSet
+from compliance.requests_api import DataSubjectRequestViewSet
 from marketing.api import CompanyViewSet, ContactViewSet
 from marketing.events_api import EventsView
 from marketing.health import healthz, readyz
@@ -26,6 +27,7 @@ router.register("segments", SegmentViewSet, basename="segment")
 router.register("workflows", WorkflowViewSet, basename="workflow")
 router.register("workflow-instances", WorkflowInstanceViewSet, basename="workflow-instance")
 router.register("workflow-templates", WorkflowTemplateViewSet, basename="workflow-template")
+router.register("data-subject-requests", DataSubjectRequestViewSet, basename="data-subject-request")
 # The console's pickers (read-only)
 router.register("message-templates", MessageTemplateViewSet, basename="message-template")
 router.register("destinations", DestinationViewSet, basename="destination")

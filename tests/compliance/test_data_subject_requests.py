@@ -2,8 +2,11 @@
 its link (valid, tampered, expired, superseded; a GET does not confirm), extension, each kind's
 completion, rejection, and the daily reminders and overdue alerts."""
 
+import io
+import json
 import re
 import time
+import zipfile
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 from urllib.parse import urlsplit
@@ -28,7 +31,7 @@ from compliance.data_subject_requests import (
 )
 from compliance.models import ConsentRecord, DataSubjectRequest, Law, RequestKind, RequestSource, RequestStatus
 from compliance.tasks import data_subject_requests_remind
-from marketing.models import Role
+from marketing.models import Contact, ErasedIdentity, Role
 from tests.factories import ContactFactory
 
 
@@ -333,3 +336,67 @@ def test_the_reminder_job_is_a_daily_system_schedule(db):
 
     job = PeriodicTask.objects.get(name="compliance: data-subject request reminders")
     assert job.task == "compliance.tasks.data_subject_requests_remind" and job.interval.every == 86400
+
+
+def download_path(email) -> str:
+    [url] = re.findall(r"https?://\S+/privacy/requests/download/\S+/", email.body)
+    return urlsplit(url).path
+
+
+@pytest.mark.parametrize("kind", [RequestKind.ACCESS, RequestKind.PORTABILITY])
+def test_access_mails_a_link_to_a_zip_of_json_and_csv(org, sent, member_factory, settings, tmp_path, kind):
+    settings.MEDIA_ROOT = str(tmp_path)
+    officer = member_factory(org, Role.COMPLIANCE, username="cora")
+    contact = ContactFactory(org=org, email="pat@example.com", first_name="Pat")
+    ContactFactory(org=org, email="someone-else@example.com", first_name="Other")
+    request = open_request(org, sent, kind=kind)
+
+    done = sent(lambda: request_complete(request=request, by=officer))
+
+    assert done.status == RequestStatus.COMPLETED and done.archive_path and "Archive" in done.outcome
+    told = mail.outbox[-1]
+    assert told.to == ["pat@example.com"] and "7 days" in told.body
+    response = Client().get(download_path(told))
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    assert f'filename="personal-data-{request.pk}.zip"' in response["Content-Disposition"]
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    names = archive.namelist()
+    assert "README.txt" in names and "contact.json" in names and "contact.csv" in names
+    [row] = json.loads(archive.read("contact.json"))
+    assert (row["id"], row["email"], row["first_name"]) == (contact.pk, "pat@example.com", "Pat")
+    assert "someone-else" not in "".join(archive.read(n).decode() for n in names)
+
+
+def test_a_download_link_expires_and_cannot_be_forged(org, sent, member_factory, settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    officer = member_factory(org, Role.COMPLIANCE, username="cora")
+    ContactFactory(org=org, email="pat@example.com")
+    request = open_request(org, sent)
+    eight_days_ago = time.time() - 8 * 86400
+    with mock.patch("django.core.signing.time.time", return_value=eight_days_ago):
+        sent(lambda: request_complete(request=request, by=officer))
+    path = download_path(mail.outbox[-1])
+
+    expired = Client().get(path)
+    forged = Client().get(path[:-3] + ("A" if path[-3] != "A" else "B") + path[-2:])
+    verify_token_as_download = Client().get(confirm_path(mail.outbox[0]).replace("confirm", "download"))
+
+    assert expired.status_code == 400 and "This link has expired" in expired.content.decode()
+    for response in (forged, verify_token_as_download):
+        assert response.status_code == 400 and "This link does not work" in response.content.decode()
+
+
+def test_erasure_erases_the_contact_and_keeps_the_request_as_the_record(org, sent, member_factory):
+    officer = member_factory(org, Role.COMPLIANCE, username="cora")
+    contact = ContactFactory(org=org, email="pat@example.com")
+    request = open_request(org, sent, kind=RequestKind.ERASURE)
+
+    done = sent(lambda: request_complete(request=request, by=officer))
+
+    assert not Contact.objects.filter(pk=contact.pk).exists()
+    assert ErasedIdentity.objects.filter(org=org).exists()
+    done.refresh_from_db()
+    assert (done.status, done.contact, done.handled_by) == (RequestStatus.COMPLETED, None, officer)
+    assert "erased" in done.outcome and done.email == ""  # the request stays, without the address
+    told = mail.outbox[-1]
+    assert told.to == ["pat@example.com"] and "erased the personal data" in told.body
