@@ -19,3 +19,16 @@ class ComplianceConfig(AppConfig):
                 ),
             }
         )
+        system_jobs_register(
+            {
+                # Daily (the interval counts from beat's start); each batch is its own short
+                # transaction, so the purge never holds locks for long whenever it runs.
+                "compliance: purge data past retention": (
+                    "compliance.tasks.retention_purge_all",
+                    86400,
+                    "Deletes each organisation's events, messages, runs, imports and logs older than "
+                    "its data-retention settings (Compliance → Data retention).",
+                    3600,
+                ),
+            }
+        )

@@ -188,3 +188,34 @@ class TopicChoice(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.topic} {'joined' if self.subscribed else 'left'} ({self.source})"
+
+
+def _data_kinds() -> list[tuple[str, str]]:
+    from marketing.retention import DATA_KINDS  # the kinds' list, which the apps' tables fill
+
+    return [(kind.name, kind.label) for kind in DATA_KINDS.values()]
+
+
+class RetentionPolicy(TenantModel):
+    """How long an organisation keeps one kind of data (``marketing.retention.DATA_KINDS``):
+    rows older than ``days`` go at the nightly purge (``compliance.retention``). No row, or no
+    days, keeps it forever."""
+
+    kind = models.CharField(max_length=20, choices=_data_kinds)
+    days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Rows older than this many days are purged; empty keeps them forever."
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    last_purged_at = models.DateTimeField(null=True, blank=True)
+    last_purged_rows = models.PositiveIntegerField(default=0, help_text="Rows the last purge removed.")
+
+    class Meta:
+        verbose_name = "data retention"
+        verbose_name_plural = "data retention"
+        constraints = [models.UniqueConstraint(fields=["org", "kind"], name="retentionpolicy_one_per_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {f'{self.days} days' if self.days else 'forever'}"

@@ -202,6 +202,12 @@ class WorkflowInstance(TenantModel):
                 name="workflowinstance_open_steps",
                 condition=Q(status__in=["pending", "running", "waiting", "paused"]),
             ),
+            # Data retention: an org's finished runs that ended before a cutoff.
+            models.Index(
+                fields=["org", "finished_at"],
+                name="workflowinstance_finished",
+                condition=Q(status__in=["completed", "failed", "cancelled"]),
+            ),
         ]
 
     def __str__(self) -> str:

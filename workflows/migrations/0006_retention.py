@@ -1,8 +1,16 @@
-# Placeholder of the retention work; filled by its owner, deleted if it stays empty.
-from django.db import migrations
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     dependencies = [("workflows", "0005_console_indexes")]
 
-    operations = []
+    operations = [
+        migrations.AddIndex(
+            model_name="workflowinstance",
+            index=models.Index(
+                condition=models.Q(("status__in", ["completed", "failed", "cancelled"])),
+                fields=["org", "finished_at"],
+                name="workflowinstance_finished",
+            ),
+        ),
+    ]
