@@ -44,6 +44,7 @@ from django.dispatch import receiver
 
 from channels_app.delivery_events import message_delivery_event
 from channels_app.models import Channel, Message, MessageStatus
+from marketing.database_roles import system_alias
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def _reason(event: AnymailTrackingEvent, esp_name: str, *, machine: str = "") ->
 def message_for_event(event: AnymailTrackingEvent) -> Message | None:
     """Our email message the ESP reports on, or None (mail we did not send, or not yet marked
     sent and without our ``metadata["message"]``)."""
-    messages = Message.objects.with_scopes_disabled().select_related("org", "contact")
+    messages = Message.objects.with_scopes_disabled().using(system_alias()).select_related("org", "contact")
     recipient = (event.recipient or "").strip().lower()
     if event.message_id:
         # Our own Message-ID may come back with or without its angle brackets.

@@ -12,6 +12,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from marketing.database_roles import system_alias
+
 PREFIX_LENGTH = 8
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 # What ``new_key_parts`` makes: anything else (a NUL, a surrogate, a space) is malformed before it
@@ -44,7 +46,9 @@ def api_key_from_token(token: str):
     if match is None:
         return None, "Malformed API key: expected mk_<id>_<secret>."
     prefix, secret = match.groups()
-    key = ApiKey.objects.with_scopes_disabled().select_related("org").filter(prefix=prefix).first()
+    key = (
+        ApiKey.objects.with_scopes_disabled().using(system_alias()).select_related("org").filter(prefix=prefix).first()
+    )
     if key is None or not hmac.compare_digest(key.secret_hash, secret_hash(secret)):
         return None, "Invalid API key."
     if key.revoked_at is not None:
@@ -52,5 +56,5 @@ def api_key_from_token(token: str):
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         # At most one write a minute per key, not one per request.
-        ApiKey.objects.with_scopes_disabled().filter(pk=key.pk).update(last_used_at=now)
+        ApiKey.objects.with_scopes_disabled().using(system_alias()).filter(pk=key.pk).update(last_used_at=now)
     return key, None

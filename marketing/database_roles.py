@@ -71,3 +71,20 @@ def roles_sql(
     # The engine claims as system, then runs each org's group as app (SET LOCAL ROLE).
     statements.append(f"GRANT {_identifier(app)} TO {_identifier(system)}")
     return statements
+
+
+class SystemAliasRouter:
+    """Lets rows read through the ``system`` alias take part in the app's own work: relations
+    between the two aliases are allowed (they are the same database), writes go to ``default``
+    unless a query names the alias, and only ``default`` is migrated."""
+
+    def db_for_write(self, model, **hints):
+        return "default"
+
+    def allow_relation(self, obj1, obj2, **hints):
+        if {obj1._state.db, obj2._state.db} <= {"default", SYSTEM}:
+            return True
+        return None
+
+    def allow_migrate(self, db, app_label, model_name=None, **hints):
+        return False if db == SYSTEM else None

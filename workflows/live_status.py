@@ -19,6 +19,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.core.cache import cache
 
+from marketing.database_roles import system_alias
+
 logger = logging.getLogger(__name__)
 
 MAX_TRANSITIONS = 50  # per message; the counts carry the totals
@@ -50,7 +52,12 @@ def transitions_publish(transitions: dict[int, list[dict]], totals: dict[int, in
     from workflows.models import Workflow
     from workflows.selectors import step_counts
 
-    org_of = dict(Workflow.objects.with_scopes_disabled().filter(pk__in=list(transitions)).values_list("pk", "org_id"))
+    org_of = dict(
+        Workflow.objects.with_scopes_disabled()
+        .using(system_alias())
+        .filter(pk__in=list(transitions))
+        .values_list("pk", "org_id")
+    )
     for workflow_id, items in transitions.items():
         message = {
             "type": "workflow.status",
@@ -118,7 +125,11 @@ class WorkflowStatusConsumer(AsyncJsonWebsocketConsumer):
         org_id = session.get(SESSION_KEY) if session is not None else None
         if workflow_id is not None:
             org_id = (
-                Workflow.objects.with_scopes_disabled().filter(pk=workflow_id).values_list("org_id", flat=True).first()
+                Workflow.objects.with_scopes_disabled()
+                .using(system_alias())
+                .filter(pk=workflow_id)
+                .values_list("org_id", flat=True)
+                .first()
             )
             if org_id is None:
                 return None
@@ -127,6 +138,7 @@ class WorkflowStatusConsumer(AsyncJsonWebsocketConsumer):
         if not user.is_superuser:
             role = (
                 Membership.objects.with_scopes_disabled()
+                .using(system_alias())
                 .filter(user=user, org_id=org_id)
                 .values_list("role", flat=True)
                 .first()

@@ -29,6 +29,7 @@ from django_ratelimit.core import is_ratelimited
 from redis.exceptions import RedisError
 from rest_framework import serializers
 
+from marketing.database_roles import system_alias
 from marketing.identity import Trust, contact_identify, ref_from
 from marketing.json_input import JsonInputError, json_parse
 from marketing.models import Contact
@@ -92,6 +93,7 @@ def workflow_webhook(request: HttpRequest, workflow_id: int) -> JsonResponse:
         return _answer(429, {"detail": "Too many calls; slow down."}, Retry_After=str(RETRY_AFTER_SECONDS))
     workflow = (
         Workflow.objects.with_scopes_disabled()
+        .using(system_alias())
         .select_related("org")
         .filter(pk=workflow_id, status=Workflow.Status.ACTIVE, trigger_type="webhook")
         .first()
