@@ -57,6 +57,10 @@ LEASE_MARGIN = timedelta(seconds=35)
 
 # The consent purpose (compliance.models.Purpose) a marketing message needs, per channel.
 CONSENT_PURPOSE = {Channel.EMAIL: "email_marketing", Channel.SMS: "sms", Channel.PUSH: "push"}
+# Channels whose messages hand a contact's data to a third party: stopped when the contact opted
+# out of sale or sharing (compliance.models.Purpose.SALE_SHARING), whatever the message's purpose.
+SHARING_CHANNELS = {Channel.WEBHOOK}
+SHARING_PURPOSE = "sale_sharing"
 # Suppressions that stop transactional messages too; "manual" stops marketing only.
 BLOCKS_TRANSACTIONAL = {
     Suppression.Reason.HARD_BOUNCE,
@@ -390,23 +394,32 @@ def _hashed(address: str) -> str:
 
 
 def _consent_blocks(messages: list[Message]) -> dict[int, str]:
-    """Marketing messages whose contact has not granted (or withdrew) the channel's purpose:
-    one query per purpose."""
-    from compliance.selectors import consent_states
+    """Messages the org's consent regimes stop: a marketing message whose contact never granted
+    the channel's purpose (under opt-in) or withdrew it (either regime), and a webhook message
+    about a contact who opted out of sale or sharing of their data (a third party receives it).
+    One query per purpose, plus the org's regimes."""
+    from compliance.selectors import consent_allowed, consent_regimes, consent_states
 
     groups: dict[str, list[Message]] = defaultdict(list)
     for message in messages:
         purpose = CONSENT_PURPOSE.get(message.channel)
         if purpose and message.purpose == Purpose.MARKETING:
             groups[purpose].append(message)
+        elif message.channel in SHARING_CHANNELS:
+            groups[SHARING_PURPOSE].append(message)
+    if not groups:
+        return {}
+    regimes = consent_regimes(org=messages[0].org)
     blocks = {}
     for purpose, group in groups.items():
         states = consent_states(org=group[0].org, contact_ids={m.contact_id for m in group}, purpose=purpose)
         for message in group:
             state = states.get(message.contact_id)
+            if consent_allowed(state=state, regime=regimes[purpose]):
+                continue
             if state is None:
                 blocks[message.pk] = f"no consent: {purpose} was never granted"
-            elif not state:
+            else:
                 blocks[message.pk] = f"no consent: {purpose} was withdrawn"
     return blocks
 

@@ -11,9 +11,16 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from channels_app.models import Channel, Message, Purpose, Suppression
-from channels_app.outbox import BLOCKS_TRANSACTIONAL, CONSENT_PURPOSE, DEFAULT_QUIET_HOURS
+from channels_app.outbox import (
+    BLOCKS_TRANSACTIONAL,
+    CONSENT_PURPOSE,
+    DEFAULT_QUIET_HOURS,
+    SHARING_CHANNELS,
+    SHARING_PURPOSE,
+)
 from channels_app.push_subscriptions import PushSubscription
-from compliance.models import ConsentRecord
+from compliance.models import ConsentRecord, Regime
+from compliance.selectors import consent_regimes
 from marketing.conditions import NotCompilable
 from marketing.models import Contact, Organization
 
@@ -66,9 +73,7 @@ def guard_counts(*, org: Organization, members: QuerySet, sends: tuple, counted:
         )
         join_params += [org.pk, channel, "marketing", since]
     # Each contact's newest consent record per purpose the route's marketing sends need, joined once.
-    purposes = sorted(
-        {CONSENT_PURPOSE[s.channel] for s in sends if s.purpose == "marketing" and s.channel in CONSENT_PURPOSE}
-    )
+    purposes = sorted(filter(None, (_consent_purpose(send) for send in sends)))
     for purpose in purposes:
         columns.append(f", consent_{purpose}.granted AS consent_{purpose}")
         joins.append(
@@ -100,6 +105,15 @@ def guard_counts(*, org: Organization, members: QuerySet, sends: tuple, counted:
     return counts
 
 
+def _consent_purpose(send) -> str | None:
+    """The purpose whose consent the send needs (``outbox._consent_blocks``), or None."""
+    if send.purpose == Purpose.MARKETING and send.channel in CONSENT_PURPOSE:
+        return CONSENT_PURPOSE[send.channel]
+    if send.channel in SHARING_CHANNELS:
+        return SHARING_PURPOSE
+    return None
+
+
 def _address_sql(send, g: str) -> tuple[str, list]:
     """The message's address for each contact (``outbox._address``), as SQL over row ``g``."""
     if send.destination is not None:
@@ -126,8 +140,11 @@ def _verdict_sql(org: Organization, send, earlier: list, tables: dict, g: str) -
     marketing = send.purpose == Purpose.MARKETING
     cases: list[str] = [f"WHEN {address} = '' THEN 'no_address'"]
     params: list = [*address_params]
-    if marketing and send.channel in CONSENT_PURPOSE:
-        cases.append(f"WHEN {g}.consent_{CONSENT_PURPOSE[send.channel]} IS NOT TRUE THEN 'consent'")
+    purpose = _consent_purpose(send)
+    if purpose is not None:
+        # Opt-in needs a grant (no record is no consent); opt-out stops only a withdrawal.
+        test = "IS NOT TRUE" if consent_regimes(org=org)[purpose] == Regime.OPT_IN else "IS FALSE"
+        cases.append(f"WHEN {g}.consent_{purpose} {test} THEN 'consent'")
     normal = f"lower(btrim({address}))"
     # An uncorrelated subquery: PostgreSQL hashes it once instead of probing per contact.
     suppressed = (

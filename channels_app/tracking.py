@@ -50,7 +50,7 @@ from redis.exceptions import RedisError
 from channels_app import signed_links
 from channels_app.delivery_events import ADVANCES
 from channels_app.models import Message, MessageStatus
-from compliance.selectors import consent_states
+from compliance.selectors import consent_allowed_ids, consent_states
 from compliance.services import consent_record
 from marketing.client_address import client_ip
 from marketing.ingestion import events_ingest, events_validate
@@ -193,6 +193,13 @@ def _event_record(message: Message, *, type: str, key: str, properties: dict) ->
     return result.status == "stored"
 
 
+def _tracking_allowed(message: Message) -> bool:
+    """Whether the org's tracking regime lets an open or a click of the message's contact be
+    recorded (opt-out: unless withdrawn; opt-in: only after a grant). Call inside its org."""
+    ids = consent_allowed_ids(org=message.org, contact_ids=[message.contact_id], purpose="tracking")
+    return message.contact_id in ids
+
+
 def _history_append(message: Message, entry: dict, *, status: str | None = None, replaces=()) -> None:
     """Appends ``entry`` to the message's history and, when its status is one of ``replaces``,
     moves it to ``status``. The row is locked, so concurrent appends do not lose each other."""
@@ -237,7 +244,7 @@ def open_pixel(request: HttpRequest, token: str) -> HttpResponse:
     else:
         kind, key = "email_opened", f"open:{message.pk}"
     with org_context(message.org):
-        if _event_record(message, type=kind, key=key, properties=properties):
+        if _tracking_allowed(message) and _event_record(message, type=kind, key=key, properties=properties):
             if machine:
                 _history_append(message, {"status": "opened", "reason": f"machine open: {machine}", "machine": True})
             else:
@@ -294,7 +301,7 @@ def click_redirect(request: HttpRequest, token: str) -> HttpResponse:
         else:
             kind, key = "email_clicked", f"click:{link}"
         with org_context(message.org):
-            if _event_record(message, type=kind, key=key, properties=properties):
+            if _tracking_allowed(message) and _event_record(message, type=kind, key=key, properties=properties):
                 if machine:
                     entry = {"status": "clicked", "reason": f"machine click: {machine}", "url": url, "machine": True}
                     _history_append(message, entry)

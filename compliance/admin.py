@@ -75,3 +75,6 @@ class ConsentRecordAdmin(TenantAdmin):
             "recorded_by": request.user.get_username(),
         }
         super().save_model(request, obj, form, change)
+
+
+from compliance import requests_admin  # noqa: F401, E402  the data-subject request queue's pages

@@ -32,3 +32,10 @@ class ComplianceConfig(AppConfig):
                 ),
             }
         )
+
+        # The apps below compliance ask about consent through marketing's registry; importing
+        # the services registers the merge handler that moves consent records (in workers too).
+        from compliance.consent_provider import RegimeConsentProvider
+        from marketing.consent_providers import consent_provider_register
+
+        consent_provider_register(RegimeConsentProvider())

@@ -6,6 +6,7 @@ Idempotent: contacts that already have an email-marketing record are left alone.
 """
 
 from compliance.models import ConsentRecord, LawfulBasis, Purpose
+from compliance.services import consent_states_sync
 from marketing.demo import demo_seeder
 from marketing.models import Contact
 
@@ -29,5 +30,6 @@ def demo_consent(*, org, users, stdout) -> None:
         if contact_id % 10 != 9  # by id, so a second run leaves the same tenth without consent
     ]
     ConsentRecord.objects.bulk_create(rows, batch_size=1000)
+    consent_states_sync(org=org, contact_ids=[row.contact_id for row in rows])
     if rows:
         stdout.write(f"Email consent recorded for {len(rows)} demo contacts.")

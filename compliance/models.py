@@ -73,6 +73,110 @@ class ConsentRecord(TenantModel):
         return f"{self.get_purpose_display()} {'granted' if self.granted else 'withdrawn'} ({self.source})"
 
 
+class Regime(models.TextChoices):
+    OPT_IN = "opt_in", "Opt-in: not until the person agrees (GDPR)"
+    OPT_OUT = "opt_out", "Opt-out: allowed until the person says no (CCPA)"
+
+
+# What an organisation without a regimes row gets, and what existing ones migrated to: today's
+# behaviour (messages need a grant; tracking, profiling and sharing run until an opt-out).
+DEFAULT_REGIMES = {
+    Purpose.EMAIL_MARKETING: Regime.OPT_IN,
+    Purpose.SMS: Regime.OPT_IN,
+    Purpose.PUSH: Regime.OPT_IN,
+    Purpose.TRACKING: Regime.OPT_OUT,
+    Purpose.PROFILING: Regime.OPT_OUT,
+    Purpose.SALE_SHARING: Regime.OPT_OUT,
+}
+
+
+def _regime_field(purpose: Purpose, governs: str) -> models.CharField:
+    return models.CharField(
+        max_length=10,
+        choices=Regime.choices,
+        default=DEFAULT_REGIMES[purpose],
+        verbose_name=purpose.label,
+        help_text=governs,
+    )
+
+
+class ConsentRegime(TenantModel):
+    """An organisation's regime per purpose (one row per org; none means ``DEFAULT_REGIMES``):
+    opt-in needs a grant before the purpose is acted on, opt-out acts until a withdrawal."""
+
+    email_marketing = _regime_field(Purpose.EMAIL_MARKETING, "Marketing emails.")
+    sms = _regime_field(Purpose.SMS, "Marketing text messages.")
+    push = _regime_field(Purpose.PUSH, "Marketing web-push notifications.")
+    tracking = _regime_field(Purpose.TRACKING, "Storing page views, app events, email opens and clicks.")
+    profiling = _regime_field(Purpose.PROFILING, "Lead scoring and the predicted chance to convert.")
+    sale_sharing = _regime_field(
+        Purpose.SALE_SHARING, "Sending a contact's data to third parties: webhooks and webhook destinations."
+    )
+    double_opt_in = models.BooleanField(
+        default=True,
+        verbose_name="Double opt-in for forms",
+        help_text="Consent ticked on a public form counts once the person confirms it by email.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "consent regimes"
+        constraints = [models.UniqueConstraint(fields=["org"], name="consent_regime_one_per_org")]
+
+    def __str__(self) -> str:
+        return "Consent regimes"
+
+    def regime(self, purpose: str) -> str:
+        return getattr(self, purpose)
+
+
+class ConsentState(TenantModel):
+    """A contact's current state of one purpose: its newest record's, kept with every record
+    written (``compliance.services``), so set-based code (scoring, exports) can join it. Derived
+    from the records, so it goes with the contact; the records stay."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consent_states")
+    purpose = models.CharField(max_length=20, choices=Purpose.choices)
+    granted = models.BooleanField()
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["contact", "purpose"], name="consent_state_one_per_purpose")]
+        indexes = [models.Index(fields=["org", "purpose", "granted", "contact"], name="consent_state_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()} {'granted' if self.granted else 'withdrawn'}"
+
+
+class PendingConsent(TenantModel):
+    """Consent ticked on a public form, waiting for the person to confirm it from the email we
+    sent (double opt-in). One open row per contact and set of purposes; confirming records the
+    grants with the form's proof and the confirmation's."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="pending_consents")
+    purposes = models.CharField(max_length=120, help_text="The purposes to grant, comma-separated and sorted.")
+    proof = models.JSONField(default=dict, blank=True, help_text="The form's proof: wording, form, time, IP, agent.")
+    event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="When the confirmation email last went out.")
+    sends = models.PositiveSmallIntegerField(default=0)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "consent awaiting confirmation"
+        verbose_name_plural = "consents awaiting confirmation"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "purposes"], name="pending_consent_one_open", condition=Q(confirmed_at__isnull=True)
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "confirmed" if self.confirmed_at else "awaiting confirmation"
+        return f"{self.purposes.replace(',', ', ')} {state}"
+
+
 class RequestKind(models.TextChoices):
     ACCESS = "access", "Access (a copy of the data)"
     PORTABILITY = "portability", "Portability (an archive to take elsewhere)"

@@ -1,11 +1,45 @@
-"""Writes of the compliance app: consent is recorded, never edited."""
+"""Writes of the compliance app: consent is recorded, never edited; each record write keeps the
+contact's ``ConsentState`` (the newest record per purpose) with it."""
 
+from collections.abc import Iterable
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
-from compliance.models import ConsentRecord, LawfulBasis
+from compliance.models import ConsentRecord, ConsentRegime, ConsentState, LawfulBasis, PendingConsent, Purpose, Regime
+from marketing.identity import merge_handler
 from marketing.models import Contact, Event, Organization
+
+
+def consent_states_sync(*, org: Organization, contact_ids: Iterable[int]) -> int:
+    """Sets these contacts' ``ConsentState`` rows to their newest record per purpose (the newest
+    ``recorded_at`` wins, then the newest row); returns how many rows were written. Call after
+    any write of ``ConsentRecord`` rows that does not go through ``consent_record``."""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return 0
+    newest: dict[tuple[int, str], tuple[bool, datetime]] = {}
+    records = (
+        ConsentRecord.objects.filter(org=org, contact_id__in=ids)
+        .order_by("contact_id", "purpose", "-recorded_at", "-id")
+        .values_list("contact_id", "purpose", "granted", "recorded_at")
+    )
+    for contact_id, purpose, granted, at in records:
+        newest.setdefault((contact_id, purpose), (granted, at))
+    rows = [
+        ConsentState(org=org, contact_id=contact_id, purpose=purpose, granted=granted, recorded_at=at)
+        for (contact_id, purpose), (granted, at) in newest.items()
+    ]
+    ConsentState.objects.bulk_create(
+        rows,
+        batch_size=1000,
+        update_conflicts=True,
+        unique_fields=["contact", "purpose"],
+        update_fields=["granted", "recorded_at"],
+    )
+    return len(rows)
 
 
 def consent_record(
@@ -20,16 +54,91 @@ def consent_record(
     event: Event | None = None,
     at: datetime | None = None,
 ) -> ConsentRecord:
-    """Appends a grant or a withdrawal; the newest record of a purpose is its current state."""
-    return ConsentRecord.objects.create(
-        org=org,
-        contact=contact,
-        subject_email=contact.email or "",
-        purpose=purpose,
-        granted=granted,
-        source=source,
-        lawful_basis=lawful_basis,
-        proof=proof or {},
-        event=event,
-        recorded_at=at or timezone.now(),
+    """Appends a grant or a withdrawal; the newest record of a purpose is its current state,
+    which ``ConsentState`` then holds."""
+    with transaction.atomic():
+        record = ConsentRecord.objects.create(
+            org=org,
+            contact=contact,
+            subject_email=contact.email or "",
+            purpose=purpose,
+            granted=granted,
+            source=source,
+            lawful_basis=lawful_basis,
+            proof=proof or {},
+            event=event,
+            recorded_at=at or timezone.now(),
+        )
+        consent_states_sync(org=org, contact_ids=[contact.pk])
+    return record
+
+
+def consent_opt_outs_record(
+    *, org: Organization, contact: Contact, purposes: Iterable[str], source: str, proof: dict
+) -> int:
+    """Withdraws each of ``purposes`` for the contact unless its current state already does
+    (a browser sending GPC on every page view records it once); returns how many were recorded."""
+    purposes = sorted(set(purposes) & set(Purpose.values))
+    withdrawn = set(
+        ConsentState.objects.filter(org=org, contact=contact, purpose__in=purposes, granted=False).values_list(
+            "purpose", flat=True
+        )
     )
+    todo = [p for p in purposes if p not in withdrawn]
+    if not todo:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        ConsentRecord.objects.bulk_create(
+            [
+                ConsentRecord(
+                    org=org,
+                    contact=contact,
+                    subject_email=contact.email or "",
+                    purpose=purpose,
+                    granted=False,
+                    source=source,
+                    proof=proof,
+                    recorded_at=now,
+                )
+                for purpose in todo
+            ]
+        )
+        consent_states_sync(org=org, contact_ids=[contact.pk])
+    return len(todo)
+
+
+def consent_regimes_set(
+    *, org: Organization, regimes: dict[str, str], double_opt_in: bool | None = None
+) -> ConsentRegime:
+    """Sets the org's regime of each purpose named in ``regimes`` (``opt_in`` or ``opt_out``);
+    the others keep theirs. Raises ValidationError naming a purpose or a regime it does not know."""
+    errors = {}
+    for purpose, regime in regimes.items():
+        if purpose not in Purpose.values:
+            errors[purpose] = f"“{purpose}” is not a purpose; the purposes are {', '.join(Purpose.values)}."
+        elif regime not in Regime.values:
+            errors[purpose] = f"“{regime}” is not a regime; use opt_in or opt_out."
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        row, _ = ConsentRegime.objects.select_for_update().get_or_create(org=org)
+        for purpose, regime in regimes.items():
+            setattr(row, purpose, regime)
+        if double_opt_in is not None:
+            row.double_opt_in = double_opt_in
+        row.save()
+    return row
+
+
+@merge_handler
+def consent_records_move(org: Organization, kept: Contact, gone: Contact) -> int:
+    """A merge: the merged-away contact's consent records (and the confirmations it still owes)
+    move to the kept contact, whose state is then the newest record of the two per purpose."""
+    moved = ConsentRecord.objects.filter(org=org, contact=gone).update(contact=kept)
+    open_kept = PendingConsent.objects.filter(org=org, contact=kept, confirmed_at__isnull=True).values("purposes")
+    PendingConsent.objects.filter(org=org, contact=gone, confirmed_at__isnull=True, purposes__in=open_kept).delete()
+    PendingConsent.objects.filter(org=org, contact=gone).update(contact=kept)
+    if moved:
+        consent_states_sync(org=org, contact_ids=[kept.pk])
+    return moved

@@ -80,6 +80,8 @@ GROUPS: list[tuple[str, list[tuple[str, str, str]]]] = [
         "Compliance",
         [
             ("Consent records", "compliance.consentrecord", "verified_user"),
+            ("Consent regimes", "compliance.consentregime", "policy"),
+            ("Awaiting confirmation", "compliance.pendingconsent", "mark_email_unread"),
             ("Data-subject requests", "compliance.datasubjectrequest", "assignment_ind"),
         ],
     ),

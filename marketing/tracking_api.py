@@ -26,6 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from marketing import services
 from marketing.api_keys import api_key_from_token
+from marketing.client_address import client_ip
 from marketing.cors import cors_headers, cors_preflight, cors_refusal
 from marketing.identity import Trust, contact_identify, contact_merge, identity_conflict_record, ref_from
 from marketing.ingestion import MAX_PATH, events_ingest, events_validate
@@ -33,6 +34,14 @@ from marketing.json_input import JsonInputError, json_parse, json_problem
 from marketing.models import AnonymousId, Company, Contact, PropertyDefinition
 from marketing.properties import properties_check
 from marketing.tenancy import org_context
+from marketing.tracking_consent import (
+    Signals,
+    category_preferences,
+    gpc_signal,
+    known_contacts,
+    opt_outs_record,
+    tracking_refusal,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -348,11 +357,16 @@ def messages_handle(
     batch_context: dict | None = None,
     checked: bool = False,
     trust: Trust = Trust.PUBLIC,
+    gpc: bool = False,
+    proof: dict | None = None,
 ) -> list[dict]:
     """Handles Segment messages in order of kind: events as one stored batch, then identify/alias.
 
     Each message is checked on its own (``checked``: its values passed ``json_parse`` already), so
-    a bad one is an error at its index, named by field, and the others are handled.
+    a bad one is an error at its index, named by field, and the others are handled. Consent
+    (``marketing.tracking_consent``): ``gpc`` (the request's ``Sec-GPC: 1``) and each message's
+    ``context.consent.categoryPreferences`` record opt-outs for a contact we know; an event the
+    tracking regime does not allow is ``dropped`` (with the reason), not stored.
     """
     results: list[dict | None] = [None] * len(messages)
     event_positions, raw_events = [], []
@@ -375,7 +389,10 @@ def messages_handle(
             continue
         if message["type"] in EVENT_CALLS:
             event_positions.append(index)
-            raw_events.append(_event_item(message, message["type"]))
+    dropped = _consent_gate(org, messages, event_positions, gpc=gpc, proof=proof or {})
+    results = [dropped.get(index) if result is None else result for index, result in enumerate(results)]
+    event_positions = [index for index in event_positions if index not in dropped]
+    raw_events = [_event_item(messages[index], messages[index]["type"]) for index in event_positions]
     if raw_events:
         items, errors = events_validate(raw_events, checked=True)  # their values came from checked messages
         stored = events_ingest(org=org, items=items, errors=errors, source="segment", trust=trust)
@@ -388,11 +405,65 @@ def messages_handle(
             continue
         if message["type"] == "identify":
             results[index] = _identify(org, message, trust)
+            _identify_opt_outs(org, message, results[index], gpc=gpc, proof=proof or {})
         elif message["type"] == "alias":
             results[index] = _alias(org, message, trust)
         else:
             results[index] = {"status": "ignored", "reason": "group calls are not supported yet"}
     return [{**r, "index": i} for i, r in enumerate(results)]
+
+
+def _consent_gate(org, messages: list, positions: list[int], *, gpc: bool, proof: dict) -> dict[int, dict]:
+    """The results of the event messages (at ``positions``) that consent stops: their opt-outs
+    recorded for a contact we know, the event itself not stored; and identify calls naming no
+    one but an anonymous id while GPC is on (nothing is stored for an anonymous visitor then)."""
+    dropped: dict[int, dict] = {}
+    if gpc:
+        for index, message in enumerate(messages):
+            if isinstance(message, dict) and message.get("type") == "identify" and not _names_someone(message):
+                dropped[index] = {
+                    "status": "dropped",
+                    "reason": "not stored: Global Privacy Control on an anonymous call",
+                }
+    if not positions:
+        return dropped
+    by_user, by_anonymous = known_contacts(
+        org,
+        user_ids=[messages[i].get("userId") for i in positions],
+        anonymous_ids=[messages[i].get("anonymousId") for i in positions],
+    )
+    for index in positions:
+        message = messages[index]
+        signals = Signals(gpc=gpc, preferences=category_preferences(message.get("context")))
+        user_id, anonymous_id = message.get("userId"), message.get("anonymousId")
+        contact = by_user.get(str(user_id)) if user_id not in (None, "") else None
+        contact = contact or (by_anonymous.get(str(anonymous_id)) if anonymous_id not in (None, "") else None)
+        if contact is not None and signals.opt_outs():
+            opt_outs_record(org=org, contact=contact, signals=signals, proof={**proof, "call": message["type"]})
+        reason = tracking_refusal(org=org, contact=contact, signals=signals)
+        if reason:
+            dropped[index] = {"status": "dropped", "reason": reason}
+    return dropped
+
+
+def _names_someone(message: dict) -> bool:
+    traits = message.get("traits") if isinstance(message.get("traits"), dict) else {}
+    return message.get("userId") not in (None, "") or bool(traits.get("email"))
+
+
+def _identify_opt_outs(org, message: dict, result: dict, *, gpc: bool, proof: dict) -> None:
+    """An identify call's GPC or consent-banner "no" is recorded for the contact it identified."""
+    signals = Signals(gpc=gpc, preferences=category_preferences(message.get("context")))
+    if result.get("status") != "identified" or not signals.opt_outs():
+        return
+    contact = Contact.objects.filter(org=org, pk=result["contact_id"]).first()
+    if contact is not None:
+        opt_outs_record(org=org, contact=contact, signals=signals, proof={**proof, "call": "identify"})
+
+
+def _request_proof(request: HttpRequest) -> dict:
+    """Where an opt-out came from: the caller's address and browser."""
+    return {"ip": client_ip(request), "user_agent": request.headers.get("User-Agent", "")[:500]}
 
 
 def _tracking_view(call: str | None):
@@ -426,11 +497,24 @@ def _tracking_view(call: str | None):
                     refused = RequestRefusedError(400, "; ".join(f"{k}: {v}" for k, v in errors.items()), errors)
                     return cors_headers(refused.response(), request)
                 results = messages_handle(
-                    key.org, batch, batch_context=data.get("context"), checked=checked, trust=Trust.of_key(key)
+                    key.org,
+                    batch,
+                    batch_context=data.get("context"),
+                    checked=checked,
+                    trust=Trust.of_key(key),
+                    gpc=gpc_signal(request.headers),
+                    proof=_request_proof(request),
                 )
                 return cors_headers(JsonResponse({"success": True, "results": results}), request)
             data.setdefault("type", call)
-            result = messages_handle(key.org, [data], checked=True, trust=Trust.of_key(key))[0]
+            result = messages_handle(
+                key.org,
+                [data],
+                checked=True,
+                trust=Trust.of_key(key),
+                gpc=gpc_signal(request.headers),
+                proof=_request_proof(request),
+            )[0]
             ok = result["status"] != "error"
             return cors_headers(JsonResponse({"success": ok, **result}, status=200 if ok else 400), request)
 

@@ -44,6 +44,7 @@ from marketing.models import ApiKey, Company, Contact, Organization
 from marketing.phone_numbers import normalise_phone
 from marketing.services import api_key_create, contact_update
 from marketing.tenancy import org_context
+from marketing.tracking_consent import Signals, gpc_signal, known_contacts, opt_outs_record, tracking_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -168,12 +169,28 @@ def page_view_record(*, org: Organization, anonymous_id: str, properties: dict[s
     return result
 
 
+def _pixel_consented(request: HttpRequest, *, org: Organization, anonymous_id: str) -> bool:
+    """Whether the tracking regime lets this visitor's page view be stored (``Sec-GPC: 1`` never
+    does, and is recorded as an opt-out when the visitor is a contact we know)."""
+    _, by_anonymous = known_contacts(org, anonymous_ids=[anonymous_id])
+    contact = by_anonymous.get(anonymous_id)
+    signals = Signals(gpc=gpc_signal(request.headers))
+    if contact is not None and signals.gpc:
+        proof = {"ip": client_ip(request), "user_agent": request.headers.get("User-Agent", "")[:MAX_USER_AGENT]}
+        opt_outs_record(org=org, contact=contact, signals=signals, proof={**proof, "call": "pixel"})
+    reason = tracking_refusal(org=org, contact=contact, signals=signals)
+    if reason:
+        logger.info("pixel page view %s org=%s", reason, org.slug)
+    return reason is None
+
+
 @require_GET
 def pixel(request: HttpRequest) -> HttpResponse:
     """``GET /t/p.gif?k=&aid=&url=&title=&ref=``: a page view, answered with a transparent GIF.
 
-    Without ``aid`` nothing is stored (there is no one to store it for). Without ``url`` the
-    ``Referer`` header (the page that shows the image) stands in for it.
+    Without ``aid`` nothing is stored (there is no one to store it for), nor when the tracking
+    regime does not allow it (``marketing.tracking_consent``). Without ``url`` the ``Referer``
+    header (the page that shows the image) stands in for it.
     """
     key, problem = _key_from(request.GET.get("k"))
     if key is None:
@@ -190,7 +207,7 @@ def pixel(request: HttpRequest) -> HttpResponse:
             response["Retry-After"] = str(RETRY_AFTER_SECONDS)
             return cors_headers(response, request)
         anonymous_id = request.GET.get("aid", "").strip()
-        if anonymous_id:
+        if anonymous_id and _pixel_consented(request, org=org, anonymous_id=anonymous_id):
             properties = page_properties(
                 url=request.GET.get("url") or request.headers.get("Referer", ""),
                 title=request.GET.get("title", ""),

@@ -37,9 +37,11 @@ from django.utils import timezone
 from threadpoolctl import ThreadpoolController
 
 from marketing.bulk_sql import update_rows
+from marketing.consent_providers import consent_allowed_q
 from marketing.models import Organization
 from scoring.features import FeatureSpec, contact_features, feature_spec_for, training_features
 from scoring.models import ContactScore, PredictiveModel, ScoringModel
+from scoring.rules import PROFILING
 
 logger = logging.getLogger(__name__)
 
@@ -328,10 +330,11 @@ def org_predict(*, org, batch_size: int = 1000, now=None) -> int:
 
 
 def _predict(*, org, model: _Loaded, contact_ids: list, now: datetime) -> int:
+    # A contact without profiling consent (as the org's regime has it) gets no prediction.
     scores = dict(
-        ContactScore.objects.filter(org=org, model__is_default=True, contact_id__any_of=contact_ids).values_list(
-            "contact_id", "pk"
-        )
+        ContactScore.objects.filter(org=org, model__is_default=True, contact_id__any_of=contact_ids)
+        .filter(consent_allowed_q(org=org, purpose=PROFILING, field="contact_id"))
+        .values_list("contact_id", "pk")
     )
     if not scores:
         return 0

@@ -45,9 +45,10 @@ from django.utils import timezone
 
 from marketing.bulk_sql import update_rows
 from marketing.conditions import NotCompilable, contact_facts, evaluate, to_q, truthy
+from marketing.consent_providers import consent_allowed_q
 from marketing.models import Contact, Event
 from scoring.models import ContactScore, ScoreLedger, ScoringModel, ScoringRule
-from scoring.rules import band_of, crossings_record, events_score
+from scoring.rules import PROFILING, band_of, crossings_record, events_score
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,12 @@ def scores_recompute(
         except NotCompilable as exc:
             log.info("scoring.recompute fit_rule=%s evaluated in Python: %s", rule.pk, exc)
             compiled[rule.pk] = NotCompilable
-    scored = ContactScore.objects.filter(model=model).order_by("contact_id")
+    # Contacts without profiling consent (as the org's regime has it) are left as they are.
+    scored = (
+        ContactScore.objects.filter(model=model)
+        .filter(consent_allowed_q(org=org, purpose=PROFILING, field="contact_id"))
+        .order_by("contact_id")
+    )
     total, done, changed, last = scored.count(), 0, 0, 0
     while True:
         ids = list(scored.filter(contact_id__gt=last).values_list("contact_id", flat=True)[:chunk])

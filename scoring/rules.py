@@ -44,12 +44,14 @@ from marketing.conditions import (
     truthy,
 )
 from marketing.conditions.facts import event_facts
+from marketing.consent_providers import consent_allowed_ids
 from marketing.models import Contact, Event, Organization
 from scoring.models import ContactScore, ScoreLedger, ScoringModel, ScoringRule
 
 logger = logging.getLogger(__name__)
 
 THRESHOLD_EVENT = "score_threshold_crossed"
+PROFILING = "profiling"  # the consent purpose scoring acts on (compliance.models.Purpose)
 
 
 class ScoringRaceError(Exception):
@@ -368,6 +370,11 @@ def events_score(
     for rule in rules:
         (behaviour[rule.event_type] if rule.kind == ScoringRule.Kind.BEHAVIOUR else fit[rule.model_id]).append(rule)
     relevant = [e for e in events if e.type in behaviour]
+    if not relevant:
+        return set()
+    # Profiling needs the contact's consent as the org's regime has it: the others are not scored.
+    profiled = consent_allowed_ids(org=org, contact_ids={e.contact_id for e in relevant}, purpose=PROFILING)
+    relevant = [e for e in relevant if e.contact_id in profiled]
     if not relevant:
         return set()
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from compliance.models import ConsentRecord
 from compliance.selectors import consent_given, consent_states
-from compliance.services import consent_record
+from compliance.services import consent_record, consent_regimes_set
 from marketing.dispatch import dispatch_batch_run
 from marketing.ingestion import events_ingest, events_validate
 from marketing.models import DispatchBatch
@@ -28,6 +28,7 @@ def test_the_newest_record_of_a_purpose_is_its_state(org):
 
 
 def test_a_form_submission_records_its_consent_once_even_when_dispatched_twice(org):
+    consent_regimes_set(org=org, regimes={}, double_opt_in=False)  # grants recorded at once
     items = [
         {
             "type": "form_submitted",

@@ -8,11 +8,14 @@ import httpx
 from django.core.exceptions import ValidationError
 
 from marketing.conditions import evaluate
+from marketing.consent_providers import consent_allowed_ids
 from marketing.models import Contact, ContactList
 from workflows import outbound_http
 from workflows.actions import Action, ActionContext, PermanentError, RetryableError, action
 
 logger = logging.getLogger("workflows.actions")
+
+SALE_SHARING = "sale_sharing"  # the consent purpose a webhook acts on: the contact goes to a third party
 
 CONTACT_FIELDS = [
     "first_name",
@@ -443,4 +446,10 @@ class Webhook(_Outbound):
         }
 
     def run(self, ctx):
+        # The receiver is a third party: a contact who opted out of sale or sharing (as the
+        # org's regime has it) is skipped, and the step's result says why.
+        if ctx.contact is not None and not consent_allowed_ids(
+            org=ctx.org, contact_ids=[ctx.contact.pk], purpose=SALE_SHARING
+        ):
+            return {"skipped": "not sent: the contact opted out of sale or sharing of their data (sale_sharing)"}
         return ctx.deliver(self._request(ctx))
