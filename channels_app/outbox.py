@@ -39,6 +39,7 @@ from channels_app.metrics import sends_count
 from channels_app.models import Channel, Message, MessageStatus, MessageTemplate, Purpose, Suppression
 from channels_app.providers import PermanentError, TransientError, provider_for
 from channels_app.rate_limits import rate_limit_wait
+from marketing import erased_identities
 from marketing.bulk_sql import JSONAppend, insert_returning, update_rows
 from marketing.models import Contact, Organization
 from marketing.retries import backoff
@@ -390,7 +391,19 @@ def _normal(address: str) -> str:
 
 
 def _hashed(address: str) -> str:
-    return hashlib.sha256(address.encode()).hexdigest()  # what erasure leaves behind
+    return hashlib.sha256(address.encode()).hexdigest()  # what erasures before keyed hashes left behind
+
+
+# The kind of identity an erasure keeps a keyed hash of, per channel (marketing.erased_identities).
+ERASED_KIND = {Channel.EMAIL: erased_identities.EMAIL, Channel.SMS: erased_identities.PHONE}
+
+
+def _erasure_hashes(org: Organization, channel: str, address: str) -> set[str]:
+    """The keyed hashes an erasure of this address leaves as its suppression, under every key."""
+    kind = ERASED_KIND.get(channel)
+    if not kind or not address:
+        return set()
+    return set(erased_identities.digests(kind, address, default_country=org.default_country))
 
 
 def _consent_blocks(messages: list[Message]) -> dict[int, str]:
@@ -428,16 +441,21 @@ def _suppression_blocks(messages: list[Message]) -> dict[int, str]:
     """Messages to a suppressed address (or its erasure hash) on their channel, with the oldest
     suppression's reason; transactional ones only for ``BLOCKS_TRANSACTIONAL`` reasons. One query."""
     addresses = {_normal(m.to) for m in messages}
+    org = messages[0].org  # one org's batch, as the query below assumes
+    erased = {(m.channel, _normal(m.to)): _erasure_hashes(org, m.channel, _normal(m.to)) for m in messages}
     found: dict[tuple[str, str], list[tuple[datetime, str]]] = defaultdict(list)
-    rows = Suppression.objects.filter(
-        org=messages[0].org, address__in=addresses | {_hashed(a) for a in addresses}
-    ).values_list("channel", "address", "created_at", "reason")
+    wanted = addresses | {_hashed(a) for a in addresses}
+    wanted |= {hashed for hashes in erased.values() for hashed in hashes}
+    rows = Suppression.objects.filter(org=org, address__in=wanted).values_list(
+        "channel", "address", "created_at", "reason"
+    )
     for channel, address, created_at, reason in rows:
         found[channel, address].append((created_at, reason))
     blocks = {}
     for message in messages:
         address = _normal(message.to)
-        matches = sorted(found[message.channel, address] + found[message.channel, _hashed(address)])
+        candidates = {address, _hashed(address), *erased[message.channel, address]}
+        matches = sorted(match for candidate in candidates for match in found[message.channel, candidate])
         if message.purpose == Purpose.TRANSACTIONAL:
             matches = [match for match in matches if match[1] in BLOCKS_TRANSACTIONAL]
         if matches:

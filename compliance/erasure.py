@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from marketing import erased_identities
+from marketing.audit import audit_record
 from marketing.models import Contact, ErasedIdentity, Organization, User
 from marketing.personal_data import personal_data_sources
 from marketing.tenancy import org_context
@@ -54,6 +55,13 @@ def contact_export(*, contact: Contact) -> dict:
             source.name: {"description": source.description, "rows": source.export(contact)}
             for source in personal_data_sources()
         }
+        audit_record(
+            org=contact.org,
+            verb="exported",
+            target=contact,
+            fields=[name for name, source in sources.items() if source["rows"]],
+            count=sum(len(source["rows"]) for source in sources.values()),
+        )
     return {
         "org": contact.org.slug,
         "contact_id": contact.pk,
@@ -83,6 +91,15 @@ def contact_erase(*, contact: Contact, by: User | None = None, reason: str = "")
             cache_keys += source.cache_keys(contact)
             source.erase(contact)
             erasure.sources.append(source.name)
+        # The audit row names the sources, never a value: it outlives the person's data.
+        audit_record(
+            org=org,
+            verb="erased",
+            target_type="marketing.contact",
+            target_id=erasure.contact_id,
+            fields=erasure.sources,
+            actor=by,
+        )
         if cache_keys:
             transaction.on_commit(lambda: cache.delete_many(cache_keys))
     logger.info(

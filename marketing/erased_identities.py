@@ -21,11 +21,18 @@ from marketing.phone_numbers import normalise_phone
 EMAIL = ErasedIdentity.Kind.EMAIL
 PHONE = ErasedIdentity.Kind.PHONE
 
-# What a caller is told when a public (write-key) call named an erased identity: nothing that
-# confirms the person was ever known.
+# Why a server-side caller (a server key, an import, the console) gets nothing stored.
+ERASED = "erased at the person's request (data-subject request)"
+# What an import row error says.
+NOT_IMPORTED = f"{ERASED}; not imported"
+# What a public caller (a write key in a web page, a form) is told: nothing that confirms the
+# person was ever known to the organisation.
 NOT_STORED = "not stored"
-# What a server-side caller (an import, the REST API) is told.
-ERASED_REASON = "erased at the person's request (data-subject request); not imported"
+
+
+def refusal(*, public: bool) -> str:
+    """What a caller is told when it named an erased email or phone."""
+    return NOT_STORED if public else f"{ERASED}; not stored"
 
 
 def normalised(kind: str, value: str, *, default_country: str | None = None) -> str:
@@ -60,16 +67,30 @@ def is_erased(*, org: Organization, kind: str, value: str | None) -> bool:
     return ErasedIdentity.objects.with_scopes_disabled().filter(org=org, kind=kind, digest__in=hashes).exists()
 
 
-def erased_emails(*, org: Organization, emails) -> set[str]:
-    """Which of these (normalised) emails were erased in the org: one query for a batch."""
+def erased_values(*, org: Organization, kind: str, values) -> set[str]:
+    """Which of these values (emails, or E.164 phones) were erased in the org: one query for a batch."""
     by_hash = {}
-    for email in {e for e in emails if e}:
-        for value in digests(EMAIL, email):
-            by_hash[value] = email
+    for value in {v for v in values if v}:
+        for hashed in digests(kind, value, default_country=org.default_country):
+            by_hash[hashed] = value
     if not by_hash:
         return set()
-    found = ErasedIdentity.objects.with_scopes_disabled().filter(org=org, kind=EMAIL, digest__in=list(by_hash))
-    return {by_hash[value] for value in found.values_list("digest", flat=True)}
+    found = ErasedIdentity.objects.with_scopes_disabled().filter(org=org, kind=kind, digest__in=list(by_hash))
+    return {by_hash[hashed] for hashed in found.values_list("digest", flat=True)}
+
+
+def erased_emails(*, org: Organization, emails) -> set[str]:
+    """Which of these emails were erased in the org: one query for a batch."""
+    return erased_values(org=org, kind=EMAIL, values=emails)
+
+
+def erased_field(*, org: Organization, email: str | None = None, phone: str | None = None) -> str | None:
+    """ "email" or "phone" when that value was erased in the org (email first), else None."""
+    if email and is_erased(org=org, kind=EMAIL, value=email):
+        return "email"
+    if phone and is_erased(org=org, kind=PHONE, value=phone):
+        return "phone"
+    return None
 
 
 def record(*, org: Organization, kind: str, value: str) -> ErasedIdentity:

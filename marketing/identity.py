@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from marketing.bulk_sql import insert_returning
 from marketing.email_addresses import normalise_email
+from marketing.erased_identities import EMAIL, erased_emails, is_erased, refusal
 from marketing.models import (
     AnonymousId,
     ApiKey,
@@ -249,6 +250,9 @@ def contact_identify(
     order) is returned, anonymous ones still fold into it, and an ``IdentityConflict`` (source
     ``reason``, with ``summary``: the call's shape, no personal values) records the others.
     """
+    if ref.email and is_erased(org=org, kind=EMAIL, value=ref.email):
+        # Callers check first and say so per item; this keeps any other caller from storing it.
+        raise ValidationError({"email": refusal(public=trust is Trust.PUBLIC)})
     with transaction.atomic():
         found = _contacts_named_by(org, ref)
         if not found:
@@ -442,6 +446,7 @@ def contacts_resolve(
     whole batch.
     """
     unique = list({ref.key(): ref for ref in refs}.values())
+    erased = erased_emails(org=org, emails={r.email for r in unique if r.email})
     by_id = set(
         Contact.objects.filter(org=org, pk__any_of=[r.contact_id for r in unique if r.contact_id]).values_list(
             "pk", flat=True
@@ -460,6 +465,9 @@ def contacts_resolve(
     to_link: dict[str, int] = {}
     slow: list[ContactRef] = []
     for ref in unique:
+        if ref.email in erased:
+            errors[ref.key()] = {"email": refusal(public=trust is Trust.PUBLIC)}
+            continue
         if ref.contact_id and ref.contact_id not in by_id:
             errors[ref.key()] = {"contact_id": f"No contact with id {ref.contact_id}."}
             continue

@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from marketing.csv_export import csv_stream, csv_write
 from marketing.email_addresses import normalise_email
+from marketing.erased_identities import EMAIL, NOT_IMPORTED, PHONE, erased_values
 from marketing.identity import Trust
 from marketing.ingestion import events_ingest, events_validate
 from marketing.models import (
@@ -508,7 +509,7 @@ def _contacts_batch(context: _Context, rows: list[dict[str, str | None]], first_
     outcome = _Batch()
     definitions = _definitions(context, PropertyDefinition.Subject.CONTACT)
     parsed = [_contact_row_parse(context, row, first_row + i, definitions, outcome) for i, row in enumerate(rows)]
-    parsed = [row for row in parsed if row is not None]
+    parsed = _erased_refused(context, [row for row in parsed if row is not None], outcome)
 
     slugs = {slug for row in parsed for slug in row.list_slugs}
     list_ids = dict(ContactList.objects.filter(org=org, slug__in=slugs).values_list("slug", "pk")) if slugs else {}
@@ -529,6 +530,23 @@ def _contacts_batch(context: _Context, rows: list[dict[str, str | None]], first_
     if records:
         _contacts_write(org, records)
     return outcome
+
+
+def _erased_refused(context: _Context, rows: list[_ContactRow], outcome: _Batch) -> list[_ContactRow]:
+    """The rows whose email and phone were not erased at the person's request; the others get
+    their error. Two queries a batch at most (none without emails or phones)."""
+    org = context.org
+    emails = erased_values(org=org, kind=EMAIL, values=[row.email for row in rows])
+    phones = erased_values(org=org, kind=PHONE, values=[row.fields.get("phone") for row in rows])
+    kept = []
+    for row in rows:
+        if row.email in emails:
+            outcome.error(row.number, context.column("email"), NOT_IMPORTED)
+        elif row.fields.get("phone") in phones:
+            outcome.error(row.number, context.column("phone"), NOT_IMPORTED)
+        else:
+            kept.append(row)
+    return kept
 
 
 def _contact_row_parse(

@@ -90,12 +90,24 @@ def contact_create(*, org: Organization, tags: Iterable[str] = (), **fields: Any
     contact = Contact(org=org)
     _assign(contact, fields, CONTACT_FIELDS)
     _check_owner(org, contact.owner)
+    _check_not_erased(contact, fields)
     with transaction.atomic():
         _save_validated(contact, unique_error={"email": "A contact with this email already exists."})
         if tags:
             contact.tags.set(tags_get_or_create(org=org, names=tags))
         _segments_recheck(contact)
     return contact
+
+
+def _check_not_erased(contact: Contact, fields: dict[str, Any]) -> None:
+    """Refuses an email or phone erased at the person's request (``marketing.erased_identities``)."""
+    from marketing.erased_identities import erased_field, refusal
+
+    field = erased_field(
+        org=contact.org, email=contact.email if "email" in fields else None, phone=fields.get("phone") or None
+    )
+    if field:
+        raise ValidationError({field: refusal(public=False)})
 
 
 def _segments_recheck(contact: Contact) -> None:
@@ -109,6 +121,7 @@ def contact_update(*, contact: Contact, tags: Iterable[str] | None = None, **fie
     """Updates the given fields of a contact (and replaces its tags when ``tags`` is given)."""
     _assign(contact, fields, CONTACT_FIELDS)
     _check_owner(contact.org, contact.owner)
+    _check_not_erased(contact, fields)
     with transaction.atomic():
         _save_validated(contact, unique_error={"email": "A contact with this email already exists."})
         if tags is not None:

@@ -28,6 +28,7 @@ from marketing import services
 from marketing.api_keys import api_key_from_token
 from marketing.client_address import client_ip
 from marketing.cors import cors_headers, cors_preflight, cors_refusal
+from marketing.erased_identities import erased_field, refusal
 from marketing.identity import Trust, contact_identify, contact_merge, identity_conflict_record, ref_from
 from marketing.ingestion import MAX_PATH, events_ingest, events_validate
 from marketing.json_input import JsonInputError, json_parse, json_problem
@@ -299,6 +300,10 @@ def _identify(org, message: dict, trust: Trust) -> dict:
     problems = properties_check(org=org, subject=PropertyDefinition.Subject.CONTACT, items=[properties])[0]
     if problems:
         return {"status": "error", "errors": {f"traits.{k.split('.', 1)[1]}": v for k, v in problems.items()}}
+    erased = erased_field(org=org, email=ref.email, phone=fields.get("phone"))
+    if erased:
+        where = email_field if erased == "email" else f"traits.{trait_of.get('phone', 'phone')}"
+        return {"status": "error", "errors": {where: refusal(public=trust is Trust.PUBLIC)}}
     summary = {"call": "identify", "traits": sorted(str(key) for key in traits)[:50]}  # names, never values
     contact = contact_identify(org=org, ref=ref, reason="identify", trust=trust, summary=summary)
     if "company" in fields:

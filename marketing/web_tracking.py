@@ -37,6 +37,7 @@ from marketing.api_keys import api_key_from_token
 from marketing.client_address import client_ip
 from marketing.cors import cors_headers, cors_preflight, cors_refusal
 from marketing.email_addresses import normalise_email
+from marketing.erased_identities import erased_field, refusal
 from marketing.identity import Trust, contact_identify, ref_from
 from marketing.ingestion import events_ingest, events_validate
 from marketing.json_input import JsonInputError, json_parse, json_problem
@@ -347,6 +348,10 @@ def form_submission_record(*, org: Organization, submission: FormSubmission) -> 
     """
     with transaction.atomic():
         ref = ref_from(email=submission.email, anonymous_id=submission.anonymous_id)
+        erased = erased_field(org=org, email=ref.email, phone=submission.profile.get("phone"))
+        if erased:
+            # The visitor is told only that it was not stored, not that the address was erased.
+            raise ValidationError({erased: refusal(public=True)})
         summary = {"call": "form", "form": submission.form, "fields": sorted(submission.fields)[:50]}  # no values
         contact = contact_identify(org=org, ref=ref, reason="form", trust=Trust.PUBLIC, summary=summary)
         contact = Contact.objects.select_for_update().get(org=org, pk=contact.pk)

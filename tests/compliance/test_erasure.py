@@ -16,7 +16,7 @@ from channels_app.models import Message, PushSubscription, Suppression
 from compliance.erasure import contact_erase
 from compliance.models import ConsentRecord, DataSubjectRequest
 from marketing import erased_identities
-from marketing.models import Contact, ErasedIdentity, Event, ImportRowError
+from marketing.models import AuditEntry, Contact, ErasedIdentity, Event, ImportRowError
 from scoring.models import ContactScore, Handoff, ScoreLedger
 from tests.compliance.personal_data_everywhere import EMAIL, OTHER_EMAIL, PHONE, TRACES, person_with_data_everywhere
 from workflows.models import AutomationExecution, Delivery, WorkflowInstance, WorkflowStepRun
@@ -141,6 +141,8 @@ def test_erasure_leaves_no_trace_of_the_person_and_keeps_everyone_else(
     assert text.splitlines()[2] == ",,,"
     assert list(ImportRowError.objects.filter(job=people.job).values_list("row", flat=True)) == [3]
     admin_entry = LogEntry.objects.get(object_id=str(erasure.contact_id))
+    audit = AuditEntry.objects.get(verb="erased", target_id=str(erasure.contact_id))
+    assert audit.target_type == "marketing.contact" and "events" in audit.fields
     assert admin_entry.object_repr == f"contact #{erasure.contact_id} (erased)"
 
     # Everyone else is whole.
