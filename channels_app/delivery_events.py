@@ -87,7 +87,7 @@ def message_delivery_event(
             Suppression.objects.get_or_create(
                 org=row.org,
                 channel=row.channel,
-                address=row.to.strip().lower(),
+                address=Suppression.address_of(row.to),
                 defaults={"reason": suppress, "detail": reason[:1000]},
             )
         if status == S.COMPLAINED and row.contact_id and row.channel == "email":

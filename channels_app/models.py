@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from marketing.field_encryption import EncryptedTextField, is_phone, phone_index
 from marketing.models import Contact, TenantModel
 
 
@@ -117,7 +118,12 @@ class Message(TenantModel):
     )
     step_id = models.CharField(max_length=100, blank=True)
     idempotency_key = models.CharField(max_length=200, unique=True)
-    to = models.CharField(max_length=500, help_text="Address, phone number, subscription or URL.")
+    # A phone number (SMS) is encrypted at rest, as the contact's phone is; an email address stays
+    # readable (it is the contact's email, kept plain for identity and suppression) and so do
+    # push subscriptions and destination slugs.
+    to = EncryptedTextField(
+        max_length=500, only_phones=True, help_text="Address, phone number (stored encrypted), subscription or URL."
+    )
     content = models.JSONField(default=dict, help_text="The rendered fields (subject, html, text, …).")
     status = models.CharField(max_length=12, choices=MessageStatus.choices, default=MessageStatus.QUEUED)
     status_history = models.JSONField(default=list, help_text='[{"status", "at", "reason"}]')
@@ -160,7 +166,9 @@ class Suppression(TenantModel):
         MANUAL = "manual", "Added by hand"
 
     channel = models.CharField(max_length=10, choices=Channel.choices)
-    address = models.CharField(max_length=320, help_text="Lower-cased email, E.164 phone, or a SHA-256 hash.")
+    address = models.CharField(
+        max_length=320, help_text="Lower-cased email, a phone's keyed hash (older rows: E.164), or a SHA-256 hash."
+    )
     reason = models.CharField(max_length=20, choices=Reason.choices)
     detail = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -171,6 +179,14 @@ class Suppression(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.address} ({self.get_reason_display()})"
+
+    @staticmethod
+    def address_of(to: str) -> str:
+        """How a recipient is kept here: a phone number as its keyed hash (the same as
+        ``Contact.phone_bidx``, so no suppression holds a number in clear), anything else
+        lower-cased."""
+        address = to.strip()
+        return phone_index(address) if is_phone(address) else address.lower()
 
 
 class PushSubscription(TenantModel):

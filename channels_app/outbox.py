@@ -441,10 +441,12 @@ def _suppression_blocks(messages: list[Message]) -> dict[int, str]:
     """Messages to a suppressed address (or its erasure hash) on their channel, with the oldest
     suppression's reason; transactional ones only for ``BLOCKS_TRANSACTIONAL`` reasons. One query."""
     addresses = {_normal(m.to) for m in messages}
+    # A phone is kept as its keyed hash (Suppression.address_of); rows from before, in clear.
+    keyed = {a: Suppression.address_of(a) for a in addresses}
     org = messages[0].org  # one org's batch, as the query below assumes
     erased = {(m.channel, _normal(m.to)): _erasure_hashes(org, m.channel, _normal(m.to)) for m in messages}
     found: dict[tuple[str, str], list[tuple[datetime, str]]] = defaultdict(list)
-    wanted = addresses | {_hashed(a) for a in addresses}
+    wanted = addresses | {_hashed(a) for a in addresses} | set(keyed.values())
     wanted |= {hashed for hashes in erased.values() for hashed in hashes}
     rows = Suppression.objects.filter(org=org, address__in=wanted).values_list(
         "channel", "address", "created_at", "reason"
@@ -454,7 +456,7 @@ def _suppression_blocks(messages: list[Message]) -> dict[int, str]:
     blocks = {}
     for message in messages:
         address = _normal(message.to)
-        candidates = {address, _hashed(address), *erased[message.channel, address]}
+        candidates = {address, _hashed(address), keyed[address], *erased[message.channel, address]}
         matches = sorted(match for candidate in candidates for match in found[message.channel, candidate])
         if message.purpose == Purpose.TRANSACTIONAL:
             matches = [match for match in matches if match[1] in BLOCKS_TRANSACTIONAL]
@@ -778,7 +780,7 @@ def _send_claimed(message: Message, now: datetime, guard: GuardVerdict, sessions
                 Suppression.objects.get_or_create(
                     org=message.org,
                     channel=message.channel,
-                    address=message.to.strip().lower(),
+                    address=Suppression.address_of(message.to),
                     defaults={"reason": Suppression.Reason.HARD_BOUNCE, "detail": reason},
                 )
         logger.info("message failed id=%s error=%s", message.pk, reason)

@@ -48,6 +48,8 @@ from channels_app.models import Channel, InboundSmsReceipt, Message, MessageStat
 from channels_app.providers.sms import CALLBACK_HARD_BOUNCE_CODES, UNSUBSCRIBED, status_token_read, stop_suppress
 from compliance.selectors import consent_states
 from compliance.services import consent_record
+from marketing.database_roles import system_alias
+from marketing.field_encryption import phone_index
 from marketing.ingestion import events_ingest, events_validate
 from marketing.json_input import json_problem
 from marketing.models import Contact, Organization
@@ -61,6 +63,7 @@ START_WORDS = frozenset({"START", "UNSTOP", "YES"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
 CONSENT_SOURCE = "sms_reply"
 MAX_BODY = 1600  # Twilio's limit for one message's text
+LATEST_SCAN = 20  # a reply answers one of the newest texts to its number's contacts
 
 
 # --- request checks --------------------------------------------------------------------------------
@@ -114,7 +117,7 @@ def status_callback(request: HttpRequest, token: str) -> HttpResponse:
         return refusal
     message_id = status_token_read(token)
     message = (
-        Message.objects.with_scopes_disabled().select_related("org").filter(pk=message_id).first()
+        Message.objects.with_scopes_disabled().using(system_alias()).select_related("org").filter(pk=message_id).first()
         if message_id
         else None
     )
@@ -158,27 +161,32 @@ def _contacts_by_org(phone: str) -> list[tuple[Organization, list[Contact]]]:
     """The contacts with ``phone``, grouped by their org (orgs in id order)."""
     grouped: dict[int, list[Contact]] = defaultdict(list)
     orgs: dict[int, Organization] = {}
-    for contact in Contact.objects.with_scopes_disabled().filter(phone=phone).select_related("org").order_by("pk"):
+    index = phone_index(phone)  # phones are encrypted: found by their keyed hash, across orgs
+    if not index:
+        return []
+    contacts = Contact.objects.with_scopes_disabled().using(system_alias()).filter(phone_bidx=index)
+    for contact in contacts.select_related("org").order_by("pk"):
         grouped[contact.org_id].append(contact)
         orgs[contact.org_id] = contact.org
     return [(orgs[org_id], grouped[org_id]) for org_id in sorted(grouped)]
 
 
 def _latest_message(phone: str, contacts: list[Contact]) -> Message | None:
-    """The newest SMS sent to ``phone`` (any of these contacts): whom a reply answers."""
-    return (
+    """The newest SMS sent to ``phone`` (any of these contacts): whom a reply answers. ``to`` is
+    encrypted, so the newest few of these contacts' texts are read and compared here."""
+    recent = (
         Message.objects.with_scopes_disabled()
+        .using(system_alias())
         .filter(
             org_id__in={c.org_id for c in contacts},
             contact_id__in=[c.pk for c in contacts],
             channel=Channel.SMS,
-            to=phone,
             sent_at__isnull=False,
         )
         .select_related("org", "contact")
-        .order_by("-sent_at", "-pk")
-        .first()
+        .order_by("-sent_at", "-pk")[:LATEST_SCAN]
     )
+    return next((message for message in recent if message.to == phone), None)
 
 
 def sms_stop_record(*, phone: str, proof: dict) -> list[Organization]:
@@ -191,7 +199,7 @@ def sms_stop_record(*, phone: str, proof: dict) -> list[Organization]:
             Suppression.objects.get_or_create(
                 org=org,
                 channel=Channel.SMS,
-                address=phone.lower(),
+                address=Suppression.address_of(phone),
                 defaults={"reason": Suppression.Reason.SMS_STOP, "detail": f"replied {proof.get('body', '')!r}"},
             )
             states = consent_states(org=org, contact_ids=[c.pk for c in contacts], purpose="sms")
@@ -201,7 +209,7 @@ def sms_stop_record(*, phone: str, proof: dict) -> list[Organization]:
                         org=org, contact=contact, purpose="sms", granted=False, source=CONSENT_SOURCE, proof=proof
                     )
         acted.append(org)
-    logger.info("sms stop phone=%s orgs=%s", phone, [org.pk for org in acted])
+    logger.info("sms stop phone=%s… orgs=%s", phone[:5], [org.pk for org in acted])
     return acted
 
 
@@ -212,8 +220,11 @@ def sms_start_record(*, phone: str, proof: dict) -> list[Organization]:
     acted = []
     for org, contacts in _contacts_by_org(phone):
         with org_context(org), transaction.atomic():
-            Suppression.objects.filter(
-                org=org, channel=Channel.SMS, address=phone.lower(), reason=Suppression.Reason.SMS_STOP
+            Suppression.objects.filter(  # the keyed hash, and the number itself in rows kept before it
+                org=org,
+                channel=Channel.SMS,
+                address__in={Suppression.address_of(phone), phone.lower()},
+                reason=Suppression.Reason.SMS_STOP,
             ).delete()
             states = consent_states(org=org, contact_ids=[c.pk for c in contacts], purpose="sms")
             for contact in contacts:
@@ -222,7 +233,7 @@ def sms_start_record(*, phone: str, proof: dict) -> list[Organization]:
                         org=org, contact=contact, purpose="sms", granted=True, source=CONSENT_SOURCE, proof=proof
                     )
         acted.append(org)
-    logger.info("sms start phone=%s orgs=%s", phone, [org.pk for org in acted])
+    logger.info("sms start phone=%s… orgs=%s", phone[:5], [org.pk for org in acted])
     return acted
 
 
@@ -253,7 +264,7 @@ def sms_reply_record(*, phone: str, body: str, to: str, sid: str) -> list[int]:
     grouped = _contacts_by_org(phone)
     contacts = [contact for _, group in grouped for contact in group]
     if not contacts:
-        logger.info("sms reply from an unknown number phone=%s sid=%s", phone, sid)
+        logger.info("sms reply from an unknown number phone=%s… sid=%s", phone[:5], sid)
         return []
     latest = _latest_message(phone, contacts)
     targets = [latest.contact] if latest else contacts
@@ -297,7 +308,7 @@ def inbound(request: HttpRequest) -> HttpResponse:
     answer = ""
     with transaction.atomic():
         if not inbound_sms_claim(sid=sid):
-            logger.info("sms replay ignored sid=%s phone=%s", sid, phone)
+            logger.info("sms replay ignored sid=%s phone=%s…", sid, phone[:5])
             return _twiml()
         if keyword in STOP_WORDS:
             sms_stop_record(phone=phone, proof=proof)

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from marketing.field_encryption import EncryptedNetworkAddressesJSONField
 from marketing.models import Contact, Event, TenantModel
 
 
@@ -48,7 +49,10 @@ class ConsentRecord(TenantModel):
         max_length=40, help_text="form, import, api, unsubscribe_link, one_click, sms_stop, console…"
     )
     lawful_basis = models.CharField(max_length=20, choices=LawfulBasis.choices, default=LawfulBasis.CONSENT)
-    proof = models.JSONField(default=dict, blank=True, help_text="IP, user agent, form, text shown, message id…")
+    # The network addresses in it (the IP, an SMS sender's number) are encrypted at rest.
+    proof = EncryptedNetworkAddressesJSONField(
+        default=dict, blank=True, help_text="IP, user agent, form, text shown, message id…"
+    )
     event = models.ForeignKey(
         Event,
         null=True,

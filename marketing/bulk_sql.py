@@ -16,6 +16,8 @@ from django.db import connection, models
 from django.db.models import F, Field, ForeignObject, Func, Lookup, Value
 from django.utils import timezone
 
+from marketing.field_encryption import bulk_prepare, encrypted_fields, with_indexes
+
 INLINE_MAX = 100
 
 
@@ -75,6 +77,7 @@ def insert_returning(
     count = len(next(iter(columns.values())))
     if count == 0:
         return []
+    columns = bulk_prepare(model, columns)  # encrypted fields encrypted, blind indexes computed
     meta, now = model._meta, timezone.now()
     varying = {name: meta.get_field(name) for name in columns}
     constants: dict[str, Any] = {}
@@ -146,7 +149,12 @@ def update_rows(objs: list[models.Model], fields: list[str]) -> None:
     if not objs:
         return
     model = type(objs[0])
+    fields = with_indexes(model, fields)
     if connection.vendor != "postgresql":
+        for field in encrypted_fields(model):
+            if field.name in fields and hasattr(field, "source"):  # a blind index: recomputed
+                for obj in objs:
+                    field.pre_save(obj, False)
         model._base_manager.bulk_update(objs, fields, batch_size=500)
         return
     meta = model._meta
@@ -154,8 +162,10 @@ def update_rows(objs: list[models.Model], fields: list[str]) -> None:
     keys = [f"c{i}" for i in range(len(targets))]
     types = ", ".join(f"{k} {f.cast_db_type(connection)}" for k, f in zip(keys, targets, strict=True))
     sets = ", ".join(f"{connection.ops.quote_name(f.column)} = u.{k}" for k, f in zip(keys, targets, strict=True))
+    values = bulk_prepare(model, {f.attname: [getattr(obj, f.attname) for obj in objs] for f in targets})
     records = [
-        {"pk": obj.pk, **{k: getattr(obj, f.attname) for k, f in zip(keys, targets, strict=True)}} for obj in objs
+        {"pk": obj.pk, **{k: values[f.attname][i] for k, f in zip(keys, targets, strict=True)}}
+        for i, obj in enumerate(objs)
     ]
     pk = meta.pk
     # PostgreSQL guesses 100 rows for any jsonb_to_recordset, and against a small table it then
@@ -178,6 +188,9 @@ def insert_rows(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
         return
     meta = model._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
+    if encrypted_fields(model):  # encrypted on the way in, as bulk_create would
+        prepared = bulk_prepare(model, {name: [row.get(name) for row in rows] for name in rows[0]})
+        rows = [{name: prepared[name][i] for name in prepared} for i in range(len(rows))]
     defaults = {f.attname: f.get_default() for f in fields if f.attname not in rows[0]}
     if connection.vendor != "postgresql":
         model._base_manager.bulk_create([model(**defaults, **row) for row in rows], batch_size=1000)

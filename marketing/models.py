@@ -14,6 +14,7 @@ from django_scopes import ScopedManager
 
 from marketing.append_only import AppendOnly
 from marketing.email_addresses import normalise_email
+from marketing.field_encryption import BlindIndexField, EncryptedManager, EncryptedTextField, with_indexes
 from marketing.phone_numbers import normalise_phone
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?/?$")
@@ -295,7 +296,14 @@ class Contact(TenantModel):
     external_id = models.CharField(  # noqa: DJ001
         max_length=200, null=True, blank=True, help_text="Your system's id for this person (Segment's userId)."
     )
-    phone = models.CharField(max_length=20, blank=True, help_text="E.164, e.g. +4915112345678.")
+    # Encrypted at rest; ``phone_bidx`` (its keyed hash) is how rows are found by phone.
+    phone = EncryptedTextField(
+        max_length=20,
+        blank=True,
+        index="phone_bidx",
+        help_text="E.164, e.g. +4915112345678. Stored encrypted; searching finds exact numbers only.",
+    )
+    phone_bidx = BlindIndexField(source="phone")
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
     company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts")
@@ -316,6 +324,8 @@ class Contact(TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ScopedManager(EncryptedManager, org="org")  # bulk_update keeps phone_bidx in step
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -328,7 +338,7 @@ class Contact(TenantModel):
             models.Index(fields=["org", "lead_status"], name="contact_org_status"),
             models.Index(fields=["org", "country"], name="contact_org_country"),
             # An SMS reply (STOP, START, text) names only the phone, for every org at once.
-            models.Index(fields=["phone"], name="contact_phone", condition=~Q(phone="")),
+            models.Index(fields=["phone_bidx"], name="contact_phone_bidx", condition=~Q(phone_bidx="")),
         ]
 
     def __str__(self) -> str:
@@ -336,6 +346,11 @@ class Contact(TenantModel):
         if name and self.email:
             return f"{name} <{self.email}>"
         return name or self.email or f"Contact #{self.pk}"
+
+    def save(self, *args, **kwargs):
+        if kwargs.get("update_fields") is not None:  # the phone's index is written with it
+            kwargs["update_fields"] = with_indexes(Contact, kwargs["update_fields"])
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         """Normalises email and phone; errors are per field."""

@@ -6,6 +6,7 @@ services. Production sets ``DEBUG=false``, ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``
 and ``REDIS_URL``; see README.md for the full list.
 """
 
+import base64
 import os
 import secrets
 from datetime import timedelta
@@ -41,6 +42,37 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+
+
+def _field_key(variable: str, file_name: str, make) -> str:
+    """A field-encryption setting (docs/encryption.md): required when DEBUG is false; in
+    development generated once under var/, as the SECRET_KEY is."""
+    value = env.str(variable, default="")
+    if value:
+        return value
+    if not DEBUG:
+        raise ImproperlyConfigured(f"{variable} must be set when DEBUG is false (see docs/encryption.md).")
+    key_file = VAR_DIR / file_name
+    if not key_file.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(make())
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+# Personal fields encrypted at rest (marketing/field_encryption.py): Fernet keys, comma-separated,
+# the first encrypts and all decrypt (rotate_field_keys moves values to the first); and the key
+# of the blind indexes (exact-match lookups of encrypted values), which is never rotated.
+FIELD_ENCRYPTION_KEYS = [
+    k.strip()
+    for k in _field_key(
+        "FIELD_ENCRYPTION_KEYS",
+        "field_encryption_key",
+        lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+    ).split(",")
+    if k.strip()
+]
+FIELD_INDEX_KEY = _field_key("FIELD_INDEX_KEY", "field_index_key", lambda: secrets.token_urlsafe(32))
 
 
 def _erasure_hash_keys() -> list[str]:

@@ -128,7 +128,7 @@ def stop_suppress(message, reason: str) -> None:
     Suppression.objects.get_or_create(
         org=message.org,
         channel=message.channel,
-        address=message.to.strip().lower(),
+        address=Suppression.address_of(message.to),
         defaults={"reason": Suppression.Reason.SMS_STOP, "detail": reason[:1000]},
     )
 

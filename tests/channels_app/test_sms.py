@@ -24,6 +24,7 @@ from channels_app.providers.sms import status_token_read
 from compliance.models import ConsentRecord
 from compliance.selectors import consent_states
 from compliance.services import consent_record
+from marketing.field_encryption import phone_index
 from marketing.models import Event
 from tests.factories import ContactFactory
 
@@ -263,7 +264,7 @@ def test_an_invalid_number_fails_the_message_and_suppresses_it_as_a_hard_bounce(
 
     message = reload(message)
     assert "21211" in message.error and "not a valid phone number" in message.error
-    suppression = Suppression.objects.get(channel="sms", address=PHONE)
+    suppression = Suppression.objects.get(channel="sms", address=phone_index(PHONE))
     assert suppression.reason == "hard_bounce"
     assert message_send(message_id=enqueue(org, texter, sms_template, key="sms-2").pk, now=T0) == "blocked"
 
@@ -285,7 +286,7 @@ def test_an_unsubscribed_recipient_fails_the_message_and_records_a_stop_suppress
     assert message_send(message_id=message.pk, now=T0) == "failed"
 
     assert "21610" in reload(message).error
-    assert Suppression.objects.get(channel="sms", address=PHONE).reason == "sms_stop"
+    assert Suppression.objects.get(channel="sms", address=phone_index(PHONE)).reason == "sms_stop"
 
 
 def test_without_twilio_settings_the_message_fails_with_a_readable_reason(org, texter, sms_template, settings):
@@ -378,7 +379,7 @@ def test_an_undelivered_callback_to_a_landline_fails_the_message_and_suppresses_
     assert response.status_code == 204
     message = reload(message)
     assert message.status == "failed" and "30006" in message.error
-    assert Suppression.objects.get(channel="sms", address=PHONE).reason == "hard_bounce"
+    assert Suppression.objects.get(channel="sms", address=phone_index(PHONE)).reason == "hard_bounce"
 
 
 def test_an_unreachable_handset_fails_the_message_but_keeps_the_number(sent):
@@ -404,7 +405,7 @@ def test_stop_blocks_the_next_send_and_start_allows_it_again(org, texter, sms_te
     response = text_in("  stop ")
 
     assert response.status_code == 200 and response["Content-Type"] == "application/xml"
-    assert Suppression.objects.get(channel="sms", address=PHONE).reason == "sms_stop"
+    assert Suppression.objects.get(channel="sms", address=phone_index(PHONE)).reason == "sms_stop"
     assert consent_states(org=org, contact_ids=[texter.pk], purpose="sms") == {texter.pk: False}
     withdrawal = ConsentRecord.objects.filter(contact=texter, purpose="sms").first()
     assert (withdrawal.granted, withdrawal.source, withdrawal.proof["body"]) == (False, "sms_reply", "  stop ")
@@ -442,8 +443,8 @@ def test_stop_acts_in_every_org_with_the_number_and_only_there(org, other_org, t
 
     with scopes_disabled():
         assert set(Suppression.objects.values_list("org_id", "address", "reason")) == {
-            (org.pk, PHONE, "sms_stop"),
-            (other_org.pk, PHONE, "sms_stop"),
+            (org.pk, phone_index(PHONE), "sms_stop"),
+            (other_org.pk, phone_index(PHONE), "sms_stop"),
         }
         withdrawn = set(ConsentRecord.objects.filter(purpose="sms", granted=False).values_list("contact_id", flat=True))
     assert withdrawn == {texter.pk, twin.pk} and stranger.pk not in withdrawn

@@ -1,0 +1,180 @@
+"""Personal fields encrypted at rest: the raw columns hold no plaintext, the ORM reads it back,
+every write path keeps the blind index in step, lookups go through the index."""
+
+import importlib
+
+import pytest
+from django.core.exceptions import FieldError, ImproperlyConfigured
+from django.db import connection
+from django.test import override_settings
+
+from channels_app.models import Message, Suppression
+from compliance.models import ConsentRecord
+from marketing import services
+from marketing.bulk_sql import insert_returning, update_rows
+from marketing.field_encryption import (
+    FieldDecryptionError,
+    blind_index,
+    decrypt,
+    encrypt,
+    key_id,
+    new_key,
+    phone_index,
+)
+from marketing.models import Contact
+from tests.factories import ContactFactory
+
+PHONE = "+4915112345678"
+DIGITS = "15112345678"
+
+
+def raw(sql: str, params=()) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def stored_phone(contact: Contact) -> tuple[str, str]:
+    return raw("SELECT phone, phone_bidx FROM marketing_contact WHERE id = %s", [contact.pk])[0]
+
+
+def test_the_phone_column_holds_no_plaintext_and_the_orm_reads_it_back(org):
+    contact = services.contact_create(org=org, email="ana@example.com", phone="0151 12345678")  # DE default
+
+    phone, index = stored_phone(contact)
+    assert phone.startswith("enc1:") and DIGITS not in phone
+    assert index == phone_index(PHONE) and DIGITS not in index
+    assert Contact.objects.get(pk=contact.pk).phone == PHONE
+    assert not raw("SELECT 1 FROM marketing_contact WHERE phone LIKE %s", [f"%{DIGITS}%"])
+
+
+def test_the_same_number_is_encrypted_differently_each_time_but_indexed_the_same(org):
+    first = ContactFactory(org=org, phone=PHONE)
+    second = ContactFactory(org=org, phone=PHONE)
+
+    (a, index_a), (b, index_b) = stored_phone(first), stored_phone(second)
+    assert a != b and index_a == index_b
+
+
+def test_an_empty_phone_stays_empty_so_is_set_needs_no_key(org):
+    contact = ContactFactory(org=org, phone="")
+
+    assert stored_phone(contact) == ("", "")
+
+
+def test_every_write_path_keeps_the_index_in_step(org):
+    other = "+4915199999999"
+    contact = ContactFactory(org=org, phone=PHONE)
+
+    contact.phone = other
+    contact.save(update_fields=["phone"])
+    assert stored_phone(contact)[1] == phone_index(other)
+
+    contact.phone = PHONE
+    Contact.objects.bulk_update([contact], ["phone"])
+    assert stored_phone(contact)[1] == phone_index(PHONE)
+
+    contact.phone = other
+    update_rows([contact], ["phone"])  # marketing.bulk_sql's raw UPDATE … FROM jsonb_to_recordset
+    phone, index = stored_phone(contact)
+    assert index == phone_index(other) and phone.startswith("enc1:") and "15199999999" not in phone
+
+    [created] = Contact.objects.bulk_create([Contact(org=org, phone=PHONE)])
+    assert stored_phone(created)[1] == phone_index(PHONE)
+
+    [(pk,)] = insert_returning(Contact, columns={"phone": [PHONE]}, fixed={"org": org.pk}, returning=["id"])
+    phone, index = raw("SELECT phone, phone_bidx FROM marketing_contact WHERE id = %s", [pk])[0]
+    assert phone.startswith("enc1:") and index == phone_index(PHONE)
+    assert Contact.objects.get(pk=pk).phone == PHONE
+
+    services.contact_update(contact=contact, phone="")
+    assert stored_phone(contact) == ("", "")
+
+
+def test_a_lookup_by_the_encrypted_value_is_refused_naming_the_index(org):
+    with pytest.raises(FieldError, match="phone_bidx"):
+        Contact.objects.filter(phone=PHONE).exists()
+    with pytest.raises(FieldError):
+        Contact.objects.filter(phone__icontains="151").exists()
+    ContactFactory(org=org, phone=PHONE)
+    ContactFactory(org=org, phone="")
+
+    assert Contact.objects.filter(phone_bidx=phone_index(PHONE)).count() == 1
+    assert Contact.objects.filter(phone="").count() == 1  # "is empty" needs no key
+
+
+def test_sms_recipients_are_encrypted_and_email_recipients_stay_readable(org):
+    contact = ContactFactory(org=org, email="ana@example.com", phone=PHONE)
+    sms = Message.objects.create(org=org, contact=contact, channel="sms", to=PHONE, idempotency_key="k1")
+    email = Message.objects.create(
+        org=org, contact=contact, channel="email", to="ana@example.com", idempotency_key="k2"
+    )
+
+    stored = dict(raw('SELECT id, "to" FROM channels_app_message'))
+    assert stored[sms.pk].startswith("enc1:") and DIGITS not in stored[sms.pk]
+    assert stored[email.pk] == "ana@example.com"
+    assert Message.objects.get(pk=sms.pk).to == PHONE
+
+
+def test_a_phone_suppression_keeps_the_keyed_hash(org):
+    assert Suppression.address_of(f" {PHONE} ") == phone_index(PHONE)
+    assert Suppression.address_of("Ana@Example.com") == "ana@example.com"
+
+
+def test_the_network_addresses_of_a_consent_proof_are_encrypted(org):
+    contact = ContactFactory(org=org)
+    record = ConsentRecord.objects.create(
+        org=org,
+        contact=contact,
+        purpose="email_marketing",
+        granted=True,
+        source="form",
+        proof={"ip": "203.0.113.9", "user_agent": "Firefox", "nested": {"from": PHONE}},
+    )
+
+    [(proof,)] = raw("SELECT proof::text FROM compliance_consentrecord WHERE id = %s", [record.pk])
+    assert "203.0.113.9" not in proof and DIGITS not in proof and "Firefox" in proof
+    assert ConsentRecord.objects.get(pk=record.pk).proof == {
+        "ip": "203.0.113.9",
+        "user_agent": "Firefox",
+        "nested": {"from": PHONE},
+    }
+
+
+def test_blind_indexes_are_keyed_and_separated_by_purpose():
+    assert blind_index(PHONE, purpose="phone") != blind_index(PHONE, purpose="property:x")
+    with override_settings(FIELD_INDEX_KEY="another key"):
+        other = phone_index(PHONE)
+    assert other != phone_index(PHONE)
+    assert phone_index("") == ""
+
+
+def test_values_under_an_older_key_read_while_it_is_listed_and_not_after():
+    old, current = new_key(), new_key()
+    with override_settings(FIELD_ENCRYPTION_KEYS=[old]):
+        stored = encrypt(PHONE)
+    assert stored.startswith(f"enc1:{key_id(old)}:")
+    with override_settings(FIELD_ENCRYPTION_KEYS=[current, old]):
+        assert decrypt(stored) == PHONE
+        assert encrypt(PHONE).startswith(f"enc1:{key_id(current)}:")
+    with override_settings(FIELD_ENCRYPTION_KEYS=[current]), pytest.raises(FieldDecryptionError, match=key_id(old)):
+        decrypt(stored)
+
+
+def test_a_bad_key_is_named_by_its_position():
+    bad = override_settings(FIELD_ENCRYPTION_KEYS=[new_key(), "not-a-key"])
+    with bad, pytest.raises(ImproperlyConfigured, match="key 2 is not a Fernet key"):
+        encrypt(PHONE)
+
+
+def test_the_migration_encrypts_the_phones_stored_before_it(org):
+    contact = ContactFactory(org=org, phone="")
+    raw("UPDATE marketing_contact SET phone = %s, phone_bidx = '' WHERE id = %s RETURNING id", [PHONE, contact.pk])
+    assert Contact.objects.get(pk=contact.pk).phone == PHONE  # a plain value still reads
+
+    migration = importlib.import_module("marketing.migrations.0013_field_encryption")
+    migration.encrypt_phones(None, type("Editor", (), {"connection": connection})())
+
+    phone, index = stored_phone(contact)
+    assert phone.startswith("enc1:") and index == phone_index(PHONE)
+    assert Contact.objects.get(pk=contact.pk).phone == PHONE
