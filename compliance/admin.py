@@ -78,3 +78,6 @@ class ConsentRecordAdmin(TenantAdmin):
 
 
 from compliance import requests_admin  # noqa: F401, E402  the data-subject request queue's pages
+
+
+from compliance import retention_admin  # noqa: F401, E402  the Data retention page

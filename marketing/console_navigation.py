@@ -83,6 +83,7 @@ GROUPS: list[tuple[str, list[tuple[str, str, str]]]] = [
             ("Consent regimes", "compliance.consentregime", "policy"),
             ("Awaiting confirmation", "compliance.pendingconsent", "mark_email_unread"),
             ("Data-subject requests", "compliance.datasubjectrequest", "assignment_ind"),
+            ("Data retention", "compliance.retentionpolicy", "auto_delete"),
         ],
     ),
     (
