@@ -73,7 +73,7 @@ def guard_counts(*, org: Organization, members: QuerySet, sends: tuple, counted:
         )
         join_params += [org.pk, channel, "marketing", since]
     # Each contact's newest consent record per purpose the route's marketing sends need, joined once.
-    purposes = sorted(filter(None, (_consent_purpose(send) for send in sends)))
+    purposes = sorted({purpose for purpose in map(_consent_purpose, sends) if purpose})
     for purpose in purposes:
         columns.append(f", consent_{purpose}.granted AS consent_{purpose}")
         joins.append(

@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group
@@ -34,6 +34,7 @@ from unfold.contrib.filters.admin import AutocompleteSelectFilter
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from marketing import services
+from marketing.audit import Verb, audit_changed_fields, audit_field_names, audit_record
 from marketing.celery import enqueue_on_commit
 from marketing.column_mapping_field import ColumnMappingField
 from marketing.conditions import NotCompilable
@@ -41,7 +42,7 @@ from marketing.conditions.facts import iso
 from marketing.conditions.fields import CONTACT, NAMES
 from marketing.csv_export import csv_stream
 from marketing.identity import identity_conflict_resolve
-from marketing.imports import import_errors_stream, import_file_check, import_job_create
+from marketing.imports import ERROR_REPORT_COLUMNS, import_errors_stream, import_file_check, import_job_create
 from marketing.invitation_admin import InvitationsOnMembers
 from marketing.large_lists import DistinctValuesFilter, EstimatedCountPaginator
 from marketing.models import (
@@ -98,9 +99,62 @@ def org_member_users(org):
 
 
 class TenantAdmin(ModelAdmin):
-    """Base for tenant models: new rows get the current org, and org-wide uniqueness is checked."""
+    """Base for tenant models: new rows get the current org, and org-wide uniqueness is checked.
+
+    Every add, change and delete made here is written to the audit log with the names of the
+    fields changed (``marketing.audit``); a page that shows personal data sets
+    ``audit_views = True`` and its every opening is recorded as viewed, with the fields shown.
+    """
 
     exclude = ("org",)
+    audit_views = False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if self.audit_views and request.method == "GET" and response.status_code == 200:
+            audit_record(
+                org=request.org,
+                verb=Verb.VIEWED,
+                target_type=self.model._meta.label_lower,
+                target_id=unquote(object_id),
+                fields=audit_field_names(flatten_fieldsets(self.get_fieldsets(request))),
+            )
+        return response
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl") if response.status_code == 200 else None
+        if self.audit_views and changelist is not None:
+            audit_record(
+                org=request.org,
+                verb=Verb.LISTED,
+                target_type=self.model._meta.label_lower,
+                fields=audit_field_names(name for name in self.get_list_display(request) if isinstance(name, str)),
+                count=len(changelist.result_list),
+            )
+        return response
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        request._audit_fields = audit_changed_fields(form, formsets)  # read by log_addition/log_change
+        return super().construct_change_message(request, form, formsets, add)
+
+    def log_addition(self, request, obj, message):
+        self._audit(request, Verb.CREATED, obj, fields=getattr(request, "_audit_fields", ()))
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request, obj, message):
+        self._audit(request, Verb.CHANGED, obj, fields=getattr(request, "_audit_fields", ()))
+        return super().log_change(request, obj, message)
+
+    def log_deletions(self, request, queryset):
+        for obj in queryset:
+            self._audit(request, Verb.DELETED, obj)
+        return super().log_deletions(request, queryset)
+
+    def _audit(self, request, verb: str, obj, fields=()) -> None:
+        org = getattr(request, "org", None) or getattr(obj, "org", None)
+        if org is not None:  # a row of no org (a superuser's platform table) is not tenant data
+            audit_record(org=org, verb=verb, target=obj, fields=fields)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form_class = super().get_form(request, obj, change, **kwargs)
@@ -399,6 +453,7 @@ class ContactAdmin(PropertyInputsAdmin, TenantAdmin):
     list_per_page = 50
     autocomplete_fields = ("company", "tags")
     readonly_fields = ("score", "created_at", "updated_at", "last_activity_at")
+    audit_views = True  # a contact's page and the contact list show personal data: each read is logged
     inlines = (ListMembershipInline, AnonymousIdInline)
 
     def get_inlines(self, request, obj):
@@ -450,6 +505,7 @@ class ContactAdmin(PropertyInputsAdmin, TenantAdmin):
         except ValueError:
             page = 1
         entries, total = timeline_page(contact=contact, page=page, per_page=TIMELINE_PAGE)
+        audit_record(org=request.org, verb=Verb.VIEWED, target=contact, fields=("timeline",))
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -1074,6 +1130,7 @@ class ImportJobAdmin(TenantAdmin):
             self.message_user(request, f"Import #{job.pk} queued: {job.rows_total:,} rows.", messages.INFO)
 
     def _errors_response(self, request, job: ImportJob) -> StreamingHttpResponse:
+        audit_record(org=request.org, verb=Verb.EXPORTED, target=job, fields=ERROR_REPORT_COLUMNS)
         return _csv_response(request, import_errors_stream(job), filename=f"import-{job.pk}-errors.csv")
 
     def errors_view(self, request, object_id):
@@ -1377,6 +1434,7 @@ class SegmentAdmin(TenantAdmin):
         }
 
     def _members_csv_response(self, request, segment: Segment) -> StreamingHttpResponse:
+        audit_record(org=request.org, verb=Verb.EXPORTED, target=segment, fields=EXPORT_COLUMNS)
         parts = segment_members_csv(org=request.org, segment_id=segment.pk)
         return _csv_response(request, parts, filename=f"segment-{segment.slug}-members.csv")
 

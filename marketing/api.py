@@ -14,6 +14,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
 from marketing import selectors, services
+from marketing.audit import Verb, audit_record
 from marketing.models import Company, Contact, LeadStatus, LifecycleStage, Membership, User
 
 
@@ -203,19 +204,51 @@ class ContactViewSet(CrudViewSet):
     def org_queryset(self, org):
         return selectors.contacts_for(org=org)
 
+    # Contacts are personal data: every read and write through the API is in the audit log, with
+    # the field names (never the values). A list is one entry with the number of contacts
+    # returned, not their ids.
+    def retrieve(self, request, pk=None):
+        response = super().retrieve(request, pk=pk)
+        audit_record(
+            org=request.auth.org,
+            verb=Verb.VIEWED,
+            target_type="marketing.contact",
+            target_id=pk,
+            fields=ContactOutput.Meta.fields,
+        )
+        return response
+
+    def list(self, request):
+        response = super().list(request)
+        results = response.data.get("results", response.data) if isinstance(response.data, dict) else response.data
+        audit_record(
+            org=request.auth.org,
+            verb=Verb.LISTED,
+            target_type="marketing.contact",
+            fields=ContactOutput.Meta.fields,
+            count=len(results),
+        )
+        return response
+
     def create(self, request):
-        contact = services.contact_create(org=request.auth.org, **self._input())
+        data = self._input()
+        contact = services.contact_create(org=request.auth.org, **data)
+        audit_record(org=request.auth.org, verb=Verb.CREATED, target=contact, fields=data)
         return self._output(contact, status.HTTP_201_CREATED)
 
     def update(self, request, pk=None, partial=False):
-        contact = services.contact_update(contact=self.get_object(), **self._input(partial=partial))
+        data = self._input(partial=partial)
+        contact = services.contact_update(contact=self.get_object(), **data)
+        audit_record(org=request.auth.org, verb=Verb.CHANGED, target=contact, fields=data)
         return self._output(contact)
 
     def partial_update(self, request, pk=None):
         return self.update(request, pk, partial=True)
 
     def destroy(self, request, pk=None):
-        services.contact_delete(contact=self.get_object())
+        contact = self.get_object()
+        services.contact_delete(contact=contact)
+        audit_record(org=request.auth.org, verb=Verb.DELETED, target_type="marketing.contact", target_id=pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

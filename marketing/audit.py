@@ -168,6 +168,26 @@ def audit_record(
     return entry
 
 
+def audit_field_names(names: Iterable[str]) -> list[str]:
+    """Form or column names as the audit log stores them (a typed property input named
+    ``prop-plan`` becomes ``prop_plan``), in order, each once."""
+    cleaned = (re.sub(r"[^A-Za-z0-9_.]", "_", str(name))[:100] for name in names)
+    return list(dict.fromkeys(name if name[:1].isalpha() or name[:1] == "_" else f"_{name}" for name in cleaned))
+
+
+def audit_changed_fields(form, formsets=()) -> list[str]:
+    """The names of what a console form changed: its changed fields, and for each inline
+    ``<model>`` (a row added or removed) or ``<model>.<field>`` (a row changed)."""
+    names = list(form.changed_data)
+    for formset in formsets or ():
+        model = formset.model._meta.model_name
+        if formset.new_objects or formset.deleted_objects:
+            names.append(model)
+        for _obj, changed in formset.changed_objects:
+            names += [f"{model}.{field}" for field in changed]
+    return audit_field_names(names)
+
+
 def request_source(request: HttpRequest) -> str:
     """Where a request comes from: the API (a key), the console (a signed-in user, on the admin
     or on the API its pages call) or a public page (forms, tracking, preference centre)."""

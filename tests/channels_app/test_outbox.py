@@ -104,9 +104,10 @@ def test_one_send_batch_shares_one_smtp_connection_and_checks_guards_once(
         org=org, template=template, recipients=[Recipient(p, f"s:{p.pk}") for p in people], now=T0
     )
 
-    # The claim (savepoint, select, update, release, read the rows), suppressions and consent once
-    # for the batch, then one outcome transaction a message (savepoint, SET LOCAL, update, release).
-    with django_assert_max_num_queries(5 + 2 + 5 * 4):
+    # The claim (savepoint, select, update, release, read the rows), suppressions, the org's consent
+    # regimes and consent once for the batch, then one outcome transaction a message (savepoint,
+    # SET LOCAL, update, release).
+    with django_assert_max_num_queries(5 + 3 + 5 * 4):
         results = messages_send(message_ids=[m.pk for m in messages], now=T0)
 
     assert list(results.values()) == ["sent"] * 4 + ["blocked"]

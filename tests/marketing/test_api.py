@@ -137,7 +137,7 @@ def test_list_query_count_does_not_grow_with_rows(org, api, django_assert_max_nu
     contacts = ContactFactory.create_batch(30, org=org, company=CompanyFactory(org=org))
     for contact in contacts:
         contact.tags.add(TagFactory(org=org))
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(8):  # the audit entry of the read is one of them
         assert len(api.get(CONTACTS).json()["results"]) == 30
 
 
