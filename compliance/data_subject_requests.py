@@ -150,6 +150,12 @@ def _verification_email(request: DataSubjectRequest) -> None:
         f"{request_verify_url(request)}\n\n"
         "If you did not ask for this, ignore this email: nothing happens until the request is confirmed."
     )
+    if request.kind == RequestKind.ERASURE:
+        text += (
+            f"\n\nOnce your data is erased, {org.name} cannot write to you any more: this address is then "
+            "blocked for every email, so no confirmation will follow. The erasure is done by "
+            f"{request.due_at:%d %B %Y}."
+        )
     notice_send(
         org=org,
         to=request.email,
@@ -356,9 +362,13 @@ def _complete_erasure(request: DataSubjectRequest, by: User | None) -> tuple[str
             f"{request.org.name} holds no personal data about {request.email}; there was nothing to erase.",
         )
     contact_erase(contact=request.contact, by=by, reason=f"data-subject request #{request.pk}")
+    # No email after this: the erasure suppresses the address for every message, transactional
+    # ones too, and a message queued now would hold the address again. The person was told so
+    # when they confirmed the request (the confirmation email and page).
     return (
-        "The contact's personal data was erased; only a keyed hash of the address is kept, so it is not re-added.",
-        f"{request.org.name} erased the personal data it held about {request.email}.",
+        "The contact's personal data was erased; only a keyed hash of the address is kept, so it is not re-added. "
+        "No email was sent afterwards: the person was told at confirmation that none would follow.",
+        "",
     )
 
 
@@ -418,7 +428,10 @@ def request_complete(*, request: DataSubjectRequest, by: User | None, outcome: s
         request.status, request.completed_at, request.handled_by = RequestStatus.COMPLETED, timezone.now(), by
         request.outcome = outcome or done
         request.save(update_fields=["status", "completed_at", "handled_by", "outcome", "archive_path"])
-        _tell_person(request, step="completed", subject=f"Your request to {request.org.name} is answered", text=told)
+        if told:
+            _tell_person(
+                request, step="completed", subject=f"Your request to {request.org.name} is answered", text=told
+            )
     logger.info(
         "dsar completed org=%s request=%s kind=%s by=%s", request.org.slug, request.pk, request.kind, by and by.pk
     )
