@@ -83,7 +83,7 @@ def guard_counts(*, org: Organization, members: QuerySet, sends: tuple, counted:
         )
         join_params += [org.pk, purpose]
     sql = [
-        f"WITH g0 AS MATERIALIZED (SELECT c.id, c.email, c.phone, "  # noqa: S608  table names from the models
+        f"WITH g0 AS MATERIALIZED (SELECT c.id, c.email, c.phone, c.phone_bidx, "  # noqa: S608  table names from the models
         f"CASE WHEN coalesce(c.time_zone, '') = '' THEN %s WHEN c.time_zone = ANY(%s) THEN c.time_zone "
         f"ELSE 'UTC' END AS tz{''.join(columns)} FROM {Contact._meta.db_table} c{''.join(joins)} "
         f"WHERE c.id IN ({members_sql}))"
@@ -121,7 +121,7 @@ def _address_sql(send, g: str) -> tuple[str, list]:
     if send.channel == Channel.EMAIL:
         return f"coalesce({g}.email, '')", []
     if send.channel == Channel.SMS:
-        return f"coalesce({g}.phone, '')", []  # stored as E.164 already
+        return f"coalesce({g}.phone, '')", []  # encrypted: only "is it empty" is asked of it here
     if send.channel == Channel.PUSH:
         table = PushSubscription._meta.db_table
         count = f"(SELECT count(*) FROM {table} p WHERE p.contact_id = {g}.id)"  # noqa: S608  a model's table
@@ -152,11 +152,16 @@ def _verdict_sql(org: Organization, send, earlier: list, tables: dict, g: str) -
         f"{'' if marketing else ' AND s.reason = ANY(%s)'})"
     )
     suppressed_params = [org.pk, send.channel] + ([] if marketing else [sorted(map(str, BLOCKS_TRANSACTIONAL))])
+    keyed = ""
+    if send.channel == Channel.SMS and send.destination is None:
+        # A phone's suppression holds its keyed hash (Suppression.address_of), the contact's index.
+        keyed = f" OR {g}.phone_bidx IN {suppressed}"
     cases.append(
-        f"WHEN {normal} IN {suppressed} OR encode(sha256(convert_to({normal}, 'UTF8')), 'hex') IN {suppressed} "
-        "THEN 'suppression'"
+        f"WHEN {normal} IN {suppressed} OR encode(sha256(convert_to({normal}, 'UTF8')), 'hex') IN {suppressed}"
+        f"{keyed} THEN 'suppression'"
     )
     params += [*address_params, *suppressed_params, *address_params, *suppressed_params]
+    params += suppressed_params if keyed else []
     caps = (org.frequency_caps or {}).get(send.channel)
     if marketing and isinstance(caps, dict):
         over = []

@@ -178,3 +178,46 @@ def test_the_migration_encrypts_the_phones_stored_before_it(org):
     phone, index = stored_phone(contact)
     assert phone.startswith("enc1:") and index == phone_index(PHONE)
     assert Contact.objects.get(pk=contact.pk).phone == PHONE
+
+
+def test_rotation_moves_every_value_to_the_first_key_and_the_old_key_can_go(org, capsys):
+    from django.core.management import call_command
+
+    old, current = new_key(), new_key()
+    with override_settings(FIELD_ENCRYPTION_KEYS=[old]):
+        contacts = [ContactFactory(org=org, phone=f"+49151123456{i:02d}") for i in range(5)]
+        sms = Message.objects.create(org=org, contact=contacts[0], channel="sms", to=PHONE, idempotency_key="r1")
+        record = ConsentRecord.objects.create(
+            org=org, contact=contacts[0], purpose="sms", granted=True, source="form", proof={"ip": "198.51.100.7"}
+        )
+    plain = ContactFactory(org=org, phone="")
+    raw("UPDATE marketing_contact SET phone = %s WHERE id = %s RETURNING id", ["+4915100000001", plain.pk])
+
+    with override_settings(FIELD_ENCRYPTION_KEYS=[current, old]):
+        call_command("rotate_field_keys", "--batch", "2")
+        out = capsys.readouterr().out
+        assert "marketing.Contact.phone: 6 rewritten, 0 left" in out
+        assert "channels_app.Message.to: 1 rewritten, 0 left" in out
+        assert "compliance.ConsentRecord.proof: 1 rewritten, 0 left" in out
+        call_command("rotate_field_keys")  # again: nothing left to do
+        assert "marketing.Contact.phone: 0 rewritten, 0 left" in capsys.readouterr().out
+
+    for phone, _ in [stored_phone(c) for c in contacts]:
+        assert phone.startswith(f"enc1:{key_id(current)}:")
+    phone, index = stored_phone(plain)  # written in clear by raw SQL: encrypted and indexed on the way
+    assert phone.startswith(f"enc1:{key_id(current)}:") and index == phone_index("+4915100000001")
+    with override_settings(FIELD_ENCRYPTION_KEYS=[current]):  # the old key removed
+        assert [Contact.objects.get(pk=c.pk).phone for c in contacts] == [f"+49151123456{i:02d}" for i in range(5)]
+        assert Message.objects.get(pk=sms.pk).to == PHONE
+        assert ConsentRecord.objects.get(pk=record.pk).proof == {"ip": "198.51.100.7"}
+        assert Contact.objects.get(pk=plain.pk).phone == "+4915100000001"
+
+
+def test_rotation_with_a_bad_key_exits_with_one_line(org):
+    from django.core.management import CommandError, call_command
+
+    with (
+        override_settings(FIELD_ENCRYPTION_KEYS=["nope"]),
+        pytest.raises(CommandError, match="key 1 is not a Fernet key"),
+    ):
+        call_command("rotate_field_keys")
