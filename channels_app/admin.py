@@ -16,8 +16,8 @@ from unfold.contrib.filters.admin import AutocompleteSelectFilter
 
 from channels_app.console_home import OPENED, WAITING
 from channels_app.destinations import masked_secret, masked_url, url_problem
-from channels_app.models import Destination, Message, MessageStatus, MessageTemplate, Suppression
-from channels_app.outbox import notice_enqueue
+from channels_app.models import Destination, Message, MessageStatus, MessageTemplate, Purpose, Suppression
+from channels_app.outbox import CONSENT_PURPOSE, notice_enqueue
 from channels_app.rendering import FIELDS, template_errors, template_warnings
 from channels_app.template_problems import template_problems
 from channels_app.template_versions import template_preview, template_publish
@@ -28,6 +28,7 @@ from marketing.models import Contact
 class MessageTemplateForm(forms.ModelForm):
     class Meta:
         model = MessageTemplate
+        # The topic's pick-list is the admin's (from get_fields, so its org-scoped query runs per request).
         fields = ("slug", "name", "channel", "purpose", "variants")
         help_texts = {
             "variants": 'A list of variants: [{"name": "A", "weight": 50, "subject": "Hi {{ first_name | default: '
@@ -42,6 +43,16 @@ class MessageTemplateForm(forms.ModelForm):
             errors = template_errors(cleaned["channel"], cleaned["variants"])
             if errors:
                 self.add_error("variants", errors)
+        topic = cleaned.get("topic")
+        if topic is not None and cleaned.get("purpose") == Purpose.MARKETING:
+            needed = CONSENT_PURPOSE.get(cleaned.get("channel"))
+            if needed is not None and topic.purpose != needed:
+                self.add_error(
+                    "topic",
+                    f"“{topic}” is a topic of {topic.get_purpose_display().lower()}; choose one of this channel's.",
+                )
+        elif topic is not None:
+            self.add_error("topic", "Only marketing messages have a topic; transactional ones always go out.")
         return cleaned
 
 
@@ -72,7 +83,7 @@ class MessageTemplateAdmin(TenantAdmin):
         )
 
     def get_fields(self, request, obj=None):
-        return ["slug", "name", "channel", "purpose", "variants", "live_version", "preview_link"]
+        return ["slug", "name", "channel", "purpose", "topic", "variants", "live_version", "preview_link"]
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -263,7 +263,13 @@ def messages_enqueue(
         )
         content = rendering.render(variants[index], data, channel=template.channel)
         if template.channel == Channel.EMAIL:
-            content = rendering.email_finalize(content, message_id=message_id, org=org, purpose=template.purpose)
+            content = rendering.email_finalize(
+                content,
+                message_id=message_id,
+                org=org,
+                purpose=template.purpose,
+                preferences_url=data["preferences_url"],
+            )
         return content
 
     addresses = sender.addresses(contacts) if sender is not None else [""] * len(contacts)
@@ -437,6 +443,42 @@ def _consent_blocks(messages: list[Message]) -> dict[int, str]:
     return blocks
 
 
+def _topic_blocks(messages: list[Message]) -> dict[int, str]:
+    """Marketing messages whose template's topic the contact left (in the preference centre, or
+    recorded by hand): the newest choice of the topic wins. One query for the whole batch when
+    any template has a topic (the claim loads the templates with the messages), none otherwise."""
+    from channels_app.models import TemplateVersion
+    from compliance.preference_centre import topics_left
+
+    marketing = [m for m in messages if m.purpose == Purpose.MARKETING and m.template_version_id]
+    topics: dict[int, tuple[int, str]] = {}
+    unloaded = set()
+    for message in marketing:
+        if not Message.template_version.is_cached(message):
+            unloaded.add(message.template_version_id)
+        elif message.template_version.template.topic_id:
+            topic = message.template_version.template.topic
+            topics[message.template_version_id] = (topic.pk, topic.name)
+    if unloaded:
+        for version_id, topic_id, name in TemplateVersion.objects.filter(
+            pk__in=unloaded, template__topic__isnull=False
+        ).values_list("pk", "template__topic_id", "template__topic__name"):
+            topics[version_id] = (topic_id, name)
+    if not topics:
+        return {}
+    left = topics_left(
+        org=messages[0].org,
+        contact_ids={m.contact_id for m in marketing},
+        topic_ids={topic_id for topic_id, _ in topics.values()},
+    )
+    blocks = {}
+    for message in marketing:
+        topic_id, name = topics.get(message.template_version_id, (None, ""))
+        if topic_id is not None and (message.contact_id, topic_id) in left:
+            blocks[message.pk] = f"topic left: the contact unsubscribed from “{name}”"
+    return blocks
+
+
 def _suppression_blocks(messages: list[Message]) -> dict[int, str]:
     """Messages to a suppressed address (or its erasure hash) on their channel, with the oldest
     suppression's reason; transactional ones only for ``BLOCKS_TRANSACTIONAL`` reasons. One query."""
@@ -577,7 +619,11 @@ def messages_guards(
     if not rest:
         return verdicts
     # Consent's reason wins, as it comes first.
-    for kind, blocks in (("suppression", _suppression_blocks(rest)), ("consent", _consent_blocks(rest))):
+    for kind, blocks in (
+        ("suppression", _suppression_blocks(rest)),
+        ("topic", _topic_blocks(rest)),
+        ("consent", _consent_blocks(rest)),
+    ):
         verdicts.update({pk: GuardVerdict(BLOCK, reason, kind=kind) for pk, reason in blocks.items()})
     rest = [m for m in rest if m.pk not in verdicts]
     caps = _Caps(rest, now, earlier) if rest else None
@@ -685,7 +731,11 @@ def _claim(message_ids: list[int], now: datetime) -> list[Message]:
         messages.filter(pk__in=ids).update(
             status=MessageStatus.SENDING, lease_until=now + LEASE, attempts=F("attempts") + 1
         )
-    return list(messages.filter(pk__in=ids).select_related("org", "contact").order_by("pk"))
+    return list(
+        messages.filter(pk__in=ids)
+        .select_related("org", "contact", "template_version__template__topic")  # the topic guard reads it
+        .order_by("pk")
+    )
 
 
 def messages_send(*, message_ids: list[int], now: datetime | None = None) -> dict[int, str]:

@@ -81,6 +81,7 @@ from liquid.stringify import to_liquid_string
 from liquid.undefined import is_undefined
 
 from channels_app import signed_links
+from compliance.preference_links import preference_url, preference_url_prefix
 
 # --- the sandbox ----------------------------------------------------------------------------------
 
@@ -702,8 +703,19 @@ def template_data(*, facts: dict, org, message: dict | None = None) -> dict:
         company=facts.get("company") or {},
         org={"name": org.name, "postal_address": org.postal_address},
         message=message or {},
+        preferences_url=_preferences_url(facts=facts, org=org, message=message or {}),
     )
     return data
+
+
+def _preferences_url(*, facts: dict, org, message: dict) -> str:
+    """The contact's preference-centre link for a marketing message (a preview's when the
+    message has no id yet: the console's preview, a dry run); "" for transactional ones."""
+    org_id = getattr(org, "pk", None)
+    if message.get("purpose", "marketing") != "marketing" or not isinstance(facts.get("id"), int) or not org_id:
+        return ""
+    message_id = message.get("id") or None
+    return preference_url(org_id=org_id, contact_id=facts["id"], message_id=message_id, preview=message_id is None)
 
 
 def _plain_json(data: dict) -> dict:
@@ -869,21 +881,26 @@ TEXT_URL = re.compile(r"https?://[^\s<>\"'()]+[^\s<>\"'().,;:!?\]]")
 
 
 def _tracked(url: str, message_id: int, preview: bool = False) -> str:
-    if url.startswith(f"{signed_links.absolute('/m/')}"):
-        return url  # already one of ours (an unsubscribe link the author placed)
+    if url.startswith(f"{signed_links.absolute('/m/')}") or url.startswith(preference_url_prefix()):
+        return url  # already one of ours (an unsubscribe or preferences link the author placed)
     return signed_links.click_url(message_id, url, preview=preview)
 
 
-def email_finalize(content: dict, *, message_id: int, org, purpose: str, preview: bool = False) -> dict:
+def email_finalize(
+    content: dict, *, message_id: int, org, purpose: str, preview: bool = False, preferences_url: str = ""
+) -> dict:
     """The email as sent: every http(s) link (in the HTML and the text) becomes a signed click
     redirect holding the original URL (query and UTM parameters included), the open pixel is
-    appended, and a marketing email gets a footer with its unsubscribe link and the org's postal
-    address (the RFC 8058 ``List-Unsubscribe`` headers are the email provider's). Transactional mail gets neither
-    footer nor unsubscribe (it needs no consent, so there is nothing to withdraw). ``preview``: the
-    links are a preview's, which record and unsubscribe nothing (``signed_links``)."""
+    appended, and a marketing email gets a footer with its preference-centre link
+    (``preferences_url``, the template's ``{{ preferences_url }}``), its unsubscribe link and the
+    org's postal address (the RFC 8058 ``List-Unsubscribe`` headers are the email provider's).
+    Transactional mail gets neither footer nor unsubscribe (it needs no consent, so there is
+    nothing to withdraw). ``preview``: the links are a preview's, which record and unsubscribe
+    nothing (``signed_links``, ``compliance.preference_links``)."""
     content = dict(content)
     marketing = purpose == "marketing"
     unsubscribe = signed_links.unsubscribe_url(message_id, preview=preview) if marketing else None
+    preferences = preferences_url if marketing else ""
     address = (org.postal_address or "").strip()
     html = content.get("html")
     if html:
@@ -898,7 +915,14 @@ def email_finalize(content: dict, *, message_id: int, org, purpose: str, preview
         if marketing:
             html += (
                 '\n<div style="font-size: 12px; color: #666666; margin-top: 24px;">'
-                f'<p><a href="{html_lib.escape(unsubscribe)}">Unsubscribe</a> from these emails.</p>'
+                f'<p><a href="{html_lib.escape(unsubscribe)}">Unsubscribe</a> from these emails'
+                + (
+                    f' or <a href="{html_lib.escape(preferences)}">manage your preferences</a> '
+                    "(topics, channels, your data)"
+                    if preferences
+                    else ""
+                )
+                + ".</p>"
                 + (f"<p>{html_lib.escape(org.name)}<br>{_address_html(address)}</p>" if address else "")
                 + "</div>"
             )
@@ -909,7 +933,8 @@ def email_finalize(content: dict, *, message_id: int, org, purpose: str, preview
     if text is not None:
         text = TEXT_URL.sub(lambda m: _tracked(m.group(0), message_id, preview), text)
         if marketing:
-            text += f"\n\n--\nUnsubscribe: {unsubscribe}"
+            text += "\n\n--\n" + (f"Manage your preferences: {preferences}\n" if preferences else "")
+            text += f"Unsubscribe: {unsubscribe}"
             if address:
                 text += f"\n{org.name}\n{address}"
         content["text"] = text

@@ -82,5 +82,12 @@ def variant_preview(*, org, channel: str, purpose: str, variant: dict, facts: di
     )
     content = render(variant, data, channel=channel)
     if channel == Channel.EMAIL:
-        content = email_finalize(content, message_id=PREVIEW_MESSAGE_ID, org=org, purpose=purpose, preview=True)
+        content = email_finalize(
+            content,
+            message_id=PREVIEW_MESSAGE_ID,
+            org=org,
+            purpose=purpose,
+            preview=True,
+            preferences_url=data["preferences_url"],
+        )
     return content

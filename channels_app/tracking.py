@@ -20,6 +20,8 @@ steps see it like any other event:
   is still recorded as theirs, and nothing counts the machine's unless it names its type.
 - ``unsubscribed``: one per message; the email_marketing consent is withdrawn at once
   (``compliance.services.consent_record``), which is what the sender checks before every send.
+  That is the RFC 8058 one-click POST; a person who opens the link (GET) is sent to the
+  preference centre (``compliance.preference_pages``) instead.
 
 The first open and click move the message's status to opened/clicked (unless a later state such
 as clicked, bounced or complained is already set) and append to its ``status_history``; a
@@ -50,6 +52,7 @@ from redis.exceptions import RedisError
 from channels_app import signed_links
 from channels_app.delivery_events import ADVANCES
 from channels_app.models import Message, MessageStatus
+from compliance.preference_links import preference_url
 from compliance.selectors import consent_allowed_ids, consent_states
 from compliance.services import consent_record
 from marketing.client_address import client_ip
@@ -357,7 +360,8 @@ def _csrf_refusal(request: HttpRequest) -> HttpResponse | None:
 @csrf_exempt  # RFC 8058 one-click POSTs come from mail providers without cookies; see below
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
-    """``/m/u/<token>``: GET shows a page with a confirm button; POST unsubscribes.
+    """``/m/u/<token>``: GET redirects to the contact's preference centre (at "Unsubscribe from
+    all"); POST unsubscribes from email marketing.
 
     A POST whose body is ``List-Unsubscribe=One-Click`` (RFC 8058, sent by the mailbox provider
     when the person presses its "Unsubscribe" button) needs no CSRF token: the signed token is
@@ -370,7 +374,13 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "channels_app/unsubscribe.html", {"invalid": True}, status=400)
     org = message.org
     if request.method == "GET":
-        return render(request, "channels_app/unsubscribe.html", {"org": org})
+        # The person who follows the link lands in the preference centre, at "Unsubscribe from
+        # all", with a link signed now: this one works as long as the message exists.
+        url = preference_url(org_id=org.pk, contact_id=message.contact_id, message_id=message.pk)
+        response = HttpResponseRedirect(f"{url}#unsubscribe")
+        response["Cache-Control"] = "no-store"
+        response["Referrer-Policy"] = "no-referrer"
+        return response
     one_click = request.POST.get("List-Unsubscribe") == ONE_CLICK_BODY
     if not one_click:
         refusal = _csrf_refusal(request)

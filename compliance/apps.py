@@ -39,3 +39,5 @@ class ComplianceConfig(AppConfig):
         from marketing.consent_providers import consent_provider_register
 
         consent_provider_register(RegimeConsentProvider())
+        # The merge handler that moves topic choices to the kept contact, and the topics' console pages.
+        from compliance import preference_centre, topics_admin  # noqa: F401

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from compliance.consent_pages import consent_confirm_page
+from compliance.preference_pages import preference_centre_page
 from compliance.request_pages import request_download_page, request_verify_page
 
 app_name = "compliance"
@@ -10,4 +11,5 @@ urlpatterns: list = [
     path("privacy/requests/confirm/<str:token>/", request_verify_page, name="dsar-verify"),
     path("privacy/requests/download/<str:token>/", request_download_page, name="dsar-download"),
     path("privacy/consent/confirm/<str:token>/", consent_confirm_page, name="consent-confirm"),
+    path("preferences/<str:token>/", preference_centre_page, name="preferences"),
 ]

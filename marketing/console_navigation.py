@@ -84,6 +84,8 @@ GROUPS: list[tuple[str, list[tuple[str, str, str]]]] = [
             ("Awaiting confirmation", "compliance.pendingconsent", "mark_email_unread"),
             ("Data-subject requests", "compliance.datasubjectrequest", "assignment_ind"),
             ("Data retention", "compliance.retentionpolicy", "auto_delete"),
+            ("Topics", "compliance.subscriptiontype", "label"),
+            ("Topic choices", "compliance.topicchoice", "checklist"),
         ],
     ),
     (

@@ -43,6 +43,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "marketing.user": "",
         "scoring.*": "vac",
         "compliance.*": "v",
+        "compliance.subscriptiontype": "vac",  # topics are part of the marketing plan
     },
     Role.SALES: {
         "marketing.contact": "vc",

@@ -337,6 +337,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 # Invitations to teammates (marketing/invitations.py): emails an org may send a day, link lifetime.
 INVITATIONS_PER_ORG_PER_DAY = env.int("INVITATIONS_PER_ORG_PER_DAY", default=50)
 INVITATION_MAX_AGE_DAYS = env.int("INVITATION_MAX_AGE_DAYS", default=7)
+# How long the preference-centre link in a marketing message works (compliance/preference_links.py).
+PREFERENCE_LINK_MAX_AGE_DAYS = env.int("PREFERENCE_LINK_MAX_AGE_DAYS", default=365)
 # Double opt-in (compliance/double_opt_in.py): how long the link confirming form consent works.
 CONSENT_CONFIRM_MAX_AGE_DAYS = env.int("CONSENT_CONFIRM_MAX_AGE_DAYS", default=7)
 # Data-subject requests (compliance/data_subject_requests.py): the law a request is due under when

@@ -122,3 +122,14 @@ class SegmentFactory(DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"segment-{n}")
     name = factory.Sequence(lambda n: f"Segment {n}")
     kind = Segment.Kind.STATIC
+
+
+class SubscriptionTypeFactory(DjangoModelFactory):
+    """A topic of email marketing (compliance.SubscriptionType), active."""
+
+    class Meta:
+        model = "compliance.SubscriptionType"
+
+    org = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Topic {n}")
+    description = "News about one thing."

@@ -230,15 +230,20 @@ def test_one_click_post_withdraws_consent_at_once(org, client):
     assert ConsentRecord.objects.filter(contact=message.contact, granted=False).count() == 1
 
 
-def test_unsubscribe_page_shows_a_form_and_its_post_needs_csrf(org):
+def test_unsubscribe_link_opens_the_preference_centre_and_a_post_needs_csrf(org):
     message = make_message(org)
     consent_record(org=org, contact=message.contact, purpose="email_marketing", granted=True, source="form")
     browser = Client(enforce_csrf_checks=True, HTTP_USER_AGENT=BROWSER)
     path = path_of(signed_links.unsubscribe_url(message.pk))
 
-    page = browser.get(path)
+    redirect = browser.get(path)
+    assert redirect.status_code == 302
+    centre = urlsplit(redirect["Location"])
+    assert centre.path.startswith("/preferences/") and centre.fragment == "unsubscribe"
+    page = browser.get(centre.path)
     assert page.status_code == 200
-    assert b'<form method="post">' in page.content and b"csrfmiddlewaretoken" in page.content
+    assert b'id="unsubscribe"' in page.content and b"csrfmiddlewaretoken" in page.content
+    assert consent_given(org=org, contact_id=message.contact_id, purpose="email_marketing") is True
 
     assert browser.post(path, {}).status_code == 403  # no CSRF token: refused
     assert consent_given(org=org, contact_id=message.contact_id, purpose="email_marketing") is True
