@@ -7,7 +7,7 @@ from django.db.models import Q, QuerySet
 
 from marketing import erased_identities
 from marketing.models import Contact
-from marketing.personal_data import PersonalDataSource, personal_data_source, plain_rows
+from marketing.personal_data import ContactRowsSource, PersonalDataSource, personal_data_source, plain_rows
 
 
 def _email_digest(contact: Contact) -> str:
@@ -57,3 +57,23 @@ class DataSubjectRequests(PersonalDataSource):
 
     def erase(self, contact: Contact) -> None:
         self.queryset(contact).update(contact=None, email="", details="", subject_digest=_email_digest(contact))
+
+
+@personal_data_source
+class ConsentStates(ContactRowsSource):
+    """The contact's current answer per purpose, derived from the consent records; erased with
+    the contact (the records stay, anonymised)."""
+
+    name = "consent_states"
+    description = "The current consent per purpose (granted or withdrawn, and since when)."
+    model = "compliance.ConsentState"
+
+
+@personal_data_source
+class PendingConsents(ContactRowsSource):
+    """Consent ticked on a form and awaiting the person's confirmation by email, with the
+    form's proof (wording, address, browser)."""
+
+    name = "pending_consents"
+    description = "Consent ticked on a form, awaiting (or given) confirmation by email, with the form's proof."
+    model = "compliance.PendingConsent"
