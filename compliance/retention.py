@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.models import RetentionPolicy
+from marketing.audit import audit_record
 from marketing.models import Organization
 from marketing.retention import DATA_KINDS, retention_targets
 from marketing.tenancy import org_context
@@ -73,11 +74,14 @@ def retention_policies_save(*, org: Organization, days: dict[str, int | None], b
         raise ValidationError(errors)
     saved = []
     with org_context(org), transaction.atomic():
+        before = {p.kind: p.days for p in RetentionPolicy.objects.filter(org=org, kind__in=list(days))}
         for kind, value in days.items():
-            policy, _ = RetentionPolicy.objects.update_or_create(
+            policy, created = RetentionPolicy.objects.update_or_create(
                 org=org, kind=kind, defaults={"days": value, "updated_by": by}
             )
             saved.append(policy)
+            if before.get(kind) != value:
+                audit_record(org=org, verb="created" if created else "changed", target=policy, fields=["days"])
     logger.info("retention_saved org=%s kinds=%s", org.slug, ",".join(days))
     return saved
 
@@ -119,27 +123,49 @@ def retention_purge(
     done = 0
     with org_context(org):
         for target in retention_targets(kind):
-            after = 0
-            while True:
-                with transaction.atomic():
-                    ids = list(
-                        target.expired(org=org, before=before)
-                        .filter(pk__gt=after)
-                        .order_by("pk")
-                        .select_for_update(skip_locked=True, of=("self",))
-                        .values_list("pk", flat=True)[:batch_size]
+            purged = [0]  # the batches committed so far, audited even if a later one fails
+            try:
+                _purge_target(
+                    target, org=org, before=before, batch_size=batch_size, purged=purged, done=done, progress=progress
+                )
+            finally:
+                if purged[0]:
+                    # One entry per table and purge: what went and how many, never which rows.
+                    audit_record(
+                        org=org,
+                        verb="purged",
+                        target_type=target.model._meta.label_lower,
+                        fields=[kind],
+                        count=purged[0],
                     )
-                    if not ids:
-                        break
-                    done += target.purge(ids=ids)
-                after = ids[-1]
-                if progress:
-                    progress(done)
-                if len(ids) < batch_size:
-                    break
+            done += purged[0]
         RetentionPolicy.objects.filter(org=org, kind=kind).update(last_purged_at=now, last_purged_rows=done)
     logger.info("retention_purged org=%s kind=%s rows=%s", org.slug, kind, done)
     return done
+
+
+def _purge_target(target, *, org, before, batch_size: int, purged: list[int], done: int, progress) -> None:
+    """One table's expired rows, batch by batch, counted in ``purged[0]`` as each commits;
+    ``done`` (rows of the kind's earlier tables) keeps the progress figure running across tables."""
+    after = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                target.expired(org=org, before=before)
+                .filter(pk__gt=after)
+                .order_by("pk")
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if not ids:
+                return
+            removed = target.purge(ids=ids)
+        purged[0] += removed
+        after = ids[-1]
+        if progress:
+            progress(done + purged[0])
+        if len(ids) < batch_size:
+            return
 
 
 def retention_purge_all(*, now: datetime | None = None, batch_size: int = BATCH_SIZE) -> int:

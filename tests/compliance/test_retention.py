@@ -18,7 +18,7 @@ from django_celery_beat.models import PeriodicTask
 from channels_app.models import Message
 from compliance.models import ConsentRecord, RetentionPolicy
 from compliance.retention import retention_count, retention_policies_save, retention_purge, retention_purge_all
-from marketing.models import DispatchBatch, Event, ImportJob, ImportRowError, Organization
+from marketing.models import AuditEntry, DispatchBatch, Event, ImportJob, ImportRowError, Organization
 from marketing.retention import DATA_KINDS, retention_targets
 from marketing.schedules import schedules_install
 from marketing.tenancy import org_context
@@ -151,6 +151,10 @@ def test_events_purge_only_old_rows_of_the_org(org, other_org, contact, other):
     with org_context(other_org):
         assert Event.objects.filter(pk=theirs.pk).exists()
     assert RetentionPolicy.objects.get(org=org, kind="events").last_purged_rows == 3
+    purged = AuditEntry.objects.get(org=org, verb="purged")
+    assert (purged.target_type, purged.fields, purged.count) == ("marketing.event", ["events"], 3)
+    saved = AuditEntry.objects.get(org=org, verb="created", target_type="compliance.retentionpolicy")
+    assert saved.fields == ["days"]
 
 
 def test_a_backfilled_event_stays_until_it_has_been_stored_that_long(org, contact):
