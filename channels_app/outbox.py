@@ -69,6 +69,9 @@ BLOCKS_TRANSACTIONAL = {
     Suppression.Reason.SMS_STOP,  # carriers enforce STOP for every message from the number
     Suppression.Reason.ERASED,
 }
+# A notice to a plain address (no contact) is not stopped by an erasure: the person may still ask
+# about their data, and is answered (a data-subject request's confirmation and outcome).
+NOTICE_BLOCKS = BLOCKS_TRANSACTIONAL - {Suppression.Reason.ERASED}
 # Quiet hours when the org sets none: SMS only between 08:00 and 21:00 local time.
 DEFAULT_QUIET_HOURS = {Channel.SMS: (time(21, 0), time(8, 0))}
 
@@ -501,7 +504,8 @@ def _suppression_blocks(messages: list[Message]) -> dict[int, str]:
         candidates = {address, _hashed(address), keyed[address], *erased[message.channel, address]}
         matches = sorted(match for candidate in candidates for match in found[message.channel, candidate])
         if message.purpose == Purpose.TRANSACTIONAL:
-            matches = [match for match in matches if match[1] in BLOCKS_TRANSACTIONAL]
+            blocking = NOTICE_BLOCKS if _is_notice(message) else BLOCKS_TRANSACTIONAL
+            matches = [match for match in matches if match[1] in blocking]
         if matches:
             blocks[message.pk] = f"suppressed: {Suppression.Reason(matches[0][1]).label.lower()}"
     return blocks

@@ -60,6 +60,15 @@ class DataSubjectRequests(PersonalDataSource):
 
 
 @personal_data_source
+class TopicChoices(ContactRowsSource):
+    """The topics the contact joined or left in the preference centre, with the proof of each choice."""
+
+    name = "topic_choices"
+    description = "The topics the contact joined or left (preference centre, console, API), with proof."
+    model = "compliance.TopicChoice"
+
+
+@personal_data_source
 class ConsentStates(ContactRowsSource):
     """The contact's current answer per purpose, derived from the consent records; erased with
     the contact (the records stay, anonymised)."""

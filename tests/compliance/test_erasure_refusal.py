@@ -137,3 +137,16 @@ def test_the_send_guard_blocks_the_erased_address_by_its_keyed_hash(org, erased)
     verdicts = messages_guards([email, sms, fresh], now=email.created_at)
     assert verdicts[email.pk].reason == verdicts[sms.pk].reason == "suppressed: erased (data-subject request)"
     assert verdicts[fresh.pk].verdict == "send"
+
+
+def test_a_notice_to_the_erased_address_still_goes(org, erased, eager_tasks, django_capture_on_commit_callbacks):
+    """The person may still write about their data (a new request) and be answered."""
+    from django.core import mail
+
+    from channels_app.outbox import notice_enqueue
+
+    with django_capture_on_commit_callbacks(execute=True):
+        notice = notice_enqueue(org=org, to=EMAIL, subject="Your request", text="Confirm it here.", key="dsar-x")
+    notice.refresh_from_db()
+    assert notice.status == "sent", notice.status_history
+    assert mail.outbox[-1].to == [EMAIL]
