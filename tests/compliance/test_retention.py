@@ -324,6 +324,48 @@ def test_a_kind_kept_forever_purges_nothing(org, contact):
     assert count(org, "events", days=90) == 1  # a preview of a period not saved
 
 
+def _old_rows_of_every_kind(org, contact):
+    event(org, contact, OLD)
+    message(org, contact, OLD)
+    flow = workflow(org)
+    for _ in range(2):
+        step_run(instance(org, flow, contact, "completed"), OLD)
+    import_job(org, OLD, "done", f"retention-{org.slug}.csv")
+    DispatchBatch.objects.create(org=org, event_ids=[1], status="done", created_at=OLD)
+    AutomationExecution.objects.create(org=org, workflow=flow, status="success", started_at=OLD, finished_at=OLD)
+    Delivery.objects.create(
+        org=org, idempotency_key=_key(), action="webhook", request={}, status="sent", created_at=OLD
+    )
+
+
+TABLES = (Event, Message, WorkflowInstance, WorkflowStepRun, ImportJob, DispatchBatch, AutomationExecution, Delivery)
+
+
+def _counts(org):
+    with org_context(org):
+        counts = {model.__name__: model.objects.filter(org=org).count() for model in TABLES}
+        counts["bodies"] = Message.objects.filter(org=org).exclude(content={}).count()
+    return counts
+
+
+def test_every_kind_purges_what_its_dry_run_counted_and_leaves_the_other_orgs_rows(org, other_org, contact, other):
+    _old_rows_of_every_kind(org, contact)
+    with org_context(other_org):
+        _old_rows_of_every_kind(other_org, other)
+    everything = {kind: DATA_KINDS[kind].min_days for kind in DATA_KINDS}
+    policy(org, **everything)
+    policy(other_org, **everything)
+    theirs = _counts(other_org)
+    for kind in sorted(DATA_KINDS, key=lambda k: k != "message_bodies"):  # bodies before their messages
+        expected = count(org, kind)  # the dry run counts exactly what the purge removes
+        assert expected > 0 and purge(org, kind) == expected, kind
+    assert _counts(other_org) == theirs
+    assert _counts(org) == {**dict.fromkeys(theirs, 0), "WorkflowInstance": 1}  # the contact's newest run
+    with org_context(other_org):
+        for job in ImportJob.objects.all():
+            default_storage.delete(job.file.name)
+
+
 @pytest.mark.parametrize("kind", list(DATA_KINDS))
 def test_every_kind_has_tables_and_no_relation_that_would_stop_its_purge(kind):
     targets = retention_targets(kind)
