@@ -31,17 +31,21 @@ from compliance.erasure import contact_erase, contact_export
 from compliance.models import DataSubjectRequest, Law, Purpose, RequestKind, RequestSource, RequestStatus
 from compliance.personal_data_archive import personal_data_archive_write
 from compliance.services import consent_record
+from marketing.audit import audit_record
 from marketing.database_roles import system_alias
 from marketing.email_addresses import normalise_email
-from marketing.models import Contact, Membership, Organization, Role, User
+from marketing.models import AuditEntry, Contact, Membership, Organization, Role, User
 from marketing.notices import notice_send
 from marketing.tenancy import org_context
 
 logger = logging.getLogger(__name__)
+Verb, PUBLIC = AuditEntry.Verb, AuditEntry.Source.PUBLIC
 
 VERIFY_SALT = "compliance.data_subject_requests.verify"
 DOWNLOAD_SALT = "compliance.data_subject_requests.download"
 REMIND_WITHIN = timedelta(days=7)
+# The audit log's actor for what the person does through a signed link (no account, no key).
+DATA_SUBJECT = "data subject (signed link)"
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,7 @@ def request_receive(
             due_at=request_due_at(law=law, received_at=now),
             verification_sends=1,
         )
+        audit_record(org=org, verb=Verb.CREATED, target=request, fields=("kind", "law", "source"), actor=by)
         _verification_email(request)
     logger.info(
         "dsar received org=%s request=%s kind=%s source=%s law=%s contact=%s by=%s",
@@ -231,6 +236,15 @@ def request_verify(*, token: str, now: datetime | None = None) -> DataSubjectReq
             status=RequestStatus.OPEN, verified_at=now
         )
         request.refresh_from_db()
+        if verified:
+            audit_record(
+                org=request.org,
+                verb=Verb.VERIFIED,
+                target=request,
+                fields=("status",),
+                actor=DATA_SUBJECT,
+                source=PUBLIC,
+            )
     if verified:
         logger.info("dsar verified org=%s request=%s", request.org.slug, request.pk)
     return request
@@ -239,11 +253,13 @@ def request_verify(*, token: str, now: datetime | None = None) -> DataSubjectReq
 def request_archive_open(*, request: DataSubjectRequest):
     """The stored archive of a completed access or portability request, opened for reading, or
     RequestLinkError("expired") when it is gone (deleted by retention, or the contact erased)."""
-    # TODO(audit): record the download of personal data here (actor: the data subject, by link).
     try:
-        return default_storage.open(request.archive_path, "rb")
+        archive = default_storage.open(request.archive_path, "rb")
     except (FileNotFoundError, OSError):
         raise RequestLinkError("expired", request) from None
+    with org_context(request.org):  # a read of personal data: in the audit log like the console's
+        audit_record(org=request.org, verb=Verb.DOWNLOADED, target=request, actor=DATA_SUBJECT, source=PUBLIC)
+    return archive
 
 
 # --- the staff's steps -------------------------------------------------------------------------
@@ -270,6 +286,7 @@ def request_verification_resend(*, request: DataSubjectRequest, by: User | None)
         _refuse_unless(request, RequestStatus.UNVERIFIED, doing="sent a confirmation link again")
         request.verification_sends += 1
         request.save(update_fields=["verification_sends"])
+        audit_record(org=request.org, verb=Verb.CHANGED, target=request, fields=("verification_sends",), actor=by)
         _verification_email(request)
     logger.info("dsar verification resent org=%s request=%s by=%s", request.org.slug, request.pk, by and by.pk)
     return request
@@ -292,6 +309,8 @@ def request_extend(*, request: DataSubjectRequest, reason: str, by: User | None)
         request.due_at = request_due_at(law=request.law, received_at=request.received_at, extended=True)
         request.reminded_at = request.overdue_alerted_at = None
         request.save(update_fields=["extended", "extension_reason", "due_at", "reminded_at", "overdue_alerted_at"])
+        fields = ("extended", "extension_reason", "due_at")
+        audit_record(org=request.org, verb=Verb.CHANGED, target=request, fields=fields, actor=by)
         _tell_person(
             request,
             step="extended",
@@ -318,6 +337,7 @@ def request_reject(*, request: DataSubjectRequest, reason: str, by: User | None)
         request.status, request.outcome = RequestStatus.REJECTED, reason
         request.completed_at, request.handled_by = timezone.now(), by
         request.save(update_fields=["status", "outcome", "completed_at", "handled_by"])
+        audit_record(org=request.org, verb=Verb.REJECTED, target=request, fields=("status", "outcome"), actor=by)
         _tell_person(
             request,
             step="rejected",
@@ -428,6 +448,8 @@ def request_complete(*, request: DataSubjectRequest, by: User | None, outcome: s
         request.status, request.completed_at, request.handled_by = RequestStatus.COMPLETED, timezone.now(), by
         request.outcome = outcome or done
         request.save(update_fields=["status", "completed_at", "handled_by", "outcome", "archive_path"])
+        fields = ("status", "outcome", *(("archive_path",) if request.archive_path else ()))
+        audit_record(org=request.org, verb=Verb.CHANGED, target=request, fields=fields, actor=by)
         if told:
             _tell_person(
                 request, step="completed", subject=f"Your request to {request.org.name} is answered", text=told

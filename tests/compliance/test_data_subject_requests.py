@@ -31,7 +31,7 @@ from compliance.data_subject_requests import (
 )
 from compliance.models import ConsentRecord, DataSubjectRequest, Law, RequestKind, RequestSource, RequestStatus
 from compliance.tasks import data_subject_requests_remind
-from marketing.models import Contact, ErasedIdentity, Role
+from marketing.models import AuditEntry, Contact, ErasedIdentity, Role
 from tests.factories import ContactFactory
 
 
@@ -365,6 +365,11 @@ def test_access_mails_a_link_to_a_zip_of_json_and_csv(org, sent, member_factory,
     [row] = json.loads(archive.read("contact.json"))
     assert (row["id"], row["email"], row["first_name"]) == (contact.pk, "pat@example.com", "Pat")
     assert "someone-else" not in "".join(archive.read(n).decode() for n in names)
+    audited = AuditEntry.objects.filter(target_type="compliance.datasubjectrequest", target_id=str(request.pk))
+    rows = list(audited.order_by("pk").values_list("verb", "actor_user_id", "actor_label", "source"))
+    assert [row[0] for row in rows] == ["created", "verified", "changed", "downloaded"]
+    subject = ("data subject (signed link)", "public")
+    assert rows[1][2:] == subject and rows[3][2:] == subject and rows[2][1:3] == (officer.pk, "cora")
 
 
 def test_a_download_link_expires_and_cannot_be_forged(org, sent, member_factory, settings, tmp_path):
