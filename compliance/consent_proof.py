@@ -20,6 +20,9 @@ HOW = {
     "push_subscribe": "by allowing notifications in the browser",
     "complaint": "by a spam complaint about a message",
     "esp_unsubscribe": "by unsubscribing at the email provider",
+    "double_opt_in": "on a form confirmed by email",
+    "gpc": "by the browser's Global Privacy Control signal",
+    "consent_banner": "in the website's consent banner",
 }
 
 # (key, label) in the order they are shown; the rest follow under their own names.
@@ -41,6 +44,10 @@ LABELS = (
     ("event", "Provider's event"),
     ("reason", "Reason"),
     ("at", "At"),
+    ("confirmed_at", "Confirmed at"),
+    ("confirmed_ip", "Confirmed from address"),
+    ("confirmed_user_agent", "Confirmed with browser"),
+    ("call", "Call"),
     ("recorded_by", "Recorded by"),
 )
 
@@ -81,7 +88,7 @@ def proof_lines(*, source: str, granted: bool, proof: Any) -> list[tuple[str, st
     """The proof as (label, text) pairs, the first saying how it was given or withdrawn."""
     how = HOW.get(source, f"by “{source}”" if source else "by an unrecorded way")
     shown = set()
-    if source == "form" and isinstance(proof, dict) and proof.get("form"):
+    if source in ("form", "double_opt_in") and isinstance(proof, dict) and proof.get("form"):
         how, shown = f"{how}: {_text(proof['form'])}", {"form"}
     lines = [("Given" if granted else "Withdrawn", how)]
     if not isinstance(proof, dict):
@@ -89,7 +96,7 @@ def proof_lines(*, source: str, granted: bool, proof: Any) -> list[tuple[str, st
     for key, label in LABELS:
         if key not in shown and key in proof and proof[key] not in (None, ""):
             value = proof[key]
-            text = browser_summary(str(value)) if key == "user_agent" else _text(value)
+            text = browser_summary(str(value)) if key in ("user_agent", "confirmed_user_agent") else _text(value)
             if key == "message":
                 text = f"#{text}"
             lines.append((label, text))
