@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from marketing.field_encryption import EncryptedTextField, is_phone, phone_index
+from marketing.change_history import history_tracked
 from marketing.models import Contact, TenantModel
 
 
@@ -24,6 +25,7 @@ class Purpose(models.TextChoices):
     TRANSACTIONAL = "transactional", "Transactional (receipts, notifications)"
 
 
+@history_tracked()
 class MessageTemplate(TenantModel):
     """What a message says, per channel, as a draft; publishing freezes a ``TemplateVersion``.
 
@@ -63,6 +65,7 @@ class MessageTemplate(TenantModel):
         return self.name
 
 
+@history_tracked()
 class TemplateVersion(TenantModel):
     """A published template, frozen: a message records the version (and variant) it was made from."""
 
@@ -207,6 +210,7 @@ class PushSubscription(TenantModel):
         return f"push to contact #{self.contact_id}"
 
 
+@history_tracked(exclude=("url", "secret"))
 class Destination(TenantModel):
     """Where a Slack, webhook or social message goes: a named target, not a contact's address.
 

@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from marketing.field_encryption import EncryptedNetworkAddressesJSONField
+from marketing.change_history import history_tracked
 from marketing.models import Contact, Event, TenantModel
 
 
@@ -104,6 +105,7 @@ def _regime_field(purpose: Purpose, governs: str) -> models.CharField:
     )
 
 
+@history_tracked()
 class ConsentRegime(TenantModel):
     """An organisation's regime per purpose (one row per org; none means ``DEFAULT_REGIMES``):
     opt-in needs a grant before the purpose is acted on, opt-out acts until a withdrawal."""
@@ -251,6 +253,7 @@ class DataSubjectRequest(TenantModel):
         return f"{self.get_kind_display()} request #{self.pk}"
 
 
+@history_tracked()
 class SubscriptionType(TenantModel):
     """A topic a contact may follow or leave (a newsletter, product news, events), within one
     marketing purpose: leaving a topic stops the messages of that topic only; withdrawing the
@@ -304,6 +307,7 @@ def _data_kinds() -> list[tuple[str, str]]:
     return [(kind.name, kind.label) for kind in DATA_KINDS.values()]
 
 
+@history_tracked(exclude=("last_purged_at", "last_purged_rows"))
 class RetentionPolicy(TenantModel):
     """How long an organisation keeps one kind of data (``marketing.retention.DATA_KINDS``):
     rows older than ``days`` go at the nightly purge (``compliance.retention``). No row, or no

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django_scopes import ScopedManager
 
 from marketing.append_only import AppendOnly
+from marketing.change_history import history_tracked
 from marketing.email_addresses import normalise_email
 from marketing.field_encryption import BlindIndexField, EncryptedManager, EncryptedTextField, with_indexes
 from marketing.phone_numbers import normalise_phone
@@ -49,6 +50,7 @@ class User(AbstractUser):
         db_table = "marketing_user"
 
 
+@history_tracked()
 class Organization(models.Model):
     """The tenant. Every tenant-owned row points here through ``org``."""
 
@@ -119,6 +121,7 @@ class TenantModel(models.Model):
         abstract = True
 
 
+@history_tracked()
 class Membership(TenantModel):
     """A user's role in one organisation."""
 
@@ -174,6 +177,7 @@ class Invitation(TenantModel):
         return f"{self.email} as {self.get_role_display()}"
 
 
+@history_tracked(exclude=("secret_hash", "last_used_at"))
 class ApiKey(TenantModel):
     """An API key: ``mk_<prefix>_<secret>``; only the prefix and SHA-256 of the secret are kept."""
 
@@ -405,6 +409,7 @@ class AnonymousId(TenantModel):
         return self.value
 
 
+@history_tracked()
 class PropertyDefinition(TenantModel):
     """The type of a custom property of contacts, companies or events; values are checked against it."""
 
@@ -626,6 +631,7 @@ class ImportRowError(models.Model):
         return f"row {self.row}, {self.column}: {self.reason}"
 
 
+@history_tracked(exclude=("member_count", "computed_at"))
 class Segment(TenantModel):
     """A set of contacts: dynamic (everyone matching a rule, kept in step) or static (a list)."""
 

@@ -11,9 +11,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from marketing.change_history import history_tracked
 from marketing.models import Contact, Event, TenantModel
 
 
+@history_tracked()
 class ScoringModel(TenantModel):
     """A way of scoring contacts; an org may have several, one of them the default (whose score
     is mirrored on ``Contact.score``).
@@ -51,6 +53,7 @@ class ScoringModel(TenantModel):
         return self.name
 
 
+@history_tracked()
 class ScoringRule(TenantModel):
     """Points for what a contact does (``behaviour``: an event type and a filter rule over the
     contact and the event) or is (``fit``: a rule over the contact and company, counted once).
@@ -213,6 +216,7 @@ class PredictiveModel(TenantModel):
         return f"v{self.version} ({self.algorithm}, AUC {self.metrics.get('auc', '?')})"
 
 
+@history_tracked(exclude=("rr_cursor",))
 class HandoffPolicy(TenantModel):
     """How an org hands contacts to sales: when, to whom, and how fast they must answer.
 

@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from marketing.change_history import history_tracked
 from marketing.models import Contact, TenantModel
 
 
@@ -18,6 +19,7 @@ def _webhook_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+@history_tracked(exclude=("usage_count",))
 class WorkflowTemplate(TenantModel):
     """A reusable definition an operator starts a workflow from (the template library)."""
 
@@ -53,6 +55,7 @@ class WorkflowTemplate(TenantModel):
         return self.name
 
 
+@history_tracked(exclude=("webhook_secret",))
 class Workflow(TenantModel):
     """An automation an operator edits (``draft_definition``) and publishes as a version."""
 
@@ -93,6 +96,7 @@ class Workflow(TenantModel):
         return self.name
 
 
+@history_tracked()
 class WorkflowVersion(TenantModel):
     """A published definition, frozen: instances pin the version they started on."""
 
@@ -362,6 +366,7 @@ class AutomationExecution(TenantModel):
         return f"{self.workflow} {self.status} at {self.finished_at:%Y-%m-%d %H:%M}"
 
 
+@history_tracked(exclude=("last_run_at", "last_enrolled"))
 class ScheduledJob(TenantModel):
     """Enrols a segment's members in a workflow once, every interval, or on a cron schedule.
 

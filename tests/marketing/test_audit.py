@@ -196,3 +196,80 @@ def test_csv_exports_are_recorded_with_their_columns(org, console):
             None,
         )
     ]
+
+
+@postgres_only
+def test_a_workflow_change_in_the_console_is_kept_with_who_made_it(org, console, marketer):
+    from workflows.models import Workflow
+    from workflows.services import workflow_create
+
+    definition = {"trigger": {"type": "manual"}, "steps": [{"id": "stop", "type": "stop"}]}
+    workflow = workflow_create(org=org, name="Welcome", slug="welcome", definition=definition)
+    patched = console.patch(
+        f"/api/v1/workflows/{workflow.pk}/", {"description": "Shorter"}, content_type="application/json"
+    )
+    assert patched.status_code == 200, patched.content
+
+    history = Workflow.pgh_event_model.objects.filter(pgh_obj_id=workflow.pk).order_by("pgh_id")
+    assert [(event.pgh_label, event.description) for event in history] == [("insert", ""), ("update", "Shorter")]
+    update = history.last()
+    assert update.pgh_context.metadata["user"] == marketer.pk
+    assert update.pgh_context.metadata["source"] == "console"
+    assert update.pgh_context.metadata["actor"] == "mara"
+    assert not hasattr(update, "webhook_secret")  # a credential is never copied into the history
+
+
+@postgres_only
+def test_the_history_is_append_only_too(org):
+    from workflows.models import Workflow
+    from workflows.services import workflow_create
+
+    definition = {"trigger": {"type": "manual"}, "steps": [{"id": "stop", "type": "stop"}]}
+    workflow_create(org=org, name="Welcome", slug="welcome", definition=definition)
+    event_table = Workflow.pgh_event_model._meta.db_table
+    role = f"audit_probe_{os.getpid()}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE ROLE {role}")
+        cursor.execute(f"GRANT SELECT, UPDATE, DELETE ON {event_table} TO {role}")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL ROLE {role}")
+        cursor.execute(f"UPDATE {event_table} SET name = 'x'")  # noqa: S608  (a table name of ours)
+
+
+def test_no_personal_value_reaches_the_audit_log_or_the_history(org, console, api, member_factory):
+    """A contact's email, names and phone go through the console and the API; the audit log and
+    every history table are then searched for them, as text."""
+    from django.apps import apps
+
+    contact = ContactFactory(
+        org=org, email="zelda.quux@example.org", first_name="Zelda", last_name="Quuxington", phone="+4915112349876"
+    )
+    segment = segment_save(org=org, name="All", slug="all", rule={"==": [{"var": "country"}, "DE"]})
+    page = reverse("admin:marketing_contact_change", args=[contact.pk])
+    console.get(page)
+    console.get(reverse("admin:marketing_contact_changelist"), {"q": "zelda"})
+    console.post(page, contact_form(contact, first_name="Zeldina", phone="+4915112340000"))
+    console.get(reverse("admin:marketing_segment_members_csv", args=[segment.pk]))
+    api.get(f"/api/v1/contacts/{contact.pk}/")
+    api.patch(f"/api/v1/contacts/{contact.pk}/", {"last_name": "Quuxley"}, content_type="application/json")
+    api.post(
+        "/api/v1/contacts/", {"email": "yara.zed@example.org", "first_name": "Yara"}, content_type="application/json"
+    )
+    assert AuditEntry.objects.count() >= 7
+
+    secrets = ["zelda", "quux", "zeldina", "4915112349876", "4915112340000", "yara", "example.org"]
+    history_models = [model for model in apps.get_models() if hasattr(model, "pgh_label")]
+    assert history_models, "no pghistory event model found"
+    found = []
+    for model in [AuditEntry, *history_models]:
+        manager = getattr(model.objects, "with_scopes_disabled", None)
+        rows = (manager() if manager else model.objects).all()
+        for row in rows.values():
+            text = repr(row).lower()
+            found += [(model.__name__, secret) for secret in secrets if secret in text]
+    from pghistory.models import Context
+
+    for metadata in Context.objects.values_list("metadata", flat=True):
+        text = repr(metadata).lower()
+        found += [("pghistory context", secret) for secret in secrets if secret in text]
+    assert found == []
