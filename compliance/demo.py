@@ -1,4 +1,5 @@
-"""Demo data of compliance (part of ``seed_demo``): email consent for the demo contacts.
+"""Demo data of compliance (part of ``seed_demo``): email consent for the demo contacts, and the
+topics of the preference centre.
 
 Nine in ten demo contacts with an email have granted email marketing (as an import would
 record it); the rest never said, so the console shows sends blocked for want of consent.
@@ -33,3 +34,23 @@ def demo_consent(*, org, users, stdout) -> None:
     consent_states_sync(org=org, contact_ids=[row.contact_id for row in rows])
     if rows:
         stdout.write(f"Email consent recorded for {len(rows)} demo contacts.")
+
+
+DEMO_TOPICS = {
+    "Newsletter": "The monthly newsletter: product news, customer stories, tips.",
+    "Events": "Invitations to webinars, meetups and conferences.",
+}
+
+
+@demo_seeder
+def demo_topics(*, org, users, stdout) -> None:
+    """Two topics the demo's preference centre offers (idempotent: by name)."""
+    from compliance.models import SubscriptionType
+
+    made = [
+        name
+        for name, description in DEMO_TOPICS.items()
+        if SubscriptionType.objects.get_or_create(org=org, name=name, defaults={"description": description})[1]
+    ]
+    if made:
+        stdout.write(f"Topics for the preference centre: {', '.join(made)}.")
