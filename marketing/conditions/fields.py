@@ -20,6 +20,11 @@ class FieldInfo:
     type: str
     nullable: bool = False
     json_key: str | None = None  # set for custom properties: the key inside ``lookup``
+    # Encrypted at rest (marketing.field_encryption): only is set, is empty and equals, the last
+    # through ``index`` (the blind index's lookup) and the index's ``purpose``.
+    encrypted: bool = False
+    index: str | None = None
+    purpose: str = "phone"
 
 
 CONTACT = {
@@ -28,7 +33,7 @@ CONTACT = {
     "external_id": FieldInfo("external_id", "external_id", STRING, nullable=True),
     "first_name": FieldInfo("first_name", "first_name", STRING),
     "last_name": FieldInfo("last_name", "last_name", STRING),
-    "phone": FieldInfo("phone", "phone", STRING),
+    "phone": FieldInfo("phone", "phone", STRING, encrypted=True, index="phone_bidx"),
     "job_title": FieldInfo("job_title", "job_title", STRING),
     "country": FieldInfo("country", "country", STRING),
     "time_zone": FieldInfo("time_zone", "time_zone", STRING),

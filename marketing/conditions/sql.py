@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from marketing.conditions.fields import BOOLEAN, DATETIME, JSON_LIST, NAMES, NUMBER, STRING, FieldInfo, field_info
 from marketing.conditions.operators import ALL, NONE, compare_numbers, operators
+from marketing.field_encryption import blind_index
 
 COMPARISONS = {"==", "!=", "===", "!==", "<", "<=", ">", ">="}
 MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!=", "===": "===", "!==": "!=="}
@@ -219,6 +220,11 @@ class _Compiler:
             raise NotCompilable(f"comparing the list “{info.path}”; use in")
         if op in ("!=", "!=="):
             return ~self._field_comparison("==" if op == "!=" else "===", info, literal)
+        if info.encrypted and (op not in ("==", "===") or literal not in (None, "")):
+            if op not in ("==", "===") or not isinstance(literal, str):
+                raise NotCompilable(f"“{info.path}” is encrypted: only is set, is empty and equals")
+            # The ciphertext differs every time: equality is asked of the keyed hash instead.
+            return Q(**{info.index: blind_index(literal, purpose=info.purpose)})
         expression = self._expression(info)
         if literal is None:
             return self._null_comparison(op, info, expression)
@@ -291,6 +297,8 @@ class _Compiler:
         needle, haystack = args
         if _is_literal(needle) and _is_var(haystack):
             info = self._field(haystack)
+            if info.encrypted:
+                raise NotCompilable(f"“{info.path}” is encrypted: only is set, is empty and equals")
             if info.type == NAMES and isinstance(needle, str):
                 from marketing.models import Contact
 
@@ -300,6 +308,8 @@ class _Compiler:
                 return Q(_never_null(Contains(self._expression(info), needle)))
         if _is_var(needle) and isinstance(haystack, list) and all(_is_literal(v) for v in haystack):
             info = self._field(needle)
+            if info.encrypted:
+                raise NotCompilable(f"“{info.path}” is encrypted: only is set, is empty and equals")
             if info.type in (NAMES, JSON_LIST):
                 raise NotCompilable(f"the list “{info.path}” in a list")
             values = [v for v in haystack if v is not None]

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 
 from marketing.conditions.fields import SUBJECTS, field_info
 from marketing.conditions.operators import operators
+from marketing.field_encryption import is_phone
 
 STANDARD = {
     "var",
@@ -49,6 +50,10 @@ STANDARD = {
     "substr",
 }
 ITERATORS = {"map", "reduce", "filter", "all", "none", "some"}
+# What may be asked of an encrypted field (a phone, a sensitive property): is set and is empty
+# (its truth, or equality with "" or null) and equals (through its blind index).
+ENCRYPTED_TRUTH = {"!", "!!", "and", "or"}
+ENCRYPTED_EQUALITY = {"==", "!=", "===", "!=="}
 MAX_DEPTH = 32
 MAX_NODES = 2000
 _namespaces: dict[str, set[str]] = {"event": {"contact"}}
@@ -127,6 +132,8 @@ class _Walker:
                     self._path(path, where)
             return
         items = args if isinstance(args, list) else [args]
+        if not in_iterator:
+            self._encrypted_uses(op, items, where)
         if op in ("!", "!!") and not items:
             self.errors.append(f"At {where}: “{op}” needs an argument.")
         for index, item in enumerate(items):
@@ -147,6 +154,34 @@ class _Walker:
             return
         self._path(str(path), where)
 
+    def _encrypted_uses(self, op: str, items: list, where: str) -> None:
+        """An encrypted field may only be tested for being set or empty, or for equality with a
+        value (compared through its blind index); anything else is an error naming the field."""
+        for index, item in enumerate(items):
+            path = _var_path(item)
+            if path is None:
+                continue
+            info = field_info(self.subject, path, org=self.org)
+            if info is None or not info.encrypted:
+                continue
+            if op in ENCRYPTED_TRUTH:
+                continue
+            if op in ENCRYPTED_EQUALITY and len(items) == 2:
+                other = items[1 - index]
+                if other is None or other == "":
+                    continue
+                if info.index == "phone_bidx" and not isinstance(other, dict | list) and not is_phone(str(other)):
+                    self.errors.append(
+                        f"At {where}: “{path}” is compared as stored, in E.164: write the number as +4915112345678."
+                    )
+                    continue
+                if not isinstance(other, dict | list):
+                    continue
+            self.errors.append(
+                f"At {where}: “{path}” is encrypted: a rule may only ask whether it is set, whether it is "
+                f"empty, or whether it equals a value (==, !=), not “{op}”."
+            )
+
     def _path(self, path: str, where: str) -> None:
         namespace = path.split(".", 1)[0]
         if self.subject in _namespaces.get(namespace, set()):
@@ -157,3 +192,13 @@ class _Walker:
             self.errors.append(f"Unknown property “{path}” at {where}: define it first (Property definitions).")
         else:
             self.errors.append(f"Unknown field “{path}” at {where} for a {self.subject}.")
+
+
+def _var_path(node: Any) -> str | None:
+    """The path a ``{"var": …}`` node reads (a default allowed), else None."""
+    if not isinstance(node, dict) or set(node) != {"var"}:
+        return None
+    path = node["var"]
+    if isinstance(path, list):
+        path = path[0] if path else None
+    return path if isinstance(path, str) and path else None

@@ -221,3 +221,61 @@ def test_rotation_with_a_bad_key_exits_with_one_line(org):
         pytest.raises(CommandError, match="key 1 is not a Fernet key"),
     ):
         call_command("rotate_field_keys")
+
+
+ALLOWED = [
+    {"!!": {"var": "phone"}},
+    {"!": {"var": "phone"}},
+    {"var": "phone"},
+    {"==": [{"var": "phone"}, PHONE]},
+    {"==": [PHONE, {"var": "phone"}]},
+    {"!=": [{"var": "phone"}, PHONE]},
+    {"==": [{"var": "phone"}, None]},
+    {"and": [{"!!": {"var": "phone"}}, {"==": [{"var": "country"}, "DE"]}]},
+]
+
+
+@pytest.mark.parametrize("rule", ALLOWED)
+def test_rules_on_the_phone_ask_is_set_is_empty_or_equals_and_sql_agrees_with_python(org, rule):
+    from marketing.conditions import contact_facts, evaluate, to_q, truthy, validate
+
+    contacts = [
+        ContactFactory(org=org, phone=PHONE, country="DE"),
+        ContactFactory(org=org, phone="+4915199999999", country="DE"),
+        ContactFactory(org=org, phone="", country="DE"),
+    ]
+    validate(rule, "contact")
+
+    selected = set(Contact.objects.filter(to_q(rule, "contact", org=org)).values_list("pk", flat=True))
+    expected = {c.pk for c in contacts if truthy(evaluate(rule, contact_facts(Contact.objects.get(pk=c.pk))))}
+    assert selected == expected
+
+
+def test_the_library_s_has_a_phone_number_rule_still_validates(org):
+    from marketing.conditions import validate
+
+    validate({"!=": [{"var": ["phone", ""]}, ""]}, "contact")  # the trial-to-paid workflow's condition
+
+
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        ({"in": ["151", {"var": "phone"}]}, "“phone” is encrypted"),
+        ({">": [{"var": "phone"}, "+4915"]}, "“phone” is encrypted"),
+        ({"in": [{"var": "phone"}, [PHONE, "+4915199999999"]]}, "“phone” is encrypted"),
+        ({"==": [{"var": "phone"}, {"var": "first_name"}]}, "“phone” is encrypted"),
+        ({"==": [{"var": "phone"}, "0151 12345678"]}, "“phone” is compared as stored, in E.164"),
+        ({"cat": [{"var": "phone"}, "x"]}, "“phone” is encrypted"),
+    ],
+)
+def test_other_operators_on_the_phone_fail_validation_naming_it(org, rule, says):
+    from django.core.exceptions import ValidationError
+
+    from marketing.conditions import NotCompilable, to_q, validate
+
+    with pytest.raises(ValidationError) as caught:
+        validate(rule, "contact")
+    assert says in " ".join(caught.value.messages)
+    if "E.164" not in says and "cat" not in rule:
+        with pytest.raises(NotCompilable):  # nor does SQL compare the ciphertext (were it not validated)
+            to_q(rule, "contact", org=org)
