@@ -93,3 +93,44 @@ def test_a_person_changes_their_preferences_then_unsubscribes_from_all(org, live
     records = person.consent_records.filter(source="preference_centre").order_by("recorded_at", "id")
     assert [(r.purpose, r.granted) for r in records] == [("sms", False), ("email_marketing", False)]
     assert all(r.proof["message"] == message.pk and "HeadlessChrome" in r.proof["user_agent"] for r in records)
+
+
+@pytest.mark.slow
+def test_a_marketer_adds_a_topic_and_gives_a_template_its_topic(org, live_server, member_factory):
+    from marketing.models import Role
+
+    member_factory(org, Role.MARKETER, username="mara")
+    template = MessageTemplate.objects.create(
+        org=org,
+        slug="news",
+        name="News",
+        channel="email",
+        variants=[{"name": "A", "weight": 1, "subject": "News", "html": "<p>Hello.</p>"}],
+    )
+    shots = browser.shots_dir("preference-centre-shots")
+
+    with browser.launch() as chromium:
+        page = chromium.new_page(viewport={"width": browser.WIDTH, "height": 900})
+        browser.login(page, live_server.url, "mara", next_url="/admin/compliance/subscriptiontype/add/")
+        page.get_by_label("Name").fill("Product news")
+        page.get_by_label("Description").fill("What is new in the product, once a month.")
+        page.screenshot(path=str(shots / "5-topic-add.png"), full_page=True)
+        browser.assert_no_sideways_scroll(page)
+        with page.expect_navigation():
+            page.locator("[name=_save]").click()
+        listed = page.locator("#result_list").inner_text()
+        page.screenshot(path=str(shots / "6-topics.png"), full_page=True)
+        browser.assert_no_sideways_scroll(page)
+
+        page.goto(f"{live_server.url}/admin/channels_app/messagetemplate/{template.pk}/change/")
+        page.locator("#id_topic").select_option(label="Product news")
+        page.screenshot(path=str(shots / "7-template-topic.png"), full_page=True)
+        browser.assert_no_sideways_scroll(page)
+        with page.expect_navigation():
+            page.locator("[name=_continue]").click()
+        chosen = page.locator("#id_topic option:checked").inner_text()
+
+    assert "Product news" in listed and "Email marketing" in listed
+    assert chosen == "Product news"
+    template.refresh_from_db()
+    assert template.topic.name == "Product news" and template.topic.org == org
