@@ -41,6 +41,7 @@ from marketing.conditions import NotCompilable
 from marketing.conditions.facts import iso
 from marketing.conditions.fields import CONTACT, NAMES
 from marketing.csv_export import csv_stream
+from marketing.field_encryption import phone_index
 from marketing.identity import identity_conflict_resolve
 from marketing.imports import ERROR_REPORT_COLUMNS, import_errors_stream, import_file_check, import_job_create
 from marketing.invitation_admin import InvitationsOnMembers
@@ -70,6 +71,7 @@ from marketing.models import (
     User,
 )
 from marketing.organization_form import OrganizationForm, organization_fieldsets
+from marketing.phone_numbers import normalise_phone
 from marketing.property_inputs import (
     PropertyDefinitionForm,
     properties_form,
@@ -420,6 +422,18 @@ class PropertyInputsAdmin:
         return properties_json(undefined_properties(obj.properties, definitions))
 
 
+def _phone_searched(term: str, org) -> str | None:
+    """The E.164 number a console search names (in the org's default country when it has no +),
+    or None when it is no phone number (an email, a name)."""
+    text = term.strip()
+    if not text or any(c.isalpha() or c == "@" for c in text) or sum(c.isdigit() for c in text) < 6:
+        return None
+    try:
+        return normalise_phone(text, default_country=org.default_country if org else None)
+    except ValidationError:
+        return None
+
+
 @admin.register(Contact)
 class ContactAdmin(PropertyInputsAdmin, TenantAdmin):
     list_display = (
@@ -446,7 +460,9 @@ class ContactAdmin(PropertyInputsAdmin, TenantAdmin):
         "created_at",
     )
     search_fields = ("email", "first_name", "last_name", "company__name")
-    search_help_text = "Search by email, name or company."
+    search_help_text = (
+        "Search by email, name or company, or by a whole phone number (phones are encrypted: exact match only)."
+    )
     list_select_related = ("company", "owner")
     show_full_result_count = False  # the filtered count is shown; the second, total count is not
     paginator = EstimatedCountPaginator  # a large list's count is the planner's estimate
@@ -525,7 +541,13 @@ class ContactAdmin(PropertyInputsAdmin, TenantAdmin):
         join or a subquery, so that every condition is on the contact table's own indexes and
         PostgreSQL combines its trigram indexes (a subquery inside the OR made it read the whole
         table: 240 ms instead of 60 ms on 100,000 contacts).
+
+        A search that reads as a whole phone number finds its contacts through ``phone_bidx``:
+        phones are encrypted, so only the exact number matches.
         """
+        phone = _phone_searched(search_term, request.org)
+        if phone:
+            return queryset.filter(phone_bidx=phone_index(phone)), False
         for word in search_term.split():
             companies = list(
                 Company.objects.filter(org=request.org, name__icontains=word).values_list("pk", flat=True)[:1000]

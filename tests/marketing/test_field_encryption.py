@@ -279,3 +279,18 @@ def test_other_operators_on_the_phone_fail_validation_naming_it(org, rule, says)
     if "E.164" not in says and "cat" not in rule:
         with pytest.raises(NotCompilable):  # nor does SQL compare the ciphertext (were it not validated)
             to_q(rule, "contact", org=org)
+
+
+def test_the_console_finds_a_contact_by_its_whole_phone_number_only(org, console):
+    ana = ContactFactory(org=org, email="ana@example.com", phone=PHONE)
+    ContactFactory(org=org, email="bo@example.com", phone="+4915199999999")
+
+    def found(term: str) -> set[str]:
+        page = console.get("/admin/marketing/contact/", {"q": term})
+        assert page.status_code == 200
+        return {c.email for c in page.context["cl"].result_list}
+
+    assert found("0151 12345678") == {ana.email}  # the org's default country (DE) completes it
+    assert found(PHONE) == {ana.email}
+    assert found("12345678") == set()  # a part of a number: phones are encrypted, no partial match
+    assert found("ana@") == {ana.email}
