@@ -27,7 +27,7 @@ class ExpiredMessageBodies(RetentionTarget):
         return Message.objects.filter(org=org, created_at__lt=before).exclude(status__in=UNSENT).exclude(content={})
 
     def purge(self, *, ids):
-        return Message._base_manager.filter(pk__in=ids).update(content={})
+        return Message._base_manager.filter(pk__any_of=ids).update(content={})
 
 
 for _target in (ExpiredMessages(), ExpiredMessageBodies()):
