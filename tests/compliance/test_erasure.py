@@ -21,8 +21,6 @@ from scoring.models import ContactScore, Handoff, ScoreLedger
 from tests.compliance.personal_data_everywhere import EMAIL, OTHER_EMAIL, PHONE, TRACES, person_with_data_everywhere
 from workflows.models import AutomationExecution, Delivery, WorkflowInstance, WorkflowStepRun
 
-pytestmark = pytest.mark.postgres
-
 TEXT_TYPES = ("text", "character varying", "character", "json", "jsonb")
 
 
@@ -31,20 +29,34 @@ def media(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
-def database_traces(needles) -> list[str]:
-    """Every (table.column, needle) of the public schema whose text holds a needle, any case."""
-    with connection.cursor() as cursor:
+def _text_columns(cursor) -> list[tuple[str, str]]:
+    """Every text-like (table, column) of the database: PostgreSQL's public schema, or SQLite's tables."""
+    if connection.vendor == "postgresql":
         cursor.execute(
             "SELECT table_name, column_name FROM information_schema.columns "
             "WHERE table_schema = 'public' AND data_type = ANY(%s) ORDER BY table_name, column_name",
             [list(TEXT_TYPES)],
         )
-        columns = cursor.fetchall()
-        found = []
-        for table, column in columns:
+        return cursor.fetchall()
+    cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    columns = []
+    for (table,) in cursor.fetchall():
+        cursor.execute(f'PRAGMA table_info("{table}")')
+        columns += [
+            (table, row[1]) for row in cursor.fetchall() if any(t in row[2].lower() for t in ("char", "text", "json"))
+        ]
+    return columns
+
+
+def database_traces(needles) -> list[str]:
+    """Every (table.column, needle) of the database whose text holds a needle, any case."""
+    cast = "::text ILIKE" if connection.vendor == "postgresql" else " LIKE"  # SQLite's LIKE ignores ASCII case
+    found = []
+    with connection.cursor() as cursor:
+        for table, column in _text_columns(cursor):
             for needle in needles:
                 cursor.execute(
-                    f'SELECT count(*) FROM "{table}" WHERE "{column}"::text ILIKE %s',  # noqa: S608  names from the catalog
+                    f'SELECT count(*) FROM "{table}" WHERE "{column}"{cast} %s',  # noqa: S608  names from the catalog
                     [f"%{needle}%"],
                 )
                 if cursor.fetchone()[0]:

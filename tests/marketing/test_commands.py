@@ -86,6 +86,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         **os.environ,
         "DEBUG": "false",
         "SECRET_KEY": "x" * 30 + "-production-secret-key-for-the-check",
+        "ERASURE_HASH_KEY": "erasure-hash-key-for-the-check",
         "ALLOWED_HOSTS": "console.example.com",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
     }
@@ -99,6 +100,21 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_an_erasure_hash_key(tmp_path):
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": "s" * 50,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    env.pop("ERASURE_HASH_KEY", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "ERASURE_HASH_KEY must be set when DEBUG is false" in result.stderr
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):
