@@ -90,7 +90,7 @@ class ConsentRegimeForm(forms.ModelForm):
         label="GDPR: opt-in for everything",
         help_text="Tick to make every purpose opt-in at once: nothing is sent, tracked, scored or shared for a "
         "person until they agree to that purpose (what the GDPR asks of consent in the EU and the UK). "
-        "The choices above are then ignored.",
+        "The choices below are then ignored.",
     )
 
     class Meta:
@@ -106,8 +106,9 @@ class ConsentRegimeAdmin(TenantAdmin):
 
     form = ConsentRegimeForm
     fieldsets = (
+        ("One click", {"fields": ("gdpr_everything",)}),
         (
-            None,
+            "Each purpose",
             {
                 "fields": tuple(Purpose.values),
                 "description": "Opt-in: a purpose is acted on only for people who agreed to it. Opt-out: it is "
@@ -116,7 +117,6 @@ class ConsentRegimeAdmin(TenantAdmin):
             },
         ),
         ("Forms", {"fields": ("double_opt_in",)}),
-        ("One click", {"fields": ("gdpr_everything",)}),
     )
 
     def changelist_view(self, request, extra_context=None):
