@@ -2,11 +2,14 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
+from marketing.postgres_operations import row_security
+
 
 class Migration(migrations.Migration):
     dependencies = [
         ("compliance", "0002_consent_outlives_contact_and_requests"),
         ("marketing", "0012_invitations"),
+        ("marketing", "0013_row_security"),
     ]
 
     operations = [
@@ -96,4 +99,6 @@ class Migration(migrations.Migration):
             model_name="topicchoice",
             index=models.Index(fields=["org", "contact", "topic", "-recorded_at"], name="topic_choice_latest"),
         ),
+        # The org policy every tenant table has (marketing.postgres_operations); a no-op off PostgreSQL.
+        row_security("compliance_subscriptiontype", "compliance_topicchoice"),
     ]
