@@ -162,6 +162,7 @@ def person_with_data_everywhere(org, tmp_path: Path) -> People:
             change_message=f'[{{"changed": {{"fields": ["Email"]}}}}, "was {contact.email}"]',
         )  # fmt: skip
 
+    Suppression.objects.create(org=org, channel="sms", address=Suppression.address_of(PHONE), reason="sms_stop")
     IdentityConflict.objects.create(
         org=org, contact=person, other_contact=other, source="identify",
         identifiers={"email": {"value": EMAIL, "contact": person.pk}, "userId": {"value": "u", "contact": other.pk}},

@@ -141,6 +141,7 @@ def test_erasure_leaves_no_trace_of_the_person_and_keeps_everyone_else(
     assert set(ErasedIdentity.objects.values_list("kind", flat=True)) == {"email", "phone"}
     assert erased_identities.is_erased(org=org, kind="email", value=EMAIL.upper())
     assert erased_identities.is_erased(org=org, kind="phone", value="0151 98765432")
+    assert not Suppression.objects.filter(reason="sms_stop").exists()  # the phone's blind-index row went too
     suppressed = dict(Suppression.objects.filter(reason="erased").values_list("channel", "address"))
     assert suppressed == {
         "email": erased_identities.digest("email", EMAIL),

@@ -35,6 +35,7 @@ def test_export_holds_every_source_with_only_the_persons_rows(org, tmp_path):
     ):  # fmt: skip
         assert rows[name]["rows"], name
     assert rows["contact"]["rows"][0]["email"] == EMAIL
+    assert {row["reason"] for row in rows["suppressions"]["rows"]} == {"hard_bounce", "sms_stop"}
     assert {row["contact_id"] for row in rows["events"]["rows"]} == {people.person.pk}
     assert rows["merges"]["rows"][0]["merged_snapshot"]["first_name"] == FIRST_NAME
     assert rows["imports"]["rows"][0]["rows"] == [
