@@ -20,6 +20,9 @@ class RegimeConsentProvider(ConsentProvider):
     def allowed_q(self, *, org, purpose: str, field: str = "pk") -> Q:
         return selectors.consent_allowed_q(org=org, purpose=purpose, field=field)
 
+    def allowed_sql(self, *, org, purpose: str, column: str) -> tuple[str, dict]:
+        return selectors.consent_allowed_sql(org=org, purpose=purpose, column=column)
+
     def allows_unknown(self, *, org, purpose: str) -> bool:
         return selectors.consent_regime(org=org, purpose=purpose) == Regime.OPT_OUT
 

@@ -60,6 +60,16 @@ def consent_allowed_q(*, org: Organization, purpose: str, field: str = "pk") -> 
     return ~Q(**{f"{field}__in": withdrawn})
 
 
+def consent_allowed_sql(*, org: Organization, purpose: str, column: str) -> tuple[str, dict]:
+    """``consent_allowed_q`` as raw SQL over ``column``, with named parameters."""
+    opt_in = consent_regime(org=org, purpose=purpose) == Regime.OPT_IN
+    states = (
+        f"SELECT s.contact_id FROM {ConsentState._meta.db_table} s WHERE s.org_id = %(consent_org)s "  # noqa: S608
+        f"AND s.purpose = %(consent_purpose)s AND {'' if opt_in else 'NOT '}s.granted"
+    )
+    return f"{column} {'IN' if opt_in else 'NOT IN'} ({states})", {"consent_org": org.pk, "consent_purpose": purpose}
+
+
 def consent_allowed_ids(*, org: Organization, contact_ids: Iterable[int], purpose: str) -> set[int]:
     """The contacts among ``contact_ids`` for whom ``purpose`` may be acted on: one query."""
     ids = set(contact_ids)

@@ -26,6 +26,11 @@ class ConsentProvider:
         ``purpose``: a subquery, so a set-based statement applies it in SQL."""
         raise NotImplementedError
 
+    def allowed_sql(self, *, org, purpose: str, column: str) -> tuple[str, dict]:
+        """The same filter as raw SQL over ``column`` (a contact id), with its named parameters
+        (``%(consent_…)s``), for statements written by hand."""
+        raise NotImplementedError
+
     def allows_unknown(self, *, org, purpose: str) -> bool:
         """Whether ``purpose`` may be acted on for someone with no consent on record at all (an
         anonymous visitor): only under an opt-out regime."""
@@ -65,6 +70,15 @@ def consent_allowed_q(*, org, purpose: str, field: str = "pk") -> Q:
     if provider is None:
         return Q()
     return provider.allowed_q(org=org, purpose=purpose, field=field)
+
+
+def consent_allowed_sql(*, org, purpose: str, column: str) -> tuple[str, dict]:
+    """A raw SQL condition keeping the rows whose ``column`` (a contact id) may be acted on for
+    ``purpose``, and its named parameters; ``TRUE`` when no provider is registered."""
+    provider = _provider()
+    if provider is None:
+        return "TRUE", {}
+    return provider.allowed_sql(org=org, purpose=purpose, column=column)
 
 
 def consent_allows_unknown(*, org, purpose: str) -> bool:

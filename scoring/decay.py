@@ -35,9 +35,10 @@ from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from marketing.consent_providers import consent_allowed_sql
 from marketing.models import Contact
 from scoring.models import ContactScore, ScoreLedger, ScoringModel
-from scoring.rules import crossings_record
+from scoring.rules import PROFILING, crossings_record
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +113,15 @@ def _decay_part(model: ScoringModel, now: datetime, *, ids: tuple[int, int] | No
     }
     band_sql, band_params = _band_case("new_score", model.thresholds)
     params.update(band_params)
+    # A contact without profiling consent (as the org's regime has it) is not scored, decay included.
+    consent_sql, consent_params = consent_allowed_sql(org=model.org, purpose=PROFILING, column="cs.contact_id")
+    params.update(consent_params)
+    eligible = _ELIGIBLE.replace("__CONSENT__", consent_sql)
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            decayed, changes = _decay_postgresql(params, band_sql, mirror=model.is_default)
+            decayed, changes = _decay_postgresql(params, band_sql, eligible, mirror=model.is_default)
         else:
-            decayed, changes = _decay_portable(params, band_sql, mirror=model.is_default)
+            decayed, changes = _decay_portable(params, band_sql, eligible, mirror=model.is_default)
         # A decay that takes a score below a threshold is a crossing like any other.
         crossings_record(model=model, changes=changes, cause=f"decay:{now.isoformat()}", now=now)
     return decayed
@@ -152,10 +157,13 @@ _ELIGIBLE = f"""
       AND cs.contact_id BETWEEN %(first)s AND %(last)s
       AND COALESCE(c.last_activity_at, c.created_at) < %(cutoff)s
       AND (cs.decayed_at IS NULL OR cs.decayed_at <= %(cutoff)s)
+      AND __CONSENT__
 """
 
 
-def _decay_postgresql(params: dict, band_sql: str, *, mirror: bool) -> tuple[int, list[tuple[int, int, int]]]:
+def _decay_postgresql(
+    params: dict, band_sql: str, eligible: str, *, mirror: bool
+) -> tuple[int, list[tuple[int, int, int]]]:
     """One statement: update the scores, append the ledger rows (and mirror on the contacts);
     returns how many decayed and, for those whose band changed, (contact, before, after).
 
@@ -173,7 +181,7 @@ def _decay_postgresql(params: dict, band_sql: str, *, mirror: bool) -> tuple[int
         else ""
     )
     sql = f"""
-        WITH e AS MATERIALIZED ({_ELIGIBLE}),
+        WITH e AS MATERIALIZED ({eligible}),
         d AS (
             UPDATE {_CS} cs
             SET score = e.new_score, band = {band_sql.replace("new_score", "e.new_score")}, updated_at = %(now)s,
@@ -212,7 +220,9 @@ def _decay_postgresql(params: dict, band_sql: str, *, mirror: bool) -> tuple[int
     return decayed, [row for row in rows if row[0] is not None]
 
 
-def _decay_portable(params: dict, band_sql: str, *, mirror: bool) -> tuple[int, list[tuple[int, int, int]]]:
+def _decay_portable(
+    params: dict, band_sql: str, eligible: str, *, mirror: bool
+) -> tuple[int, list[tuple[int, int, int]]]:
     """SQLite (and any other database): the ledger rows first, then the scores from them; returns
     how many decayed and every decayed (contact, before, after).
 
@@ -220,7 +230,7 @@ def _decay_portable(params: dict, band_sql: str, *, mirror: bool) -> tuple[int, 
     the same ``now`` inserts nothing (they are newer than the cutoff) and rewrites the same
     scores, so it is harmless.
     """
-    eligible = _ELIGIBLE.replace("::bigint", "").replace("::integer", "")
+    eligible = eligible.replace("::bigint", "").replace("::integer", "")
     # Datetimes as the backend stores them (SQLite: naive UTC text), so ``l.at = now`` matches.
     params = {
         k: connection.ops.adapt_datetimefield_value(v) if isinstance(v, datetime) else v for k, v in params.items()

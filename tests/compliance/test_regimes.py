@@ -350,3 +350,22 @@ def test_an_admin_sets_regimes_with_radio_buttons_and_one_click_gdpr(org, member
     client.post(url, {**form, "gdpr_everything": "on"})
     assert set(consent_regimes(org=org).values()) == {OPT_IN}
     assert ConsentRegime.objects.count() == 1
+
+
+@pytest.mark.parametrize("value", [OPT_OUT, OPT_IN])
+def test_decay_leaves_out_contacts_without_profiling_consent(org, value):
+    from scoring.decay import scores_decay
+
+    regime(org, "profiling", value)
+    model = ScoringModel.objects.create(org=org, slug="d", name="D", is_default=True, base=0, decay_factor=0.5)
+    now = datetime.now(UTC)
+    people = {}
+    for name, answer in (("agreed", True), ("silent", None), ("refused", False)):
+        contact = person(org, last_activity_at=now - timedelta(days=60), created_at=now - timedelta(days=90))
+        ContactScore.objects.create(org=org, contact=contact, model=model, score=100)
+        if answer is not None:
+            say(org, contact, "profiling", answer, at=now - timedelta(days=61))
+        people[name] = contact
+    scores_decay(model=model, now=now, workers=1)
+    scores = {name: ContactScore.objects.get(contact=c).score for name, c in people.items()}
+    assert scores == {"agreed": 50, "silent": 50 if value == OPT_OUT else 100, "refused": 100}

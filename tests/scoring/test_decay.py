@@ -261,9 +261,9 @@ def test_outside_a_transaction_the_parts_decay_at_once_on_their_own_connections(
 
     original = decay._decay_postgresql
 
-    def spy(params, band_sql, *, mirror):
+    def spy(params, band_sql, eligible, *, mirror):
         seen.append((params["first"], params["last"], threading.current_thread().name.startswith("scores-decay")))
-        return original(params, band_sql, mirror=mirror)
+        return original(params, band_sql, eligible, mirror=mirror)
 
     decay._decay_postgresql = spy
     try:
