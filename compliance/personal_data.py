@@ -3,6 +3,11 @@
 Both stay after an erasure as the record that consent was given (or withdrawn) and that the
 request was fulfilled, with the person's email replaced by its keyed hash."""
 
+import re
+from functools import partial
+
+from django.core.files.storage import default_storage
+from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from marketing import erased_identities
@@ -40,7 +45,8 @@ class ConsentRecords(PersonalDataSource):
 @personal_data_source
 class DataSubjectRequests(PersonalDataSource):
     """The person's requests about their data. Erasure keeps each as the record that it was
-    handled, without the email (a keyed hash instead) or the details the person wrote."""
+    handled, without the email (a keyed hash instead), the details the person wrote or the
+    address quoted in the outcome; an access request's stored archive is deleted after commit."""
 
     name = "data_subject_requests"
     description = "The person's requests about their data (access, erasure…), when received, due and handled."
@@ -56,7 +62,16 @@ class DataSubjectRequests(PersonalDataSource):
         return plain_rows(self.queryset(contact).order_by("pk"))
 
     def erase(self, contact: Contact) -> None:
-        self.queryset(contact).update(contact=None, email="", details="", subject_digest=_email_digest(contact))
+        digest = _email_digest(contact)
+        for request in self.queryset(contact).only("pk", "outcome", "archive_path"):
+            if request.archive_path:
+                transaction.on_commit(partial(default_storage.delete, request.archive_path))
+            outcome = request.outcome
+            if contact.email:
+                outcome = re.sub(re.escape(contact.email), "(erased)", outcome, flags=re.IGNORECASE)
+            type(request)._base_manager.filter(pk=request.pk).update(
+                contact=None, email="", details="", outcome=outcome, archive_path="", subject_digest=digest
+            )
 
 
 @personal_data_source

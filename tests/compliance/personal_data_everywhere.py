@@ -10,6 +10,8 @@ from pathlib import Path
 
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from channels_app.models import Message, PushSubscription, Suppression
@@ -151,9 +153,11 @@ def person_with_data_everywhere(org, tmp_path: Path) -> People:
             org=org, contact=contact, subject_email=contact.email, purpose="email_marketing", granted=True,
             source="form", proof={"ip": "203.0.113.9", "text": f"I, {contact.first_name}, agree"}, event=event,
         )  # fmt: skip
+        archive = default_storage.save(f"dsar/archive-{pk}.zip", ContentFile(f"contact.json: {contact.email}".encode()))
         DataSubjectRequest.objects.create(
             org=org, kind="access", source="api", email=contact.email, contact=contact,
             details=f"Send me what you hold on {contact.first_name} {contact.last_name}", due_at=now,
+            archive_path=archive, outcome=f"Archive sent to {contact.email.upper()}.",
         )  # fmt: skip
         Suppression.objects.create(org=org, channel="email", address=contact.email, reason="hard_bounce")
         LogEntry.objects.create(

@@ -132,7 +132,9 @@ def test_erasure_leaves_no_trace_of_the_person_and_keeps_everyone_else(
     assert (kept_consent.purpose, kept_consent.granted, kept_consent.source) == ("email_marketing", True, "form")
     assert kept_consent.subject_digest == erased_identities.digest("email", EMAIL)
     request = DataSubjectRequest.objects.get(subject_digest__gt="")
-    assert (request.email, request.details, request.contact_id) == ("", "", None)
+    assert (request.email, request.details, request.contact_id, request.archive_path) == ("", "", None, "")
+    assert request.outcome == "Archive sent to (erased)."
+    assert DataSubjectRequest.objects.get(contact=other).archive_path  # the bystander's archive stays
     # A sent message stays for the figures, with nothing of the person.
     assert Message.objects.filter(contact=None, to="", status="sent", content={}).exists()
     assert AutomationExecution.objects.filter(contact=None, error="").count() == 1
