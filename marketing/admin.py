@@ -1571,3 +1571,6 @@ class SegmentMembershipAdmin(TenantAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+from marketing import audit_admin  # noqa: F401, E402  the audit log and change history pages

@@ -12,6 +12,8 @@ lists the models tracked.
 from collections.abc import Sequence
 
 import pghistory
+from django.db.models import Q
+from pghistory.models import Events
 
 from marketing.append_only import AppendOnly
 
@@ -38,3 +40,22 @@ def history_tracked(*, exclude: Sequence[str] = ()):
         return tracker(model)
 
     return decorate
+
+
+class ChangeEvent(Events):
+    """Every configuration model's history as one list (pghistory's aggregate over the event
+    tables): what changed (``pgh_obj_model`` and id), how (insert, update, delete), the
+    differences, and who (``pgh_context``). Filter by org with ``change_events_for``."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "change"
+        verbose_name_plural = "change history"
+
+
+def change_events_for(*, org):
+    """The org's change history, newest first: every event whose row belongs to ``org`` (its
+    ``org_id``), and the organisation's own settings."""
+    return ChangeEvent.objects.filter(
+        Q(pgh_data__org_id=org.pk) | Q(pgh_obj_model="marketing.Organization", pgh_obj_id=str(org.pk))
+    ).order_by("-pgh_created_at", "-pgh_id")

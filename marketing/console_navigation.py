@@ -86,6 +86,8 @@ GROUPS: list[tuple[str, list[tuple[str, str, str]]]] = [
             ("Data retention", "compliance.retentionpolicy", "auto_delete"),
             ("Topics", "compliance.subscriptiontype", "label"),
             ("Topic choices", "compliance.topicchoice", "checklist"),
+            ("Audit log", "marketing.auditentry", "manage_search"),
+            ("Change history", "marketing.changeevent", "history"),
         ],
     ),
     (

@@ -33,6 +33,7 @@ GRANTS: dict[str, dict[str, str]] = {
         **{f"{app}.*": "vacd" for app in OUR_APPS},
         "marketing.organization": "vc",
         "marketing.user": "",
+        "marketing.changeevent": "v",  # change history; the audit log comes with marketing.* (read-only pages)
     },
     Role.MARKETER: {
         **{f"{app}.*": "vacd" for app in ("marketing", "workflows", "channels_app")},
@@ -44,6 +45,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "scoring.*": "vac",
         "compliance.*": "v",
         "compliance.subscriptiontype": "vac",  # topics are part of the marketing plan
+        "marketing.auditentry": "",  # the audit log and change history: admins and compliance
     },
     Role.SALES: {
         "marketing.contact": "vc",
@@ -58,6 +60,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "marketing.apikey": "",
         "marketing.invitation": "",
         "marketing.user": "",
+        "marketing.auditentry": "",
     },
     Role.COMPLIANCE: {
         "marketing.contact": "vcd",
@@ -65,6 +68,8 @@ GRANTS: dict[str, dict[str, str]] = {
         "marketing.membership": "v",
         "compliance.*": "vacd",
         "channels_app.*": "v",
+        "marketing.auditentry": "v",
+        "marketing.changeevent": "v",
     },
 }
 ACTION_LETTERS = {"view": "v", "add": "a", "change": "c", "delete": "d"}

@@ -1,4 +1,5 @@
 import django.db.models.deletion
+import django.db.models.manager
 import django.utils.timezone
 import pgtrigger.compiler
 import pgtrigger.migrations
@@ -805,6 +806,20 @@ class Migration(migrations.Migration):
                     when="BEFORE",
                 ),
             ),
+        ),
+        # One list of every configuration model's history, for the console (pghistory's aggregate).
+        migrations.CreateModel(
+            name="ChangeEvent",
+            fields=[],
+            options={
+                "verbose_name": "change",
+                "verbose_name_plural": "change history",
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
+            },
+            bases=("pghistory.events",),
+            managers=[("no_objects", django.db.models.manager.Manager())],
         ),
         # Each org sees its own audit entries and history.
         row_security(
