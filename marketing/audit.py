@@ -19,13 +19,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pghistory
 from celery import signals
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
-from marketing.models import ApiKey, AuditEntry, User
+from marketing.models import ApiKey, AuditEntry, Organization, User
 from marketing.tenancy import current_org
 
 logger = logging.getLogger(__name__)
@@ -242,3 +245,42 @@ def _task_ended(task_id=None, **kwargs) -> None:
     stack = _task_contexts.pop(task_id, None)
     if stack is not None:
         stack.close()
+
+
+class AuditPurgeRefusedError(Exception):
+    """The database refused to delete audit entries: the role is not the table's owner."""
+
+
+def audit_entries_purge(*, older_than: timedelta, batch: int = 10_000, dry_run: bool = False) -> dict[int, int]:
+    """Deletes the audit entries of every org older than ``older_than``, ``batch`` rows per
+    statement, and records one ``purged`` entry per org with the count. Returns {org id: rows}.
+
+    Only the table's owner may delete (the append-only trigger refuses anyone else): run it with
+    the owner's ``DATABASE_URL``. Raises ``AuditPurgeRefusedError`` otherwise. ``dry_run`` counts.
+    """
+    cutoff = timezone.now() - older_than
+    old = AuditEntry.objects.with_scopes_disabled().filter(at__lt=cutoff)
+    if dry_run:
+        return dict(old.values_list("org_id").annotate(rows=Count("id")).values_list("org_id", "rows"))
+    purged: dict[int, int] = {}
+    table = AuditEntry._meta.db_table
+    while True:
+        ids = list(old.order_by("id").values_list("id", flat=True)[:batch])
+        if not ids:
+            break
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                # A table name of ours and a list of ids: nothing from the user.
+                cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s) RETURNING org_id", [ids])  # noqa: S608
+                for (org_id,) in cursor.fetchall():
+                    purged[org_id] = purged.get(org_id, 0) + 1
+        except DatabaseError as exc:
+            if "append-only" in str(exc):
+                raise AuditPurgeRefusedError(
+                    f"the database refused: only the owner of {table} may delete audit entries"
+                ) from exc
+            raise
+    for org in Organization.objects.filter(pk__in=purged):
+        audit_record(org=org, verb=Verb.PURGED, target_type="marketing.auditentry", count=purged[org.pk])
+    logger.info("audit_purge older_than_days=%s rows=%s orgs=%s", older_than.days, sum(purged.values()), len(purged))
+    return purged

@@ -273,3 +273,79 @@ def test_no_personal_value_reaches_the_audit_log_or_the_history(org, console, ap
         text = repr(metadata).lower()
         found += [("pghistory context", secret) for secret in secrets if secret in text]
     assert found == []
+
+
+def old_entries(org, other_org, *, days: int, count: int = 2) -> None:
+    """Entries written ``days`` ago (an INSERT may set any time; nothing may change one later)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    at = timezone.now() - timedelta(days=days)
+    for target_org in (org, other_org):
+        for n in range(count):
+            AuditEntry(
+                org=target_org, at=at, source="api", verb="viewed", target_type="marketing.contact", target_id=n
+            ).save()
+
+
+def test_audit_purge_deletes_old_entries_of_every_org_and_says_so(org, other_org):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    old_entries(org, other_org, days=400)
+    recent = audit_record(org=org, verb="viewed", target_type="marketing.contact", target_id=9)
+    out = StringIO()
+    call_command("audit_purge", "--older-than", "365", "--dry-run", stdout=out)
+    assert out.getvalue().strip() == "audit_purge would delete 4 entries older than 365 days in 2 organisation(s)."
+    assert AuditEntry.objects.with_scopes_disabled().count() == 5
+
+    out = StringIO()
+    call_command("audit_purge", "--older-than", "365", stdout=out)
+    assert out.getvalue().strip() == "audit_purge deleted 4 entries older than 365 days in 2 organisation(s)."
+    left = AuditEntry.objects.with_scopes_disabled().order_by("id")
+    assert [(e.org_id, e.verb, e.count, e.source, e.actor_label) for e in left] == [
+        (org.pk, "viewed", None, "command", recent.actor_label),
+        *sorted(
+            [
+                (org.pk, "purged", 2, "command", "manage.py audit_purge"),
+                (other_org.pk, "purged", 2, "command", "manage.py audit_purge"),
+            ]
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("abc", "--older-than: 'abc' is not a whole number of days."),
+        ("0", "--older-than: 0 days; it must be at least 1."),
+    ],
+)
+def test_audit_purge_names_a_bad_age(org, value, message):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError) as refusal:
+        call_command("audit_purge", "--older-than", value)
+    assert str(refusal.value) == message
+
+
+@postgres_only
+def test_audit_purge_as_the_app_role_is_refused_in_one_line(org, other_org):
+    from django.core.management import CommandError, call_command
+
+    old_entries(org, other_org, days=400, count=1)
+    role = f"audit_probe_{os.getpid()}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE ROLE {role}")
+        cursor.execute(f"GRANT SELECT, INSERT, DELETE ON marketing_auditentry, marketing_organization TO {role}")
+    with pytest.raises(CommandError) as refusal, transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL ROLE {role}")
+        call_command("audit_purge", "--older-than", "30")
+    assert str(refusal.value) == (
+        "the database refused: only the owner of marketing_auditentry may delete audit entries; "
+        "run audit_purge with the owner's DATABASE_URL."
+    )
+    assert AuditEntry.objects.with_scopes_disabled().count() == 2
