@@ -486,9 +486,16 @@ def _claim(org: Organization, *, field: str, due, now: datetime) -> list[DataSub
     return batch
 
 
+def _days(n: int) -> str:
+    return f"{n} day{'' if n == 1 else 's'}"
+
+
 def _line(request: DataSubjectRequest, now: datetime) -> str:
-    days = (request.due_at - now).days
-    when = f"overdue by {-days} days" if request.due_at <= now else f"due in {days} days"
+    if request.due_at <= now:
+        late = (now - request.due_at).days
+        when = f"overdue by {_days(late)}" if late else "overdue since today"
+    else:
+        when = f"due in {_days((request.due_at - now).days)}"
     return f"- #{request.pk} {request.get_kind_display()} from {request.email}: {when} ({request.due_at:%d %b %Y})"
 
 

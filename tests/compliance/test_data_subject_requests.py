@@ -290,7 +290,7 @@ def test_reminders_and_overdue_alerts_go_to_the_compliance_team_once(org, other_
     done = open_request(org, sent, email="done@example.com", kind=RequestKind.OPT_OUT_OF_SALE)
     sent(lambda: request_complete(request=done, by=cora))
     DataSubjectRequest.objects.filter(pk=soon.pk).update(received_at=received, due_at=now + timedelta(days=3))
-    DataSubjectRequest.objects.filter(pk=late.pk).update(received_at=received, due_at=now - timedelta(days=2))
+    DataSubjectRequest.objects.filter(pk=late.pk).update(received_at=received, due_at=now - timedelta(days=2, hours=1))
     DataSubjectRequest.objects.filter(pk=later.pk).update(due_at=now + timedelta(days=20))
     DataSubjectRequest.objects.filter(pk__in=[unconfirmed.pk, done.pk]).update(due_at=now - timedelta(days=1))
     before = len(mail.outbox)
@@ -314,7 +314,7 @@ def test_reminders_and_overdue_alerts_go_to_the_compliance_team_once(org, other_
 
     # The soon one passes its deadline: one alert, then no more.
     assert sent(lambda: requests_remind(now=now + timedelta(days=4))) == 1
-    assert "overdue by 1 day" in mail.outbox[-1].body and f"#{soon.pk} " in mail.outbox[-1].body
+    assert "overdue by 1 day (" in mail.outbox[-1].body and f"#{soon.pk} " in mail.outbox[-1].body
     assert sent(lambda: requests_remind(now=now + timedelta(days=5))) == 0
 
 

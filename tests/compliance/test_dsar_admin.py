@@ -234,3 +234,17 @@ def test_the_queue_the_add_form_and_a_requests_page_in_chromium(org, officer, li
 
     assert overdue == "overdue by 4 days" and late.pk
     assert "completed; the person was told" in message
+
+
+def test_the_queue_does_not_query_per_row(org, officer, django_assert_max_num_queries):
+    for n in range(3):
+        make(org, f"first{n}@example.com")
+    officer_console = client_for(officer)
+    officer_console.get(LIST)  # warm the session and the content types
+    with django_assert_max_num_queries(30) as few:
+        officer_console.get(LIST)
+    for n in range(20):
+        make(org, f"more{n}@example.com", confirmed=False)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        html = officer_console.get(LIST).content.decode()
+    assert "more19@example.com" in html
