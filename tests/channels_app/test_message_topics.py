@@ -15,6 +15,7 @@ from channels_app.outbox import message_enqueue, message_send, notice_enqueue
 from channels_app.template_versions import template_publish
 from compliance.preference_centre import topic_choice_record
 from compliance.preference_links import preference_link_read
+from marketing.tenancy import org_context
 from tests.factories import ContactFactory, SubscriptionTypeFactory
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)  # 11:00 in Berlin: outside quiet hours
@@ -134,7 +135,7 @@ def test_a_preview_carries_a_preview_centre_link(org, contact, template):
 def test_the_template_page_offers_the_orgs_topics(org, other_org, console, template, news):
     from django.urls import reverse
 
-    with scopes_disabled():
+    with org_context(other_org):
         SubscriptionTypeFactory(org=other_org, name="Someone else's")
 
     page = console.get(reverse("admin:channels_app_messagetemplate_change", args=[template.pk]))
