@@ -12,6 +12,7 @@ lists the models tracked.
 from collections.abc import Sequence
 
 import pghistory
+from django.db import connection
 from django.db.models import Q
 from pghistory.models import Events
 
@@ -55,7 +56,10 @@ class ChangeEvent(Events):
 
 def change_events_for(*, org):
     """The org's change history, newest first: every event whose row belongs to ``org`` (its
-    ``org_id``), and the organisation's own settings."""
+    ``org_id``), and the organisation's own settings. None on SQLite (the embedded mode keeps
+    no history: its triggers are PostgreSQL's, and so is pghistory's aggregate query)."""
+    if connection.vendor != "postgresql":
+        return ChangeEvent.no_objects.none()
     return ChangeEvent.objects.filter(
         Q(pgh_data__org_id=org.pk) | Q(pgh_obj_model="marketing.Organization", pgh_obj_id=str(org.pk))
     ).order_by("-pgh_created_at", "-pgh_id")
