@@ -408,7 +408,9 @@ def test_the_command_refuses_bad_input_in_one_line(org, args, message):
     assert "\n" not in str(error.value)
 
 
-def test_the_nightly_job_purges_every_org_and_is_registered(org, other_org, contact, other):
+def test_the_nightly_job_purges_every_org_and_is_registered(org, other_org, contact, other, eager_tasks):
+    from compliance.tasks import retention_purge_all as nightly
+
     event(org, contact, OLD)
     with org_context(other_org):
         event(other_org, other, OLD)
@@ -416,6 +418,8 @@ def test_the_nightly_job_purges_every_org_and_is_registered(org, other_org, cont
     policy(org, events=90)
     policy(other_org, events=90, messages=None)
     assert retention_purge_all(now=NOW) == 3
+    event(org, contact, OLD)
+    assert nightly.delay().get() == 1  # the beat job's task: the same service for every org
     schedules_install()
     job = PeriodicTask.objects.get(name="compliance: purge data past retention")
     assert job.task == "compliance.tasks.retention_purge_all"
