@@ -17,6 +17,12 @@ class ComplianceConfig(AppConfig):
                     "Emails the compliance team (the admins when there is none) about data-subject "
                     "requests due within seven days and overdue ones, once per request.",
                 ),
+                "compliance: expired data-subject request archives": (
+                    "compliance.tasks.data_subject_request_archives_expire",
+                    86400,
+                    "Deletes the archives of access and portability requests once their download "
+                    "link has expired (DSAR_DOWNLOAD_MAX_AGE_DAYS).",
+                ),
             }
         )
         system_jobs_register(

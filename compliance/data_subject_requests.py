@@ -24,6 +24,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -381,6 +382,9 @@ def _complete_erasure(request: DataSubjectRequest, by: User | None) -> tuple[str
             f"No data held: no contact has the address {request.email}.",
             f"{request.org.name} holds no personal data about {request.email}; there was nothing to erase.",
         )
+    # Archives of the person's earlier access requests are their data too, in MEDIA_ROOT.
+    earlier = DataSubjectRequest.objects.filter(org=request.org).exclude(archive_path="")
+    _archives_delete(earlier.filter(Q(contact=request.contact) | Q(email=request.email)))
     contact_erase(contact=request.contact, by=by, reason=f"data-subject request #{request.pk}")
     # No email after this: the erasure suppresses the address for every message, transactional
     # ones too, and a message queued now would hold the address again. The person was told so
@@ -460,6 +464,39 @@ def request_complete(*, request: DataSubjectRequest, by: User | None, outcome: s
     return request
 
 
+def _archives_delete(requests) -> int:
+    """Deletes the stored archives of ``requests`` and forgets their paths (their links then
+    answer "expired"). Returns how many were deleted."""
+    deleted = 0
+    for pk, path in list(requests.values_list("pk", "archive_path")):
+        default_storage.delete(path)  # a file already gone is not an error
+        deleted += DataSubjectRequest.objects.filter(pk=pk, archive_path=path).update(archive_path="")
+    return deleted
+
+
+def request_archives_expire(*, now: datetime | None = None) -> int:
+    """Deletes the archives of access and portability requests whose download link has expired
+    (completed more than ``DSAR_DOWNLOAD_MAX_AGE_DAYS`` ago): a copy of someone's data is kept no
+    longer than it can be fetched. Returns how many were deleted. Beat runs it daily."""
+    now = now or timezone.now()
+    expired = (
+        DataSubjectRequest.objects.with_scopes_disabled()
+        .using(system_alias())
+        .exclude(archive_path="")
+        .filter(completed_at__lt=now - _download_max_age())
+    )
+    by_org: dict[int, list[int]] = {}
+    for org_id, pk in expired.values_list("org_id", "pk"):
+        by_org.setdefault(org_id, []).append(pk)
+    deleted = 0
+    for org in Organization.objects.filter(pk__in=by_org).order_by("pk"):
+        with org_context(org):
+            count = _archives_delete(DataSubjectRequest.objects.filter(org=org, pk__in=by_org[org.pk]))
+        deleted += count
+        logger.info("dsar archives expired org=%s deleted=%s", org.slug, count)
+    return deleted
+
+
 # --- reminders and overdue alerts --------------------------------------------------------------
 
 
@@ -504,8 +541,6 @@ def requests_remind(*, now: datetime | None = None) -> int:
     the open requests due within seven days and of those past their deadline: one email a
     member per run, through the outbox. Returns the number of requests told about. Beat runs it
     daily; running it twice tells no one twice."""
-    from django.db.models import Q
-
     now = now or timezone.now()
     told = 0
     # A cross-org sweep: the orgs with something to say, then each org's work in its own context.

@@ -8,6 +8,7 @@ import re
 import time
 import zipfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from unittest import mock
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from channels_app.models import Message
 from compliance.data_subject_requests import (
+    request_archives_expire,
     request_complete,
     request_due_at,
     request_extend,
@@ -30,7 +32,7 @@ from compliance.data_subject_requests import (
     requests_remind,
 )
 from compliance.models import ConsentRecord, DataSubjectRequest, Law, RequestKind, RequestSource, RequestStatus
-from compliance.tasks import data_subject_requests_remind
+from compliance.tasks import data_subject_request_archives_expire, data_subject_requests_remind
 from marketing.models import AuditEntry, Contact, ErasedIdentity, Role
 from tests.factories import ContactFactory
 
@@ -336,6 +338,8 @@ def test_the_reminder_job_is_a_daily_system_schedule(db):
 
     job = PeriodicTask.objects.get(name="compliance: data-subject request reminders")
     assert job.task == "compliance.tasks.data_subject_requests_remind" and job.interval.every == 86400
+    job = PeriodicTask.objects.get(name="compliance: expired data-subject request archives")
+    assert job.task == "compliance.tasks.data_subject_request_archives_expire" and job.interval.every == 86400
 
 
 def download_path(email) -> str:
@@ -407,3 +411,41 @@ def test_erasure_erases_the_contact_and_keeps_the_request_as_the_record(org, sen
     # The erased address gets nothing more (not even the answer): it was told so when confirming.
     assert len(mail.outbox) == 1 and "no confirmation will follow" in mail.outbox[0].body
     assert set(Message.objects.values_list("pk", flat=True)) <= messages_before
+
+
+def test_an_archive_is_deleted_once_its_link_has_expired(org, sent, member_factory, settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    officer = member_factory(org, Role.COMPLIANCE, username="cora")
+    ContactFactory(org=org, email="pat@example.com")
+    ContactFactory(org=org, email="sam@example.com")
+    old = sent(lambda: request_complete(request=open_request(org, sent), by=officer))
+    old_link = download_path(mail.outbox[-1])
+    fresh = sent(lambda: request_complete(request=open_request(org, sent, email="sam@example.com"), by=officer))
+    DataSubjectRequest.objects.filter(pk=old.pk).update(completed_at=timezone.now() - timedelta(days=8))
+    assert len(list(tmp_path.rglob("*.zip"))) == 2
+
+    assert data_subject_request_archives_expire.delay().get() == 1
+
+    old.refresh_from_db()
+    fresh.refresh_from_db()
+    assert old.archive_path == "" and fresh.archive_path
+    assert [p.name for p in tmp_path.rglob("*.zip")] == [Path(fresh.archive_path).name]
+    gone = Client().get(old_link)
+    assert gone.status_code == 400 and "This link has expired" in gone.content.decode()
+    assert request_archives_expire() == 0
+
+
+def test_erasure_deletes_the_archives_of_the_persons_earlier_access_requests(
+    org, sent, member_factory, settings, tmp_path
+):
+    settings.MEDIA_ROOT = str(tmp_path)
+    officer = member_factory(org, Role.COMPLIANCE, username="cora")
+    ContactFactory(org=org, email="pat@example.com")
+    sent(lambda: request_complete(request=open_request(org, sent), by=officer))
+    assert len(list(tmp_path.rglob("*.zip"))) == 1
+    erasure = open_request(org, sent, kind=RequestKind.ERASURE)
+
+    sent(lambda: request_complete(request=erasure, by=officer))
+
+    assert list(tmp_path.rglob("*.zip")) == []
+    assert not DataSubjectRequest.objects.exclude(archive_path="").exists()
