@@ -56,6 +56,7 @@ from compliance.preference_links import preference_url
 from compliance.selectors import consent_allowed_ids, consent_states
 from compliance.services import consent_record
 from marketing.client_address import client_ip
+from marketing.database_roles import system_alias
 from marketing.ingestion import events_ingest, events_validate
 from marketing.machine_events import MACHINE_TYPES
 from marketing.tenancy import org_context
@@ -147,6 +148,7 @@ def _message_of(kind: str, token: str) -> tuple[dict | None, Message | None]:
         return payload if isinstance(payload, dict) else None, None
     message = (
         Message.objects.with_scopes_disabled()
+        .using(system_alias())
         .select_related("org", "contact", "template_version__template")
         .filter(pk=message_id)
         .first()

@@ -814,9 +814,16 @@ class PropertyDefinitionAdmin(TenantAdmin):
     """Custom property types; ``auto`` ones were inferred from the first value seen."""
 
     form = PropertyDefinitionForm
-    list_display = ("key", "subject", "type", "source", "label", "created_at")
-    list_filter = ("subject", "type", "source")
+    list_display = ("key", "subject", "type", "source", "label", "sensitive", "created_at")
+    list_filter = ("subject", "type", "source", "sensitive")
     search_fields = ("key", "label")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if "sensitive" in form.changed_data:  # the values already stored follow the new flag
+            count = services.contact_properties_reseal(org=obj.org, key=obj.key)
+            state = "encrypted" if obj.sensitive else "stored in clear"
+            self.message_user(request, f"{count} contact(s)' “{obj.key}” values are now {state}.", messages.INFO)
 
 
 @admin.register(DispatchBatch)

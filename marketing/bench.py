@@ -413,6 +413,18 @@ class IngestScenario(Scenario):
         parser.add_argument("--clients", type=int, default=2, help="Concurrent client processes (default 2).")
         parser.add_argument("--workers", type=int, default=2, help="Celery worker processes to drain (default 2).")
         parser.add_argument("--keep", action="store_true", help="Keep the bench org's data afterwards.")
+        parser.add_argument(
+            "--rls",
+            action="store_true",
+            help="Post the same events twice: as this login, then as the app role with row-level security "
+            "(PostgreSQL; the roles of db_roles); prints both and the ratio.",
+        )
+        parser.add_argument(
+            "--app-role", default="marketing_app", help="The app role of --rls (default marketing_app)."
+        )
+        parser.add_argument(
+            "--system-role", default="marketing_system", help="The system role of --rls (default marketing_system)."
+        )
 
     def run(self, *, options: dict, progress) -> Iterator[dict]:
         from django.conf import settings
@@ -420,10 +432,29 @@ class IngestScenario(Scenario):
         from marketing.services import api_key_create
 
         n, size = options["events"], options["batch"]
+        roles = rls_roles(options) if options["rls"] else None
         org = self.org_fresh()
         with org_context(org):
             key = api_key_create(org=org, name="bench")[1]
         batches = [self._events(i, min(size, n - i), options["contacts"]) for i in range(0, n, size)]
+        rls_figures = {}
+        if roles:
+            # The same work as the app role first, on a fresh org; then the org is emptied and
+            # the figures below are the run without row-level security.
+            advance = progress("posting batches as the app role", len(batches))
+            start = time.perf_counter()
+            latencies = self._post_all(batches, key, options["clients"], advance, roles=roles)
+            elapsed = time.perf_counter() - start
+            with org_context(org):
+                stored = Event.objects.filter(org=org).count()
+            rls_figures = {
+                "rls_events_per_s": round(stored / elapsed),
+                "rls_batch_p50_ms": percentile_ms(latencies, 50),
+                "rls_batch_p95_ms": percentile_ms(latencies, 95),
+            }
+            self.org_empty(org)
+            with org_context(org):
+                key = api_key_create(org=org, name="bench")[1]
         advance = progress("posting batches", len(batches))
         start = time.perf_counter()
         latencies = self._post_all(batches, key, options["clients"], advance)
@@ -443,6 +474,9 @@ class IngestScenario(Scenario):
             "batch_p95_ms": percentile_ms(latencies, 95),
             "dispatch": "inline" if settings.EMBEDDED else "celery",
         }
+        if rls_figures:
+            rls_figures["rls_ratio"] = round(rls_figures["rls_events_per_s"] / figures["events_per_s"], 3)
+            figures.update(rls_figures)
         if connection.vendor == "postgresql":
             raw = self._raw_rate(org, batches)
             figures.update(raw_events_per_s=round(raw), vs_raw=round(stored / stored_s / raw, 3))
@@ -476,8 +510,11 @@ class IngestScenario(Scenario):
             )
         return events
 
-    def _post_all(self, batches: list[list[dict]], key: str, clients: int, advance) -> list[float]:
-        """Posts every batch through the full Django stack, from ``clients`` processes at once."""
+    def _post_all(
+        self, batches: list[list[dict]], key: str, clients: int, advance, *, roles: tuple[str, str] | None = None
+    ) -> list[float]:
+        """Posts every batch through the full Django stack, from ``clients`` processes at once
+        (as ``roles``' app and system roles when given: ``rls_roles_apply``)."""
         import json
         import multiprocessing
 
@@ -489,7 +526,7 @@ class IngestScenario(Scenario):
         # garbage collector does not walk them (that walk showed up as 100 ms latency spikes).
         gc.freeze()
         try:
-            with multiprocessing.get_context("fork").Pool(clients) as pool:
+            with multiprocessing.get_context("fork").Pool(clients, rls_roles_apply, (roles,)) as pool:
                 latencies = []
                 for batch_latency in pool.imap_unordered(_post_one, [(body, key) for body in bodies]):
                     latencies.append(batch_latency)
@@ -534,6 +571,41 @@ class IngestScenario(Scenario):
         with celery_worker(workers) as worker:
             worker_wait(worker, batches.filter(status=DispatchBatch.Status.DONE).count, total, advance, interval=0.2)
         return time.perf_counter() - start
+
+
+def rls_roles(options: dict) -> tuple[str, str]:
+    """The (app, system) roles of a ``--rls`` run, checked: PostgreSQL, and both roles exist
+    (``manage.py db_roles`` makes them)."""
+    from django.core.management.base import CommandError
+
+    if connection.vendor != "postgresql":
+        raise CommandError("--rls needs PostgreSQL: row-level security is PostgreSQL's.")
+    roles = (options["app_role"], options["system_role"])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [list(roles)])
+        found = {name for (name,) in cursor.fetchall()}
+    missing = [role for role in roles if role not in found]
+    if missing:
+        raise CommandError(f"--rls: no role {', '.join(missing)} on the server; run manage.py db_roles first.")
+    return roles
+
+
+def rls_roles_apply(roles: tuple[str, str] | None) -> None:
+    """In a bench process: the default alias acts as the app role and the system alias as the
+    system role (``-c role=…`` at login: this process's login must be allowed to take them, e.g.
+    a superuser), so row-level security applies to what it does as in production."""
+    if roles is None:
+        return
+    from django.db import connections
+
+    for alias, role in zip(("default", "system"), roles, strict=True):
+        settings_dict = connections.settings[alias]
+        options = dict(settings_dict.get("OPTIONS", {}))
+        options["options"] = f"{options.get('options', '')} -c role={role}".strip()
+        settings_dict["OPTIONS"] = options
+        if hasattr(connections._connections, alias):
+            connections[alias].close()
+            del connections[alias]
 
 
 def worker_wait(worker: subprocess.Popen, count: Callable[[], int], total: int, advance, *, interval: float) -> None:

@@ -15,6 +15,9 @@ On PostgreSQL three roles share the work (docs/tenancy.md, "Row-level security")
 ``roles_sql`` is what ``manage.py db_roles`` runs to create them.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.db import connections
 
 SYSTEM = "system"
@@ -28,8 +31,39 @@ def system_alias() -> str:
     if SYSTEM not in connections.settings:
         return "default"
     default, system = connections.settings["default"], connections.settings[SYSTEM]
-    same = all(default.get(key) == system.get(key) for key in ("ENGINE", "NAME", "USER", "HOST", "PORT"))
+    same = all(default.get(key) == system.get(key) for key in ("ENGINE", "NAME", "USER", "HOST", "PORT", "OPTIONS"))
     return "default" if same else SYSTEM
+
+
+@contextmanager
+def system_role(using: str = "default") -> Iterator[None]:
+    """Runs the block as the session's login role when the connection acts as another one.
+
+    A worker that claims work across orgs logs in as the system role and acts as the app role
+    (``?options=-c role=marketing_app`` in its ``DATABASE_URL``): the claim runs inside this
+    block (``SET LOCAL ROLE NONE``: the login, BYPASSRLS), the work of each org after it as app,
+    in its ``org_context``, in the same transaction. Does nothing outside a transaction, on
+    SQLite, or when the login is the role acting (one role for everything).
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql" or not connection.in_atomic_block:
+        yield
+        return
+    connection.ensure_connection()
+    session = connection.connection  # the driver's: these are not the app's queries
+    current, login = session.execute("SELECT current_user, session_user").fetchone()
+    if current == login:
+        yield
+        return
+    session.execute("SET LOCAL ROLE NONE")
+    try:
+        yield
+    finally:
+        from psycopg import sql
+        from psycopg.pq import TransactionStatus
+
+        if session.info.transaction_status != TransactionStatus.INERROR:
+            session.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(current)))
 
 
 def _identifier(name: str) -> str:
@@ -45,11 +79,9 @@ def roles_sql(
 ) -> list[str]:
     """The statements that create (or update) the app and system roles and their grants.
 
-    Idempotent: a role that exists gets its attributes and password set again. The app role
-    gets reads and writes on the owner's tables and sequences in ``public``, now and for tables
-    the owner creates later (default privileges); the system role the same plus BYPASSRLS.
-    Run by a superuser (BYPASSRLS needs one), after ``migrate`` or before: the default
-    privileges cover what migrations create later.
+    Idempotent: a role that exists gets its attributes and password set again. Run by a
+    superuser (BYPASSRLS needs one), after ``migrate`` or before: the default privileges cover
+    what migrations create later.
     """
     statements = []
     for role, password, bypass in ((app, app_password, False), (system, system_password, True)):
@@ -59,17 +91,28 @@ def roles_sql(
         statements += [
             f"DO $$ BEGIN CREATE ROLE {_identifier(role)}; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
             f"ALTER ROLE {_identifier(role)} {attributes}",
-            f"GRANT CONNECT, TEMPORARY ON DATABASE {_identifier(database)} TO {_identifier(role)}",
-            f"GRANT USAGE ON SCHEMA public TO {_identifier(role)}",
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {_identifier(role)}",
-            f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {_identifier(role)}",
-            f"ALTER DEFAULT PRIVILEGES FOR ROLE {_identifier(owner)} IN SCHEMA public "
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {_identifier(role)}",
-            f"ALTER DEFAULT PRIVILEGES FOR ROLE {_identifier(owner)} IN SCHEMA public "
-            f"GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {_identifier(role)}",
         ]
-    # The engine claims as system, then runs each org's group as app (SET LOCAL ROLE).
+    # The system role may act as app (SET ROLE): what the engine does for each org's group.
     statements.append(f"GRANT {_identifier(app)} TO {_identifier(system)}")
+    return statements + grants_sql(owner=owner, roles=[app, system], database=database)
+
+
+def grants_sql(*, owner: str, roles: list[str], database: str) -> list[str]:
+    """Reads and writes for ``roles`` on the owner's tables and sequences in ``public``, now
+    and for those the owner creates later (default privileges are per database). Not TRUNCATE:
+    it ignores row-level security, so only the owner empties tables."""
+    statements = []
+    for role in map(_identifier, roles):
+        statements += [
+            f"GRANT CONNECT, TEMPORARY ON DATABASE {_identifier(database)} TO {role}",
+            f"GRANT USAGE ON SCHEMA public TO {role}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+            f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}",
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {_identifier(owner)} IN SCHEMA public "
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {_identifier(owner)} IN SCHEMA public "
+            f"GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {role}",
+        ]
     return statements
 
 

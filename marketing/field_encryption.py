@@ -20,7 +20,9 @@ no care; ``marketing.bulk_sql``'s raw inserts and updates call ``bulk_prepare`` 
 import functools
 import hashlib
 import hmac
+import json
 import re
+import time
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -344,3 +346,95 @@ class EncryptedQuerySet(models.QuerySet):
 
 
 EncryptedManager = models.Manager.from_queryset(EncryptedQuerySet)
+
+
+# --- sensitive custom properties ----------------------------------------------------------------
+
+ENC, BIDX = "$enc", "$bidx"  # a sensitive value as stored: {"$enc": ciphertext, "$bidx": its index}
+SENSITIVE_TTL = 10.0  # seconds another process may take to see a property newly marked sensitive
+_sensitive: dict[int, tuple[float, frozenset[str]]] = {}
+
+
+def sensitive_keys(org_id: int | None) -> frozenset[str]:
+    """The keys of the org's contact properties marked sensitive (cached for a few seconds;
+    saving a definition clears this process's cache at once)."""
+    if org_id is None:
+        return frozenset()
+    now = time.monotonic()
+    cached = _sensitive.get(org_id)
+    if cached and cached[0] > now:
+        return cached[1]
+    from marketing.models import PropertyDefinition
+
+    keys = frozenset(
+        PropertyDefinition.objects.with_scopes_disabled()
+        .filter(org_id=org_id, subject=PropertyDefinition.Subject.CONTACT, sensitive=True)
+        .values_list("key", flat=True)
+    )
+    _sensitive[org_id] = (now + SENSITIVE_TTL, keys)
+    return keys
+
+
+def sensitive_keys_forget(org_id: int | None = None) -> None:
+    """Drops the cached sensitive keys (of one org, or all)."""
+    if org_id is None:
+        _sensitive.clear()
+    else:
+        _sensitive.pop(org_id, None)
+
+
+def property_index(key: str, value: Any) -> str:
+    """The blind index of a sensitive property's value (its JSON text), per property key."""
+    return blind_index(json.dumps(value, sort_keys=True), purpose=f"property:{key}")
+
+
+def _sealed(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {ENC, BIDX}
+
+
+def properties_seal(properties: Any, keys: frozenset[str]) -> Any:
+    """``properties`` with the values of ``keys`` encrypted (empty ones stay as they are)."""
+    if not isinstance(properties, dict) or not keys:
+        return properties
+    sealed = dict(properties)
+    for key in keys & properties.keys():
+        value = properties[key]
+        if value in (None, "") or _sealed(value):
+            continue
+        sealed[key] = {ENC: encrypt(json.dumps(value)), BIDX: property_index(key, value)}
+    return sealed
+
+
+def properties_open(properties: Any) -> Any:
+    """``properties`` with every encrypted value decrypted (whatever the definitions say now)."""
+    if not isinstance(properties, dict) or not any(_sealed(v) for v in properties.values()):
+        return properties
+    return {k: json.loads(decrypt(v[ENC])) if _sealed(v) else v for k, v in properties.items()}
+
+
+class SealedProperties(dict):
+    """Properties already sealed for their row's org (``pre_save``, a re-seal): written as they are."""
+
+
+class SensitivePropertiesField(models.JSONField):
+    """A contact's custom properties: the values of properties marked sensitive (for the row's
+    org) are stored as ``{"$enc": ciphertext, "$bidx": blind index}``; reads decrypt them, so
+    code and rules see plain values. ``save`` and ``bulk_create`` seal for the row's org; other
+    writes (``bulk_update``, ``update``) for the current org (``marketing.tenancy``)."""
+
+    encrypted = True
+
+    def pre_save(self, model_instance, add):
+        value = getattr(model_instance, self.attname)
+        return SealedProperties(properties_seal(value, sensitive_keys(model_instance.org_id))) if value else value
+
+    def get_prep_value(self, value):
+        if not isinstance(value, SealedProperties) and isinstance(value, dict) and value:
+            from marketing.tenancy import current_org
+
+            org = current_org()
+            value = properties_seal(value, sensitive_keys(org.pk if org else None))
+        return super().get_prep_value(dict(value) if isinstance(value, SealedProperties) else value)
+
+    def from_db_value(self, value, expression, connection):
+        return properties_open(super().from_db_value(value, expression, connection))

@@ -20,6 +20,7 @@ from marketing.database_roles import system_alias
 from marketing.field_encryption import (
     PREFIX,
     BlindIndexField,
+    EncryptedNetworkAddressesJSONField,
     EncryptedTextField,
     current_key_id,
     decrypt,
@@ -90,22 +91,20 @@ def _rewritten(column: EncryptedColumn, stored):
         new = reencrypt(stored) if stored.startswith(PREFIX) else column.field.get_prep_value(stored)
         return None if new == stored else new
     document = json.loads(stored) if isinstance(stored, str) else stored
-    plain = column.field.from_db_value(json.dumps(document), None, None)
-    current = f"{PREFIX}{current_key_id()}:"
-    new = _map_encrypted(column.field.get_prep_value(plain), document, current)
+    # Each encrypted string re-encrypted where it is not under the current key (a sensitive
+    # property's blind index beside it stays: the index key is never rotated) …
+    new = _each_string(document, lambda text: reencrypt(text) if text.startswith(PREFIX) else text)
+    if isinstance(column.field, EncryptedNetworkAddressesJSONField):
+        new = column.field.get_prep_value(new)  # … and an address still in clear encrypted
     return None if new == document else json.dumps(new)
 
 
-def _map_encrypted(fresh, old, current: str):
-    """``old`` with each encrypted value kept when it is under the current key, else taken from
-    ``fresh`` (the document encrypted again): a row already rotated is left as it is."""
-    if isinstance(old, dict) and isinstance(fresh, dict):
-        return {k: _map_encrypted(fresh.get(k), v, current) for k, v in old.items()}
-    if isinstance(old, list) and isinstance(fresh, list):
-        return [_map_encrypted(f, o, current) for f, o in zip(fresh, old, strict=True)]
-    if isinstance(old, str) and old.startswith(current):
-        return old
-    return fresh
+def _each_string(value, change):
+    if isinstance(value, dict):
+        return {k: _each_string(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_each_string(v, change) for v in value]
+    return change(value) if isinstance(value, str) else value
 
 
 def field_keys_rotate(

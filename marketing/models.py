@@ -15,7 +15,14 @@ from django_scopes import ScopedManager
 from marketing.append_only import AppendOnly
 from marketing.change_history import history_tracked
 from marketing.email_addresses import normalise_email
-from marketing.field_encryption import BlindIndexField, EncryptedManager, EncryptedTextField, with_indexes
+from marketing.field_encryption import (
+    BlindIndexField,
+    EncryptedManager,
+    EncryptedTextField,
+    SensitivePropertiesField,
+    sensitive_keys_forget,
+    with_indexes,
+)
 from marketing.phone_numbers import normalise_phone
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?/?$")
@@ -321,7 +328,7 @@ class Contact(TenantModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_contacts"
     )
     score = models.IntegerField(default=0, help_text="The default scoring model's score; written by scoring only.")
-    properties = models.JSONField(default=dict, blank=True)
+    properties = SensitivePropertiesField(default=dict, blank=True)  # sensitive ones encrypted at rest
     tags = models.ManyToManyField(Tag, blank=True, related_name="contacts")
     lists = models.ManyToManyField(ContactList, blank=True, through="ListMembership", related_name="contacts")
     created_at = models.DateTimeField(default=timezone.now)
@@ -436,6 +443,11 @@ class PropertyDefinition(TenantModel):
     type = models.CharField(max_length=10, choices=Type.choices)
     options = models.JSONField(default=list, blank=True, help_text="The allowed values of an enum.")
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.USER)
+    sensitive = models.BooleanField(
+        default=False,
+        help_text="Contact properties only, text or one of a set. Values are stored encrypted; rules can only ask "
+        "whether it is set, whether it is empty, or whether it equals a value.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -444,6 +456,16 @@ class PropertyDefinition(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.subject}.properties.{self.key} ({self.type})"
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        sensitive_keys_forget(self.org_id)  # this process encrypts a newly sensitive key at once
+
+    def clean(self) -> None:
+        if self.sensitive and self.subject != self.Subject.CONTACT:
+            raise ValidationError({"sensitive": "Only a contact property can be sensitive."})
+        if self.sensitive and self.type not in (self.Type.STRING, self.Type.ENUM):
+            raise ValidationError({"sensitive": "Only a text or “one of a set” property can be sensitive."})
 
 
 class Event(TenantModel):

@@ -239,7 +239,7 @@ class PropertyDefinitionForm(forms.ModelForm):
 
     class Meta:
         model = PropertyDefinition
-        fields = ("subject", "key", "label", "type", "options", "source")
+        fields = ("subject", "key", "label", "type", "options", "source", "sensitive")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

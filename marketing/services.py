@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from marketing.api_keys import new_key_parts, secret_hash
+from marketing.field_encryption import SealedProperties, properties_seal, sensitive_keys, sensitive_keys_forget
 from marketing.models import (
     ApiKey,
     Company,
@@ -133,6 +134,22 @@ def contact_update(*, contact: Contact, tags: Iterable[str] | None = None, **fie
 def contact_delete(*, contact: Contact) -> None:
     """Deletes a contact and everything that hangs off it."""
     contact.delete()
+
+
+def contact_properties_reseal(*, org: Organization, key: str, batch: int = 1000) -> int:
+    """Stores every value of the contact property ``key`` as its definition now says: encrypted
+    when it is marked sensitive, in clear when it no longer is. Run when the flag changes; returns
+    how many contacts were rewritten."""
+    sensitive_keys_forget(org.pk)
+    keys = sensitive_keys(org.pk)
+    ids = list(Contact.objects.filter(org=org, properties__has_key=key).order_by("pk").values_list("pk", flat=True))
+    for first in range(0, len(ids), batch):
+        with transaction.atomic():
+            contacts = list(Contact.objects.filter(org=org, pk__in=ids[first : first + batch]))
+            for contact in contacts:  # read decrypted; sealed again (or not) for the current flags
+                contact.properties = SealedProperties(properties_seal(contact.properties, keys))
+            Contact.objects.bulk_update(contacts, ["properties"])
+    return len(ids)
 
 
 def company_create(*, org: Organization, **fields: Any) -> Company:

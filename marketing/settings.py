@@ -188,17 +188,24 @@ else:
     idle_timeout_ms = env.int("DB_IDLE_IN_TRANSACTION_TIMEOUT_S", default=120) * 1000
     # And a session whose client died (a SIGKILLed worker) while a statement ran is noticed
     # within 5 s instead of when the statement ends, so its locks go with it.
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+    # Added to what the URL's own ?options= says (e.g. -c role=…: docs/tenancy.md).
+    _session_options = (
         f"-c idle_in_transaction_session_timeout={idle_timeout_ms} -c client_connection_check_interval=5000"
     )
+    _given = DATABASES["default"].setdefault("OPTIONS", {}).get("options", "")
+    DATABASES["default"]["OPTIONS"]["options"] = f"{_given} {_session_options}".strip()
 # The `system` alias: the role that bypasses row-level security, used only by the resolvers that
 # run before the org is known or across orgs (marketing/database_roles.py, docs/tenancy.md).
 # Unset, it is the default database as the same role (the embedded mode, a single-role setup).
-DATABASES["system"] = {
-    **DATABASES["default"],
-    **env.db("SYSTEM_DATABASE_URL", default=env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")),
-    "TEST": {"MIRROR": "default"},
-}
+_system_url = env.db(
+    "SYSTEM_DATABASE_URL", default=env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+)
+DATABASES["system"] = {**DATABASES["default"], **_system_url, "TEST": {"MIRROR": "default"}}
+DATABASES["system"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **_system_url.get("OPTIONS", {})}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    _given = _system_url.get("OPTIONS", {}).get("options", "")
+    DATABASES["system"]["OPTIONS"]["options"] = f"{_given} {_session_options}".strip()
+DATABASE_ROUTERS = ["marketing.database_roles.SystemAliasRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A decay of a million scores is CPU-bound in PostgreSQL: it runs on this many connections at once,

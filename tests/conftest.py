@@ -11,6 +11,7 @@ from django_scopes import scopes_disabled
 from marketing.models import Role
 from marketing.services import api_key_create
 from marketing.tenancy import org_context
+from tests import database_roles
 from tests.factories import MembershipFactory, OrganizationFactory
 
 
@@ -21,6 +22,31 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     from django.conf import settings
 
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    if database_roles.ENABLED:
+        database_roles.settings_modify()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """With OWNER_DATABASE_URL set, tests run as the production roles (tests/database_roles.py)."""
+    if not database_roles.ENABLED:
+        yield
+        return
+    from django.db.backends.signals import connection_created
+
+    with django_db_blocker.unblock():
+        database_roles.after_setup()
+    connection_created.connect(database_roles.on_connect, dispatch_uid="test_app_role")
+    database_roles.flush_as_owner()
+    yield
+    connection_created.disconnect(dispatch_uid="test_app_role")
+    with django_db_blocker.unblock():
+        database_roles.before_teardown()
+
+
+def pytest_collection_modifyitems(items):
+    if database_roles.ENABLED:
+        database_roles.items_mark(items)
 
 
 @pytest.fixture
@@ -40,7 +66,7 @@ def member_factory(db):
     """Makes a user with ``role`` in ``org`` (and returns the user)."""
 
     def make(org, role=Role.MARKETER, **user_fields):
-        with scopes_disabled():
+        with org_context(org), scopes_disabled():
             return MembershipFactory(org=org, role=role, **({"user__" + k: v for k, v in user_fields.items()})).user
 
     return make

@@ -67,11 +67,26 @@ def definition(delay: dict) -> dict:
     }
 
 
+def role_urls(app_role: str, system_role: str) -> dict:
+    """``DATABASE_URL`` and ``SYSTEM_DATABASE_URL`` for worker processes that log in as this
+    process does and act as ``app_role`` (default alias) and ``system_role`` (system alias)."""
+    from urllib.parse import quote
+
+    db = connection.settings_dict
+    login = quote(db["USER"]) + (f":{quote(str(db['PASSWORD']))}" if db.get("PASSWORD") else "")
+    base = f"postgres://{login}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return {
+        "DATABASE_URL": f"{base}?options={quote(f'-c role={app_role}')}",
+        "SYSTEM_DATABASE_URL": f"{base}?options={quote(f'-c role={system_role}')}",
+    }
+
+
 class Processes:
     """The worker and beat subprocesses of one bench run, with their logs and peak memory."""
 
-    def __init__(self, *, workers: int, log_dir: Path):
+    def __init__(self, *, workers: int, log_dir: Path, env: dict | None = None):
         self.log_dir = log_dir
+        self.extra_env = env or {}
         self.workers: list[subprocess.Popen] = []
         self.beat: subprocess.Popen | None = None
         self.peak_rss: dict[int, int] = {}
@@ -87,6 +102,7 @@ class Processes:
             "SECRET_KEY": settings.SECRET_KEY,
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
 
     def _start(self, args: list[str], log: Path) -> subprocess.Popen:
@@ -259,8 +275,23 @@ class EngineScenario(Scenario):
             "--burst", type=int, default=None, help="Delays expiring at one instant (default: --contacts; 0 skips)."
         )
         parser.add_argument("--keep", action="store_true", help="Keep the bench org's data afterwards.")
+        parser.add_argument(
+            "--rls",
+            action="store_true",
+            help="Run the burst again with workers acting as the app role (row-level security; the roles of "
+            "db_roles) and print both drains and the ratio.",
+        )
+        parser.add_argument(
+            "--app-role", default="marketing_app", help="The app role of --rls (default marketing_app)."
+        )
+        parser.add_argument(
+            "--system-role", default="marketing_system", help="The system role of --rls (default marketing_system)."
+        )
 
     def run(self, *, options: dict, progress) -> Iterator[dict]:
+        from marketing.bench import rls_roles
+
+        roles = rls_roles(options) if options["rls"] else None
         if connection.vendor != "postgresql" or settings.EMBEDDED:
             raise CommandError(
                 "bench engine needs PostgreSQL and Redis (DATABASE_URL=postgres://… REDIS_URL=redis://…): "
@@ -283,6 +314,20 @@ class EngineScenario(Scenario):
                     figures.update(self._burst(org, burst, figures["steps_per_s"], procs, progress))
         finally:
             procs.stop()
+        if roles and burst:
+            # The same burst, the workers acting as the app role: each org's work under its
+            # policies, the claims as the login (workflows.engine.advance_batch, system_role).
+            rls_procs = Processes(workers=options["workers"], log_dir=log_dir / "rls", env=role_urls(*roles))
+            (log_dir / "rls").mkdir()
+            try:
+                rls_procs.start()
+                with org_context(org):
+                    rls = self._burst(org, burst, figures["steps_per_s"], rls_procs, progress, slug="burst-rls")
+            finally:
+                rls_procs.stop()
+            figures["rls_drain_steps_per_s"] = rls["drain_steps_per_s"]
+            figures["rls_ratio"] = round(rls["drain_steps_per_s"] / figures["drain_steps_per_s"], 3)
+            figures["rls_worker_errors"] = rls_procs.errors()
         figures["rss_mb"] = round(max(procs.peak_rss.values(), default=0) / 2**20, 1)
         figures["rss_total_mb"] = round(sum(procs.peak_rss.values()) / 2**20, 1)
         figures["worker_errors"] = procs.errors()
@@ -306,10 +351,10 @@ class EngineScenario(Scenario):
         advance = progress("generating contacts", 1)
         with connection.cursor() as cursor:
             cursor.execute(
-                "INSERT INTO marketing_contact (org_id, email, external_id, phone, first_name, last_name, job_title, "
-                "country, time_zone, locale, lifecycle_stage, lead_status, score, properties, created_at, "
+                "INSERT INTO marketing_contact (org_id, email, external_id, phone, phone_bidx, first_name, last_name, "
+                "job_title, country, time_zone, locale, lifecycle_stage, lead_status, score, properties, created_at, "
                 "updated_at, last_activity_at) "
-                "SELECT %s, 'e' || g || '@engine.bench', NULL, '', 'First', 'Last ' || g, '', "
+                "SELECT %s, 'e' || g || '@engine.bench', NULL, '', '', 'First', 'Last ' || g, '', "
                 "(%s::text[])[1 + g %% 10], '', '', 'lead', 'new', g %% 1000, "
                 "jsonb_build_object('plan', (ARRAY['free', 'pro', 'enterprise'])[1 + g %% 3], 'seats', g %% 500), "
                 "now(), now(), NULL FROM generate_series(1, %s) g",
@@ -400,7 +445,7 @@ class EngineScenario(Scenario):
             )
             return [float(row[0]) for row in cursor.fetchall()]
 
-    def _burst(self, org, n: int, steady_steps_per_s: int, procs: Processes, progress) -> dict:
+    def _burst(self, org, n: int, steady_steps_per_s: int, procs: Processes, progress, slug: str = "burst") -> dict:
         """N runs whose delays end at the same instant: the time from that instant until all are
         done (two step runs each: the delay and the split) is the engine's throughput."""
         from workflows.services import workflow_enrol
@@ -409,7 +454,7 @@ class EngineScenario(Scenario):
         # done for every run first, estimated from the steady phase's rate.
         lead_s = 15 + 1.2 * 3 * n / max(steady_steps_per_s, 500)
         instant = timezone.now() + timedelta(seconds=lead_s)
-        workflow = self._workflow(org, "burst", {"until": instant.isoformat()})
+        workflow = self._workflow(org, slug, {"until": instant.isoformat()})
         ids = self._contact_ids(org, n)
         advance = progress("burst: runs waiting at the delay", n)
         started = time.monotonic()

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from marketing.bulk_sql import insert_rows, update_rows
 from marketing.conditions import contact_facts, evaluate, reads_names, truthy
+from marketing.database_roles import system_role
 from marketing.models import Contact, Organization
 from marketing.tenancy import org_context
 from workflows import steps as step_kinds
@@ -633,29 +634,36 @@ def advance_batch(*, limit: int = BATCH, now: datetime | None = None) -> int:
             # runs left behind, on every claim; an index scan marks them dead as it passes.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL enable_bitmapscan = off")
-        instances = list(
-            WorkflowInstance.objects.with_scopes_disabled()
-            .filter(status__in=[InstanceStatus.PENDING, InstanceStatus.WAITING], wake_at__lte=now)
-            .order_by("wake_at")
-            .select_for_update(skip_locked=True, of=("self",))[:limit]
-        )
-        if not instances:
-            return 0
-        batch = Batch(now)
-        contacts = (
-            Contact.objects.with_scopes_disabled().select_related("company").in_bulk({i.contact_id for i in instances})
-        )
-        orgs = Organization.objects.in_bulk({i.org_id for i in instances})
-        workflows = Workflow.objects.with_scopes_disabled().in_bulk({i.workflow_id for i in instances})
-        by_org: dict[int, list[WorkflowInstance]] = defaultdict(list)
-        for instance in instances:
-            instance.org, instance.workflow = orgs[instance.org_id], workflows[instance.workflow_id]
-            by_org[instance.org_id].append(instance)
-        _deferred_moves(instances, batch)
+        # Claimed across orgs as the system role (a worker acting as app: docs/tenancy.md); each
+        # org's runs then go as app, in that org's context, in this same transaction.
+        with system_role():
+            instances = list(
+                WorkflowInstance.objects.with_scopes_disabled()
+                .filter(status__in=[InstanceStatus.PENDING, InstanceStatus.WAITING], wake_at__lte=now)
+                .order_by("wake_at")
+                .select_for_update(skip_locked=True, of=("self",))[:limit]
+            )
+            if not instances:
+                return 0
+            batch = Batch(now)
+            contacts = (
+                Contact.objects.with_scopes_disabled()
+                .select_related("company")
+                .in_bulk({i.contact_id for i in instances})
+            )
+            orgs = Organization.objects.in_bulk({i.org_id for i in instances})
+            workflows = Workflow.objects.with_scopes_disabled().in_bulk({i.workflow_id for i in instances})
+            by_org: dict[int, list[WorkflowInstance]] = defaultdict(list)
+            for instance in instances:
+                instance.org, instance.workflow = orgs[instance.org_id], workflows[instance.workflow_id]
+                by_org[instance.org_id].append(instance)
+            _deferred_moves(instances, batch)
         for org_id, group in by_org.items():
             with org_context(orgs[org_id]):
                 for instance in group:
                     Run(instance, contact=contacts[instance.contact_id], now=now, batch=batch).advance()
-        batch.write(instances)
+        # The batch's rows are written together, across the batch's orgs: as the system role.
+        with system_role():
+            batch.write(instances)
         batch.after_commit()
     return len(instances)

@@ -8,6 +8,7 @@ type of their ``PropertyDefinition``.
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from marketing.field_encryption import BIDX
 from marketing.models import PropertyDefinition
 
 STRING, NUMBER, BOOLEAN, DATETIME, NAMES, JSON_LIST = "string", "number", "boolean", "datetime", "names", "list"
@@ -93,6 +94,17 @@ def field_info(subject: str, path: str, *, org) -> FieldInfo | None:
             definition = PropertyDefinition.objects.filter(org=org, subject=definition_subject, key=key).first()
             if definition is None:
                 return None
+            if definition.sensitive:  # stored as {"$enc": …, "$bidx": …}: equality through the index
+                return FieldInfo(
+                    path,
+                    json_field,
+                    PROPERTY_TYPES[definition.type],
+                    nullable=True,
+                    json_key=key,
+                    encrypted=True,
+                    index=f"{json_field}__{key}__{BIDX}",
+                    purpose=f"property:{key}",
+                )
             return FieldInfo(path, json_field, PROPERTY_TYPES[definition.type], nullable=True, json_key=key)
     return None
 

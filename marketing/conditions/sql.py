@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from marketing.conditions.fields import BOOLEAN, DATETIME, JSON_LIST, NAMES, NUMBER, STRING, FieldInfo, field_info
 from marketing.conditions.operators import ALL, NONE, compare_numbers, operators
-from marketing.field_encryption import blind_index
+from marketing.field_encryption import BIDX, blind_index, property_index
 
 COMPARISONS = {"==", "!=", "===", "!==", "<", "<=", ">", ">="}
 MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!=", "===": "===", "!==": "!=="}
@@ -170,6 +170,8 @@ class _Compiler:
         return F(info.lookup)
 
     def _field_truthy(self, info: FieldInfo) -> Q:
+        if info.encrypted and info.json_key is not None:  # a sensitive property: set and not empty
+            return Q(**{f"{info.lookup}__{info.json_key}__{BIDX}__isnull": False})
         if info.type == NAMES:  # a non-empty list: at least one (a subquery, so no duplicate rows)
             return Q(pk__in=self._with_any(info))
         if info.type == JSON_LIST:
@@ -224,7 +226,11 @@ class _Compiler:
             if op not in ("==", "===") or not isinstance(literal, str):
                 raise NotCompilable(f"“{info.path}” is encrypted: only is set, is empty and equals")
             # The ciphertext differs every time: equality is asked of the keyed hash instead.
+            if info.json_key is not None:  # "set" first, so that its negation is never unknown
+                return self._field_truthy(info) & Q(**{info.index: property_index(info.json_key, literal)})
             return Q(**{info.index: blind_index(literal, purpose=info.purpose)})
+        if info.encrypted and info.json_key is not None and op == "==":
+            return ~self._field_truthy(info)  # null == "": not set, or set empty
         expression = self._expression(info)
         if literal is None:
             return self._null_comparison(op, info, expression)

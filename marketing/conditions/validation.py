@@ -175,6 +175,9 @@ class _Walker:
                         f"At {where}: “{path}” is compared as stored, in E.164: write the number as +4915112345678."
                     )
                     continue
+                if info.json_key is not None and not isinstance(other, str | dict | list):
+                    self.errors.append(f"At {where}: “{path}” is text: compare it with a text value.")
+                    continue
                 if not isinstance(other, dict | list):
                     continue
             self.errors.append(

@@ -294,3 +294,105 @@ def test_the_console_finds_a_contact_by_its_whole_phone_number_only(org, console
     assert found(PHONE) == {ana.email}
     assert found("12345678") == set()  # a part of a number: phones are encrypted, no partial match
     assert found("ana@") == {ana.email}
+
+
+@pytest.fixture
+def ssn(org):
+    from marketing.models import PropertyDefinition
+
+    return PropertyDefinition.objects.create(org=org, subject="contact", key="ssn", type="string", sensitive=True)
+
+
+def stored_properties(contact: Contact) -> str:
+    return raw("SELECT properties::text FROM marketing_contact WHERE id = %s", [contact.pk])[0][0]
+
+
+def test_sensitive_property_values_are_encrypted_and_read_back(org, ssn):
+    contact = services.contact_create(
+        org=org, email="ana@example.com", properties={"ssn": "078-05-1120", "plan": "pro"}
+    )
+
+    text = stored_properties(contact)
+    assert "078-05-1120" not in text and '"plan": "pro"' in text and "enc1:" in text
+    assert Contact.objects.get(pk=contact.pk).properties == {"ssn": "078-05-1120", "plan": "pro"}
+
+    contact.properties = {**contact.properties, "ssn": "219-09-9999"}
+    Contact.objects.bulk_update([contact], ["properties"])  # the imports' path
+    assert "219-09-9999" not in stored_properties(contact)
+    assert Contact.objects.get(pk=contact.pk).properties["ssn"] == "219-09-9999"
+
+
+def test_marking_a_property_sensitive_encrypts_the_values_already_stored_and_unmarking_undoes_it(org, console):
+    from marketing.models import PropertyDefinition
+
+    definition = PropertyDefinition.objects.create(org=org, subject="contact", key="passport", type="string")
+    contact = services.contact_create(org=org, email="ana@example.com", properties={"passport": "X1234567"})
+    assert "X1234567" in stored_properties(contact)
+
+    page = console.get(f"/admin/marketing/propertydefinition/{definition.pk}/change/")
+    assert 'name="sensitive"' in page.content.decode() and "Values are stored encrypted" in page.content.decode()
+    form = {"subject": "contact", "key": "passport", "label": "", "type": "string", "options": "", "source": "user"}
+    console.post(f"/admin/marketing/propertydefinition/{definition.pk}/change/", {**form, "sensitive": "on"})
+    assert PropertyDefinition.objects.get(pk=definition.pk).sensitive
+    assert "X1234567" not in stored_properties(contact)
+    assert Contact.objects.get(pk=contact.pk).properties == {"passport": "X1234567"}
+
+    console.post(f"/admin/marketing/propertydefinition/{definition.pk}/change/", form)
+    assert "X1234567" in stored_properties(contact)
+
+
+def test_only_a_contact_text_property_can_be_sensitive(org):
+    from django.core.exceptions import ValidationError
+
+    from marketing.models import PropertyDefinition
+
+    with pytest.raises(ValidationError) as caught:
+        PropertyDefinition(org=org, subject="company", key="x", type="string", sensitive=True).full_clean()
+    assert "sensitive" in caught.value.message_dict
+    with pytest.raises(ValidationError) as caught:
+        PropertyDefinition(org=org, subject="contact", key="x", type="number", sensitive=True).full_clean()
+    assert "sensitive" in caught.value.message_dict
+
+
+SENSITIVE_RULES = [
+    {"!!": {"var": "properties.ssn"}},
+    {"!": {"var": "properties.ssn"}},
+    {"==": [{"var": "properties.ssn"}, "078-05-1120"]},
+    {"!=": [{"var": "properties.ssn"}, "078-05-1120"]},
+    {"==": [{"var": "properties.ssn"}, None]},
+    {"==": [{"var": "properties.ssn"}, ""]},
+]
+
+
+@pytest.mark.parametrize("rule", SENSITIVE_RULES)
+def test_rules_on_a_sensitive_property_agree_in_sql_and_python(org, ssn, rule):
+    from marketing.conditions import contact_facts, evaluate, to_q, truthy, validate
+
+    contacts = [
+        ContactFactory(org=org, properties={"ssn": "078-05-1120"}),
+        ContactFactory(org=org, properties={"ssn": "219-09-9999"}),
+        ContactFactory(org=org, properties={"ssn": ""}),
+        ContactFactory(org=org, properties={}),
+    ]
+    validate(rule, "contact")
+
+    selected = set(Contact.objects.filter(to_q(rule, "contact", org=org)).values_list("pk", flat=True))
+    expected = {c.pk for c in contacts if truthy(evaluate(rule, contact_facts(Contact.objects.get(pk=c.pk))))}
+    assert selected == expected
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"in": ["078", {"var": "properties.ssn"}]},
+        {">": [{"var": "properties.ssn"}, "1"]},
+        {"==": [{"var": "properties.ssn"}, 78]},
+    ],
+)
+def test_other_operators_on_a_sensitive_property_fail_validation_naming_it(org, ssn, rule):
+    from django.core.exceptions import ValidationError
+
+    from marketing.conditions import validate
+
+    with pytest.raises(ValidationError, match=r"properties\.ssn"):
+        validate(rule, "contact")

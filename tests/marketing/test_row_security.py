@@ -10,10 +10,12 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import ProgrammingError, connection
+from django.db import ProgrammingError, connection, connections
 
+from marketing.database_roles import system_alias
 from marketing.models import Contact, ListMembership, Organization
 from marketing.tenancy import no_org, org_context
+from tests.database_roles import become_unprivileged
 from tests.factories import ContactFactory, ContactListFactory, OrganizationFactory, TagFactory
 
 pytestmark = [pytest.mark.django_db]
@@ -64,29 +66,15 @@ def test_tables_that_had_no_org_take_it_from_their_parent_and_refuse_another_org
         tag = TagFactory(org=org)
         contact.tags.add(tag)
         ListMembership.objects.create(contact=contact, contact_list=ContactListFactory(org=org))
-    with connection.cursor() as cursor:
+    with connections[system_alias()].cursor() as cursor:
         for table in ("marketing_contact_tags", "marketing_listmembership"):
             cursor.execute(f"SELECT org_id FROM {table} WHERE contact_id = %s", [contact.pk])  # noqa: S608
             assert cursor.fetchall() == [(org.pk,)]
-    _become_probe()
+    become_unprivileged()
     with org_context(other), pytest.raises(ProgrammingError, match="row-level security"), connection.cursor() as cursor:
         # Linking org's contact from other's context: the trigger cannot see the contact, the
         # row gets no org, and the policy refuses it.
         cursor.execute("INSERT INTO marketing_contact_tags (contact_id, tag_id) VALUES (%s, %s)", [contact.pk, tag.pk])
-
-
-def _become_probe() -> str:
-    """Switches this transaction to a fresh role with reads and writes on every table but no
-    privilege over row-level security (not superuser, not owner, not BYPASSRLS)."""
-    role = f"rls_probe_{connection.settings_dict['NAME']}"[:63]
-    with connection.cursor() as cursor:
-        cursor.execute(f'CREATE ROLE "{role}" NOLOGIN NOSUPERUSER NOBYPASSRLS')
-        cursor.execute(f'GRANT USAGE ON SCHEMA public TO "{role}"')
-        cursor.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"')
-        cursor.execute(f'SET LOCAL ROLE "{role}"')
-        cursor.execute("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
-        assert cursor.fetchone() == (False, False)
-    return role
 
 
 def _counts(cursor, relation: str, org_id: int) -> tuple[int, int]:
@@ -106,13 +94,13 @@ def test_a_raw_query_with_another_orgs_setting_or_none_sees_no_row_of_the_org():
         assert Contact.objects.exists()
 
     relations = [name for name, *_ in _relations()]
-    with connection.cursor() as cursor:
+    with connections[system_alias()].cursor() as cursor:  # a role that sees every row
         as_owner = {name: (_counts(cursor, name, acme.pk), _counts(cursor, name, other.pk)) for name in relations}
     populated = [name for name, ((acme_rows, _), _) in as_owner.items() if acme_rows]
     # Most relations hold some of the demo org's rows, so the zeros below mean something.
     assert len(populated) >= len(relations) // 2, sorted(set(relations) - set(populated))
 
-    _become_probe()
+    become_unprivileged()
     wrong = []
     with connection.cursor() as cursor:
         for name in relations:

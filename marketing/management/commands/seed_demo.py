@@ -115,9 +115,10 @@ class Command(BaseCommand):
                 },
             )
             users = self._users(acme, password)
-            Membership.objects.with_scopes_disabled().get_or_create(
-                org=globex, user=users["admin"], defaults={"role": Role.ADMIN}
-            )
+            with org_context(globex):  # inside its org: row-level security accepts only its rows
+                Membership.objects.with_scopes_disabled().get_or_create(
+                    org=globex, user=users["admin"], defaults={"role": Role.ADMIN}
+                )
             with org_context(acme):
                 made = self._contacts(acme, fake, rng, contacts, companies, owners=[users["sales1"], users["sales2"]])
             with org_context(globex):
@@ -142,7 +143,8 @@ class Command(BaseCommand):
             )
             user.set_password(password)
             user.save(update_fields=["password"])
-            Membership.objects.with_scopes_disabled().get_or_create(org=org, user=user, defaults={"role": role})
+            with org_context(org):
+                Membership.objects.with_scopes_disabled().get_or_create(org=org, user=user, defaults={"role": role})
             users[username] = user
         return users
 
