@@ -18,7 +18,7 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 from marketing.admin import ReadOnlyAdmin, RuleField, TenantAdmin, rule_builder_config
 from marketing.conditions import rule_errors
 from scoring.models import ContactScore, PredictiveModel, ScoreLedger, ScoringModel, ScoringRule
-from scoring.selectors import score_breakdown
+from scoring.selectors import not_scored_reason, score_breakdown
 from scoring.threshold_rows import ThresholdsField, ThresholdsWidget, threshold_messages
 
 THRESHOLD_ACTIONS = {"handoff", "enrol", "notify"}
@@ -369,12 +369,14 @@ class ContactScoreAdmin(ReadOnlyAdmin):
                 round(data["probability"] * 100, 1),
                 ", ".join(str(f.get("feature")) for f in data["factors"][:5] if isinstance(f, dict)) or "no factors",
             )
+        reason = not_scored_reason(org=obj.org, contact=obj.contact)
         return format_html(
-            "<p>Base <strong>{}</strong> + the rows below = <strong>{}</strong></p>"
+            "{}<p>Base <strong>{}</strong> + the rows below = <strong>{}</strong></p>"
             "<table><thead><tr><th>Rule or reason</th><th>Reason</th><th>Points</th><th>Rows</th></tr></thead>"
             "<tbody>{}</tbody></table>{}"
             "<h3>Recent changes</h3><table><thead><tr><th>At</th><th>Rule or reason</th><th>Delta</th>"
             "<th>Score</th><th>Event</th></tr></thead><tbody>{}</tbody></table>",
+            format_html("<p class='not-scored'><strong>{}</strong></p>", reason) if reason else "",
             data["base"],
             data["score"],
             rows,

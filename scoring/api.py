@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketing.models import Contact
-from scoring.selectors import score_breakdown, scoring_model_get
+from scoring.selectors import not_scored_reason, score_breakdown, scoring_model_get
 
 
 class BreakdownItem(serializers.Serializer):
@@ -53,6 +53,10 @@ class ScoreOutput(serializers.Serializer):
     recent = RecentChange(many=True, help_text="The newest ledger rows, with their events.")
     probability = serializers.FloatField(allow_null=True, help_text="Conversion probability; null: rules only.")
     factors = Factor(many=True)
+    not_scored = serializers.CharField(
+        allow_null=True,
+        help_text="Why the contact is not scored any more (no profiling consent), or null when it is.",
+    )
 
 
 class ContactScoreView(APIView):
@@ -76,4 +80,6 @@ class ContactScoreView(APIView):
         model = scoring_model_get(org=org, slug=slug)
         if model is None:
             raise Http404("No such scoring model." if slug else "The organisation has no default scoring model.")
-        return Response(ScoreOutput(score_breakdown(contact=contact, model=model)).data)
+        data = score_breakdown(contact=contact, model=model)
+        data["not_scored"] = not_scored_reason(org=org, contact=contact)
+        return Response(ScoreOutput(data).data)

@@ -6,8 +6,10 @@ from typing import Any
 from django.db.models import Count, F, Min, Sum, Window
 
 from marketing.conditions.facts import iso
+from marketing.consent_providers import consent_allowed_ids
 from marketing.models import Contact
 from scoring.models import ContactScore, ScoreLedger, ScoringModel
+from scoring.rules import PROFILING
 
 RECENT = 10
 BY_RULE = {ScoreLedger.Reason.RULE, ScoreLedger.Reason.FIT}
@@ -18,6 +20,17 @@ def scoring_model_get(*, org, slug: str | None = None) -> ScoringModel | None:
     not (an inactive model's scores can still be read). None when there is no such model."""
     models = ScoringModel.objects.filter(org=org)
     return models.filter(slug=slug).first() if slug else models.filter(is_default=True).first()
+
+
+def not_scored_reason(*, org, contact: Contact) -> str | None:
+    """Why scoring leaves the contact out (the org's profiling regime and the contact's consent),
+    in words; None when it is scored. Two queries."""
+    if contact.pk in consent_allowed_ids(org=org, contact_ids=[contact.pk], purpose=PROFILING):
+        return None
+    return (
+        "Not scored: the contact has not consented to profiling (lead scoring), which this organisation "
+        "asks for; the score is kept as it was and changes no more."
+    )
 
 
 def score_breakdown(*, contact: Contact, model: ScoringModel) -> dict[str, Any]:

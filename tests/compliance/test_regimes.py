@@ -369,3 +369,18 @@ def test_decay_leaves_out_contacts_without_profiling_consent(org, value):
     scores_decay(model=model, now=now, workers=1)
     scores = {name: ContactScore.objects.get(contact=c).score for name, c in people.items()}
     assert scores == {"agreed": 50, "silent": 50 if value == OPT_OUT else 100, "refused": 100}
+
+
+def test_the_score_api_and_page_say_why_a_contact_is_not_scored(org, scoring_model, api, member_factory):
+    scored_person, withdrawn = person(org), person(org)
+    score_events(org, [scored_person, withdrawn])
+    say(org, withdrawn, "profiling", False, at=T0 + timedelta(hours=1))
+    assert api.get(f"/api/v1/contacts/{scored_person.pk}/score/").json()["not_scored"] is None
+    body = api.get(f"/api/v1/contacts/{withdrawn.pk}/score/").json()
+    assert body["not_scored"].startswith("Not scored: the contact has not consented to profiling")
+    assert body["score"] == 15  # kept as it was
+    client = Client()
+    client.force_login(member_factory(org, role=Role.ADMIN))
+    row = ContactScore.objects.get(contact=withdrawn)
+    page = client.get(f"/admin/scoring/contactscore/{row.pk}/change/")
+    assert page.status_code == 200 and "has not consented to profiling" in page.content.decode()
