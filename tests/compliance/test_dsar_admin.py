@@ -210,8 +210,19 @@ def test_the_queue_the_add_form_and_a_requests_page_in_chromium(org, officer, li
     late = make(org, "late-with-a-rather-long-address@example-company.example", due_in_days=-4.5, kind="portability")
     make(org, "soon@example.com", due_in_days=3.5, kind="erasure", law="ccpa")
     request = make(org, "pat@example.com", due_in_days=12.5, kind="rectification", details="My surname is Okafor")
+    waiting = make(org, "wait@example.com", confirmed=False, kind="erasure")
+    confirm = reverse("compliance:dsar-verify", args=[request_verify_token(waiting)])
     shots = shots_dir("dsar-shots")
     with launch() as browser:
+        person = browser.new_page(viewport={"width": 390, "height": 800})
+        person.goto(f"{live_server.url}{confirm}")
+        person.screenshot(path=str(shots / "confirm.png"), full_page=True)
+        assert_no_sideways_scroll(person, 390)
+        with person.expect_navigation():
+            person.click("text=Confirm my request")
+        confirmed = person.inner_text("body")
+        person.screenshot(path=str(shots / "confirmed.png"), full_page=True)
+
         tab = browser.new_page(viewport={"width": WIDTH, "height": 800})
         login(tab, live_server.url, "cora")
         tab.goto(f"{live_server.url}{LIST}")
@@ -232,6 +243,7 @@ def test_the_queue_the_add_form_and_a_requests_page_in_chromium(org, officer, li
         message = tab.inner_text("body")
         tab.screenshot(path=str(shots / "completed.png"), full_page=True)
 
+    assert "Your request is confirmed" in confirmed and "no email will confirm it" in confirmed
     assert overdue == "overdue by 4 days" and late.pk
     assert "completed; the person was told" in message
 
