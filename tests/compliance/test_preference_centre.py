@@ -377,3 +377,15 @@ def test_a_marketer_adds_a_topic_in_the_console_and_sees_the_choices_read_only(o
     assert choices.status_code == 200 and b"ana@example.com" in choices.content
     assert b"Add topic choice" not in choices.content  # appended by the centre, never by hand
     assert duplicate.status_code == 200 and b"already exists" in duplicate.content
+
+
+def test_saves_beyond_the_links_budget_are_refused_and_change_nothing(org, person, browser, monkeypatch):
+    monkeypatch.setattr("compliance.preference_pages.SAVE_RATE", "1/m")
+    url = path(preference_url(org_id=org.pk, contact_id=person.pk, message_id=99))
+
+    first = csrf_post(browser, url, {"action": "save", "purposes": ["email_marketing"]})
+    second = csrf_post(browser, url, {"action": "unsubscribe_all"})
+
+    assert first.status_code == 200
+    assert second.status_code == 429 and second["Retry-After"] == "60"
+    assert states(org, person)["email_marketing"] is True  # the second POST withdrew nothing
