@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from marketing import selectors
 from marketing.api import ContactOutput, CrudViewSet
 from marketing.api_auth import HasServerKey
+from marketing.audit import Verb, audit_record
 from marketing.conditions import NotCompilable, to_q, validate
 from marketing.conditions.fields import SUBJECTS
 from marketing.models import Contact, Segment
@@ -186,6 +187,10 @@ class SegmentViewSet(CrudViewSet):
             .order_by("-segment_memberships__entered_at", "-id")
         )
         page = self.paginate_queryset(members)
+        # Contacts read: one audit entry for the page, with its size (not the ids).
+        audit_record(
+            org=request.auth.org, verb=Verb.LISTED, target=segment, fields=ContactOutput.Meta.fields, count=len(page)
+        )
         return self.get_paginated_response(ContactOutput(page, many=True).data)
 
     @extend_schema(

@@ -349,3 +349,12 @@ def test_audit_purge_as_the_app_role_is_refused_in_one_line(org, other_org):
         "run audit_purge with the owner's DATABASE_URL."
     )
     assert AuditEntry.objects.with_scopes_disabled().count() == 2
+
+
+def test_a_segments_members_read_through_the_api_is_recorded(org, api):
+    ContactFactory.create_batch(3, org=org, country="DE")
+    segment = segment_save(org=org, name="Germans", slug="germans", rule={"==": [{"var": "country"}, "DE"]})
+    assert len(api.get(f"/api/v1/segments/{segment.pk}/contacts/").json()["results"]) == 3
+    (entry,) = entries(verb="listed")
+    assert entry[:5] == ("api", entry[1], "listed", "marketing.segment", str(segment.pk))
+    assert entry[6] == 3 and "email" in entry[5]
