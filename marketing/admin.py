@@ -964,6 +964,16 @@ class OrganizationAdmin(ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
 
+    # Settings changes go to the audit log like every tenant page's (TenantAdmin), the org itself
+    # being the target.
+    def construct_change_message(self, request, form, formsets, add=False):
+        request._audit_fields = audit_changed_fields(form, formsets)
+        return super().construct_change_message(request, form, formsets, add)
+
+    def log_change(self, request, obj, message):
+        audit_record(org=obj, verb=Verb.CHANGED, target=obj, fields=getattr(request, "_audit_fields", ()))
+        return super().log_change(request, obj, message)
+
 
 # Roles come from memberships (marketing.roles), not Django's global groups.
 admin.site.unregister(Group)

@@ -358,3 +358,18 @@ def test_a_segments_members_read_through_the_api_is_recorded(org, api):
     (entry,) = entries(verb="listed")
     assert entry[:5] == ("api", entry[1], "listed", "marketing.segment", str(segment.pk))
     assert entry[6] == 3 and "email" in entry[5]
+
+
+def test_organisation_settings_changed_in_the_console_are_recorded(org, member_factory):
+    from django.test import Client
+
+    from tests.marketing.test_organization_form import settings_data
+
+    client = Client()
+    client.force_login(member_factory(org, Role.ADMIN, username="ada"))
+    data = settings_data(org, quiet_hours_start="21:30", quiet_hours_end="07:45")
+    response = client.post(reverse("admin:marketing_organization_change", args=[org.pk]), data)
+    assert response.status_code == 302
+    (entry,) = entries(verb="changed")
+    assert entry[:5] == ("console", "ada", "changed", "marketing.organization", str(org.pk))
+    assert {"quiet_hours_start", "quiet_hours_end"} <= set(entry[5])
