@@ -54,3 +54,49 @@ def demo_topics(*, org, users, stdout) -> None:
     ]
     if made:
         stdout.write(f"Topics for the preference centre: {', '.join(made)}.")
+
+
+@demo_seeder
+def demo_data_subject_requests(*, org, users, stdout) -> None:
+    """Four requests in the queue: one overdue, one due this week, one open for weeks, one waiting
+    for the person's confirmation (rows only, no email; skipped once the org has any)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from compliance.data_subject_requests import request_due_at
+    from compliance.models import DataSubjectRequest, Law, RequestKind, RequestSource, RequestStatus
+
+    if DataSubjectRequest.objects.filter(org=org).exists():
+        return
+    people = list(Contact.objects.filter(org=org, email__isnull=False).order_by("pk")[:4])
+    if len(people) < 4:
+        return
+    now = timezone.now()
+    plans = [  # kind, law, source, days since received, confirmed
+        (RequestKind.ACCESS, Law.GDPR, RequestSource.PREFERENCE_CENTRE, 33, True),
+        (RequestKind.ERASURE, Law.CCPA, RequestSource.API, 40, True),
+        (RequestKind.RECTIFICATION, Law.GDPR, RequestSource.CONSOLE, 3, True),
+        (RequestKind.OPT_OUT_OF_SALE, Law.CCPA, RequestSource.API, 1, False),
+    ]
+    rows = []
+    for contact, (kind, law, source, age, confirmed) in zip(people, plans, strict=True):
+        received = now - timedelta(days=age)
+        rows.append(
+            DataSubjectRequest(
+                org=org,
+                kind=kind,
+                law=law,
+                source=source,
+                email=contact.email,
+                contact=contact,
+                received_at=received,
+                verified_at=received + timedelta(hours=2) if confirmed else None,
+                status=RequestStatus.OPEN if confirmed else RequestStatus.UNVERIFIED,
+                due_at=request_due_at(law=law, received_at=received),
+                verification_sends=1,
+                details="Please correct my last name." if kind == RequestKind.RECTIFICATION else "",
+            )
+        )
+    DataSubjectRequest.objects.bulk_create(rows)
+    stdout.write(f"Data-subject requests in the queue: {len(rows)}.")

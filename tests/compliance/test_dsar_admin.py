@@ -260,3 +260,19 @@ def test_the_queue_does_not_query_per_row(org, officer, django_assert_max_num_qu
     with django_assert_max_num_queries(len(few.captured_queries)):
         html = officer_console.get(LIST).content.decode()
     assert "more19@example.com" in html
+
+
+def test_the_demo_fills_the_queue_once(org, officer):
+    import io
+
+    from compliance.demo import demo_data_subject_requests
+
+    for n in range(4):
+        ContactFactory(org=org, email=f"demo{n}@example.com")
+    demo_data_subject_requests(org=org, users={}, stdout=io.StringIO())
+    demo_data_subject_requests(org=org, users={}, stdout=io.StringIO())
+
+    assert DataSubjectRequest.objects.count() == 4
+    html = client_for(officer).get(LIST).content.decode()
+    assert "overdue by" in html and "days left" in html and "Waiting for the person to confirm" in html
+    assert DataSubjectRequest.objects.filter(status=RequestStatus.UNVERIFIED).count() == 1
