@@ -21,7 +21,9 @@
  *     <form data-mk-form>, also forms added later, so a submission joins this visitor's
  *     history to the person who filled it in;
  *   - exposes window.mk.page() (another page view, e.g. after a client-side route change),
- *     window.mk.identify(email, traits) (POST {host}/v1/identify) and window.mk.anonymousId().
+ *     window.mk.identify(email, traits) (POST {host}/v1/identify), window.mk.anonymousId() and
+ *     window.mk.consent({analytics: true, advertising: false}) (the visitor's banner choices,
+ *     sent with every later call as context.consent.categoryPreferences).
  *
  * The site's origin must be in the organisation's allowed origins, else the console refuses
  * the calls (403). No dependencies and no build step: ES5 syntax, plus URL, URLSearchParams and
@@ -87,8 +89,19 @@
 
   var UTM = { utm_source: "source", utm_medium: "medium", utm_campaign: "name", utm_term: "term", utm_content: "content" };
 
+  // The visitor's choices from the site's consent banner (mk.consent), sent with every call as
+  // Segment's context.consent.categoryPreferences: the console stores tracking only as the
+  // organisation's regime and these choices allow (docs/consent.md).
+  var preferences = null;
+
+  function consent(choices) {
+    preferences = {};
+    for (var name in choices || {}) preferences[name] = !!choices[name];
+  }
+
   function context(page) {
     var result = { page: page, userAgent: navigator.userAgent };
+    if (preferences) result.consent = { categoryPreferences: preferences };
     // As analytics.js does: the page's utm_* parameters as context.campaign, which /v1/page keeps.
     var params = new URLSearchParams(location.search);
     for (var name in UTM) {
@@ -157,6 +170,7 @@
     loaded: true,
     page: page,
     identify: identify,
+    consent: consent,
     anonymousId: function () {
       return anonymousId;
     },

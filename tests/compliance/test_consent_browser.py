@@ -1,5 +1,8 @@
-"""In Chromium at 1366 px: the Consent regimes page (radio buttons, the one-click GDPR box) and the
-double opt-in confirmation page a person opens from the email."""
+"""In Chromium at 1366 px: the Consent regimes page (radio buttons, the one-click GDPR box), the
+double opt-in confirmation page a person opens from the email, and track.js passing a consent
+banner's choice."""
+
+import json
 
 from compliance.double_opt_in import confirmation_url, pending_consent_request
 from compliance.models import ConsentRecord
@@ -59,3 +62,33 @@ def test_a_person_confirms_from_the_page_the_email_links_to(org, live_server, se
     assert "it is confirmed" in done
     grant = ConsentRecord.objects.get(contact=ana)
     assert grant.granted and grant.source == "double_opt_in" and grant.proof["confirmed_ip"]
+
+
+def test_track_js_passes_the_banners_choice_so_an_opt_in_org_tracks_after_it(live_server, settings, tmp_path):
+    from compliance.services import consent_regimes_set
+    from marketing.models import Event
+    from marketing.tenancy import org_context
+    from tests.browser import launch
+    from tests.factories import OrganizationFactory
+
+    settings.DEBUG = True  # the demo page (track.js and a form) is served only in DEBUG
+    settings.VAR_DIR = tmp_path
+    acme = OrganizationFactory(slug="acme", allowed_origins=[live_server.url])
+    with org_context(acme):
+        consent_regimes_set(org=acme, regimes={"tracking": "opt_in"})
+    answers = []
+    with launch() as browser:
+        tab = browser.new_page()
+        # Both page views' answers are awaited; the database is read once chromium is closed.
+        with tab.expect_response("**/v1/page") as first:
+            tab.goto(f"{live_server.url}/t/demo/")
+        answers.append(first.value.json())
+        with tab.expect_response("**/v1/page") as second:
+            tab.evaluate("window.mk.consent({Analytics: true, Advertising: false}); window.mk.page()")
+        answers.append(second.value.json())
+        sent = json.loads(second.value.request.post_data)
+
+    assert answers[0]["status"] == "dropped" and answers[1]["status"] == "stored"
+    assert sent["context"]["consent"] == {"categoryPreferences": {"Analytics": True, "Advertising": False}}
+    with org_context(acme):
+        assert Event.objects.filter(type="page_view").count() == 1
