@@ -131,7 +131,14 @@ class SendTemplate(Action):
             return None
         to = config["destination"] if "destination" in config else _address(contact, self.channel)
         verdict = send_guards(
-            org=org, contact=contact, channel=self.channel, purpose=template.purpose, to=to, now=at, earlier=earlier
+            org=org,
+            contact=contact,
+            channel=self.channel,
+            purpose=template.purpose,
+            to=to,
+            now=at,
+            earlier=earlier,
+            template=template,
         )
         if verdict.verdict == SEND:
             earlier.append(EarlierSend(self.channel, template.purpose, at))

@@ -656,11 +656,18 @@ def send_guards(
     to: str,
     now: datetime,
     earlier: list[EarlierSend] = (),
+    template: MessageTemplate | None = None,
 ) -> GuardVerdict:
     """``messages_guards`` for a message that is not stored — what a dry run (and so a
     projection) asks of a send step: ``contact`` on ``channel`` for ``purpose`` at ``now``, to
-    ``to`` (the provider's address, or a destination), after the run's own ``earlier`` sends."""
-    message = Message(pk=0, org=org, contact=contact, channel=channel, purpose=purpose, to=to or "")
+    ``to`` (the provider's address, or a destination), after the run's own ``earlier`` sends;
+    ``template`` (its live version) for the topic guard."""
+    version = template.live_version if template is not None else None
+    if version is not None:
+        version.template = template  # the topic guard reads the template's topic from it
+    message = Message(
+        pk=0, org=org, contact=contact, channel=channel, purpose=purpose, to=to or "", template_version=version
+    )
     with org_context(org):
         return messages_guards([message], now, earlier={contact.pk: list(earlier)})[0]
 

@@ -56,6 +56,25 @@ def test_a_message_of_a_topic_the_contact_left_is_blocked_with_the_reason(org, c
     assert message_send(message_id=again.pk, now=T0) == "sent"  # rejoined: the newest choice wins
 
 
+def test_a_dry_run_says_a_left_topic_blocks_the_send(org, contact, template, news):
+    from workflows.actions import actions
+
+    template.topic = news
+    template.save(update_fields=["topic"])
+    step = actions()["send_email"]
+    before = step.dry_run_verdict(org=org, contact=contact, config={"template": template.slug}, at=T0, earlier=[])
+    topic_choice_record(org=org, contact=contact, topic=news, subscribed=False, source="preference_centre")
+
+    after = step.dry_run_verdict(org=org, contact=contact, config={"template": template.slug}, at=T0, earlier=[])
+
+    assert before["verdict"] == "send"
+    assert (after["verdict"], after["kind"], after["reason"]) == (
+        "block",
+        "topic",
+        "topic left: the contact unsubscribed from “Newsletter”",
+    )
+
+
 def test_leaving_a_topic_blocks_only_that_topics_messages(org, contact, template_factory, news, smtp):
     newsletter = template_factory("newsletter")
     newsletter.topic = news
