@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from marketing.csv_export import csv_stream, csv_write
 from marketing.email_addresses import normalise_email
-from marketing.erased_identities import EMAIL, NOT_IMPORTED, PHONE, erased_values
+from marketing.erased_identities import EMAIL, NOT_IMPORTED, PHONE, erased_values, refusal
 from marketing.identity import Trust
 from marketing.ingestion import events_ingest, events_validate
 from marketing.models import (
@@ -60,6 +60,8 @@ from marketing.services import tags_get_or_create
 from marketing.tenancy import org_context
 
 logger = logging.getLogger(__name__)
+
+ERASED_REFUSAL = refusal(public=False)
 
 BATCH_SIZE = 1000
 PROPERTY_PREFIX = "properties."
@@ -831,7 +833,8 @@ def _events_batch(context: _Context, rows: list[dict[str, str | None]], first_ro
     for result, number in zip(results, numbers, strict=True):
         if result.status == "error":
             for path, reason in result.errors.items():
-                outcome.error(number, context.column(path), reason)
+                # An erased email: the import's own words for it ("not imported").
+                outcome.error(number, context.column(path), NOT_IMPORTED if reason == ERASED_REFUSAL else reason)
         elif result.status == "stored":
             outcome.created += 1
     return outcome

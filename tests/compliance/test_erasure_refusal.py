@@ -104,6 +104,30 @@ def test_reimport_is_refused_row_by_row(org, erased, tmp_path):
     assert list(Contact.objects.values_list("email", flat=True)) == ["ok@example.com"]
 
 
+def test_an_events_import_naming_the_email_is_refused_row_by_row(org, erased, tmp_path):
+    path = tmp_path / "events.csv"
+    with open(path, "w", newline="") as out:
+        csv.writer(out).writerows(
+            [
+                ["email", "type", "at"],
+                [EMAIL, "webinar", "2026-01-05T10:00:00Z"],
+                ["ok@example.com", "webinar", "2026-01-05T10:00:00Z"],
+            ]
+        )
+    job = import_job_create(
+        org=org,
+        kind=ImportJob.Kind.EVENTS,
+        path_or_file=path,
+        mapping={"email": "email", "type": "type", "at": "occurred_at"},
+    )
+    job = import_job_run(job_id=job.pk)
+
+    assert list(ImportRowError.objects.filter(job=job).values_list("row", "column", "reason")) == [
+        (1, "email", NOT_IMPORTED)
+    ]
+    assert list(Contact.objects.values_list("email", flat=True)) == ["ok@example.com"]
+
+
 def test_a_public_form_stores_nothing_and_says_only_not_stored(org, erased):
     org.allowed_origins = [SITE]
     org.save(update_fields=["allowed_origins"])
