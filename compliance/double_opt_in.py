@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from compliance.models import ConsentRecord, LawfulBasis, PendingConsent, Purpose
 from compliance.services import consent_states_sync
+from marketing.database_roles import system_alias
 from marketing.models import Contact, Event, Organization
 from marketing.notices import notice_send
 from marketing.tenancy import org_context
@@ -123,7 +124,12 @@ def pending_consent_for_token(token: str, *, now: datetime | None = None) -> Pen
         raise ConsentLinkError("invalid") from None
     try:
         # Before the org is known: resolved across orgs by the signed id alone.
-        pending = PendingConsent.objects.with_scopes_disabled().select_related("org", "contact").get(pk=payload["p"])
+        pending = (
+            PendingConsent.objects.with_scopes_disabled()
+            .using(system_alias())
+            .select_related("org", "contact")
+            .get(pk=payload["p"])
+        )
     except (PendingConsent.DoesNotExist, KeyError, TypeError):
         raise ConsentLinkError("invalid") from None
     if pending.confirmed_at is None and payload.get("s") != pending.sends:
@@ -137,7 +143,10 @@ def pending_consent_confirm(*, token: str, ip: str, user_agent: str, now: dateti
     now = now or timezone.now()
     pending = pending_consent_for_token(token, now=now)
     with org_context(pending.org), transaction.atomic():
-        locked = PendingConsent.objects.select_for_update().get(pk=pending.pk)
+        # Its contact and org loaded now, inside the org: the page reads them after it.
+        locked = (
+            PendingConsent.objects.select_for_update(of=("self",)).select_related("org", "contact").get(pk=pending.pk)
+        )
         if locked.confirmed_at is not None:
             return locked
         contact = locked.contact

@@ -100,6 +100,10 @@ class Processes:
             **os.environ,
             "DEBUG": "false",
             "SECRET_KEY": settings.SECRET_KEY,
+            # The keys DEBUG=false requires, as this process has them (docs/encryption.md).
+            "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
+            "FIELD_INDEX_KEY": settings.FIELD_INDEX_KEY,
+            "ERASURE_HASH_KEY": ",".join(settings.ERASURE_HASH_KEY),
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
@@ -517,10 +521,10 @@ class EngineScenario(Scenario):
             fill = (
                 "INSERT INTO raw_instance (org_id, workflow_id, version_id, contact_id, status, current_step, "
                 "wake_at, waits_for_event, tokens, context, visits, trigger_type, trigger_key, trigger_data, "
-                "triggered_at, result, error, paused_status, updated_at) "
+                "triggered_at, result, error, paused_status, moves, updated_at) "
                 "SELECT 1, 1, 1, g, 'pending', 'plan', now() - interval '1 minute', false, "
                 '\'[{"id": "t1", "step": "plan"}]\', \'{"vars": {}, "steps": {}}\', \'{}\', \'manual\', \'raw\', '
-                "'{}', now(), '', '', '', now() FROM generate_series(1, %s) g"
+                "'{}', now(), '', '', '', '[]', now() FROM generate_series(1, %s) g"
             )
             cursor.execute(fill, [rows])
             cursor.execute("ANALYZE raw_instance")
