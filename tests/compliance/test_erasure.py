@@ -19,6 +19,7 @@ from marketing import erased_identities
 from marketing.models import AuditEntry, Contact, ErasedIdentity, Event, ImportRowError
 from scoring.models import ContactScore, Handoff, ScoreLedger
 from tests.compliance.personal_data_everywhere import EMAIL, OTHER_EMAIL, PHONE, TRACES, person_with_data_everywhere
+from tests.factories import ContactFactory
 from workflows.models import AutomationExecution, Delivery, WorkflowInstance, WorkflowStepRun
 
 TEXT_TYPES = ("text", "character varying", "character", "json", "jsonb")
@@ -202,3 +203,12 @@ def test_erased_identity_is_per_org(org, other_org, tmp_path):
     contact_erase(contact=people.person)
     assert erased_identities.is_erased(org=org, kind="email", value=EMAIL)
     assert not erased_identities.is_erased(org=other_org, kind="email", value=EMAIL)
+
+
+def test_an_anonymous_contact_is_erased_without_identities(org):
+    visitor = ContactFactory(org=org, email=None, first_name="", last_name="")
+    Event.objects.create(org=org, contact=visitor, type="page_view", occurred_at=visitor.created_at, message_id="v-1")
+    erasure = contact_erase(contact=visitor)
+    assert erasure.identities == [] and "events" in erasure.sources
+    assert not Contact.objects.filter(pk=visitor.pk).exists() and not Event.objects.exists()
+    assert not ErasedIdentity.objects.exists() and not Suppression.objects.exists()
