@@ -5,6 +5,8 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
+from marketing.postgres_operations import row_security
+
 REGIMES = [
     ("opt_in", "Opt-in: not until the person agrees (GDPR)"),
     ("opt_out", "Opt-out: allowed until the person says no (CCPA)"),
@@ -48,6 +50,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("compliance", "0002_consent_outlives_contact_and_requests"),
         ("marketing", "0012_invitations"),
+        ("marketing", "0013_row_security"),
     ]
 
     operations = [
@@ -226,4 +229,5 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(states_from_records, migrations.RunPython.noop),
+        row_security("compliance_consentregime", "compliance_consentstate", "compliance_pendingconsent"),
     ]
