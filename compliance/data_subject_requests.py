@@ -155,12 +155,6 @@ def _verification_email(request: DataSubjectRequest) -> None:
         f"{request_verify_url(request)}\n\n"
         "If you did not ask for this, ignore this email: nothing happens until the request is confirmed."
     )
-    if request.kind == RequestKind.ERASURE:
-        text += (
-            f"\n\nOnce your data is erased, {org.name} cannot write to you any more: this address is then "
-            "blocked for every email, so no confirmation will follow. The erasure is done by "
-            f"{request.due_at:%d %B %Y}."
-        )
     notice_send(
         org=org,
         to=request.email,
@@ -386,13 +380,12 @@ def _complete_erasure(request: DataSubjectRequest, by: User | None) -> tuple[str
     earlier = DataSubjectRequest.objects.filter(org=request.org).exclude(archive_path="")
     _archives_delete(earlier.filter(Q(contact=request.contact) | Q(email=request.email)))
     contact_erase(contact=request.contact, by=by, reason=f"data-subject request #{request.pk}")
-    # No email after this: the erasure suppresses the address for every message, transactional
-    # ones too, and a message queued now would hold the address again. The person was told so
-    # when they confirmed the request (the confirmation email and page).
+    # The erasure blocks the address for every message but notices like this answer, so the
+    # person learns it was done (GDPR art. 12(3)) and nothing else reaches them.
     return (
-        "The contact's personal data was erased; only a keyed hash of the address is kept, so it is not re-added. "
-        "No email was sent afterwards: the person was told at confirmation that none would follow.",
-        "",
+        "The contact's personal data was erased; only a keyed hash of the address is kept, so it is not re-added.",
+        f"{request.org.name} erased the personal data it held about {request.email}. It will send you "
+        "nothing more, except answers to requests you make about your data.",
     )
 
 
