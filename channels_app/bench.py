@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.test import override_settings
 
 from marketing.bench import Profiler, Scenario, scenario
+from marketing.key_rotation import contacts_phones_encrypt
 from marketing.models import Contact, Organization, PropertyDefinition
 from marketing.tenancy import org_context
 from workflows.bench import COUNTRIES, Processes
@@ -602,6 +603,8 @@ class ProjectionScenario(Scenario):
                 "now(), now(), NULL FROM generate_series(1, %s) g",
                 [org.pk, COUNTRIES, zones, n],
             )
+        contacts_phones_encrypt(org=org)  # generated in clear above; stored as the ORM stores them
+        with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO compliance_consentrecord (org_id, contact_id, purpose, granted, source, lawful_basis, "
                 "proof, recorded_at) SELECT org_id, id, p.purpose, true, 'import', 'consent', '{}', now() "

@@ -236,6 +236,10 @@ class BlindIndexField(models.CharField):
         kwargs.setdefault("max_length", 64)
         kwargs.setdefault("blank", True)
         kwargs.setdefault("editable", False)
+        kwargs.setdefault("default", "")
+        # A DEFAULT in the table too: raw INSERTs that name no index (the benches' generated
+        # contacts) store "" (no phone), which rotate_field_keys or contacts_phones_encrypt fill.
+        kwargs.setdefault("db_default", "")
         super().__init__(*args, **kwargs)
 
     def deconstruct(self):
@@ -243,7 +247,7 @@ class BlindIndexField(models.CharField):
         kwargs["source"] = self.source
         if self.purpose != "phone":
             kwargs["purpose"] = self.purpose
-        for default, value in (("max_length", 64), ("blank", True), ("editable", False)):
+        for default, value in (("max_length", 64), ("blank", True), ("editable", False), ("default", "")):
             if kwargs.get(default) == value:
                 kwargs.pop(default)
         return name, path, args, kwargs

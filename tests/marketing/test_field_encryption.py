@@ -7,6 +7,7 @@ import pytest
 from django.core.exceptions import FieldError, ImproperlyConfigured
 from django.db import connection
 from django.test import override_settings
+from django_scopes import scopes_disabled
 
 from channels_app.models import Message, Suppression
 from compliance.models import ConsentRecord
@@ -396,3 +397,19 @@ def test_other_operators_on_a_sensitive_property_fail_validation_naming_it(org, 
 
     with pytest.raises(ValidationError, match=r"properties\.ssn"):
         validate(rule, "contact")
+
+
+def test_phones_written_in_clear_by_raw_sql_are_encrypted_for_one_org(org, other_org):
+    from marketing.key_rotation import contacts_phones_encrypt
+
+    mine = ContactFactory(org=org, phone="")
+    with scopes_disabled():
+        theirs = ContactFactory(org=other_org, phone="")
+    for contact in (mine, theirs):
+        raw("UPDATE marketing_contact SET phone = %s WHERE id = %s RETURNING id", [PHONE, contact.pk])
+
+    assert contacts_phones_encrypt(org=org) == 1
+
+    phone, index = stored_phone(mine)
+    assert phone.startswith("enc1:") and index == phone_index(PHONE)
+    assert stored_phone(theirs) == (PHONE, "")  # another org's rows are not touched
