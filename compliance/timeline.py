@@ -1,6 +1,6 @@
-"""Consent changes on a contact's timeline (``marketing.timeline``)."""
+"""Consent changes and topic choices on a contact's timeline (``marketing.timeline``)."""
 
-from compliance.models import ConsentRecord
+from compliance.models import ConsentRecord, TopicChoice
 from marketing.timeline import TimelineEntry, TimelineSource, timeline_source
 
 
@@ -22,3 +22,29 @@ class ConsentEntries(TimelineSource):
 
     def count(self, contact):
         return ConsentRecord.objects.filter(org_id=contact.org_id, contact=contact).count()
+
+
+@timeline_source
+class TopicChoiceEntries(TimelineSource):
+    """Topics the contact joined or left (the preference centre, by hand), newest first."""
+
+    kind = "topic"
+
+    def entries(self, contact, limit):
+        choices = (
+            TopicChoice.objects.filter(org_id=contact.org_id, contact=contact)
+            .select_related("topic")
+            .order_by("-recorded_at", "-id")
+        )
+        return [
+            TimelineEntry(
+                at=c.recorded_at,
+                kind=self.kind,
+                title=f"{'Joined' if c.subscribed else 'Left'} the topic “{c.topic.name}”",
+                detail=f"source: {c.source}",
+            )
+            for c in choices[:limit]
+        ]
+
+    def count(self, contact):
+        return TopicChoice.objects.filter(org_id=contact.org_id, contact=contact).count()
