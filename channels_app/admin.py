@@ -21,7 +21,8 @@ from channels_app.outbox import CONSENT_PURPOSE, notice_enqueue
 from channels_app.rendering import FIELDS, template_errors, template_warnings
 from channels_app.template_problems import template_problems
 from channels_app.template_versions import template_preview, template_publish
-from marketing.admin import ReadOnlyAdmin, RecentWindowFilter, TenantAdmin
+from marketing.admin import ReadOnlyAdmin, RecentWindowFilter, TenantAdmin, phone_searched
+from marketing.field_encryption import phone_index
 from marketing.models import Contact
 
 
@@ -261,6 +262,10 @@ class MessageAdmin(ReadOnlyAdmin):
     )
     list_filter_submit = True
     search_fields = ("to", "contact__email", "idempotency_key", "provider_message_id")
+    search_help_text = (
+        "Search by recipient, contact email, idempotency key or provider id; a phone number (encrypted) "
+        "by the whole number, which finds the texts to the contact who has it."
+    )
     list_select_related = ("workflow",)
     date_hierarchy = "created_at"
     readonly_fields = (
@@ -286,6 +291,15 @@ class MessageAdmin(ReadOnlyAdmin):
         "content",
     )
     fields = readonly_fields
+
+    def get_search_results(self, request, queryset, search_term):
+        """An SMS recipient is encrypted: a whole phone number finds the messages of the contacts
+        with that number (through ``phone_bidx``) besides what the search fields match."""
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        phone = phone_searched(search_term, request.org)
+        if phone:
+            found |= queryset.filter(contact__phone_bidx=phone_index(phone))
+        return found, duplicates
 
     @admin.display(description="subject")
     def subject(self, obj: Message) -> str:

@@ -422,7 +422,7 @@ class PropertyInputsAdmin:
         return properties_json(undefined_properties(obj.properties, definitions))
 
 
-def _phone_searched(term: str, org) -> str | None:
+def phone_searched(term: str, org) -> str | None:
     """The E.164 number a console search names (in the org's default country when it has no +),
     or None when it is no phone number (an email, a name)."""
     text = term.strip()
@@ -545,7 +545,7 @@ class ContactAdmin(PropertyInputsAdmin, TenantAdmin):
         A search that reads as a whole phone number finds its contacts through ``phone_bidx``:
         phones are encrypted, so only the exact number matches.
         """
-        phone = _phone_searched(search_term, request.org)
+        phone = phone_searched(search_term, request.org)
         if phone:
             return queryset.filter(phone_bidx=phone_index(phone)), False
         for word in search_term.split():

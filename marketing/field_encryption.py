@@ -199,7 +199,9 @@ class EncryptedTextField(models.TextField):
         return encrypt(value)
 
     def get_lookup(self, lookup_name):
-        if lookup_name in ("isnull", "exact", "in"):
+        # ``only_phones``: the other values are in clear and may be searched (a part of a phone
+        # number then simply matches no encrypted one).
+        if lookup_name in ("isnull", "exact", "in") or self.only_phones:
             return super().get_lookup(lookup_name)
         return None  # Django then says the lookup is unsupported for this field, naming it
 
@@ -208,6 +210,9 @@ class EncryptedExact(models.lookups.Exact):
     """``= ''`` and ``= NULL`` only: a ciphertext is different each time it is written."""
 
     def get_prep_lookup(self):
+        field = self.lhs.output_field
+        if field.only_phones and not (isinstance(self.rhs, str) and is_phone(self.rhs)):
+            return super().get_prep_lookup()  # a value kept in clear
         if self.rhs not in (None, "") and not hasattr(self.rhs, "resolve_expression"):
             index = self.lhs.output_field.index
             raise FieldError(
@@ -219,7 +224,8 @@ class EncryptedExact(models.lookups.Exact):
 
 class EncryptedIn(models.lookups.In):
     def get_prep_lookup(self):
-        if not hasattr(self.rhs, "resolve_expression") and any(v not in (None, "") for v in self.rhs):
+        clear = (lambda v: not is_phone(v)) if self.lhs.output_field.only_phones else (lambda v: v in (None, ""))
+        if not hasattr(self.rhs, "resolve_expression") and not all(clear(v) for v in self.rhs):
             raise FieldError(f"{self.lhs.output_field.name} is encrypted: look it up through its blind index.")
         return super().get_prep_lookup()
 

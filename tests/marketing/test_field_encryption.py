@@ -413,3 +413,25 @@ def test_phones_written_in_clear_by_raw_sql_are_encrypted_for_one_org(org, other
     phone, index = stored_phone(mine)
     assert phone.startswith("enc1:") and index == phone_index(PHONE)
     assert stored_phone(theirs) == (PHONE, "")  # another org's rows are not touched
+
+
+def test_the_outbox_finds_texts_by_the_whole_number_and_emails_by_part_of_the_address(org, member_factory):
+    from django.test import Client
+
+    admin = member_factory(org, "admin", username="ada")
+    client = Client()
+    client.force_login(admin)
+    ana = ContactFactory(org=org, email="ana@example.com", phone=PHONE)
+    sms = Message.objects.create(org=org, contact=ana, channel="sms", to=PHONE, idempotency_key="s1")
+    email = Message.objects.create(org=org, contact=ana, channel="email", to="ana@example.com", idempotency_key="e1")
+
+    def found(term: str) -> set[int]:
+        page = client.get("/admin/channels_app/message/", {"q": term})
+        assert page.status_code == 200
+        return {m.pk for m in page.context["cl"].result_list}
+
+    assert sms.pk in found("+49 151 12345678")
+    assert found("ana@exam") == {sms.pk, email.pk}  # the contact's email matches both
+    assert Message.objects.filter(to="ana@example.com").get() == email  # a recipient kept in clear
+    with pytest.raises(FieldError, match="encrypted"):
+        Message.objects.filter(to=PHONE).exists()
