@@ -435,3 +435,32 @@ def test_the_outbox_finds_texts_by_the_whole_number_and_emails_by_part_of_the_ad
     assert Message.objects.filter(to="ana@example.com").get() == email  # a recipient kept in clear
     with pytest.raises(FieldError, match="encrypted"):
         Message.objects.filter(to=PHONE).exists()
+
+
+def test_the_property_page_marks_a_property_sensitive_in_chromium(org, live_server, member_factory):
+    from marketing.models import PropertyDefinition
+    from tests.browser import WIDTH, assert_no_sideways_scroll, launch, login, shots_dir
+
+    member_factory(org, "admin", username="ada")
+    contact = ContactFactory(org=org, properties={"tax_id": "DE123456789"})
+    PropertyDefinition.objects.create(org=org, subject="contact", key="tax_id", type="string")
+    shots = shots_dir("field-encryption")
+
+    with launch() as browser:
+        page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+        login(page, live_server.url, "ada", next_url="/admin/marketing/propertydefinition/")
+        page.get_by_role("link", name="tax_id").click()
+        checkbox = page.locator("#id_sensitive")
+        help_text = page.locator(".field-sensitive, #id_sensitive_helptext").first.inner_text()
+        assert "Values are stored encrypted" in help_text
+        checkbox.check()
+        assert_no_sideways_scroll(page)
+        page.screenshot(path=str(shots / "property-sensitive-form.png"), full_page=True)
+        with page.expect_navigation():
+            page.locator("[name=_save]").click()
+        assert "values are now encrypted" in page.content()
+        assert_no_sideways_scroll(page)
+        page.screenshot(path=str(shots / "property-list.png"), full_page=True)
+
+    assert "DE123456789" not in stored_properties(contact)
+    assert Contact.objects.get(pk=contact.pk).properties == {"tax_id": "DE123456789"}
