@@ -8,7 +8,7 @@ may publish a given workflow) come from django-guardian.
 Only tenant rows are granted: the installation's own tables (schedules, users, other orgs,
 auth groups, guardian's and axes' rows, inbound SMS receipts) are for superusers. ``PLATFORM_APPS``
 are refused whatever ``GRANTS`` says, and an app's wildcard covers only its tenant models (those
-with an ``org``, or in ``PARENT_SCOPED``). Tenants schedule their work through their own
+with an ``org``, or in ``PARENT_SCOPED`` or ``CONTENT_SCOPED``). Tenants schedule their work through their own
 ``ScheduledJob``s.
 """
 
@@ -28,12 +28,15 @@ PLATFORM_APPS = ("django_celery_beat", "auth", "guardian", "axes", "admin", "con
 # Rows with no org column of their own that belong to one through their parent, edited only as
 # inlines of that parent's page (a contact's lists, an import's rejected rows).
 PARENT_SCOPED = ("marketing.listmembership", "marketing.importrowerror")
+# Rows with no org column that belong to one through what they hold: the change history's events
+# carry the org of the row they copy (marketing.change_history), and its page shows the current
+# org's only.
+CONTENT_SCOPED = ("marketing.changeevent",)
 GRANTS: dict[str, dict[str, str]] = {
     Role.ADMIN: {
         **{f"{app}.*": "vacd" for app in OUR_APPS},
         "marketing.organization": "vc",
         "marketing.user": "",
-        "marketing.changeevent": "v",  # change history; the audit log comes with marketing.* (read-only pages)
     },
     Role.MARKETER: {
         **{f"{app}.*": "vacd" for app in ("marketing", "workflows", "channels_app")},
@@ -46,6 +49,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "compliance.*": "v",
         "compliance.subscriptiontype": "vac",  # topics are part of the marketing plan
         "marketing.auditentry": "",  # the audit log and change history: admins and compliance
+        "marketing.changeevent": "",
     },
     Role.SALES: {
         "marketing.contact": "vc",
@@ -61,6 +65,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "marketing.invitation": "",
         "marketing.user": "",
         "marketing.auditentry": "",
+        "marketing.changeevent": "",
     },
     Role.COMPLIANCE: {
         "marketing.contact": "vcd",
@@ -96,7 +101,9 @@ def _tenant_model(app_label: str, model_name: str) -> bool:
         model = apps.get_model(app_label, model_name)
     except LookupError:
         return False
-    return f"{app_label}.{model_name}" in PARENT_SCOPED or any(f.name == "org" for f in model._meta.get_fields())
+    if f"{app_label}.{model_name}" in PARENT_SCOPED + CONTENT_SCOPED:
+        return True
+    return any(f.name == "org" for f in model._meta.get_fields())
 
 
 class RoleBackend:

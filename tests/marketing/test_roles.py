@@ -10,7 +10,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from django_scopes import scopes_disabled
 
 from marketing.models import Membership, Organization, Role
-from marketing.roles import PARENT_SCOPED
+from marketing.roles import CONTENT_SCOPED, PARENT_SCOPED
 from marketing.tenancy import org_context
 from tests.factories import UserFactory
 
@@ -49,7 +49,7 @@ def test_no_role_reaches_an_admin_page_of_a_model_without_an_org(org, member_fac
         request = console_request(user, membership)
         reached = []
         for model, model_admin in admin.site._registry.items():
-            if has_org(model) or model is Organization:
+            if has_org(model) or model is Organization or model._meta.label_lower in CONTENT_SCOPED:
                 continue
             checks = {
                 "module": model_admin.has_module_permission(request),
@@ -72,7 +72,9 @@ def test_no_role_holds_a_permission_on_an_installation_table(org, member_factory
         granted = [
             f"{model._meta.label}.{action}"
             for model in apps.get_models()
-            if not has_org(model) and model is not Organization and model._meta.label_lower not in PARENT_SCOPED
+            if not has_org(model)
+            and model is not Organization
+            and model._meta.label_lower not in PARENT_SCOPED + CONTENT_SCOPED
             for action in ACTIONS
             if user.has_perm(perm_name(model, action))
         ]
