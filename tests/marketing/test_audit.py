@@ -389,3 +389,33 @@ def test_organisation_settings_changed_in_the_console_are_recorded(org, member_f
     (entry,) = entries(verb="changed")
     assert entry[:5] == ("console", "ada", "changed", "marketing.organization", str(org.pk))
     assert {"quiet_hours_start", "quiet_hours_end"} <= set(entry[5])
+
+
+def test_a_request_id_is_sent_back_and_kept_on_the_entries(org, api):
+    contact = ContactFactory(org=org)
+    mine = api.get(f"/api/v1/contacts/{contact.pk}/", headers={"X-Request-ID": "trace-42"})
+    assert mine["X-Request-ID"] == "trace-42"
+    made_up = api.get(f"/api/v1/contacts/{contact.pk}/", headers={"X-Request-ID": "not a token; DROP"})
+    assert len(made_up["X-Request-ID"]) == 32 and made_up["X-Request-ID"] != "not a token; DROP"
+    assert list(AuditEntry.objects.order_by("id").values_list("request_id", flat=True)) == [
+        "trace-42",
+        made_up["X-Request-ID"],
+    ]
+
+
+def test_a_task_acts_as_itself_and_one_run_inside_a_request_as_the_requests_actor(org, eager_tasks):
+    from celery import shared_task
+
+    @shared_task(name="tests.audit_probe")
+    def audit_probe(org_id: int) -> int:
+        from marketing.models import Organization
+
+        return audit_record(org=Organization.objects.get(pk=org_id), verb="purged", target_type="marketing.event").pk
+
+    by_task = AuditEntry.objects.get(pk=audit_probe.delay(org.pk).get())
+    assert (by_task.source, by_task.actor_label) == ("task", "tests.audit_probe")
+    with audit_context(source=Source.API, label="API key crm (abc12345)"):
+        in_request = AuditEntry.objects.get(pk=audit_probe.delay(org.pk).get())
+    assert (in_request.source, in_request.actor_label) == ("api", "API key crm (abc12345)")
+    after = audit_record(org=org, verb="purged", target_type="marketing.event")
+    assert after.source == "command"  # the task's context ended with it
