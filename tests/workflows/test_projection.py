@@ -132,6 +132,23 @@ def test_projection_equals_the_sum_of_the_members_dry_runs(org, audience):
     assert projected["steps"]["opened"] < projected["contacts"]  # the goal ended some runs at a pause
 
 
+def test_projection_equals_the_dry_runs_under_either_consent_regime(org, audience):
+    from compliance.services import consent_regimes_set
+
+    segment, members = audience
+    workflow = Workflow.objects.create(
+        org=org, name="Promo", slug="promo", draft_definition=definition({">=": [{"var": "score"}, 40]})
+    )
+    blocked = {}
+    for regime in ("opt_out", "opt_in"):
+        consent_regimes_set(org=org, regimes={"email_marketing": regime, "sms": regime, "push": regime})
+        projected = workflow_project(workflow=workflow, segment=segment, now=START)
+        assert projected == dry_run_sum(workflow, members), regime
+        blocked[regime] = sum(count for key, count in projected["blocked"].items() if "consent" in key)
+    # Members who never said are sent to under opt-out, blocked under opt-in.
+    assert blocked["opt_out"] < blocked["opt_in"], blocked
+
+
 def test_a_delay_until_a_local_time_is_sampled(org, audience):
     segment, members = audience
     steps = definition({">=": [{"var": "score"}, 40]})["steps"]
