@@ -87,6 +87,8 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         "DEBUG": "false",
         "SECRET_KEY": "x" * 30 + "-production-secret-key-for-the-check",
         "ERASURE_HASH_KEY": "erasure-hash-key-for-the-check",
+        "FIELD_ENCRYPTION_KEYS": "kEzcs3fCGxYkr3vsxkszLMKTDnLkbnz5-D8GG1g1O4U=",
+        "FIELD_INDEX_KEY": "field-index-key-for-the-check",
         "ALLOWED_HOSTS": "console.example.com",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
     }
@@ -143,3 +145,15 @@ def test_the_demo_keeps_its_mail_in_the_outbox_instead_of_printing_it(
     with scopes_disabled():
         notices = Message.objects.filter(org__slug="acme", contact=None, purpose="transactional")
         assert notices.exists()
+
+
+@pytest.mark.parametrize("variable", ["FIELD_ENCRYPTION_KEYS", "FIELD_INDEX_KEY"])
+def test_production_refuses_to_start_without_the_field_encryption_keys(monkeypatch, variable):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from marketing import settings as project_settings
+
+    monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(project_settings, "DEBUG", False)
+    with pytest.raises(ImproperlyConfigured, match=f"{variable} must be set when DEBUG is false"):
+        project_settings._field_key(variable, "unused", str)
