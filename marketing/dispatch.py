@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
 from marketing.bulk_sql import array_literal
+from marketing.database_roles import system_alias
 from marketing.models import DispatchBatch, Event, Organization
 
 logger = logging.getLogger(__name__)
@@ -79,10 +80,12 @@ def dispatch_batch_run(*, batch_id: int) -> bool:
     from marketing.tenancy import org_context
 
     now = timezone.now()
-    claimable = DispatchBatch.objects.with_scopes_disabled().filter(pk=batch_id, status=DispatchBatch.Status.PENDING)
+    # Claimed and read before the org is known: as the system role (docs/tenancy.md).
+    batches = DispatchBatch.objects.with_scopes_disabled().using(system_alias())
+    claimable = batches.filter(pk=batch_id, status=DispatchBatch.Status.PENDING)
     if not claimable.update(status=DispatchBatch.Status.RUNNING, lease_until=now + LEASE, attempts=F("attempts") + 1):
         return False  # done already, or another worker has it
-    batch = DispatchBatch.objects.with_scopes_disabled().select_related("org").get(pk=batch_id)
+    batch = batches.select_related("org").get(pk=batch_id)
     with org_context(batch.org), transaction.atomic():
         if connection.vendor == "postgresql":
             # What a batch writes is derived from stored, durably committed events: if the server
@@ -136,7 +139,7 @@ def _contacts_lock(contact_ids: list[int]) -> None:
 def dispatch_batches_due(*, now=None, limit: int = 500) -> list[int]:
     """Batches to send again: pending past their backoff (a lost task) or running past their lease."""
     now = now or timezone.now()
-    batches = DispatchBatch.objects.with_scopes_disabled()
+    batches = DispatchBatch.objects.with_scopes_disabled().using(system_alias())  # every org's
     expired = batches.filter(status=DispatchBatch.Status.RUNNING, lease_until__lt=now)
     expired.update(status=DispatchBatch.Status.PENDING, lease_until=None)
     due = batches.filter(status=DispatchBatch.Status.PENDING, next_attempt_at__lte=now - STALE_PENDING)

@@ -201,8 +201,12 @@ _system_url = env.db(
     "SYSTEM_DATABASE_URL", default=env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
 )
 DATABASES["system"] = {**DATABASES["default"], **_system_url, "TEST": {"MIRROR": "default"}}
-DATABASES["system"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **_system_url.get("OPTIONS", {})}
-if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+_same_engine = DATABASES["system"]["ENGINE"] == DATABASES["default"]["ENGINE"]
+DATABASES["system"]["OPTIONS"] = {
+    **(DATABASES["default"].get("OPTIONS", {}) if _same_engine else {}),
+    **_system_url.get("OPTIONS", {}),
+}
+if _same_engine and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
     _given = _system_url.get("OPTIONS", {}).get("options", "")
     DATABASES["system"]["OPTIONS"]["options"] = f"{_given} {_session_options}".strip()
 DATABASE_ROUTERS = ["marketing.database_roles.SystemAliasRouter"]
