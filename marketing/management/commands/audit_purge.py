@@ -36,4 +36,5 @@ class Command(BaseCommand):
                 raise CommandError(f"{exc}; run audit_purge with the owner's DATABASE_URL.") from exc
         verb = "would delete" if dry_run else "deleted"
         rows, orgs = sum(counts.values()), len(counts)
-        self.stdout.write(f"audit_purge {verb} {rows:,} entries older than {days} days in {orgs} organisation(s).")
+        age = f"{days} day" if days == 1 else f"{days} days"
+        self.stdout.write(f"audit_purge {verb} {rows:,} entries older than {age} in {orgs} organisation(s).")
