@@ -6,10 +6,14 @@ class ChannelsAppConfig(AppConfig):
     verbose_name = "Channels"
 
     def ready(self) -> None:
-        from channels_app import personal_data  # noqa: F401  registers its DSAR data sources
         # esp_tracking connects anymail's tracking receiver; push_subscriptions registers the
         # merge handler that moves a merged contact's subscriptions (in workers too).
-        from channels_app import embedded_runner, esp_tracking, push_subscriptions  # noqa: F401
+        from channels_app import (  # noqa: F401
+            embedded_runner,
+            esp_tracking,
+            personal_data,
+            push_subscriptions,
+        )
         from channels_app.library_resources import DestinationResource, MessageTemplateResource
         from channels_app.metrics import outbox_gauges
         from marketing.embedded import embedded_service

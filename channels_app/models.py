@@ -6,8 +6,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from marketing.field_encryption import EncryptedTextField, is_phone, phone_index
 from marketing.change_history import history_tracked
+from marketing.field_encryption import EncryptedTextField, is_phone, phone_index
 from marketing.models import Contact, TenantModel
 
 

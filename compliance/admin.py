@@ -150,9 +150,3 @@ class PendingConsentAdmin(ReadOnlyAdmin):
     list_select_related = ("contact",)
     search_fields = ("contact__email",)
     exclude = ("org", "event")
-
-
-from compliance import requests_admin  # noqa: F401, E402  the data-subject request queue's pages
-
-
-from compliance import retention_admin  # noqa: F401, E402  the Data retention page

@@ -45,5 +45,6 @@ class ComplianceConfig(AppConfig):
         from marketing.consent_providers import consent_provider_register
 
         consent_provider_register(RegimeConsentProvider())
-        # The merge handler that moves topic choices to the kept contact, and the topics' console pages.
-        from compliance import preference_centre, topics_admin  # noqa: F401
+        # The merge handler that moves topic choices to the kept contact, and the console pages
+        # kept beside admin.py: topics, the data-subject request queue, data retention.
+        from compliance import preference_centre, requests_admin, retention_admin, topics_admin  # noqa: F401

@@ -9,8 +9,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from marketing.field_encryption import EncryptedNetworkAddressesJSONField
 from marketing.change_history import history_tracked
+from marketing.field_encryption import EncryptedNetworkAddressesJSONField
 from marketing.models import Contact, Event, TenantModel
 
 

@@ -9,7 +9,7 @@ class MarketingConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        import marketing.bulk_sql  # noqa: F401  registers the __any_of lookup
+        import marketing.bulk_sql
         import marketing.personal_data  # noqa: F401  the DSAR data sources registry and its own sources
         from marketing import audit  # noqa: F401  connects the audit context of Celery tasks
         from marketing.metrics import gauges_register, marketing_gauges

@@ -815,4 +815,3 @@ class AuditEntry(models.Model):
     def __str__(self) -> str:
         target = f"{self.target_type} #{self.target_id}" if self.target_id else self.target_type
         return f"{self.actor_label or self.source} {self.verb} {target}".strip()
-

@@ -6,8 +6,8 @@ class ScoringConfig(AppConfig):
     verbose_name = "Scoring"
 
     def ready(self):
-        from scoring import personal_data  # noqa: F401  registers its DSAR data sources
         from marketing.timeline import TimelineSource, timeline_source
+        from scoring import personal_data  # noqa: F401  registers its DSAR data sources
         from scoring.selectors import ScoreEntries
 
         # Score changes on the contact timeline (a subclass, so the selector module needs no

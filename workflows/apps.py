@@ -6,8 +6,9 @@ class WorkflowsConfig(AppConfig):
     verbose_name = "Workflows"
 
     def ready(self) -> None:
-        from workflows import personal_data  # noqa: F401  registers its DSAR data sources
         from django.db.models.signals import pre_migrate
+
+        from workflows import personal_data  # noqa: F401  registers its DSAR data sources
 
         pre_migrate.connect(_sqlite_legacy_alter_table, dispatch_uid="workflows-sqlite-legacy-alter-table")
         from marketing.conditions import namespace_fields_register, register_namespace

@@ -7,7 +7,6 @@ class Migration(migrations.Migration):
         ("marketing", "0013_field_encryption"),
         ("marketing", "0013_audit_history"),
         ("marketing", "0013_row_security"),
-        ("marketing", "0013_consent_regimes"),
     ]
 
     operations = []

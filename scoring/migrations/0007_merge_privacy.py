@@ -5,7 +5,6 @@ class Migration(migrations.Migration):
     dependencies = [
         ("scoring", "0006_audit_history"),
         ("scoring", "0006_row_security"),
-        ("scoring", "0006_consent_regimes"),
     ]
 
     operations = []

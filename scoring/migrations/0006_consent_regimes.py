@@ -1,8 +1,0 @@
-# Placeholder of the consent work; filled by its owner, deleted if it stays empty.
-from django.db import migrations
-
-
-class Migration(migrations.Migration):
-    dependencies = [("scoring", "0005_handoff_sla_label")]
-
-    operations = []
