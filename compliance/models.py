@@ -39,10 +39,16 @@ class ConsentRecord(TenantModel):
         Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="consent_records"
     )
     subject_email = models.CharField(
-        max_length=254, blank=True, help_text="The contact's email when it was recorded, kept if the contact goes."
+        max_length=254,
+        blank=True,
+        db_default="",
+        help_text="The contact's email when it was recorded, kept if the contact goes.",
     )
     subject_digest = models.CharField(
-        max_length=128, blank=True, help_text="After an erasure: a keyed hash of the email, instead of the email."
+        max_length=128,
+        blank=True,
+        db_default="",
+        help_text="After an erasure: a keyed hash of the email, instead of the email.",
     )
     purpose = models.CharField(max_length=20, choices=Purpose.choices)
     granted = models.BooleanField()
@@ -161,7 +167,9 @@ class PendingConsent(TenantModel):
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="pending_consents")
     purposes = models.CharField(max_length=120, help_text="The purposes to grant, comma-separated and sorted.")
-    proof = models.JSONField(default=dict, blank=True, help_text="The form's proof: wording, form, time, IP, agent.")
+    proof = EncryptedNetworkAddressesJSONField(
+        default=dict, blank=True, help_text="The form's proof: wording, form, time, IP (encrypted), agent."
+    )
     event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True, help_text="When the confirmation email last went out.")
@@ -219,7 +227,10 @@ class DataSubjectRequest(TenantModel):
     source = models.CharField(max_length=20, choices=RequestSource.choices)
     email = models.CharField(max_length=254, help_text="The address the person gave; the request is verified there.")
     subject_digest = models.CharField(
-        max_length=128, blank=True, help_text="After an erasure: a keyed hash of the email, instead of the email."
+        max_length=128,
+        blank=True,
+        db_default="",
+        help_text="After an erasure: a keyed hash of the email, instead of the email.",
     )
     contact = models.ForeignKey(
         Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="data_subject_requests"
@@ -290,7 +301,9 @@ class TopicChoice(TenantModel):
     topic = models.ForeignKey(SubscriptionType, on_delete=models.CASCADE, related_name="choices")
     subscribed = models.BooleanField()
     source = models.CharField(max_length=40, help_text="preference_centre, console, api…")
-    proof = models.JSONField(default=dict, blank=True, help_text="IP, user agent, message id…")
+    proof = EncryptedNetworkAddressesJSONField(
+        default=dict, blank=True, help_text="IP (encrypted), user agent, message id…"
+    )
     recorded_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
