@@ -439,7 +439,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Every channel of a message (templates, their preview); a destination's are three of them.
-    "ENUM_NAME_OVERRIDES": {"ChannelEnum": "channels_app.models.Channel"},
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelEnum": "channels_app.models.Channel",
+        "SegmentKindEnum": "marketing.models.Segment.Kind",
+        "RequestKindEnum": "compliance.models.RequestKind",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "marketing.api_schema.error_responses",

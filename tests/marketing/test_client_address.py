@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from django_ratelimit import core as ratelimit_core
 
-from compliance.models import ConsentRecord
+from compliance.models import PendingConsent
 from marketing.dispatch import dispatch_batch_run
 from marketing.models import ApiKey, Contact, DispatchBatch, Event
 from marketing.services import api_key_create
@@ -90,8 +90,9 @@ def test_the_consent_proof_stores_the_real_address(site_key, settings, trusted, 
     event = Event.objects.get(type="form_submitted")
     assert event.properties["consent"]["ip"] == expected
     dispatch_batch_run(batch_id=DispatchBatch.objects.get().pk)  # as the worker would, after commit
-    record = ConsentRecord.objects.get(purpose="email_marketing")
-    assert record.proof["ip"] == expected
+    # Consent from a form awaits its confirmation by email (double opt-in), with the form's proof.
+    pending = PendingConsent.objects.get(purposes="email_marketing")
+    assert pending.proof["ip"] == expected
 
 
 def test_the_workflow_webhook_limit_uses_the_client_address(org, settings, monkeypatch):
