@@ -98,6 +98,24 @@ def api(api_key):
 
 
 @pytest.fixture
+def sent(django_capture_on_commit_callbacks, eager_tasks):
+    """``sent(action)`` runs ``action`` and then its after-commit callbacks, as a real commit
+    would (the outbox sends inline), and returns what ``action`` returned."""
+    from django.db import connection
+
+    def run(action):
+        start = len(connection.run_on_commit)
+        with django_capture_on_commit_callbacks(execute=True):
+            result = action()
+        # Those ran, as after a real commit: the next block's sends start a batch of their own
+        # (the outbox adds to a batch whose flush is still registered on the connection).
+        del connection.run_on_commit[start:]
+        return result
+
+    return run
+
+
+@pytest.fixture
 def eager_tasks():
     """Celery tasks run inline (as in embedded mode), whatever REDIS_URL says."""
     from marketing.celery import app

@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -35,20 +34,6 @@ from compliance.models import ConsentRecord, DataSubjectRequest, Law, RequestKin
 from compliance.tasks import data_subject_request_archives_expire, data_subject_requests_remind
 from marketing.models import AuditEntry, Contact, ErasedIdentity, Role
 from tests.factories import ContactFactory
-
-
-@pytest.fixture
-def sent(django_capture_on_commit_callbacks, eager_tasks):
-    """Runs a block's after-commit callbacks (the outbox sends inline), and returns its result."""
-
-    def run(action):
-        start = len(connection.run_on_commit)
-        with django_capture_on_commit_callbacks(execute=True):
-            result = action()
-        del connection.run_on_commit[start:]
-        return result
-
-    return run
 
 
 def confirm_path(email) -> str:

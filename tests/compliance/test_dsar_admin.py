@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -33,18 +32,6 @@ def client_for(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def sent(django_capture_on_commit_callbacks, eager_tasks):
-    def run(action):
-        start = len(connection.run_on_commit)
-        with django_capture_on_commit_callbacks(execute=True):
-            result = action()
-        del connection.run_on_commit[start:]
-        return result
-
-    return run
 
 
 @pytest.fixture

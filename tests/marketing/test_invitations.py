@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.core import mail
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -40,22 +39,6 @@ def admin_console(admin_user):
     client = Client()
     client.force_login(admin_user)
     return client
-
-
-@pytest.fixture
-def sent(django_capture_on_commit_callbacks, eager_tasks):
-    """Runs a block's after-commit callbacks (the outbox sends inline), and returns the emails."""
-
-    def run(action):
-        start = len(connection.run_on_commit)
-        with django_capture_on_commit_callbacks(execute=True):
-            result = action()
-        # Those ran, as after a real commit: the next block's sends start a batch of their own
-        # (the outbox adds to a batch whose flush is still registered on the connection).
-        del connection.run_on_commit[start:]
-        return result
-
-    return run
 
 
 def link_path(email) -> str:
