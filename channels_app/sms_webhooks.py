@@ -270,7 +270,9 @@ def sms_reply_record(*, phone: str, body: str, to: str, sid: str) -> list[int]:
     targets = [latest.contact] if latest else contacts
     stored = []
     for contact in targets:
-        properties = {"body": body[:MAX_BODY], "from": phone, "to": to}
+        # No "from": the sender is the contact, whose phone is stored encrypted; a copy in the
+        # event's properties would keep the number in clear.
+        properties = {"body": body[:MAX_BODY], "to": to}
         if latest:
             properties["in_reply_to"] = latest.pk
         item = {"type": "sms_received", "contact_id": contact.pk, "properties": properties}
