@@ -64,8 +64,15 @@ def test_a_marketer_builds_a_scoring_rule_and_the_forms_fit_the_screen(org, live
             page.fill("#id_name", "Pricing page")
             page.fill("#id_event_type", "page_view")
             row = page.locator(".rule-builder-row").nth(0)
+            # The builder fills its field list from the API: read it once it has arrived (a busy
+            # machine answered after the first read), and the fit list once the event fields left.
+            row.get_by_label("Field").locator('option[value="event.properties.path"]').wait_for(state="attached")
             behaviour_fields = row.get_by_label("Field").locator("option").evaluate_all("os => os.map(o => o.value)")
             page.select_option("#id_kind", "fit")
+            page.wait_for_function(
+                "() => ![...document.querySelectorAll('.rule-builder-row option')]"
+                ".some(o => o.value.startsWith('event.'))"
+            )
             fit_fields = row.get_by_label("Field").locator("option").evaluate_all("os => os.map(o => o.value)")
             page.select_option("#id_kind", "behaviour")
             row.get_by_label("Field").select_option("event.properties.path")
