@@ -23,10 +23,6 @@ class ComplianceConfig(AppConfig):
                     "Deletes the archives of access and portability requests once their download "
                     "link has expired (DSAR_DOWNLOAD_MAX_AGE_DAYS).",
                 ),
-            }
-        )
-        system_jobs_register(
-            {
                 # Daily (the interval counts from beat's start); each batch is its own short
                 # transaction, so the purge never holds locks for long whenever it runs.
                 "compliance: purge data past retention": (
