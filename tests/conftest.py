@@ -136,11 +136,14 @@ def write_key(org):
 def shared_database_url():
     """A DATABASE_URL with which a subprocess (a worker, a command) reaches this test's database.
 
-    PostgreSQL only: the SQLite test database lives in this process's memory.
+    PostgreSQL only: the SQLite test database lives in this process's memory. With the
+    production roles, the URL a production worker has: the system role's login acting as app.
     """
     from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("a subprocess cannot reach the in-memory SQLite test database")
+    if database_roles.ENABLED:
+        return database_roles.worker_database_url()
     db = connection.settings_dict
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

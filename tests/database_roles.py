@@ -70,6 +70,30 @@ def after_setup() -> None:
     for alias in ("default", "system"):
         # The wrappers were made with the owner's credentials: new ones read the new settings.
         del connections[alias]
+    # Subprocesses (workers, servers, commands) inherit the environment: their system alias is
+    # the test database's, not the one the URL named before the test database existed.
+    os.environ["SYSTEM_DATABASE_URL"] = _url(system)
+
+
+def _url(credentials: dict, *, acting_as: str = "") -> str:
+    """A URL of the test database with ``credentials``, acting as ``acting_as`` when given
+    (``?options=-c role=…``)."""
+    from urllib.parse import quote
+
+    from django.db import connections
+
+    db = connections.settings["default"]
+    login = quote(credentials["USER"]) + (f":{quote(credentials['PASSWORD'])}" if credentials["PASSWORD"] else "")
+    url = f"postgres://{login}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return f"{url}?options={quote(f'-c role={acting_as}')}" if acting_as else url
+
+
+def worker_database_url() -> str:
+    """The ``DATABASE_URL`` of a subprocess: what production gives a worker (docs/tenancy.md,
+    "Workers"), the system role's login acting as the app role."""
+    from django.db import connections
+
+    return _url(_credentials("SYSTEM_DATABASE_URL"), acting_as=connections.settings["default"]["APP_ROLE"])
 
 
 def before_teardown() -> None:

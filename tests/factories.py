@@ -28,6 +28,29 @@ class OrganizationFactory(DjangoModelFactory):
     default_country = "DE"
 
 
+class OrgRowFactory(DjangoModelFactory):
+    """A row of one org, written inside that org's ``org_context``, as the app does: with row-level
+    security on (the suite run as the production roles), a row of another org than the test's
+    current one is refused otherwise."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        from marketing.tenancy import org_context
+
+        org = cls._org(kwargs)
+        if org is None:
+            return super()._create(model_class, *args, **kwargs)
+        with org_context(org):
+            return super()._create(model_class, *args, **kwargs)
+
+    @classmethod
+    def _org(cls, kwargs):
+        return kwargs.get("org")
+
+
 class UserFactory(DjangoModelFactory):
     class Meta:
         model = User
@@ -43,7 +66,7 @@ class UserFactory(DjangoModelFactory):
             instance.save(update_fields=["password"])
 
 
-class MembershipFactory(DjangoModelFactory):
+class MembershipFactory(OrgRowFactory):
     class Meta:
         model = Membership
 
@@ -52,7 +75,7 @@ class MembershipFactory(DjangoModelFactory):
     role = Role.MARKETER
 
 
-class CompanyFactory(DjangoModelFactory):
+class CompanyFactory(OrgRowFactory):
     class Meta:
         model = Company
 
@@ -63,7 +86,7 @@ class CompanyFactory(DjangoModelFactory):
     size = 50
 
 
-class ContactFactory(DjangoModelFactory):
+class ContactFactory(OrgRowFactory):
     class Meta:
         model = Contact
 
@@ -74,7 +97,7 @@ class ContactFactory(DjangoModelFactory):
     country = "DE"
 
 
-class TagFactory(DjangoModelFactory):
+class TagFactory(OrgRowFactory):
     class Meta:
         model = Tag
 
@@ -82,7 +105,7 @@ class TagFactory(DjangoModelFactory):
     name = factory.Sequence(lambda n: f"tag-{n}")
 
 
-class ContactListFactory(DjangoModelFactory):
+class ContactListFactory(OrgRowFactory):
     class Meta:
         model = ContactList
 
@@ -91,15 +114,19 @@ class ContactListFactory(DjangoModelFactory):
     name = factory.Sequence(lambda n: f"List {n}")
 
 
-class ListMembershipFactory(DjangoModelFactory):
+class ListMembershipFactory(OrgRowFactory):
     class Meta:
         model = ListMembership
 
     contact_list = factory.SubFactory(ContactListFactory)
     contact = factory.SubFactory(ContactFactory, org=factory.SelfAttribute("..contact_list.org"))
 
+    @classmethod
+    def _org(cls, kwargs):
+        return kwargs["contact_list"].org
 
-class ApiKeyFactory(DjangoModelFactory):
+
+class ApiKeyFactory(OrgRowFactory):
     """A key row; tests that need the raw key call ``services.api_key_create`` instead."""
 
     class Meta:
@@ -111,7 +138,7 @@ class ApiKeyFactory(DjangoModelFactory):
     secret_hash = "0" * 64
 
 
-class SegmentFactory(DjangoModelFactory):
+class SegmentFactory(OrgRowFactory):
     """A static segment row. A dynamic one goes through ``segments.segment_save``, which validates
     its rule and computes its members."""
 
@@ -124,7 +151,7 @@ class SegmentFactory(DjangoModelFactory):
     kind = Segment.Kind.STATIC
 
 
-class SubscriptionTypeFactory(DjangoModelFactory):
+class SubscriptionTypeFactory(OrgRowFactory):
     """A topic of email marketing (compliance.SubscriptionType), active."""
 
     class Meta:
