@@ -59,6 +59,9 @@ def after_setup() -> None:
     owner = default.settings_dict["USER"]
     system = _credentials("SYSTEM_DATABASE_URL")
     with default.cursor() as cursor:
+        _roles_ensure(
+            cursor, owner=owner, app=_credentials("DATABASE_URL"), system=system, database=default.settings_dict["NAME"]
+        )
         for statement in grants_sql(
             owner=owner,
             roles=[default.settings_dict["APP_ROLE"], system["USER"]],
@@ -94,6 +97,30 @@ def worker_database_url() -> str:
     from django.db import connections
 
     return _url(_credentials("SYSTEM_DATABASE_URL"), acting_as=connections.settings["default"]["APP_ROLE"])
+
+
+def _roles_ensure(cursor, *, owner: str, app: dict, system: dict, database: str) -> None:
+    """Creates the app and system roles when the server lacks one (what ``manage.py db_roles``
+    does; the owner must be a superuser then), so the README's test command is enough on a new
+    server. Roles are the server's, shared by the test processes: one at a time."""
+    from marketing.database_roles import roles_sql
+
+    cursor.execute("SELECT count(*) FROM pg_roles WHERE rolname IN (%s, %s)", [app["USER"], system["USER"]])
+    if cursor.fetchone()[0] == 2:
+        return
+    cursor.execute("SELECT pg_advisory_lock(hashtext('tests.database_roles'))")
+    try:
+        for statement in roles_sql(
+            owner=owner,
+            app=app["USER"],
+            system=system["USER"],
+            app_password=app["PASSWORD"] or None,
+            system_password=system["PASSWORD"] or None,
+            database=database,
+        ):
+            cursor.execute(statement)
+    finally:
+        cursor.execute("SELECT pg_advisory_unlock(hashtext('tests.database_roles'))")
 
 
 def before_teardown() -> None:
