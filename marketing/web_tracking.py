@@ -495,6 +495,12 @@ def _form_handle(request: HttpRequest, *, org: Organization, form: str, data: di
     except ValidationError as exc:
         errors = {k: " ".join(v) for k, v in exc.message_dict.items()}
         return _form_problem(request, status=400, errors=errors, org=org)
+    signals = Signals(gpc=gpc_signal(request.headers))
+    if signals.gpc:
+        # Global Privacy Control sent with the form: the person opts out of tracking and of
+        # sale or sharing, recorded as for a tracked call; what the form granted still stands.
+        proof = {"ip": client_ip(request), "user_agent": request.headers.get("User-Agent", "")[:MAX_USER_AGENT]}
+        opt_outs_record(org=org, contact=contact, signals=signals, proof={**proof, "call": "form"})
     return _form_success(request, org=org, data=data, contact_id=contact.pk)
 
 

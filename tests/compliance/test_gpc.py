@@ -106,3 +106,31 @@ def test_the_pixel_with_gpc_stores_nothing_and_records_a_known_visitors_opt_out(
         (ana.pk, "tracking", "gpc"),
         (ana.pk, "sale_sharing", "gpc"),
     }
+
+
+def test_a_form_sent_with_gpc_keeps_the_submission_and_records_the_opt_outs(org, write_key):
+    org.allowed_origins = ["https://www.acme.example"]
+    org.save(update_fields=["allowed_origins"])
+    response = Client(REMOTE_ADDR="203.0.113.9").post(
+        "/t/forms/newsletter/",
+        {"_k": write_key, "email": "cy@example.com", "first_name": "Cy"},
+        HTTP_ORIGIN="https://www.acme.example",
+        HTTP_ACCEPT="application/json",
+        headers=GPC,
+    )
+    assert response.status_code == 200
+    cy = Contact.objects.get(email="cy@example.com")
+    assert Event.objects.filter(contact=cy, type="form_submitted").count() == 1  # what the person sent
+    records = ConsentRecord.objects.filter(contact=cy).order_by("purpose")
+    assert [(r.purpose, r.granted, r.source, r.proof["call"]) for r in records] == [
+        ("sale_sharing", False, "gpc", "form"),
+        ("tracking", False, "gpc", "form"),
+    ]
+    # Without the header the next person's form records nothing of the kind.
+    Client().post(
+        "/t/forms/newsletter/",
+        {"_k": write_key, "email": "di@example.com"},
+        HTTP_ORIGIN="https://www.acme.example",
+        HTTP_ACCEPT="application/json",
+    )
+    assert not ConsentRecord.objects.filter(contact__email="di@example.com").exists()
