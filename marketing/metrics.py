@@ -41,6 +41,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from redis.exceptions import RedisError
 
+from marketing.database_roles import system_alias
 from marketing.models import DispatchBatch, Organization
 
 logger = logging.getLogger(__name__)
@@ -168,10 +169,10 @@ counter_declare(EVENTS_INGESTED, "Events stored (new ones; duplicates by message
 
 def dispatch_backlog(*, org: Organization | None = None) -> dict[str, tuple[int, datetime | None]]:
     """Dispatch batches not done yet: status (pending, running) → (batches, oldest created_at).
-    All orgs' when ``org`` is None (operators; superusers), else the org's."""
+    All orgs' when ``org`` is None (operators; superusers), read through the system alias (row-level
+    security shows the app role one org at most), else the org's."""
     batches = DispatchBatch.objects.with_scopes_disabled()
-    if org is not None:
-        batches = batches.filter(org=org)
+    batches = batches.using(system_alias()) if org is None else batches.filter(org=org)
     rows = (
         batches.filter(status__in=[DispatchBatch.Status.PENDING, DispatchBatch.Status.RUNNING])
         .values("status")

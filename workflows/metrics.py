@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db.models import Count, Min, Q
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from marketing.database_roles import system_alias
 from marketing.metrics import age_seconds, counter_declare, counter_tally
 from marketing.models import Organization
 from workflows.models import RUNNABLE_STATUSES, Delivery, WorkflowInstance
@@ -23,13 +24,13 @@ def step_runs_count(step_runs: list[dict]) -> None:
 
 def instances_due(*, now: datetime, org: Organization | None = None) -> tuple[int, datetime | None]:
     """(runs whose wait is over, the earliest ``wake_at`` among them): the engine's backlog and,
-    by that wake time, how far behind it is. All orgs' when ``org`` is None.
+    by that wake time, how far behind it is. All orgs' when ``org`` is None, read through the
+    system alias (row-level security shows the app role one org at most).
 
     Reads only the partial index ``workflowinstance_due`` (``wake_at`` of pending and waiting
     runs), up to ``now``: the cost follows the backlog, not the table."""
     instances = WorkflowInstance.objects.with_scopes_disabled()
-    if org is not None:
-        instances = instances.filter(org=org)
+    instances = instances.using(system_alias()) if org is None else instances.filter(org=org)
     due = instances.filter(status__in=RUNNABLE_STATUSES, wake_at__isnull=False, wake_at__lte=now)
     found = due.aggregate(n=Count("*"), oldest=Min("wake_at"))
     return found["n"], found["oldest"]

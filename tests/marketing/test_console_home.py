@@ -58,23 +58,24 @@ def published(org, slug: str, steps: list) -> object:
             org=org, name=slug.title(), slug=slug, definition={"trigger": {"type": "manual"}, "steps": steps}
         )
         workflow_publish(workflow=workflow)
-    workflow.refresh_from_db()
+        workflow.refresh_from_db()
     return workflow
 
 
 def messages(org, contact, **by_status) -> None:
     now = timezone.now()
-    for status, count in by_status.items():
-        for n in range(count):
-            Message.objects.create(
-                org=org,
-                contact=contact,
-                channel="email",
-                idempotency_key=f"{org.slug}:{status}:{n}",
-                to="a@example.com",
-                status=status,
-                sent_at=None if status in ("queued", "failed") else now - timedelta(days=1),
-            )
+    with org_context(org):
+        for status, count in by_status.items():
+            for n in range(count):
+                Message.objects.create(
+                    org=org,
+                    contact=contact,
+                    channel="email",
+                    idempotency_key=f"{org.slug}:{status}:{n}",
+                    to="a@example.com",
+                    status=status,
+                    sent_at=None if status in ("queued", "failed") else now - timedelta(days=1),
+                )
 
 
 @pytest.fixture
@@ -98,7 +99,8 @@ def week(org, other_org):
     messages(org, contacts[0], sent=2, opened=1, clicked=1, queued=1, failed=1)
     messages(other_org, theirs[0], sent=7, failed=3)
     DispatchBatch.objects.create(org=org, event_ids=[])
-    DispatchBatch.objects.create(org=other_org, event_ids=[])
+    with org_context(other_org):
+        DispatchBatch.objects.create(org=other_org, event_ids=[])
     return {"waiting": waiting, "failing": failing, "approving": approving}
 
 
