@@ -26,5 +26,5 @@ class RegimeConsentProvider(ConsentProvider):
     def allows_unknown(self, *, org, purpose: str) -> bool:
         return selectors.consent_regime(org=org, purpose=purpose) == Regime.OPT_OUT
 
-    def opt_outs_record(self, *, org, contact, purposes: Iterable[str], source: str, proof: dict) -> int:
-        return services.consent_opt_outs_record(org=org, contact=contact, purposes=purposes, source=source, proof=proof)
+    def choices_record(self, *, org, contact, choices: dict[str, bool], source: str, proof: dict) -> int:
+        return services.consent_choices_record(org=org, contact=contact, choices=choices, source=source, proof=proof)

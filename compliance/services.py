@@ -73,18 +73,36 @@ def consent_record(
     return record
 
 
-def consent_opt_outs_record(
-    *, org: Organization, contact: Contact, purposes: Iterable[str], source: str, proof: dict
+def consent_choices_record(
+    *, org: Organization, contact: Contact, choices: dict[str, bool], source: str, proof: dict
 ) -> int:
-    """Withdraws each of ``purposes`` for the contact unless its current state already does
-    (a browser sending GPC on every page view records it once); returns how many were recorded."""
-    purposes = sorted(set(purposes) & set(Purpose.values))
-    withdrawn = set(
-        ConsentState.objects.filter(org=org, contact=contact, purpose__in=purposes, granted=False).values_list(
-            "purpose", flat=True
+    """Records what one call says about each purpose (``{purpose: granted}``) where the
+    contact's state does not already say it; returns how many records were written.
+
+    A withdrawal is recorded unless the state already withdraws (a browser sending GPC on every
+    page view records it once). A grant is recorded only when the contact has no choice of that
+    purpose yet, or when the newest one came from ``source`` itself (a consent banner changing
+    its answer): a banner's stored "yes", sent again with every call, never overrides a
+    withdrawal made elsewhere (the preference centre, an unsubscribe, GPC)."""
+    choices = {p: bool(g) for p, g in choices.items() if p in Purpose.values}
+    states = dict(
+        ConsentState.objects.filter(org=org, contact=contact, purpose__in=list(choices)).values_list(
+            "purpose", "granted"
         )
     )
-    todo = [p for p in purposes if p not in withdrawn]
+    todo = {p: g for p, g in choices.items() if states.get(p) is not g}
+    withdrawn_elsewhere = [p for p, g in todo.items() if g and states.get(p) is False]
+    if withdrawn_elsewhere:
+        newest_source = {}
+        for purpose, record_source in (
+            ConsentRecord.objects.filter(org=org, contact=contact, purpose__in=withdrawn_elsewhere)
+            .order_by("purpose", "-recorded_at", "-id")
+            .values_list("purpose", "source")
+        ):
+            newest_source.setdefault(purpose, record_source)
+        for purpose in withdrawn_elsewhere:
+            if newest_source.get(purpose) != source:
+                del todo[purpose]
     if not todo:
         return 0
     now = timezone.now()
@@ -96,12 +114,12 @@ def consent_opt_outs_record(
                     contact=contact,
                     subject_email=contact.email or "",
                     purpose=purpose,
-                    granted=False,
+                    granted=granted,
                     source=source,
                     proof=proof,
                     recorded_at=now,
                 )
-                for purpose in todo
+                for purpose, granted in sorted(todo.items())
             ]
         )
         consent_states_sync(org=org, contact_ids=[contact.pk])

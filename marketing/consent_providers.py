@@ -36,10 +36,11 @@ class ConsentProvider:
         anonymous visitor): only under an opt-out regime."""
         raise NotImplementedError
 
-    def opt_outs_record(self, *, org, contact, purposes: Iterable[str], source: str, proof: dict) -> int:
-        """Records withdrawals of ``purposes`` (a browser's Global Privacy Control signal, a
-        consent banner's "no"), except where the newest record already says no; returns how
-        many were recorded."""
+    def choices_record(self, *, org, contact, choices: dict[str, bool], source: str, proof: dict) -> int:
+        """Records what a call says about each purpose (``{purpose: granted}``: a browser's
+        Global Privacy Control signal, a consent banner's answers) where the contact's state does
+        not already say it; returns how many were recorded. A grant never overrides a withdrawal
+        the person made elsewhere (see ``compliance.services.consent_choices_record``)."""
         raise NotImplementedError
 
 
@@ -87,9 +88,9 @@ def consent_allows_unknown(*, org, purpose: str) -> bool:
     return True if provider is None else provider.allows_unknown(org=org, purpose=purpose)
 
 
-def consent_opt_outs_record(*, org, contact, purposes: Iterable[str], source: str, proof: dict) -> int:
-    """Records the contact's withdrawal of ``purposes`` (none when no provider is registered)."""
+def consent_choices_record(*, org, contact, choices: dict[str, bool], source: str, proof: dict) -> int:
+    """Records the contact's choices of purposes (none when no provider is registered)."""
     provider = _provider()
     if provider is None:
         return 0
-    return provider.opt_outs_record(org=org, contact=contact, purposes=purposes, source=source, proof=proof)
+    return provider.choices_record(org=org, contact=contact, choices=choices, source=source, proof=proof)

@@ -38,9 +38,9 @@ from marketing.tenancy import org_context
 from marketing.tracking_consent import (
     Signals,
     category_preferences,
+    choices_record,
     gpc_signal,
     known_contacts,
-    opt_outs_record,
     tracking_refusal,
 )
 
@@ -370,7 +370,7 @@ def messages_handle(
     Each message is checked on its own (``checked``: its values passed ``json_parse`` already), so
     a bad one is an error at its index, named by field, and the others are handled. Consent
     (``marketing.tracking_consent``): ``gpc`` (the request's ``Sec-GPC: 1``) and each message's
-    ``context.consent.categoryPreferences`` record opt-outs for a contact we know; an event the
+    ``context.consent.categoryPreferences`` record choices for a contact we know; an event the
     tracking regime does not allow is ``dropped`` (with the reason), not stored.
     """
     results: list[dict | None] = [None] * len(messages)
@@ -410,7 +410,7 @@ def messages_handle(
             continue
         if message["type"] == "identify":
             results[index] = _identify(org, message, trust)
-            _identify_opt_outs(org, message, results[index], gpc=gpc, proof=proof or {})
+            _identify_choices(org, message, results[index], gpc=gpc, proof=proof or {})
         elif message["type"] == "alias":
             results[index] = _alias(org, message, trust)
         else:
@@ -419,8 +419,8 @@ def messages_handle(
 
 
 def _consent_gate(org, messages: list, positions: list[int], *, gpc: bool, proof: dict) -> dict[int, dict]:
-    """The results of the event messages (at ``positions``) that consent stops: their opt-outs
-    recorded for a contact we know, the event itself not stored; and identify calls naming no
+    """The results of the event messages (at ``positions``) that consent stops: the calls'
+    choices recorded for a contact we know, the event itself not stored; and identify calls naming no
     one but an anonymous id while GPC is on (nothing is stored for an anonymous visitor then)."""
     dropped: dict[int, dict] = {}
     if gpc:
@@ -443,8 +443,8 @@ def _consent_gate(org, messages: list, positions: list[int], *, gpc: bool, proof
         user_id, anonymous_id = message.get("userId"), message.get("anonymousId")
         contact = by_user.get(str(user_id)) if user_id not in (None, "") else None
         contact = contact or (by_anonymous.get(str(anonymous_id)) if anonymous_id not in (None, "") else None)
-        if contact is not None and signals.opt_outs():
-            opt_outs_record(org=org, contact=contact, signals=signals, proof={**proof, "call": message["type"]})
+        if contact is not None and signals.choices():
+            choices_record(org=org, contact=contact, signals=signals, proof={**proof, "call": message["type"]})
         reason = tracking_refusal(org=org, contact=contact, signals=signals)
         if reason:
             dropped[index] = {"status": "dropped", "reason": reason}
@@ -456,18 +456,18 @@ def _names_someone(message: dict) -> bool:
     return message.get("userId") not in (None, "") or bool(traits.get("email"))
 
 
-def _identify_opt_outs(org, message: dict, result: dict, *, gpc: bool, proof: dict) -> None:
-    """An identify call's GPC or consent-banner "no" is recorded for the contact it identified."""
+def _identify_choices(org, message: dict, result: dict, *, gpc: bool, proof: dict) -> None:
+    """An identify call's GPC or consent-banner answers are recorded for the contact it identified."""
     signals = Signals(gpc=gpc, preferences=category_preferences(message.get("context")))
-    if result.get("status") != "identified" or not signals.opt_outs():
+    if result.get("status") != "identified" or not signals.choices():
         return
     contact = Contact.objects.filter(org=org, pk=result["contact_id"]).first()
     if contact is not None:
-        opt_outs_record(org=org, contact=contact, signals=signals, proof={**proof, "call": "identify"})
+        choices_record(org=org, contact=contact, signals=signals, proof={**proof, "call": "identify"})
 
 
 def _request_proof(request: HttpRequest) -> dict:
-    """Where an opt-out came from: the caller's address and browser."""
+    """Where a recorded choice came from: the caller's address and browser."""
     return {"ip": client_ip(request), "user_agent": request.headers.get("User-Agent", "")[:500]}
 
 

@@ -5,9 +5,12 @@ organisation's tracking regime and what the browser and its consent banner say.
   recorded as such (source "gpc") for a contact we know; the event is dropped, and for an
   anonymous visitor nothing at all is stored.
 - Segment's ``context.consent.categoryPreferences`` (a consent manager's categories, true or
-  false): categories map to purposes by ``CATEGORY_PURPOSES``; a ``false`` is recorded as an
-  opt-out of that purpose (source "consent_banner") for a contact we know, and a tracking
-  ``false`` drops the event; a tracking ``true`` lets it be stored under opt-in.
+  false): categories map to purposes by ``CATEGORY_PURPOSES``. For a contact we know, a
+  ``false`` is recorded as an opt-out of that purpose (source "consent_banner"), and a ``true``
+  of tracking, profiling or sale/sharing (what a banner asks about) as a grant, unless the
+  person withdrew it elsewhere (``compliance.services.consent_choices_record``); messages need
+  their own consent. A tracking ``false`` drops the event; a tracking ``true`` lets it be
+  stored under opt-in.
 - Otherwise: under opt-out the event is stored unless the contact withdrew tracking; under
   opt-in only for a contact who granted it (an anonymous visitor has granted nothing).
 
@@ -17,11 +20,14 @@ The purposes are asked through ``marketing.consent_providers`` (``compliance`` a
 from dataclasses import dataclass
 from typing import Any
 
-from marketing.consent_providers import consent_allowed_ids, consent_allows_unknown, consent_opt_outs_record
+from marketing.consent_providers import consent_allowed_ids, consent_allows_unknown, consent_choices_record
 from marketing.models import AnonymousId, Contact, Organization
 
 TRACKING = "tracking"
 GPC_PURPOSES = ("tracking", "sale_sharing")
+# What a consent banner's "yes" grants: what it asks about. Email, SMS and push need consent of
+# their own (a form, double opt-in); a banner's "no" to them is still recorded.
+BANNER_GRANTS = ("tracking", "profiling", "sale_sharing")
 # Consent-manager category names (lower-cased) -> the purpose they stand for. The purposes' own
 # names work too. OneTrust's ids: C0002 performance, C0004 targeting, C0005 social media.
 CATEGORY_PURPOSES = {
@@ -70,12 +76,16 @@ class Signals:
     gpc: bool = False
     preferences: dict | None = None
 
-    def opt_outs(self) -> dict[str, str]:
-        """{purpose: source} the call withdraws."""
-        outs = {p: "consent_banner" for p, allowed in (self.preferences or {}).items() if allowed is False}
+    def choices(self) -> dict[str, tuple[bool, str]]:
+        """{purpose: (granted, source)} the call says; GPC's withdrawals win over the banner."""
+        said = {
+            p: (allowed, "consent_banner")
+            for p, allowed in (self.preferences or {}).items()
+            if allowed is False or p in BANNER_GRANTS
+        }
         if self.gpc:
-            outs |= dict.fromkeys(GPC_PURPOSES, "gpc")
-        return outs
+            said |= dict.fromkeys(GPC_PURPOSES, (False, "gpc"))
+        return said
 
 
 def known_contacts(org: Organization, *, user_ids=(), anonymous_ids=()) -> tuple[dict, dict]:
@@ -94,19 +104,19 @@ def known_contacts(org: Organization, *, user_ids=(), anonymous_ids=()) -> tuple
     return by_user, by_anonymous
 
 
-def opt_outs_record(*, org: Organization, contact: Contact, signals: Signals, proof: dict) -> int:
-    """Records the call's withdrawals for a contact we know, one record per purpose and source."""
-    outs = signals.opt_outs()
+def choices_record(*, org: Organization, contact: Contact, signals: Signals, proof: dict) -> int:
+    """Records the call's grants and withdrawals for a contact we know, by source."""
+    said = signals.choices()
     recorded = 0
-    for source in sorted(set(outs.values())):
-        purposes = [p for p, s in outs.items() if s == source]
-        recorded += consent_opt_outs_record(org=org, contact=contact, purposes=purposes, source=source, proof=proof)
+    for source in sorted({source for _, source in said.values()}):
+        choices = {p: granted for p, (granted, s) in said.items() if s == source}
+        recorded += consent_choices_record(org=org, contact=contact, choices=choices, source=source, proof=proof)
     return recorded
 
 
 def tracking_refusal(*, org: Organization, contact: Contact | None, signals: Signals) -> str | None:
     """Why a tracked event of ``contact`` (None: an anonymous visitor) may not be stored, or None
-    when it may. Records nothing: call ``opt_outs_record`` first for a known contact."""
+    when it may. Records nothing: call ``choices_record`` first for a known contact."""
     if signals.gpc:
         return "not stored: the browser sent Global Privacy Control (an opt-out of tracking)"
     allowed = (signals.preferences or {}).get(TRACKING)

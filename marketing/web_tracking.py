@@ -45,7 +45,7 @@ from marketing.models import ApiKey, Company, Contact, Organization
 from marketing.phone_numbers import normalise_phone
 from marketing.services import api_key_create, contact_update
 from marketing.tenancy import org_context
-from marketing.tracking_consent import Signals, gpc_signal, known_contacts, opt_outs_record, tracking_refusal
+from marketing.tracking_consent import Signals, choices_record, gpc_signal, known_contacts, tracking_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def _pixel_consented(request: HttpRequest, *, org: Organization, anonymous_id: s
     signals = Signals(gpc=gpc_signal(request.headers))
     if contact is not None and signals.gpc:
         proof = {"ip": client_ip(request), "user_agent": request.headers.get("User-Agent", "")[:MAX_USER_AGENT]}
-        opt_outs_record(org=org, contact=contact, signals=signals, proof={**proof, "call": "pixel"})
+        choices_record(org=org, contact=contact, signals=signals, proof={**proof, "call": "pixel"})
     reason = tracking_refusal(org=org, contact=contact, signals=signals)
     if reason:
         logger.info("pixel page view %s org=%s", reason, org.slug)
@@ -500,7 +500,7 @@ def _form_handle(request: HttpRequest, *, org: Organization, form: str, data: di
         # Global Privacy Control sent with the form: the person opts out of tracking and of
         # sale or sharing, recorded as for a tracked call; what the form granted still stands.
         proof = {"ip": client_ip(request), "user_agent": request.headers.get("User-Agent", "")[:MAX_USER_AGENT]}
-        opt_outs_record(org=org, contact=contact, signals=signals, proof={**proof, "call": "form"})
+        choices_record(org=org, contact=contact, signals=signals, proof={**proof, "call": "form"})
     return _form_success(request, org=org, data=data, contact_id=contact.pk)
 
 

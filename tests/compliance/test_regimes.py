@@ -208,14 +208,20 @@ def test_tracking_api_under_opt_in_stores_only_for_contacts_who_agreed(org, writ
     assert silent.consent_records.count() == 0
 
 
-def test_segment_category_preferences_allow_under_opt_in_and_a_false_is_an_opt_out(org, write_key):
+def test_segment_category_preferences_allow_under_opt_in_and_are_recorded_as_the_persons_choices(org, write_key):
     regime(org, "tracking", OPT_IN)
     known = person(org, external_id="u-1")
     allowed = {"context": {"consent": {"categoryPreferences": {"Analytics": True, "Advertising": False}}}}
     body = {"userId": "u-1", "event": "Viewed", "messageId": "c1", **allowed}
     assert segment("/v1/track", body, write_key).json()["status"] == "stored"
-    opt_out = known.consent_records.get()
-    assert (opt_out.purpose, opt_out.granted, opt_out.source) == ("sale_sharing", False, "consent_banner")
+    choices = known.consent_records.order_by("purpose")
+    assert [(r.purpose, r.granted, r.source) for r in choices] == [
+        ("sale_sharing", False, "consent_banner"),
+        ("tracking", True, "consent_banner"),
+    ]
+    # The banner sends its answers with every call: the same answers are not recorded again.
+    segment("/v1/track", {**body, "messageId": "c1b"}, write_key)
+    assert known.consent_records.count() == 2
     # An anonymous visitor whose banner allows analytics is tracked under opt-in too.
     anonymous = {"anonymousId": "v-1", "messageId": "c2", **allowed}
     assert segment("/v1/page", anonymous, write_key).json()["status"] == "stored"
@@ -223,7 +229,26 @@ def test_segment_category_preferences_allow_under_opt_in_and_a_false_is_an_opt_o
     refused["context"] = {"consent": {"categoryPreferences": {"analytics": False}}}
     assert segment("/v1/track", refused, write_key).json()["status"] == "dropped"
     assert ConsentState.objects.get(contact=known, purpose="tracking").granted is False
-    assert Event.objects.count() == 2
+    assert Event.objects.count() == 3
+    # The banner changing its answer back grants again ...
+    assert segment("/v1/track", {**body, "messageId": "c4"}, write_key).json()["status"] == "stored"
+    assert ConsentState.objects.get(contact=known, purpose="tracking").granted is True
+
+
+def test_a_banners_stored_yes_never_overrides_a_withdrawal_made_elsewhere_nor_grants_messages(org, write_key):
+    known = person(org, external_id="u-2")
+    say(org, known, "profiling", False)  # withdrawn on the preference centre, say
+    preferences = {"Personalization": True, "email": True, "sms": False}
+    body = {
+        "userId": "u-2",
+        "event": "Viewed",
+        "messageId": "d1",
+        "context": {"consent": {"categoryPreferences": preferences}},
+    }
+    assert segment("/v1/track", body, write_key).json()["status"] == "stored"
+    states = dict(ConsentState.objects.filter(contact=known).values_list("purpose", "granted"))
+    # Profiling stays withdrawn; a banner cannot grant email; its "no" to SMS is recorded.
+    assert states == {"profiling": False, "sms": False}
 
 
 def test_the_pixel_follows_the_tracking_regime(org, write_key):
