@@ -8,6 +8,7 @@ from django.urls import reverse
 from django_scopes import scopes_disabled
 
 from marketing.models import Contact, Role, Tag
+from marketing.tenancy import org_context
 from tests.factories import (
     CompanyFactory,
     ContactFactory,
@@ -34,7 +35,7 @@ def theirs(other_org):
 
 def test_contact_list_shows_only_the_current_orgs_contacts(org, other_org, console, theirs, member_factory):
     ContactFactory(org=org, email="mine@acme.example").tags.add(TagFactory(org=org, name="acme-tag"))
-    with scopes_disabled():
+    with org_context(other_org):
         theirs.tags.add(TagFactory(org=other_org, name="globex-tag"))
         ContactListFactory(org=other_org, name="Globex list")
     member_factory(other_org, username="globex-rep")
@@ -51,7 +52,7 @@ def test_contact_list_shows_only_the_current_orgs_contacts(org, other_org, conso
     assert search.context["cl"].result_count == 0
 
 
-def test_guessing_another_orgs_contact_id_reaches_nothing(org, console, theirs):
+def test_guessing_another_orgs_contact_id_reaches_nothing(org, other_org, console, theirs):
     view = console.get(change_url(theirs))
     assert view.status_code == 302  # the admin's "does not exist" redirect
     assert "secret@globex.example" not in console.get(view.url).content.decode()
@@ -66,7 +67,7 @@ def test_guessing_another_orgs_contact_id_reaches_nothing(org, console, theirs):
         CHANGELIST, {"action": "set_stage", "_selected_action": [theirs.pk], "apply": "1", "stage": "customer"}
     )
 
-    with scopes_disabled():
+    with org_context(other_org):
         theirs.refresh_from_db()
     assert theirs.email == "secret@globex.example"
     assert theirs.lifecycle_stage == "lead"

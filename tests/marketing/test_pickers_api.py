@@ -9,6 +9,7 @@ from channels_app.models import Destination, MessageTemplate
 from channels_app.template_versions import template_publish
 from marketing.models import Event, PropertyDefinition, Role
 from marketing.segments import segment_save
+from marketing.tenancy import org_context
 from tests.factories import ContactFactory, ContactListFactory, MembershipFactory, TagFactory
 from workflows.services import workflow_create
 
@@ -32,7 +33,7 @@ def templates(org, other_org):
     )
     template_publish(template=welcome, by=None)
     MessageTemplate.objects.create(org=org, slug="reminder", name="Reminder", channel="sms", variants=[{"name": "A"}])
-    with scopes_disabled():
+    with org_context(other_org):
         MessageTemplate.objects.create(org=other_org, slug="welcome", name="Their welcome", channel="email")
 
 
@@ -55,7 +56,7 @@ def test_destinations_list_active_and_channel_without_credentials(org, other_org
     Destination.objects.create(
         org=org, slug="crm", name="CRM hook", channel="webhook", url="https://h.test/w", secret="s3", active=False
     )
-    with scopes_disabled():
+    with org_context(other_org):
         Destination.objects.create(org=other_org, slug="theirs", name="Theirs", channel="slack", url="https://h.t/")
 
     listed = results(api, "/api/v1/destinations/")
@@ -118,7 +119,7 @@ def vocabulary(org, other_org):
         Event.objects.create(
             org=org, contact=contact, type=kind, properties=properties, occurred_at=timezone.now(), message_id=f"m{n}"
         )
-    with scopes_disabled():
+    with org_context(other_org):
         PropertyDefinition.objects.create(org=other_org, subject="contact", key="secret_plan", type="string")
         theirs = ContactFactory(org=other_org)
         Event.objects.create(

@@ -135,7 +135,7 @@ def test_the_form_offers_the_builder_the_orgs_fields_only(org, other_org, consol
         org=org, subject="contact", key="plan", label="Plan", type="enum", options=["pro"]
     )
     PropertyDefinition.objects.create(org=org, subject="company", key="tier", type="string")
-    with scopes_disabled():
+    with org_context(other_org):
         PropertyDefinition.objects.create(org=other_org, subject="contact", key="globex_secret", type="string")
 
     response = console.get(reverse("admin:marketing_segment_add"))
@@ -440,7 +440,7 @@ def test_rule_builder_in_chromium_builds_previews_and_saves(org, other_org, live
     page_view(ContactFactory(org=org, country="DE"), days_ago=40)  # outside the window
     page_view(ContactFactory(org=org, country="FR"), days_ago=1)  # not in Germany
     ContactFactory(org=org, country="DE")  # no visits
-    with scopes_disabled():
+    with org_context(other_org):
         page_view(ContactFactory(org=other_org, country="DE"), days_ago=1)  # another org's
     expected = {"and": [GERMANS, {">=": [{"event_count": ["page_view", None, 30]}, 1]}]}
 

@@ -12,6 +12,7 @@ from django_scopes import scopes_disabled
 from marketing.models import Event, Role, Segment, SegmentMembership
 from marketing.segments import segment_add_contacts, segment_save
 from marketing.services import api_key_create
+from marketing.tenancy import org_context
 from tests.factories import CompanyFactory, ContactFactory, SegmentFactory, TagFactory
 
 SEGMENTS = "/api/v1/segments/"
@@ -30,7 +31,7 @@ def member_ids(client, segment_id) -> list[int]:
 @pytest.fixture
 def theirs(other_org):
     """A static segment of another org, with one member."""
-    with scopes_disabled():
+    with org_context(other_org):
         segment = SegmentFactory(org=other_org, slug="their-vips", name="Their VIPs")
         SegmentMembership.objects.create(org=other_org, segment=segment, contact=ContactFactory(org=other_org))
     return segment
@@ -204,7 +205,7 @@ def test_slugs_are_unique_per_org(org, api, theirs):
     assert "already exists" in duplicate.json()["slug"][0]
 
 
-def test_another_orgs_segment_is_404_for_every_verb(org, api, theirs):
+def test_another_orgs_segment_is_404_for_every_verb(org, other_org, api, theirs):
     url = f"{SEGMENTS}{theirs.pk}/"
     contact = ContactFactory(org=org)
     ids = {"contact_ids": [contact.pk]}
@@ -218,7 +219,7 @@ def test_another_orgs_segment_is_404_for_every_verb(org, api, theirs):
     assert api.delete(f"{url}contacts/", ids, content_type="application/json").status_code == 404
     assert post(api, f"{url}recompute/", {}).status_code == 404
     assert api.delete(url).status_code == 404
-    with scopes_disabled():
+    with org_context(other_org):
         theirs.refresh_from_db()
         assert theirs.name == "Their VIPs"
         assert SegmentMembership.objects.filter(segment=theirs, exited_at__isnull=True).count() == 1
@@ -453,7 +454,7 @@ def test_preview_reports_errors_naming_the_bad_part(org, api, rule, named):
 def test_preview_never_counts_or_shows_another_orgs_contacts(org, other_org, api):
     mine = ContactFactory(org=org, country="DE", email="mine@acme.example")
     page_view(mine, days_ago=1)
-    with scopes_disabled():
+    with org_context(other_org):
         for n in range(3):
             page_view(ContactFactory(org=other_org, country="DE", email=f"secret{n}@globex.example"), days_ago=1)
 
