@@ -899,5 +899,10 @@ def import_errors_csv(job: ImportJob, out: IO[str]) -> int:
 
 
 def import_errors_stream(job: ImportJob) -> Iterator[str]:
-    """The job's row errors as ``import_errors_csv`` writes them, in parts for a streaming response."""
-    return csv_stream(header=ERROR_REPORT_COLUMNS, rows=_row_errors(job))
+    """The job's row errors as ``import_errors_csv`` writes them, in parts for a streaming response.
+
+    A streaming response is read after ``CurrentOrgMiddleware`` has left the request's org, so
+    the rows are read under the job's ``org_context`` here, inside the generator (row-level
+    security shows no row without it)."""
+    with org_context(job.org):
+        yield from csv_stream(header=ERROR_REPORT_COLUMNS, rows=_row_errors(job))
