@@ -9,6 +9,7 @@ from django_scopes import scopes_disabled
 
 from marketing.identity import contact_identify, ref_from
 from marketing.models import DispatchBatch, Event, Role
+from marketing.tenancy import org_context
 from tests.factories import ContactFactory
 
 
@@ -52,7 +53,7 @@ def test_timeline_of_another_orgs_contact_is_404(org, other_org, console):
 def test_event_pages_are_read_only_and_scoped(org, other_org, console):
     mine = ContactFactory(org=org, email="mine@example.com")
     Event.objects.create(org=org, contact=mine, type="mine_happened", occurred_at=timezone.now(), message_id="a")
-    with scopes_disabled():
+    with org_context(other_org):
         theirs = ContactFactory(org=other_org)
         foreign = Event.objects.create(
             org=other_org, contact=theirs, type="theirs_happened", occurred_at=timezone.now(), message_id="b"

@@ -8,11 +8,11 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
-from django_scopes import scopes_disabled
 
 from marketing.identity import Trust, contact_identify, identity_conflict_resolve, ref_from
 from marketing.models import AnonymousId, ApiKey, Contact, ContactMerge, Event, IdentityConflict, Role
 from marketing.services import api_key_create
+from marketing.tenancy import org_context
 from tests.factories import ContactFactory
 
 CHANGELIST = "/admin/marketing/identityconflict/"
@@ -170,7 +170,7 @@ def resolve(client, conflict, action):
 
 
 def test_console_lists_conflicts_of_the_org_with_filters_and_search(org, other_org, console, conflict):
-    with scopes_disabled():
+    with org_context(other_org):
         IdentityConflict.objects.create(org=other_org, source="identify", identifiers={"email": {"value": "x@globex"}})
 
     page = console.get(CHANGELIST).content.decode()
