@@ -367,19 +367,30 @@ _sensitive: dict[int, tuple[float, frozenset[str]]] = {}
 
 def sensitive_keys(org_id: int | None) -> frozenset[str]:
     """The keys of the org's contact properties marked sensitive (cached for a few seconds;
-    saving a definition clears this process's cache at once)."""
+    saving a definition clears this process's cache at once).
+
+    Read in the org's own context on the default connection (which also sees a definition its
+    open transaction changed); from anywhere else through the system alias, since row-level
+    security shows the app role no definition of another org, and an empty answer cached here
+    would store that org's sensitive values in clear."""
     if org_id is None:
         return frozenset()
     now = time.monotonic()
     cached = _sensitive.get(org_id)
     if cached and cached[0] > now:
         return cached[1]
+    from marketing.database_roles import system_alias
     from marketing.models import PropertyDefinition
+    from marketing.tenancy import current_org
 
+    definitions = PropertyDefinition.objects.with_scopes_disabled()
+    current = current_org()
+    if current is None or current.pk != org_id:
+        definitions = definitions.using(system_alias())
     keys = frozenset(
-        PropertyDefinition.objects.with_scopes_disabled()
-        .filter(org_id=org_id, subject=PropertyDefinition.Subject.CONTACT, sensitive=True)
-        .values_list("key", flat=True)
+        definitions.filter(org_id=org_id, subject=PropertyDefinition.Subject.CONTACT, sensitive=True).values_list(
+            "key", flat=True
+        )
     )
     _sensitive[org_id] = (now + SENSITIVE_TTL, keys)
     return keys

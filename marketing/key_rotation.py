@@ -27,6 +27,7 @@ from marketing.field_encryption import (
     keys_check,
     reencrypt,
 )
+from marketing.tenancy import org_context
 
 
 @dataclass
@@ -183,20 +184,21 @@ def rows_to_rotate() -> dict[str, int]:
 
 def contacts_phones_encrypt(*, org, batch: int = 5000) -> int:
     """Encrypts and indexes the org's phones stored in clear (rows written by raw SQL, such as
-    the benches' generated contacts), as saving them through the ORM would have; returns how many."""
+    the benches' generated contacts), as saving them through the ORM would have; returns how many.
+    Runs in the org's context: row-level security shows the app role only the current org's rows."""
     from marketing.bulk_sql import update_rows
     from marketing.models import Contact
 
     done, last = 0, 0
-    while True:
-        rows = list(
-            Contact.objects.with_scopes_disabled()
-            .filter(org=org, pk__gt=last, phone_bidx="")
-            .exclude(phone="")
-            .order_by("pk")
-            .values_list("pk", "phone")[:batch]
-        )
-        if not rows:
-            return done
-        update_rows([Contact(pk=pk, phone=phone) for pk, phone in rows], ["phone"])
-        done, last = done + len(rows), rows[-1][0]
+    with org_context(org):
+        while True:
+            rows = list(
+                Contact.objects.filter(org=org, pk__gt=last, phone_bidx="")
+                .exclude(phone="")
+                .order_by("pk")
+                .values_list("pk", "phone")[:batch]
+            )
+            if not rows:
+                return done
+            update_rows([Contact(pk=pk, phone=phone) for pk, phone in rows], ["phone"])
+            done, last = done + len(rows), rows[-1][0]

@@ -7,7 +7,6 @@ import pytest
 from django.core.exceptions import FieldError, ImproperlyConfigured
 from django.db import connection
 from django.test import override_settings
-from django_scopes import scopes_disabled
 
 from channels_app.models import Message, Suppression
 from compliance.models import ConsentRecord
@@ -23,6 +22,7 @@ from marketing.field_encryption import (
     phone_index,
 )
 from marketing.models import Contact
+from marketing.tenancy import org_context
 from tests.factories import ContactFactory
 
 PHONE = "+4915112345678"
@@ -403,16 +403,17 @@ def test_phones_written_in_clear_by_raw_sql_are_encrypted_for_one_org(org, other
     from marketing.key_rotation import contacts_phones_encrypt
 
     mine = ContactFactory(org=org, phone="")
-    with scopes_disabled():
-        theirs = ContactFactory(org=other_org, phone="")
+    theirs = ContactFactory(org=other_org, phone="")
     for contact in (mine, theirs):
-        raw("UPDATE marketing_contact SET phone = %s WHERE id = %s RETURNING id", [PHONE, contact.pk])
+        with org_context(contact.org):
+            raw("UPDATE marketing_contact SET phone = %s WHERE id = %s RETURNING id", [PHONE, contact.pk])
 
     assert contacts_phones_encrypt(org=org) == 1
 
     phone, index = stored_phone(mine)
     assert phone.startswith("enc1:") and index == phone_index(PHONE)
-    assert stored_phone(theirs) == (PHONE, "")  # another org's rows are not touched
+    with org_context(other_org):
+        assert stored_phone(theirs) == (PHONE, "")  # another org's rows are not touched
 
 
 def test_the_outbox_finds_texts_by_the_whole_number_and_emails_by_part_of_the_address(org, member_factory):
