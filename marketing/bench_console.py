@@ -37,6 +37,7 @@ from marketing.bench import (
     vacuum_analyze,
 )
 from marketing.models import Membership, Organization, Role, User
+from marketing.tenancy import org_context
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -185,11 +186,12 @@ class ConsoleScenario(Scenario):
             raise CommandError("bench console generates its data in PostgreSQL; set DATABASE_URL=postgres://…")
         sizes = {"contacts": options["contacts"], "workflows": options["workflows"], "step_runs": options["step_runs"]}
         org, seeded_s = self._data(sizes, fresh=options["fresh"], progress=progress)
-        users = self._users(org)
-        canvas_ids = self._canvas_workflows(org, options["canvas_steps"], users["admin"])
+        with org_context(org):  # row-level security: the app role reads and writes only this org's rows
+            users = self._users(org)
+            canvas_ids = self._canvas_workflows(org, options["canvas_steps"], users["admin"])
+            pages = self._pages(org, users, canvas_ids)
         checkpoint()
         slow = []
-        pages = self._pages(org, users, canvas_ids)
         advance = progress("requesting pages", len(pages))
         with override_settings(ALLOWED_HOSTS=["testserver"], SECURE_SSL_REDIRECT=False):
             for role, name, url in pages:
@@ -214,7 +216,7 @@ class ConsoleScenario(Scenario):
     # -- data ----------------------------------------------------------------------------------
 
     def org_empty(self, org: Organization) -> None:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with org_context(org), transaction.atomic(), connection.cursor() as cursor:
             # A workflow points at its live version: unlinked first, so the versions can go.
             cursor.execute("UPDATE workflows_workflow SET live_version_id = NULL WHERE org_id = %s", [org.pk])
             for table in self.org_tables:
@@ -233,12 +235,15 @@ class ConsoleScenario(Scenario):
         return found
 
     def _data(self, sizes: dict, *, fresh: bool, progress) -> tuple[Organization, float]:
-        """The org's data as ``sizes`` asks, generated unless an earlier run left exactly that."""
+        """The org's data as ``sizes`` asks, generated unless an earlier run left exactly that.
+        Generated in the org's context: row-level security accepts only the current org's rows."""
         org = Organization.objects.filter(slug=self.org_slug).first()
         if org and not fresh:
-            self._canvas_delete(org)
+            with org_context(org):
+                self._canvas_delete(org)
+                present = self._present(org)
             # The canvas workflows' step runs (none) aside, what a run leaves is what it made.
-            if self._present(org) == {**sizes, "step_runs": sizes["step_runs"] // 5 * 5}:
+            if present == {**sizes, "step_runs": sizes["step_runs"] // 5 * 5}:
                 return org, 0.0
         org = self.org_fresh()
         steps = [
@@ -253,7 +258,7 @@ class ConsoleScenario(Scenario):
         advance = progress("generating the console's data", len(steps) + 1)
         start = time.perf_counter()
         for _label, step in steps:
-            with transaction.atomic(), connection.cursor() as cursor:
+            with org_context(org), transaction.atomic(), connection.cursor() as cursor:
                 step(cursor, org, sizes)
             advance(1)
         vacuum_analyze(*SEEDED_TABLES)
@@ -476,7 +481,7 @@ class ConsoleScenario(Scenario):
             user, _ = User.objects.get_or_create(
                 username=f"bench-console-{role.value}", defaults={"email": f"{role.value}@console.bench"}
             )
-            Membership.objects.with_scopes_disabled().update_or_create(org=org, user=user, defaults={"role": role})
+            Membership.objects.update_or_create(org=org, user=user, defaults={"role": role})
             users[role.value] = user
         with connection.cursor() as cursor:  # the sales rep's queue: half the open handoffs, given once
             cursor.execute(
