@@ -74,7 +74,7 @@ def contact_erase(*, contact: Contact, by: User | None = None, reason: str = "")
     """Erases a contact everywhere, in one transaction: every source deletes or anonymises its
     rows (consent records and data-subject requests stay, anonymised, as the record of what was
     given and done), the contact row goes last, the console's change log about it is redacted,
-    and its email and phone are kept only as keyed hashes (``ErasedIdentity`` rows; the
+    and its email, phone and user id are kept only as keyed hashes (``ErasedIdentity`` rows; the
     suppressions source adds hashed suppressions). After the commit its import files are
     rewritten and its cache keys deleted. ``reason`` goes to the log, never a personal value.
     """
@@ -83,7 +83,11 @@ def contact_erase(*, contact: Contact, by: User | None = None, reason: str = "")
     with org_context(org), transaction.atomic():
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
         cache_keys = []
-        for kind, value in ((erased_identities.EMAIL, contact.email), (erased_identities.PHONE, contact.phone)):
+        for kind, value in (
+            (erased_identities.EMAIL, contact.email),
+            (erased_identities.PHONE, contact.phone),
+            (erased_identities.USER_ID, contact.external_id),
+        ):
             if value:
                 erasure.identities.append(erased_identities.record(org=org, kind=kind, value=value))
         _log_entries_redact(contact)

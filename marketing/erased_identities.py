@@ -1,7 +1,9 @@
-"""Erased identities: the emails and phones erased at the person's request, kept as keyed hashes.
+"""Erased identities: the emails, phones and user ids erased at the person's request, kept as
+keyed hashes.
 
 After an erasure nothing readable of the person may stay, yet the product must recognise them
-when their address comes back (an import, a form, an identify call) and refuse to store it. So
+when their address or their user id (Segment's ``userId``, the contact's ``external_id``) comes
+back (an import, a form, an identify or track call) and refuse to store it. So
 erasure keeps an HMAC-SHA256 of the normalised address under ``settings.ERASURE_HASH_KEY``: a
 plain SHA-256 of an email can be reversed by hashing a list of known addresses; a keyed one
 cannot without the key. The key is never rotated (old hashes must keep matching); new keys are
@@ -20,6 +22,7 @@ from marketing.phone_numbers import normalise_phone
 
 EMAIL = ErasedIdentity.Kind.EMAIL
 PHONE = ErasedIdentity.Kind.PHONE
+USER_ID = ErasedIdentity.Kind.USER_ID
 
 # Why a server-side caller (a server key, an import, the console) gets nothing stored.
 ERASED = "erased at the person's request (data-subject request)"
@@ -36,9 +39,12 @@ def refusal(*, public: bool) -> str:
 
 
 def normalised(kind: str, value: str, *, default_country: str | None = None) -> str:
-    """The form a value is hashed in: emails as stored (lower-cased), phones as E.164. A value that
-    does not parse is hashed stripped (and lower-cased), so the same text always gives one hash."""
+    """The form a value is hashed in: emails as stored (lower-cased), phones as E.164, user ids
+    as given (stripped). A value that does not parse is hashed stripped (and lower-cased), so the
+    same text always gives one hash."""
     value = (value or "").strip()
+    if kind == USER_ID:
+        return value
     try:
         if kind == EMAIL:
             return normalise_email(value)
@@ -60,7 +66,7 @@ def digests(kind: str, value: str, *, default_country: str | None = None) -> lis
 
 
 def is_erased(*, org: Organization, kind: str, value: str | None) -> bool:
-    """Whether this email or phone was erased in the org (one indexed query; False for an empty value)."""
+    """Whether this email, phone or user id was erased in the org (one indexed query; False for an empty value)."""
     if not value or not str(value).strip():
         return False
     hashes = digests(kind, value, default_country=org.default_country)
@@ -68,9 +74,10 @@ def is_erased(*, org: Organization, kind: str, value: str | None) -> bool:
 
 
 def erased_values(*, org: Organization, kind: str, values) -> set[str]:
-    """Which of these values (emails, or E.164 phones) were erased in the org: one query for a batch."""
+    """Which of these values (emails, E.164 phones or user ids) were erased in the org: one query
+    for a batch."""
     by_hash = {}
-    for value in {v for v in values if v}:
+    for value in {str(v) for v in values if v}:
         for hashed in digests(kind, value, default_country=org.default_country):
             by_hash[hashed] = value
     if not by_hash:
@@ -84,17 +91,21 @@ def erased_emails(*, org: Organization, emails) -> set[str]:
     return erased_values(org=org, kind=EMAIL, values=emails)
 
 
-def erased_field(*, org: Organization, email: str | None = None, phone: str | None = None) -> str | None:
-    """ "email" or "phone" when that value was erased in the org (email first), else None."""
+def erased_field(
+    *, org: Organization, email: str | None = None, phone: str | None = None, user_id: str | None = None
+) -> str | None:
+    """ "email", "phone" or "user_id" when that value was erased in the org (in that order), else None."""
     if email and is_erased(org=org, kind=EMAIL, value=email):
         return "email"
     if phone and is_erased(org=org, kind=PHONE, value=phone):
         return "phone"
+    if user_id and is_erased(org=org, kind=USER_ID, value=user_id):
+        return "user_id"
     return None
 
 
 def record(*, org: Organization, kind: str, value: str) -> ErasedIdentity:
-    """Records an erased email or phone (under the newest key); recording it twice is harmless."""
+    """Records an erased email, phone or user id (under the newest key); recording it twice is harmless."""
     identity, _ = ErasedIdentity.objects.with_scopes_disabled().get_or_create(
         org=org, kind=kind, digest=digest(kind, value, default_country=org.default_country)
     )

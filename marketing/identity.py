@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from marketing.bulk_sql import insert_returning
 from marketing.email_addresses import normalise_email
-from marketing.erased_identities import EMAIL, erased_emails, is_erased, refusal
+from marketing.erased_identities import EMAIL, USER_ID, erased_emails, erased_values, is_erased, refusal
 from marketing.models import (
     AnonymousId,
     ApiKey,
@@ -253,6 +253,8 @@ def contact_identify(
     if ref.email and is_erased(org=org, kind=EMAIL, value=ref.email):
         # Callers check first and say so per item; this keeps any other caller from storing it.
         raise ValidationError({"email": refusal(public=trust is Trust.PUBLIC)})
+    if ref.external_id and is_erased(org=org, kind=USER_ID, value=ref.external_id):
+        raise ValidationError({"external_id": refusal(public=trust is Trust.PUBLIC)})
     with transaction.atomic():
         found = _contacts_named_by(org, ref)
         if not found:
@@ -447,6 +449,7 @@ def contacts_resolve(
     """
     unique = list({ref.key(): ref for ref in refs}.values())
     erased = erased_emails(org=org, emails={r.email for r in unique if r.email})
+    erased_user_ids = erased_values(org=org, kind=USER_ID, values={r.external_id for r in unique if r.external_id})
     by_id = set(
         Contact.objects.filter(org=org, pk__any_of=[r.contact_id for r in unique if r.contact_id]).values_list(
             "pk", flat=True
@@ -467,6 +470,9 @@ def contacts_resolve(
     for ref in unique:
         if ref.email in erased:
             errors[ref.key()] = {"email": refusal(public=trust is Trust.PUBLIC)}
+            continue
+        if ref.external_id in erased_user_ids:
+            errors[ref.key()] = {"external_id": refusal(public=trust is Trust.PUBLIC)}
             continue
         if ref.contact_id and ref.contact_id not in by_id:
             errors[ref.key()] = {"contact_id": f"No contact with id {ref.contact_id}."}

@@ -707,14 +707,15 @@ class SegmentMembership(TenantModel):
 
 
 class ErasedIdentity(TenantModel):
-    """An email or phone erased at the person's request, kept only as a keyed hash
-    (``marketing.erased_identities``): identify, imports and forms refuse to store it again."""
+    """An email, phone or user id erased at the person's request, kept only as a keyed hash
+    (``marketing.erased_identities``): identify, events, imports and forms refuse to store it again."""
 
     class Kind(models.TextChoices):
         EMAIL = "email", "Email"
         PHONE = "phone", "Phone"
+        USER_ID = "user_id", "User id"
 
-    kind = models.CharField(max_length=5, choices=Kind.choices)
+    kind = models.CharField(max_length=7, choices=Kind.choices)
     digest = models.CharField(max_length=64, help_text="HMAC-SHA256 of the normalised value under ERASURE_HASH_KEY.")
     created_at = models.DateTimeField(default=timezone.now)
 

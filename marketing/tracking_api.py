@@ -300,9 +300,9 @@ def _identify(org, message: dict, trust: Trust) -> dict:
     problems = properties_check(org=org, subject=PropertyDefinition.Subject.CONTACT, items=[properties])[0]
     if problems:
         return {"status": "error", "errors": {f"traits.{k.split('.', 1)[1]}": v for k, v in problems.items()}}
-    erased = erased_field(org=org, email=ref.email, phone=fields.get("phone"))
+    erased = erased_field(org=org, email=ref.email, phone=fields.get("phone"), user_id=ref.external_id)
     if erased:
-        where = email_field if erased == "email" else f"traits.{trait_of.get('phone', 'phone')}"
+        where = {"email": email_field, "user_id": "userId"}.get(erased, f"traits.{trait_of.get('phone', 'phone')}")
         return {"status": "error", "errors": {where: refusal(public=trust is Trust.PUBLIC)}}
     summary = {"call": "identify", "traits": sorted(str(key) for key in traits)[:50]}  # names, never values
     contact = contact_identify(org=org, ref=ref, reason="identify", trust=trust, summary=summary)

@@ -141,7 +141,8 @@ def test_erasure_leaves_no_trace_of_the_person_and_keeps_everyone_else(
     assert AutomationExecution.objects.filter(contact=None, error="").count() == 1
 
     # Keyed hashes: erased identities and suppressions, never the plain or unkeyed-hashed address.
-    assert set(ErasedIdentity.objects.values_list("kind", flat=True)) == {"email", "phone"}
+    assert set(ErasedIdentity.objects.values_list("kind", flat=True)) == {"email", "phone", "user_id"}
+    assert erased_identities.is_erased(org=org, kind="user_id", value="ext-zq-778")
     assert erased_identities.is_erased(org=org, kind="email", value=EMAIL.upper())
     assert erased_identities.is_erased(org=org, kind="phone", value="0151 98765432")
     assert not Suppression.objects.filter(reason="sms_stop").exists()  # the phone's blind-index row went too

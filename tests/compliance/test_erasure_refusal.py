@@ -174,3 +174,21 @@ def test_a_notice_to_the_erased_address_still_goes(org, erased, eager_tasks, dja
     notice.refresh_from_db()
     assert notice.status == "sent", notice.status_history
     assert mail.outbox[-1].to == [EMAIL]
+
+
+def test_the_user_id_of_an_erased_person_brings_no_contact_back(org, api_key, write_key):
+    contact = ContactFactory(org=org, email="uid.person@example.com", external_id="crm-42")
+    contact_erase(contact=contact)
+    identify = {"type": "identify", "userId": "crm-42", "traits": {"plan": "pro"}}
+    track = {"type": "track", "userId": "crm-42", "event": "Viewed", "messageId": "t-1"}
+    server = segment_call(api_key, "/v1/batch", {"batch": [identify, track]}).json()["results"]
+    public = segment_call(write_key, "/v1/batch", {"batch": [identify, {**track, "messageId": "t-2"}]}).json()[
+        "results"
+    ]
+    assert [r["status"] for r in server + public] == ["error"] * 4
+    assert server[0]["errors"] == server[1]["errors"] == {"userId": SERVER_REFUSAL}
+    assert public[0]["errors"] == public[1]["errors"] == {"userId": NOT_STORED}
+    assert not Contact.objects.exists()
+    # Another user id is stored as usual.
+    other = segment_call(api_key, "/v1/identify", {"userId": "crm-43", "traits": {"plan": "pro"}})
+    assert other.json()["status"] == "identified" and Contact.objects.get().external_id == "crm-43"
