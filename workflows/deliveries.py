@@ -10,6 +10,11 @@
    state wakes the run, which then takes ``next`` (with the response as the step's result) or
    ``on_error``.
 4. A row still ``sending`` after its lease (the sender died) is sent again with the same key.
+
+Row-level security (docs/tenancy.md, "Workers"): a task carries only the delivery's id, so its
+org is looked up through the system alias, and the claim, the call and the outcome then go as
+the app role in that org's context. The sweep resets and lists every org's rows as the system
+role, inside its own transaction.
 """
 
 import logging
@@ -19,7 +24,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from marketing.database_roles import system_alias, system_role
+from marketing.models import Organization
 from marketing.retries import backoff
+from marketing.tenancy import org_context
 from workflows.actions import PermanentError, RetryableError, actions
 from workflows.models import Delivery, InstanceStatus, WorkflowInstance
 
@@ -31,8 +39,23 @@ LOST_AFTER = timedelta(seconds=30)
 
 def delivery_send(*, delivery_id: int) -> str | None:
     """Sends one delivery if it is due and nobody else has it; returns its new status."""
+    org_id = (
+        Delivery.objects.with_scopes_disabled()
+        .using(system_alias())  # the org is not known yet
+        .filter(pk=delivery_id)
+        .values_list("org_id", flat=True)
+        .first()
+    )
+    if org_id is None:
+        return None
+    with org_context(Organization.objects.get(pk=org_id)):
+        return _send(delivery_id)
+
+
+def _send(delivery_id: int) -> str | None:
+    """``delivery_send`` in the delivery's org context."""
     now = timezone.now()
-    deliveries = Delivery.objects.with_scopes_disabled()
+    deliveries = Delivery.objects.all()
     claimed = deliveries.filter(pk=delivery_id, status=Delivery.Status.QUEUED, next_attempt_at__lte=now).update(
         status=Delivery.Status.SENDING, lease_until=now + LEASE, attempts=F("attempts") + 1
     )
@@ -72,7 +95,7 @@ def _finish(delivery: Delivery, status: str, *, response: dict | None = None, er
 
     now = timezone.now()
     with transaction.atomic():
-        Delivery.objects.with_scopes_disabled().filter(pk=delivery.pk).update(
+        Delivery.objects.filter(pk=delivery.pk).update(
             status=status,
             lease_until=None,
             response=response or {},
@@ -80,10 +103,8 @@ def _finish(delivery: Delivery, status: str, *, response: dict | None = None, er
             sent_at=now if status == Delivery.Status.SENT else None,
         )
         if delivery.instance_id:
-            woken = (
-                WorkflowInstance.objects.with_scopes_disabled()
-                .filter(pk=delivery.instance_id, status=InstanceStatus.WAITING)
-                .update(wake_at=now)
+            woken = WorkflowInstance.objects.filter(pk=delivery.instance_id, status=InstanceStatus.WAITING).update(
+                wake_at=now
             )
             if woken:
                 enqueue_on_commit(instances_run_due)
@@ -92,16 +113,17 @@ def _finish(delivery: Delivery, status: str, *, response: dict | None = None, er
 
 def deliveries_due(*, now=None, limit: int = 500) -> list[int]:
     """Deliveries to send again: leases expired (a dead sender) and queued ones whose task
-    was lost or whose backoff is over."""
+    was lost or whose backoff is over. Every org's: as the system role (a worker acting as app)."""
     now = now or timezone.now()
     deliveries = Delivery.objects.with_scopes_disabled()
-    expired = list(
-        deliveries.filter(status=Delivery.Status.SENDING, lease_until__lt=now).values_list("pk", flat=True)[:limit]
-    )
-    deliveries.filter(pk__in=expired, status=Delivery.Status.SENDING).update(
-        status=Delivery.Status.QUEUED, lease_until=None, next_attempt_at=now
-    )
-    lost = deliveries.filter(status=Delivery.Status.QUEUED, next_attempt_at__lte=now - LOST_AFTER).exclude(
-        pk__in=expired
-    )
-    return expired + list(lost.order_by("next_attempt_at").values_list("pk", flat=True)[: limit - len(expired)])
+    with transaction.atomic(), system_role():
+        expired = list(
+            deliveries.filter(status=Delivery.Status.SENDING, lease_until__lt=now).values_list("pk", flat=True)[:limit]
+        )
+        deliveries.filter(pk__in=expired, status=Delivery.Status.SENDING).update(
+            status=Delivery.Status.QUEUED, lease_until=None, next_attempt_at=now
+        )
+        lost = deliveries.filter(status=Delivery.Status.QUEUED, next_attempt_at__lte=now - LOST_AFTER).exclude(
+            pk__in=expired
+        )
+        return expired + list(lost.order_by("next_attempt_at").values_list("pk", flat=True)[: limit - len(expired)])
