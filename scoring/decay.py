@@ -282,13 +282,30 @@ def _decay_portable(
 
 def scores_decay_all_models(*, now: datetime | None = None) -> int:
     """Decays every active scoring model of every organisation (the daily job); returns the
-    number of contacts decayed. Each model runs as its org, in its own transaction."""
+    number of contacts decayed. Each model runs as its org, in its own transaction.
+
+    Which models are active is a look across orgs: it reads through the system alias
+    (docs/tenancy.md, "Workers"); each model is then read again and decayed as the app role, in
+    its org's context."""
+    from marketing.database_roles import system_alias
+    from marketing.models import Organization
     from marketing.tenancy import org_context
 
     now = now or timezone.now()
+    active = list(
+        ScoringModel.objects.with_scopes_disabled()
+        .using(system_alias())
+        .filter(active=True)
+        .order_by("pk")
+        .values_list("pk", "org_id")
+    )
+    orgs = Organization.objects.in_bulk({org_id for _, org_id in active})
     decayed = 0
-    for model in ScoringModel.objects.with_scopes_disabled().filter(active=True).select_related("org").order_by("pk"):
-        with org_context(model.org):
+    for pk, org_id in active:
+        with org_context(orgs[org_id]):
+            model = ScoringModel.objects.select_related("org").filter(pk=pk, active=True).first()
+            if model is None:  # deleted or switched off since
+                continue
             count = scores_decay(model=model, now=now)
         log.info("scoring.decay org=%s model=%s decayed=%s", model.org_id, model.pk, count)
         decayed += count

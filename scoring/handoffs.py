@@ -665,14 +665,16 @@ def handoffs_overdue_notify(*, org: Organization, now: datetime | None = None) -
 @shared_task(name="scoring.handoffs.handoffs_sweep")
 def handoffs_sweep() -> dict:
     """Beat: for every org with a handoff policy, hands over nurtured contacts and reminds reps of
-    overdue handoffs."""
+    overdue handoffs. Which orgs have a policy is a look across orgs, through the system alias
+    (docs/tenancy.md, "Workers"); each org's sweep then runs as the app role in its context."""
+    from marketing.database_roles import system_alias
     from marketing.tenancy import org_context
 
-    policies = list(HandoffPolicy.objects.with_scopes_disabled().select_related("org"))
+    org_ids = HandoffPolicy.objects.with_scopes_disabled().using(system_alias()).values_list("org_id", flat=True)
     made = reminded = 0
     now = timezone.now()
-    for policy in policies:
-        with org_context(policy.org):
-            made += len(handoffs_nurtured(org=policy.org, now=now))
-            reminded += handoffs_overdue_notify(org=policy.org, now=now)
+    for org in Organization.objects.filter(pk__in=list(org_ids)).order_by("pk"):
+        with org_context(org):
+            made += len(handoffs_nurtured(org=org, now=now))
+            reminded += handoffs_overdue_notify(org=org, now=now)
     return {"handed_off": made, "reminded": reminded}

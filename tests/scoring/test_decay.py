@@ -183,12 +183,13 @@ def test_the_daily_task_decays_every_model_of_every_org(model, other_org):
 
     assert scores_decay_all() == 2
 
-    with scopes_disabled():
+    with org_context(other_org):
         assert ContactScore.objects.get(model=theirs, contact=their_contact).score == 480
         assert Contact.objects.get(pk=their_contact.pk).score == 480
+        assert ScoreLedger.objects.get(contact=their_contact, reason="decay").org_id == other_org.pk
+    with scopes_disabled():
         assert ContactScore.objects.get(model=model, contact=contact).score == 290
         assert ContactScore.objects.get(model=idle_model, contact=contact).score == 300
-        assert ScoreLedger.objects.get(contact=their_contact, reason="decay").org_id == other_org.pk
 
 
 def test_the_daily_job_is_registered():

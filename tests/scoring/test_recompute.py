@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from django.db.models import Sum
 from django.utils import timezone
-from django_scopes import scopes_disabled
 
 from marketing.models import Contact, Event
 from marketing.tenancy import org_context
@@ -254,7 +253,7 @@ def test_another_orgs_contacts_are_left_alone(model, scored, pricing, other_org)
 
     scores_recompute(model=model)
 
-    with scopes_disabled():
+    with org_context(other_org):
         assert ContactScore.objects.get(contact=their_contact).score == 115
         assert not ScoreLedger.objects.filter(org=other_org, reason="recompute").exists()
 

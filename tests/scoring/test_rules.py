@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from marketing.models import Contact, Event
+from marketing.tenancy import org_context
 from scoring.demo import lead_score_model
 from scoring.models import ContactScore, Handoff, ScoreLedger, ScoringModel, ScoringRule
 from scoring.rules import events_score, score_adjust
@@ -355,7 +356,8 @@ def test_score_adjust_writes_a_manual_row_clamped_with_a_cap_row(org, model, con
 def test_score_adjust_needs_a_model_of_the_org(org, other_org, contact):
     with pytest.raises(ValidationError):
         score_adjust(org=org, contact=contact, delta=5, note="")
-    theirs = ScoringModel.objects.create(org=other_org, slug="x", name="x", is_default=True)
+    with org_context(other_org):
+        theirs = ScoringModel.objects.create(org=other_org, slug="x", name="x", is_default=True)
     with pytest.raises(ValidationError):
         score_adjust(org=org, contact=contact, model=theirs, delta=5, note="")
 
