@@ -149,7 +149,7 @@ class ScoringScenario(Scenario):
         if last < first:
             return
         advance = progress("generating active contacts" if active else "generating inactive contacts", 1)
-        with connection.cursor() as cursor:
+        with org_context(org), connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO marketing_contact (org_id, email, external_id, phone, first_name, last_name, job_title, "
                 "country, time_zone, locale, lifecycle_stage, lead_status, score, properties, created_at, "
@@ -166,7 +166,7 @@ class ScoringScenario(Scenario):
         advance(1)
 
     def _active_ids(self, org: Organization, active: int) -> list[int]:
-        with connection.cursor() as cursor:
+        with org_context(org), connection.cursor() as cursor:
             cursor.execute("SELECT id FROM marketing_contact WHERE org_id = %s ORDER BY id LIMIT %s", [org.pk, active])
             return [row[0] for row in cursor.fetchall()]
 
@@ -182,7 +182,7 @@ class ScoringScenario(Scenario):
             rows.append(
                 (org.pk, rng.choice(contact_ids), kind, props, rng.uniform(1, 25 * 86400), f"bench-{offset + i}")
             )
-        with connection.cursor() as cursor:
+        with org_context(org), connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO marketing_event (org_id, contact_id, type, properties, occurred_at, received_at, "
                 "source, message_id) SELECT r.org, r.contact, r.type, r.props, now() - make_interval(secs => r.ago), "
@@ -239,7 +239,7 @@ class ScoringScenario(Scenario):
                     events_score(org=org, events=chunk)
                 advance(len(chunk))
             direct_s = time.perf_counter() - start
-        with connection.cursor() as cursor:
+        with org_context(org), connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*), count(DISTINCT contact_id) FROM scoring_scoreledger WHERE org_id = %s", [org.pk]
             )
@@ -267,16 +267,17 @@ class ScoringScenario(Scenario):
         from marketing.tasks import dispatch_batch
         from scoring.models import ContactScore
 
+        # The batches and scores are read as the workers write them: in the bench org's context.
         with org_context(org):
             batches = [
                 DispatchBatch.objects.create(org=org, event_ids=event_ids[i : i + BATCH])
                 for i in range(0, len(event_ids), BATCH)
             ]
-        ids = [batch.pk for batch in batches]
-        pending = DispatchBatch.objects.with_scopes_disabled().filter(pk__in=ids)
+            ids = [batch.pk for batch in batches]
+            pending = DispatchBatch.objects.filter(pk__in=ids)
         advance = progress(f"dispatch on {workers} Celery workers", len(batches))
         app.control.purge()
-        with celery_worker(workers) as worker:
+        with org_context(org), celery_worker(workers) as worker:
             deadline = time.monotonic() + 60
             while not app.control.ping(timeout=0.5):
                 if worker.poll() is not None or time.monotonic() > deadline:
@@ -290,13 +291,11 @@ class ScoringScenario(Scenario):
             dispatch_s = time.perf_counter() - start
             # The contacts those batches changed (their default-model scores written since), each
             # predicted once since.
-            changed = ContactScore.objects.with_scopes_disabled().filter(
-                org=org, model__is_default=True, updated_at__gte=since
-            )
+            changed = ContactScore.objects.filter(org=org, model__is_default=True, updated_at__gte=since)
             predicted = changed.filter(predicted_at__gte=since)
             worker_wait(worker, predicted.count, changed.count(), lambda _n: None, interval=0.05)
             both_s = time.perf_counter() - start
-        attempts = sum(pending.values_list("attempts", flat=True))
+            attempts = sum(pending.values_list("attempts", flat=True))
         return {
             "dispatch_workers": workers,
             "workers_dispatch_events_per_s": round(len(event_ids) / dispatch_s),
@@ -310,7 +309,7 @@ class ScoringScenario(Scenario):
         from scoring.decay import scores_decay
 
         advance = progress("decay", 3)
-        with connection.cursor() as cursor:
+        with org_context(org), connection.cursor() as cursor:
             # One statement for both, so exactly the new score rows get their ledger row.
             cursor.execute(
                 "WITH s AS (INSERT INTO scoring_contactscore (org_id, contact_id, model_id, score, band, probability, "
@@ -377,7 +376,8 @@ class ScoringScenario(Scenario):
 
         def write_in_thread(ids: tuple[int, int]) -> None:
             try:
-                write(ids)
+                with org_context(org):  # a thread starts outside the caller's context
+                    write(ids)
             finally:
                 connection.close()
 
@@ -385,7 +385,8 @@ class ScoringScenario(Scenario):
             ranges = _id_ranges(model, parts)  # the decay's own split
         start = time.perf_counter()
         if parts == 1:
-            write(ranges[0])
+            with org_context(org):
+                write(ranges[0])
         else:
             with ThreadPoolExecutor(max_workers=parts) as pool:
                 list(pool.map(write_in_thread, ranges))
@@ -397,7 +398,7 @@ class ScoringScenario(Scenario):
         from scoring.predictive import TrainingDataError, predictive_model_train
 
         advance = progress("training", 1)
-        with connection.cursor() as cursor:
+        with org_context(org), connection.cursor() as cursor:
             cursor.execute(
                 "WITH intent AS (SELECT contact_id, count(*) FILTER (WHERE properties->>'path' = '/pricing' "
                 "OR properties->>'form' = 'trial' OR type = 'demo_requested') AS n FROM marketing_event "
