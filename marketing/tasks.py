@@ -44,13 +44,21 @@ def segments_check(*, org_id: int, contact_ids: list[int]) -> None:
 
 @shared_task(acks_late=True)
 def segments_recompute_all() -> int:
-    """Recomputes every dynamic segment (time moves rules like "days_since" and event windows)."""
-    from marketing.models import Segment
+    """Recomputes every dynamic segment (time moves rules like "days_since" and event windows).
+
+    Which orgs have dynamic segments is a look across orgs, through the system alias
+    (docs/tenancy.md, "Workers"); each org's segments are then read and recomputed as the app
+    role in its context."""
+    from marketing.database_roles import system_alias
+    from marketing.models import Organization, Segment
     from marketing.segments import segment_recompute
     from marketing.tenancy import org_context
 
-    segments = list(Segment.objects.with_scopes_disabled().filter(kind=Segment.Kind.DYNAMIC).select_related("org"))
-    for segment in segments:
-        with org_context(segment.org):
-            segment_recompute(segment=segment)
-    return len(segments)
+    dynamic = Segment.objects.with_scopes_disabled().using(system_alias()).filter(kind=Segment.Kind.DYNAMIC)
+    recomputed = 0
+    for org in Organization.objects.filter(pk__in=set(dynamic.values_list("org_id", flat=True))).order_by("pk"):
+        with org_context(org):
+            for segment in Segment.objects.filter(kind=Segment.Kind.DYNAMIC).select_related("org").order_by("pk"):
+                segment_recompute(segment=segment)
+                recomputed += 1
+    return recomputed

@@ -31,6 +31,7 @@ from marketing.models import (
     Role,
     Tag,
 )
+from marketing.tenancy import org_context
 from tests.factories import ContactFactory, ContactListFactory, OrganizationFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,7 +139,7 @@ def test_contacts_import_counts_rows_reports_each_bad_cell_and_updates_instead_o
     assert (old.first_name, old.lifecycle_stage) == ("Old", "customer")  # empty cells change nothing
     assert [t.name for t in old.tags.all()] == ["vip"]
     assert PropertyDefinition.objects.get(subject="contact", key="plan").source == "auto"
-    with scopes_disabled():
+    with org_context(other_org):
         theirs.refresh_from_db()
         assert (theirs.org_id, theirs.first_name) == (other_org.pk, "Theirs")  # another org's namesake
 
@@ -458,7 +459,7 @@ def test_100k_rows_import_in_bounded_memory(tmp_path, shared_database_url):
         rows = list(csv.DictReader(f))
     assert [int(r["row"]) for r in rows] == list(range(100, 100_001, 100))
     assert {r["column"] for r in rows} == {"email"}
-    with scopes_disabled():
+    with org_context(organization):
         assert Contact.objects.filter(org=organization).count() == 99_000
 
 
