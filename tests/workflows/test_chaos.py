@@ -121,7 +121,14 @@ def test_a_worker_killed_mid_batch_leaves_no_internal_side_effect_and_a_restart_
     )
     contacts = make_contacts(org, n, "kill")
     with psycopg.connect(services) as blocker, psycopg.connect(services, autocommit=True) as observer:
-        blocker.execute("SELECT id FROM workflows_workflow WHERE id = %s FOR UPDATE", [target.pk])
+        # The blocker acts for the org (what org_context sets): as the app role, row-level
+        # security shows a session no row without it, and there would be nothing to lock.
+        blocker.execute("SELECT set_config('app.org_id', %s, true)", [str(org.pk)])
+        locked = blocker.execute("SELECT id FROM workflows_workflow WHERE id = %s FOR UPDATE", [target.pk])
+        assert locked.fetchall() == [(target.pk,)]
+        # The observer watches as the login: pg_stat_activity shows what another session waits
+        # on only to a role with that session's login's privileges, which app acting has not.
+        observer.execute("SET ROLE NONE")
         assert workflow_enrol_manually(workflow=source, contact_ids=contacts) == n
         first = celery_worker(tmp_path, database_url=services, redis_url=settings.REDIS_URL, name="first")
         try:
