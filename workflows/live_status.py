@@ -48,16 +48,23 @@ def _send(groups: list[str], message: dict) -> None:
 
 def transitions_publish(transitions: dict[int, list[dict]], totals: dict[int, int] | None = None) -> None:
     """Sends each workflow's transitions of a committed batch (called after commit); ``totals``
-    counts them all where ``transitions`` keeps only the last few."""
+    counts them all where ``transitions`` keeps only the last few.
+
+    A batch spans orgs and runs after its transaction, in no org: each workflow's org is found
+    through the system alias, and its counts are read in that org's context (as the app role,
+    row-level security shows no org's rows without one)."""
+    from marketing.tenancy import org_context
     from workflows.models import Workflow
     from workflows.selectors import step_counts
 
-    org_of = dict(
-        Workflow.objects.with_scopes_disabled()
+    org_of = {
+        workflow.pk: workflow.org
+        for workflow in Workflow.objects.with_scopes_disabled()
         .using(system_alias())
         .filter(pk__in=list(transitions))
-        .values_list("pk", "org_id")
-    )
+        .select_related("org")
+        .only("pk", "org")
+    }
     for workflow_id, items in transitions.items():
         message = {
             "type": "workflow.status",
@@ -65,12 +72,14 @@ def transitions_publish(transitions: dict[int, list[dict]], totals: dict[int, in
             "transitions": items[-MAX_TRANSITIONS:],
             "total": (totals or {}).get(workflow_id, len(items)),
         }
+        org = org_of.get(workflow_id)
         try:
-            if cache.add(f"live-status-counts:{workflow_id}", 1, timeout=COUNTS_EVERY_S):
-                message["counts"] = step_counts(workflow_id=workflow_id)
+            if org is not None and cache.add(f"live-status-counts:{workflow_id}", 1, timeout=COUNTS_EVERY_S):
+                with org_context(org):
+                    message["counts"] = step_counts(workflow_id=workflow_id)
         except Exception:  # best effort, like the send: Redis down must not fail the worker
             logger.warning("live status counts failed workflow=%s", workflow_id, exc_info=True)
-        _send([workflow_group(workflow_id), org_group(org_of.get(workflow_id, 0))], message)
+        _send([workflow_group(workflow_id), org_group(org.pk if org is not None else 0)], message)
 
 
 def notification_publish(*, instance, step_id: str, message: str) -> None:
