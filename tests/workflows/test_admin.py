@@ -9,10 +9,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
-from django_scopes import scopes_disabled
 
 from marketing.models import Role
 from marketing.segments import segment_add_contacts
+from marketing.tenancy import org_context
 from tests.factories import ContactFactory, SegmentFactory
 from workflows.models import (
     Approval,
@@ -592,8 +592,8 @@ def test_a_scheduled_job_is_saved_with_its_periodic_task_and_errors_show_at_the_
 # --- tenancy -------------------------------------------------------------------------------------
 
 
-def test_another_orgs_workflows_and_runs_are_out_of_reach(org, console, running, theirs):
-    with scopes_disabled():
+def test_another_orgs_workflows_and_runs_are_out_of_reach(org, other_org, console, running, theirs):
+    with org_context(other_org):
         their_run = WorkflowInstance.objects.get(workflow=theirs)
 
     assert console.get(url("workflow_change", theirs.pk)).status_code == 302  # "does not exist"
@@ -603,7 +603,7 @@ def test_another_orgs_workflows_and_runs_are_out_of_reach(org, console, running,
     assert "Globex secret" not in lists and "secret@globex.example" not in runs
     act(console, "workflow", "archive", [theirs])
     act(console, "workflowinstance", "cancel", [their_run])
-    with scopes_disabled():
+    with org_context(other_org):
         theirs.refresh_from_db()
         their_run.refresh_from_db()
     assert theirs.status == Workflow.Status.ACTIVE

@@ -286,14 +286,14 @@ def call(client, method: str, url: str):
     return getattr(client, method)(url, {"name": "Hacked", "contact_ids": [1]}, content_type="application/json")
 
 
-def test_another_orgs_workflows_and_runs_are_404_everywhere(org, api, theirs):
+def test_another_orgs_workflows_and_runs_are_404_everywhere(org, other_org, api, theirs):
     workflow, instance, _ = theirs
 
     for method, url in endpoints(workflow.pk, instance.pk):
         assert call(api, method, url).status_code == 404, (method, url)
     assert api.get(WORKFLOWS).json()["count"] == 0
     assert api.get(INSTANCES).json()["count"] == 0
-    with scopes_disabled():
+    with org_context(other_org):
         workflow.refresh_from_db()
         instance.refresh_from_db()
     assert workflow.name == "Theirs" and workflow.status == "active"

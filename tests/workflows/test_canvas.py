@@ -368,7 +368,7 @@ def test_canvas_offers_the_orgs_event_types_as_the_person_types_one(org, other_o
     cookie = session_cookie(member_factory(org, Role.MARKETER, username="mara"), live_server)
     contact = ContactFactory(org=org)
     Event.objects.create(org=org, contact=contact, type="demo_booked", occurred_at=timezone.now(), message_id="d")
-    with scopes_disabled():
+    with org_context(other_org):
         theirs = ContactFactory(org=other_org)
         Event.objects.create(
             org=other_org, contact=theirs, type="their_event", occurred_at=timezone.now(), message_id="t"

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
-from django_scopes import scopes_disabled
 
 import tests.channels_app.conftest as channel_fixtures
 from channels_app.models import Destination, Message, MessageTemplate
@@ -43,7 +42,8 @@ def _use(api, template) -> dict:
 
 
 def test_the_api_lists_the_library(api, library, other_org):
-    library_install(org=other_org)
+    with org_context(other_org):
+        library_install(org=other_org)
 
     response = api.get(TEMPLATES)
 
@@ -115,11 +115,12 @@ def test_use_keeps_what_the_org_made_itself(org, library):
 
 
 def test_use_of_another_orgs_template_is_a_404(api, other_org):
-    library_install(org=other_org)
-    with scopes_disabled():
+    with org_context(other_org):
+        library_install(org=other_org)
         theirs = WorkflowTemplate.objects.filter(org=other_org).first()
 
-        assert api.post(f"{TEMPLATES}{theirs.pk}/use/", {}, content_type="application/json").status_code == 404
+    assert api.post(f"{TEMPLATES}{theirs.pk}/use/", {}, content_type="application/json").status_code == 404
+    with org_context(other_org):
         assert not Workflow.objects.filter(org=other_org).exists()
 
 

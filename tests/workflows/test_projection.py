@@ -12,6 +12,7 @@ from channels_app.outbox import _hashed
 from channels_app.template_versions import template_publish
 from compliance.services import consent_record
 from marketing.models import Contact, SegmentMembership
+from marketing.tenancy import org_context
 from tests.factories import ContactFactory, SegmentFactory
 from workflows.dry_run import workflow_dry_run
 from workflows.models import Workflow
@@ -241,6 +242,7 @@ def test_api_refuses_an_unknown_segment_and_a_bad_definition(org, other_org, api
 
 
 def test_another_orgs_workflow_is_not_found(other_org, api):
-    theirs = Workflow.objects.create(org=other_org, name="T", slug="t", draft_definition={"steps": []})
+    with org_context(other_org):
+        theirs = Workflow.objects.create(org=other_org, name="T", slug="t", draft_definition={"steps": []})
     response = api.post(f"/api/v1/workflows/{theirs.pk}/projection/", {"segment": "x"}, content_type="application/json")
     assert response.status_code == 404
