@@ -18,6 +18,11 @@
 Every write after the claim is conditional on ``status = sending`` and the claim's attempt
 number, so a sender that outlived its lease cannot overwrite the outcome of the one that took
 over.
+
+Row-level security (docs/tenancy.md, "Workers"): enqueueing runs in the caller's org context. A
+send task's ids may span orgs, so the claim (and ``messages_due``'s sweep) runs as the system
+role inside its transaction; each org's guards, provider calls and outcomes then go as the app
+role in that org's context.
 """
 
 import hashlib
@@ -41,6 +46,7 @@ from channels_app.providers import PermanentError, TransientError, provider_for
 from channels_app.rate_limits import rate_limit_wait
 from marketing import erased_identities
 from marketing.bulk_sql import JSONAppend, insert_returning, update_rows
+from marketing.database_roles import system_role
 from marketing.models import Contact, Organization
 from marketing.retries import backoff
 from marketing.tenancy import org_context
@@ -692,18 +698,14 @@ def _outcome_transaction():
 
 def _transition(message: Message, status: str, *, reason: str = "", now: datetime | None = None, **fields) -> bool:
     """Ends this claim: ``status`` with ``fields``, the history appended, only if the claim is
-    still ours (``sending`` at our attempt number)."""
+    still ours (``sending`` at our attempt number). Call in the message's org context."""
     now = now or timezone.now()
     with _outcome_transaction():
-        updated = (
-            Message.objects.with_scopes_disabled()
-            .filter(pk=message.pk, status=MessageStatus.SENDING, attempts=message.attempts)
-            .update(
-                status=status,
-                lease_until=None,
-                status_history=JSONAppend("status_history", _history(status, now, reason)),
-                **fields,
-            )
+        updated = Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING, attempts=message.attempts).update(
+            status=status,
+            lease_until=None,
+            status_history=JSONAppend("status_history", _history(status, now, reason)),
+            **fields,
         )
     if not updated:
         logger.warning("message claim lost id=%s attempt=%s status=%s", message.pk, message.attempts, status)
@@ -730,23 +732,27 @@ def message_send(*, message_id: int, now: datetime | None = None) -> str | None:
 def _claim(message_ids: list[int], now: datetime) -> list[Message]:
     """Moves the due ones of ``message_ids`` that nobody else holds to ``sending`` with a lease
     (one transaction: PostgreSQL skips rows another sender has locked; SQLite's IMMEDIATE
-    transactions serialise claims), and returns them with their org and contact."""
+    transactions serialise claims), and returns them with their org and contact.
+
+    The ids of one task may belong to several orgs: the claim locks, moves and reads them as the
+    system role (a worker acting as app, docs/tenancy.md "Workers"); what follows runs in each
+    message's org context."""
     messages = Message.objects.with_scopes_disabled()
     due = messages.filter(
         pk__in=message_ids, status__in=[MessageStatus.QUEUED, MessageStatus.HELD], next_attempt_at__lte=now
     )
-    with transaction.atomic():
+    with transaction.atomic(), system_role():
         ids = list(due.select_for_update(skip_locked=True, of=("self",)).values_list("pk", flat=True))
         if not ids:
             return []
         messages.filter(pk__in=ids).update(
             status=MessageStatus.SENDING, lease_until=now + LEASE, attempts=F("attempts") + 1
         )
-    return list(
-        messages.filter(pk__in=ids)
-        .select_related("org", "contact", "template_version__template__topic")  # the topic guard reads it
-        .order_by("pk")
-    )
+        return list(
+            messages.filter(pk__in=ids)
+            .select_related("org", "contact", "template_version__template__topic")  # the topic guard reads it
+            .order_by("pk")
+        )
 
 
 def messages_send(*, message_ids: list[int], now: datetime | None = None) -> dict[int, str]:
@@ -866,26 +872,28 @@ def _send_claimed(message: Message, now: datetime, guard: GuardVerdict, sessions
 def messages_due(*, now: datetime | None = None, limit: int = 500) -> list[int]:
     """Messages to send again: leases expired (a dead sender; back to ``queued``, same key — or
     ``failed`` once out of attempts), held ones whose window opened, and queued ones whose task
-    was lost or whose backoff is over."""
+    was lost or whose backoff is over. Every org's: as the system role (a worker acting as app,
+    docs/tenancy.md "Workers"), in one transaction."""
     now = now or timezone.now()
     messages = Message.objects.with_scopes_disabled()
-    expired = list(
-        messages.filter(status=MessageStatus.SENDING, lease_until__lt=now)
-        .order_by("lease_until")
-        .values_list("pk", "attempts")[:limit]
-    )
-    exhausted = [pk for pk, attempts in expired if attempts >= MAX_ATTEMPTS]
-    if exhausted:
-        messages.filter(pk__in=exhausted, status=MessageStatus.SENDING, lease_until__lt=now).update(
-            status=MessageStatus.FAILED,
-            lease_until=None,
-            error=f"the sender died during each of {MAX_ATTEMPTS} attempts",
+    with transaction.atomic(), system_role():
+        expired = list(
+            messages.filter(status=MessageStatus.SENDING, lease_until__lt=now)
+            .order_by("lease_until")
+            .values_list("pk", "attempts")[:limit]
         )
-    retry = [pk for pk, attempts in expired if attempts < MAX_ATTEMPTS]
-    messages.filter(pk__in=retry, status=MessageStatus.SENDING, lease_until__lt=now).update(
-        status=MessageStatus.QUEUED, lease_until=None, next_attempt_at=now
-    )
-    held = messages.filter(status=MessageStatus.HELD, next_attempt_at__lte=now)
-    lost = messages.filter(status=MessageStatus.QUEUED, next_attempt_at__lte=now - LOST_AFTER)
-    rest = (held | lost).exclude(pk__in=retry).order_by("next_attempt_at").values_list("pk", flat=True)
-    return retry + list(rest[: max(0, limit - len(retry))])
+        exhausted = [pk for pk, attempts in expired if attempts >= MAX_ATTEMPTS]
+        if exhausted:
+            messages.filter(pk__in=exhausted, status=MessageStatus.SENDING, lease_until__lt=now).update(
+                status=MessageStatus.FAILED,
+                lease_until=None,
+                error=f"the sender died during each of {MAX_ATTEMPTS} attempts",
+            )
+        retry = [pk for pk, attempts in expired if attempts < MAX_ATTEMPTS]
+        messages.filter(pk__in=retry, status=MessageStatus.SENDING, lease_until__lt=now).update(
+            status=MessageStatus.QUEUED, lease_until=None, next_attempt_at=now
+        )
+        held = messages.filter(status=MessageStatus.HELD, next_attempt_at__lte=now)
+        lost = messages.filter(status=MessageStatus.QUEUED, next_attempt_at__lte=now - LOST_AFTER)
+        rest = (held | lost).exclude(pk__in=retry).order_by("next_attempt_at").values_list("pk", flat=True)
+        return retry + list(rest[: max(0, limit - len(retry))])

@@ -136,10 +136,10 @@ class WebPush(Provider):
         return self.addresses([contact])[0]
 
     def addresses(self, contacts: list) -> list[str]:
-        """``push:N subscriptions`` per contact ("" without any): one query for the batch."""
+        """``push:N subscriptions`` per contact ("" without any): one query for the batch. Call in
+        the contacts' org context."""
         counts = dict(
-            PushSubscription.objects.with_scopes_disabled()
-            .filter(contact_id__in=[contact.pk for contact in contacts])
+            PushSubscription.objects.filter(contact_id__in=[contact.pk for contact in contacts])
             .values_list("contact_id")
             .annotate(count=Count("pk"))
             .values_list("contact_id", "count")
@@ -158,10 +158,10 @@ class WebPush(Provider):
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
     def send(self, message, session=None) -> str:
+        """Pushes ``message`` to each of its contact's subscriptions, in the message's org context
+        (the outbox's send runs there): gone ones are deleted, delivered ones marked used."""
         subscriptions = list(
-            PushSubscription.objects.with_scopes_disabled()
-            .filter(org_id=message.org_id, contact_id=message.contact_id)
-            .order_by("pk")
+            PushSubscription.objects.filter(org_id=message.org_id, contact_id=message.contact_id).order_by("pk")
         )
         if not subscriptions:
             raise PermanentError("the contact has no push subscriptions left (unsubscribed or expired)")
@@ -199,12 +199,10 @@ class WebPush(Provider):
             else:
                 (refusals if outcome[0] == "refused" else failures).append(outcome[1])
         if gone:
-            PushSubscription.objects.with_scopes_disabled().filter(pk__in=gone).delete()
+            PushSubscription.objects.filter(pk__in=gone).delete()
             logger.info("push subscriptions gone message=%s deleted=%d", message.pk, len(gone))
         if delivered:
-            PushSubscription.objects.with_scopes_disabled().filter(pk__in=[s.pk for s, _ in delivered]).update(
-                last_used_at=timezone.now()
-            )
+            PushSubscription.objects.filter(pk__in=[s.pk for s, _ in delivered]).update(last_used_at=timezone.now())
             if failures or refusals:
                 logger.warning("push partly failed message=%s errors=%s", message.pk, "; ".join(failures + refusals))
             return delivered[0][1]

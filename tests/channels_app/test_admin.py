@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from channels_app.models import Message, MessageTemplate, Suppression
 from marketing.models import Role
+from marketing.tenancy import org_context
 from tests.factories import ContactFactory
 
 
@@ -68,7 +69,8 @@ def test_publish_then_preview_for_a_real_contact(org, other_org, console):
     assert 'sandbox=""' in page and "Hello Ana" in page  # the HTML, escaped into the sandboxed frame
     assert "/m/c/" in page  # links tracked as when sent
     assert "No contact" in console.get(url + "?contact=nobody@example.com").content.decode()
-    theirs = MessageTemplate.objects.create(org=other_org, slug="x", name="x", channel="email", variants=VARIANTS)
+    with org_context(other_org):
+        theirs = MessageTemplate.objects.create(org=other_org, slug="x", name="x", channel="email", variants=VARIANTS)
     assert console.get(reverse("admin:channels_app_messagetemplate_preview", args=[theirs.pk])).status_code == 404
 
 

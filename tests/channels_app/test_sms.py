@@ -24,6 +24,7 @@ from channels_app.providers.sms import status_token_read
 from compliance.models import ConsentRecord
 from compliance.selectors import consent_states
 from compliance.services import consent_record
+from marketing.database_roles import system_alias
 from marketing.field_encryption import phone_index
 from marketing.models import Event
 from tests.factories import ContactFactory
@@ -441,12 +442,14 @@ def test_stop_acts_in_every_org_with_the_number_and_only_there(org, other_org, t
 
     text_in("Quit")
 
-    with scopes_disabled():
-        assert set(Suppression.objects.values_list("org_id", "address", "reason")) == {
+    with scopes_disabled():  # both orgs' rows: read through the system alias (row-level security)
+        suppressions = Suppression.objects.using(system_alias())
+        assert set(suppressions.values_list("org_id", "address", "reason")) == {
             (org.pk, phone_index(PHONE), "sms_stop"),
             (other_org.pk, phone_index(PHONE), "sms_stop"),
         }
-        withdrawn = set(ConsentRecord.objects.filter(purpose="sms", granted=False).values_list("contact_id", flat=True))
+        records = ConsentRecord.objects.using(system_alias()).filter(purpose="sms", granted=False)
+        withdrawn = set(records.values_list("contact_id", flat=True))
     assert withdrawn == {texter.pk, twin.pk} and stranger.pk not in withdrawn
 
 
