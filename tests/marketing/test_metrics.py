@@ -22,8 +22,8 @@ from marketing.metrics import counter_incr, counters_read, dispatch_backlog
 from marketing.models import DispatchBatch
 from tests.factories import ContactFactory
 from workflows.engine import advance_batch
-from workflows.metrics import instances_due
-from workflows.models import WorkflowInstance
+from workflows.metrics import deliveries_in_flight, instances_due
+from workflows.models import Delivery, WorkflowInstance
 from workflows.services import workflow_create, workflow_enrol, workflow_publish
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,6 +161,33 @@ def test_no_due_runs_is_a_backlog_of_zero_and_no_lag(db, scraper):
 
     assert counted(samples, "workflow_instances_due") == 0
     assert counted(samples, "workflow_wake_lag_seconds") == 0
+
+
+def test_outbound_calls_in_flight_give_the_backlog_and_expired_leases(org, other_org, scraper):
+    now = timezone.now()
+    for key, status, due, lease in (
+        ("d1", "queued", now - timedelta(minutes=2), None),
+        ("d2", "queued", now + timedelta(hours=1), None),  # backing off, not due yet
+        ("d3", "sending", now - timedelta(minutes=5), now - timedelta(seconds=10)),  # its sender died
+        ("d4", "sent", now - timedelta(hours=1), None),
+    ):
+        Delivery.objects.create(
+            org=org,
+            idempotency_key=key,
+            action="webhook",
+            request={},
+            status=status,
+            next_attempt_at=due,
+            lease_until=lease,
+        )
+
+    samples = scrape(scraper)
+
+    assert counted(samples, "workflow_deliveries", status="queued") == 2
+    assert counted(samples, "workflow_deliveries", status="sending") == 1
+    assert counted(samples, "workflow_deliveries_expired_leases") == 1
+    assert 120 <= counted(samples, "workflow_deliveries_oldest_due_age_seconds") < 180
+    assert deliveries_in_flight(now=now, org=other_org)["queued"] == {"count": 0, "oldest_due": None, "expired": 0}
 
 
 def test_messages_waiting_and_failed_are_counted_by_channel(org, other_org, scraper):
