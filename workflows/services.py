@@ -553,13 +553,20 @@ def library_content_install(*, org: Organization) -> dict:
 
 def date_triggers_enrol(*, now: datetime | None = None) -> int:
     """Enrols, in every active date-relative workflow of every org, the contacts whose moment
-    has come; each contact once per value of its date field."""
+    has come; each contact once per value of its date field.
+
+    The workflows of every org are found through the system alias (the beat's task runs in no
+    org, where the app role sees none); each one's contacts are read and enrolled in its org's
+    context."""
+    from marketing.database_roles import system_alias
     from marketing.tenancy import org_context
 
     now = now or timezone.now()
     started = 0
-    workflows = Workflow.objects.with_scopes_disabled().filter(
-        status=Workflow.Status.ACTIVE, trigger_type="date_relative"
+    workflows = (
+        Workflow.objects.with_scopes_disabled()
+        .using(system_alias())
+        .filter(status=Workflow.Status.ACTIVE, trigger_type="date_relative")
     )
     for workflow in workflows.select_related("org", "live_version"):
         config = workflow.live_version.definition["trigger"]

@@ -9,10 +9,11 @@ from marketing.dispatch import dispatch_batch_run
 from marketing.ingestion import events_ingest, events_validate
 from marketing.models import DispatchBatch, Event, PropertyDefinition
 from marketing.segments import segment_add_contacts
+from marketing.tenancy import no_org, org_context
 from tests.factories import ContactFactory, SegmentFactory
 from workflows.models import ScheduledJob, WorkflowInstance
 from workflows.scheduled_jobs import scheduled_job_run
-from workflows.services import date_triggers_enrol, workflow_enrol_manually
+from workflows.services import date_triggers_enrol, workflow_create, workflow_enrol_manually, workflow_publish
 
 LOG = [{"id": "log", "type": "action", "action": "log", "config": {"message": "hi"}, "next": None}]
 
@@ -125,6 +126,32 @@ def test_a_date_relative_trigger_enrols_n_days_before_the_date_once(org, publish
     assert list(WorkflowInstance.objects.values_list("contact_id", flat=True)) == [due.pk]
     assert date_triggers_enrol(now=datetime(2026, 12, 6, 11, 0, tzinfo=UTC)) == 1
     assert WorkflowInstance.objects.filter(contact=later).exists()
+
+
+def test_a_date_relative_trigger_enrols_in_every_orgs_workflows_each_in_its_org(org, other_org, publish):
+    """What the hourly beat does: run in no org, it finds the workflows of every org and
+    enrols each org's contacts in its own org."""
+    trigger = {"type": "date_relative", "field": "properties.trial_ends_at", "offset_days": -3}
+    ends = {"trial_ends_at": "2026-12-02T10:00:00Z"}
+    for each in (org, other_org):
+        with org_context(each):
+            PropertyDefinition.objects.create(
+                org=each, subject="contact", key="trial_ends_at", label="Trial ends", type="datetime"
+            )
+            ContactFactory(org=each, properties=ends)
+    publish(LOG, trigger=trigger)
+    with org_context(other_org):
+        theirs = workflow_create(
+            org=other_org, name="Theirs", slug="theirs", definition={"trigger": trigger, "steps": LOG}
+        )
+        workflow_publish(workflow=theirs)
+
+    with no_org():
+        assert date_triggers_enrol(now=datetime(2026, 11, 29, 12, 0, tzinfo=UTC)) == 2
+
+    for each in (org, other_org):
+        with org_context(each):
+            assert list(WorkflowInstance.objects.values_list("org_id", flat=True)) == [each.pk]
 
 
 def test_manual_enrolment_of_a_selection(org, publish, marketer):
