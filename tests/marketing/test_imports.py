@@ -31,7 +31,7 @@ from marketing.models import (
     Role,
     Tag,
 )
-from marketing.tenancy import org_context
+from marketing.tenancy import no_org, org_context
 from tests.factories import ContactFactory, ContactListFactory, OrganizationFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -425,6 +425,16 @@ def test_events_command_counts_reruns_as_already_stored(org, events_csv):
 
     assert "3 created, 0 already stored, 5 failed, 8 total" in first.getvalue()
     assert "0 created, 3 already stored, 5 failed, 8 total" in second.getvalue()
+
+
+def test_the_task_runs_a_job_it_knows_only_by_id(org, contacts_csv):
+    from marketing.tasks import import_run
+
+    job = import_job_create(org=org, kind=ImportJob.Kind.CONTACTS, path_or_file=contacts_csv, mapping=CONTACTS_MAPPING)
+    with no_org():  # a worker starts outside any org
+        import_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.rows_created, job.rows_updated, job.rows_failed) == ("done", 2, 2, 8)
 
 
 @pytest.mark.slow

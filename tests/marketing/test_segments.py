@@ -16,7 +16,9 @@ from marketing.segments import (
     segment_save,
     segments_affected,
 )
-from tests.factories import ContactFactory
+from marketing.tasks import segments_recompute_all
+from marketing.tenancy import no_org, org_context
+from tests.factories import ContactFactory, SegmentFactory
 
 GERMANS = {"==": [{"var": "country"}, "DE"]}
 ENGAGED = {">=": [{"event_count": ["page_view", None, 30]}, 2]}
@@ -58,6 +60,27 @@ def test_recompute_closes_departed_stays_opens_new_ones_and_emits_events(org):
     assert Event.objects.get(type="segment_entered").properties == {"segment": "germans", "segment_id": segment.pk}
     assert DispatchBatch.objects.count() == 2
     assert segment_recompute(segment=segment) == {"members": 1, "entered": 0, "exited": 0}
+
+
+def test_the_beat_job_recomputes_the_dynamic_segments_of_every_org(org, other_org):
+    """Beat runs it outside any org: it finds every org's dynamic segments itself."""
+    ana = ContactFactory(org=org, country="FR")
+    ours = segment_save(org=org, name="Germans", slug="germans", rule=GERMANS)
+    SegmentFactory(org=org)  # static: edited by hand, not recomputed
+    with org_context(other_org):
+        bo = ContactFactory(org=other_org, country="FR")
+        theirs = segment_save(org=other_org, name="Germans", slug="germans", rule=GERMANS)
+        bo.country = "DE"
+        bo.save()
+    ana.country = "DE"
+    ana.save()
+
+    with no_org():
+        assert segments_recompute_all() == 2
+
+    assert members(ours) == {ana.pk}
+    with org_context(other_org):
+        assert members(theirs) == {bo.pk}
 
 
 def test_coming_back_opens_a_second_stay(org):

@@ -530,17 +530,25 @@ def test_a_merge_moves_the_handoffs_and_keeps_one_live(org, reps):
     assert (kept_live.contact, kept_live.status) == (third, Handoff.Status.OPEN)
 
 
-def test_the_beat_job_sweeps_every_org_with_a_policy(org, reps):
+def test_the_beat_job_sweeps_every_org_with_a_policy(org, other_org, reps, member_factory):
     from marketing.schedules import SYSTEM_JOBS
+    from marketing.tenancy import no_org, org_context
     from scoring.handoffs import handoffs_sweep
 
     assert SYSTEM_JOBS["scoring: hand off nurtured contacts, remind overdue"][0] == "scoring.handoffs.handoffs_sweep"
-    policy = policy_for(org=org)
-    policy.nurture_days = 7
-    policy.save()
-    contact = make_contact(org, created_at=timezone.now() - timedelta(days=8))
-    assert handoffs_sweep()["handed_off"] == 1
-    assert Handoff.objects.get().contact == contact
+    member_factory(other_org, Role.SALES, username="their-rep")
+    contacts = {}
+    for each in (org, other_org):
+        with org_context(each):
+            policy = policy_for(org=each)
+            policy.nurture_days = 7
+            policy.save()
+            contacts[each.pk] = make_contact(each, created_at=timezone.now() - timedelta(days=8))
+    with no_org():  # beat runs it outside any org
+        assert handoffs_sweep()["handed_off"] == 2
+    assert Handoff.objects.get().contact == contacts[org.pk]
+    with org_context(other_org):
+        assert Handoff.objects.get().contact == contacts[other_org.pk]
 
 
 @pytest.mark.django_db(transaction=True)
