@@ -287,6 +287,7 @@ def test_a_run_a_batch_holds_gets_migrate_to_and_moves_at_its_next_claim(
 
     def hold():  # what a claiming batch does to the row, from another connection
         with psycopg.connect(shared_database_url) as other:
+            other.execute("SET LOCAL ROLE NONE")  # a claim runs as the worker's login (engine.advance_batch)
             other.execute("SELECT id FROM workflows_workflowinstance WHERE id = %s FOR UPDATE", [instance.pk])
             locked.set()
             release.wait(10)
