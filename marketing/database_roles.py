@@ -35,6 +35,17 @@ def system_alias() -> str:
     return "default" if same else SYSTEM
 
 
+def org_of(model, pk):
+    """The organisation of one tenant row of ``model``, found through the system alias: for a
+    task or a socket that names only the row, before its org is known. The row is then read
+    again, and its work done, as the app role in that org's ``org_context``. None when there is
+    no such row (deleted since)."""
+    from marketing.models import Organization
+
+    org_id = model._base_manager.using(system_alias()).filter(pk=pk).values_list("org_id", flat=True).first()
+    return None if org_id is None else Organization.objects.filter(pk=org_id).first()
+
+
 @contextmanager
 def system_role(using: str = "default") -> Iterator[None]:
     """Runs the block as the session's login role when the connection acts as another one.

@@ -36,7 +36,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from marketing.csv_export import csv_stream, csv_write
-from marketing.database_roles import system_alias
+from marketing.database_roles import org_of
 from marketing.email_addresses import normalise_email
 from marketing.erased_identities import EMAIL, NOT_IMPORTED, PHONE, erased_values, refusal
 from marketing.identity import Trust
@@ -316,9 +316,10 @@ def import_job_run(*, job_id: int, on_batch: Callable[[ImportJob], None] | None 
     """
     # The task names only the job: its org is looked up through the system alias, then the job
     # is read and run as the app role in that org's context (docs/tenancy.md, "Workers").
-    jobs = ImportJob.objects.with_scopes_disabled().using(system_alias())
-    org_id = jobs.values_list("org_id", flat=True).get(pk=job_id)
-    with org_context(Organization.objects.get(pk=org_id)):
+    org = org_of(ImportJob, job_id)
+    if org is None:
+        raise ImportJob.DoesNotExist(f"No import job {job_id}.")
+    with org_context(org):
         job = ImportJob.objects.select_related("org").get(pk=job_id)
         if job.status == ImportJob.Status.DONE:
             return job

@@ -20,24 +20,17 @@ def scores_recompute_model(model_id: int, replay_days: int = 0) -> dict:
 
     from django.utils import timezone
 
-    from marketing.database_roles import system_alias
-    from marketing.models import Organization
+    from marketing.database_roles import org_of
     from marketing.tenancy import org_context
     from scoring.models import ScoringModel
     from scoring.recompute import scores_recompute, scores_replay
 
     # The task names only the model: its org is looked up through the system alias, then the
     # model is read and recomputed as the app role in that org's context (docs/tenancy.md).
-    org_id = (
-        ScoringModel.objects.with_scopes_disabled()
-        .using(system_alias())
-        .filter(pk=model_id)
-        .values_list("org_id", flat=True)
-        .first()
-    )
-    if org_id is None:
+    org = org_of(ScoringModel, model_id)
+    if org is None:
         return {"model": None, "contacts": 0, "changed": 0}
-    with org_context(Organization.objects.get(pk=org_id)):
+    with org_context(org):
         model = ScoringModel.objects.select_related("org").filter(pk=model_id).first()
         if model is None:  # deleted since
             return {"model": None, "contacts": 0, "changed": 0}

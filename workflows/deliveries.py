@@ -24,8 +24,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from marketing.database_roles import system_alias, system_role
-from marketing.models import Organization
+from marketing.database_roles import org_of, system_role
 from marketing.retries import backoff
 from marketing.tenancy import org_context
 from workflows.actions import PermanentError, RetryableError, actions
@@ -39,16 +38,10 @@ LOST_AFTER = timedelta(seconds=30)
 
 def delivery_send(*, delivery_id: int) -> str | None:
     """Sends one delivery if it is due and nobody else has it; returns its new status."""
-    org_id = (
-        Delivery.objects.with_scopes_disabled()
-        .using(system_alias())  # the org is not known yet
-        .filter(pk=delivery_id)
-        .values_list("org_id", flat=True)
-        .first()
-    )
-    if org_id is None:
+    org = org_of(Delivery, delivery_id)  # the org is not known yet
+    if org is None:
         return None
-    with org_context(Organization.objects.get(pk=org_id)):
+    with org_context(org):
         return _send(delivery_id)
 
 

@@ -35,22 +35,15 @@ def scheduled_job_run(*, job_id: int) -> int:
     """One firing of a scheduled job (beat sends it on the job's schedule). The job's org is
     looked up through the system alias (beat names only the job); the job is then read and run
     as the app role in that org's context."""
-    from marketing.database_roles import system_alias
-    from marketing.models import Organization
+    from marketing.database_roles import org_of
     from marketing.tenancy import org_context
     from workflows.models import ScheduledJob
     from workflows.scheduled_jobs import scheduled_job_run as run
 
-    org_id = (
-        ScheduledJob.objects.with_scopes_disabled()
-        .using(system_alias())
-        .filter(pk=job_id)
-        .values_list("org_id", flat=True)
-        .first()
-    )
-    if org_id is None:
+    org = org_of(ScheduledJob, job_id)
+    if org is None:
         return 0
-    with org_context(Organization.objects.get(pk=org_id)):
+    with org_context(org):
         job = ScheduledJob.objects.filter(pk=job_id, enabled=True).first()
         return 0 if job is None else run(job=job)
 
