@@ -82,6 +82,8 @@ NOTICE_BLOCKS = BLOCKS_TRANSACTIONAL - {Suppression.Reason.ERASED}
 DEFAULT_QUIET_HOURS = {Channel.SMS: (time(21, 0), time(8, 0))}
 
 SEND, BLOCK, HOLD = "send", "block", "hold"
+# A message's outcomes: nothing more is done with it.
+DONE_STATUSES = {MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.BLOCKED}
 
 
 NAMES_WORD = re.compile(r"\b(tags|lists)\b")
@@ -785,12 +787,27 @@ def messages_send(*, message_ids: list[int], now: datetime | None = None) -> dic
                         results[message.pk] = _release(message, now)
                         continue
                     results[message.pk] = _send_claimed(message, now, verdicts[message.pk], sessions)
+                if notices:
+                    _erased_notices_forget(group[0].org, notices, results)
     finally:
         for sender, session in sessions.values():
             if session is not None:
                 sender.close_session(session)
         sends_count(messages=claimed, results=results)  # the outcomes recorded, even if one send crashed
     return results
+
+
+def _erased_notices_forget(org: Organization, notices: list[Message], results: dict[int, str]) -> int:
+    """A notice done with (sent, failed or blocked) whose address was erased keeps nothing of the
+    person: the answer to an erasure request is sent after the erasure, to the address it
+    erased, and would otherwise stay readable in the outbox. Its address, body and reason go,
+    as the erasure does with earlier mail; its status and times stay. Returns how many."""
+    done = [m for m in notices if results.get(m.pk) in DONE_STATUSES and m.to]
+    erased = erased_identities.erased_emails(org=org, emails={m.to for m in done}) if done else set()
+    forgotten = [m.pk for m in done if m.to in erased]
+    if forgotten:
+        Message.objects.filter(pk__in=forgotten).update(to="", content={}, error="")
+    return len(forgotten)
 
 
 def _release(message: Message, now: datetime) -> str:

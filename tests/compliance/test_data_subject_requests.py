@@ -395,6 +395,10 @@ def test_erasure_erases_the_contact_and_keeps_the_request_as_the_record(org, sen
     # The erased address is blocked for everything but the answers to its requests: this one.
     told = mail.outbox[-1]
     assert told.to == ["pat@example.com"] and "erased the personal data it held" in told.body
+    # Once sent, that answer keeps nothing of the person in the outbox either.
+    answer = Message.objects.get(idempotency_key=f"notice:dsar-completed:{request.pk}")
+    assert (answer.status, answer.to, answer.content, answer.error) == ("sent", "", {}, "")
+    assert not Message.objects.filter(to__icontains="pat@").exists()
 
 
 def test_an_archive_is_deleted_once_its_link_has_expired(org, sent, member_factory, settings, tmp_path):
