@@ -133,6 +133,13 @@ def write_key(org):
 
 
 @pytest.fixture
+def owner_database_url(shared_database_url):
+    """A DATABASE_URL of this test's database as the tables' owner: what ``migrate`` and the
+    owner-only commands (``audit_purge``) run with in production."""
+    return database_roles.owner_database_url() if database_roles.ENABLED else shared_database_url
+
+
+@pytest.fixture
 def shared_database_url():
     """A DATABASE_URL with which a subprocess (a worker, a command) reaches this test's database.
 

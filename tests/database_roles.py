@@ -91,6 +91,11 @@ def _url(credentials: dict, *, acting_as: str = "") -> str:
     return f"{url}?options={quote(f'-c role={acting_as}')}" if acting_as else url
 
 
+def owner_database_url() -> str:
+    """The test database as the owner (``OWNER_DATABASE_URL``'s login)."""
+    return _url(_credentials("OWNER_DATABASE_URL"))
+
+
 def worker_database_url() -> str:
     """The ``DATABASE_URL`` of a subprocess: what production gives a worker (docs/tenancy.md,
     "Workers"), the system role's login acting as the app role."""
